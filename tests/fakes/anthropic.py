@@ -1,0 +1,206 @@
+"""A fake Anthropic API: ``/v1/messages`` (JSON and SSE) and ``/v1/messages/count_tokens``.
+
+The provider base URL is ``fake.base_url`` (no ``/v1``): clients append ``/v1/messages``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Reply
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def _usage(r: Reply) -> dict[str, Any]:
+    """Anthropic counts input without cache reads and writes; the fake's Usage includes them."""
+    u = r.usage
+    return {
+        "input_tokens": max(0, u.prompt_tokens - u.cached_tokens - u.cache_write_tokens),
+        "cache_creation_input_tokens": u.cache_write_tokens,
+        "cache_read_input_tokens": u.cached_tokens,
+        "output_tokens": u.completion_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _content(r: Reply) -> list[dict[str, Any]]:
+    if r.tool_calls:
+        return [
+            {"type": "tool_use", "id": f"toolu_fake{i}", "name": name, "input": args}
+            for i, (name, args) in enumerate(r.tool_calls)
+        ]
+    return [{"type": "text", "text": r.text}]
+
+
+def _sse(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _count(value: Any) -> int:
+    """A deterministic stand-in for a tokenizer: about four characters a token."""
+    chars = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            chars += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return max(1, chars // 4)
+
+
+class FakeAnthropic(FakeUpstream):
+    """Speaks https://api.anthropic.com. Mount ``base_url`` as the provider URL."""
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> web.Response:
+        payload = body or orjson.dumps(
+            {
+                "type": "error",
+                "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message},
+                "request_id": f"req_fake{len(self.requests)}",
+            }
+        )
+        return web.Response(
+            status=status,
+            body=payload,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+
+    def check_headers(self, request: web.Request) -> web.Response | None:
+        if not request.headers.get("x-api-key"):
+            return self.error(401, "x-api-key header is required")
+        if not request.headers.get("anthropic-version"):
+            return self.error(400, "anthropic-version: header is required")
+        return None
+
+    async def count_tokens(self, request: web.Request) -> web.StreamResponse:
+        rec = await self.record(request)
+        bad = self.check_headers(request)
+        if bad is not None:
+            return bad
+        body = rec.body if isinstance(rec.body, dict) else {}
+        n = _count([body.get("system"), body.get("messages"), body.get("tools")])
+        return web.json_response({"input_tokens": n})
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        rec = await self.record(request)
+        bad = self.check_headers(request)
+        if bad is not None:
+            return bad
+        b = self.next_behavior()
+        if isinstance(b, Fail):
+            return self.error(b.status, b.message, b.headers, b.body)
+        if isinstance(b, Hang):
+            await self.hang(b)
+            return web.Response(status=504)
+        body = rec.body if isinstance(rec.body, dict) else {}
+        reply = b if isinstance(b, Reply) else Reply()
+        msg_id = f"msg_fake{len(self.requests)}"
+        headers = {"request-id": f"req_fake{len(self.requests)}"}
+        usage = _usage(reply)
+        stop_reason = "tool_use" if reply.tool_calls else "end_turn"
+        message = {
+            "id": msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "unknown"),
+            "content": _content(reply),
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return web.json_response(
+                message, headers=headers, dumps=lambda o: orjson.dumps(o).decode()
+            )
+
+        # The real stream announces input usage first and the cumulative output at the end.
+        start_usage = {**usage, "output_tokens": min(1, usage["output_tokens"])}
+        events: list[tuple[str, dict[str, Any]]] = [
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        **message,
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": start_usage,
+                    },
+                },
+            ),
+        ]
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                start: dict[str, Any] = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": w} for w in self.words(block["text"])]
+            else:
+                start = {**block, "input": {}}
+                args = orjson.dumps(block["input"]).decode()
+                deltas = [{"type": "input_json_delta", "partial_json": ""}] + [
+                    {"type": "input_json_delta", "partial_json": p} for p in self.words(args, 4)
+                ]
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
+            )
+            if index == 0:
+                events.append(("ping", {"type": "ping"}))
+            events.extend(
+                ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+                for d in deltas
+            )
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        events.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers}
+        )
+        await resp.prepare(request)
+        for i, (name, data) in enumerate(events):
+            if isinstance(b, DieMidStream) and i == b.after:
+                self.die(request)
+                return resp
+            await resp.write(_sse(name, data))
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+        await resp.write_eof()
+        return resp
