@@ -1,0 +1,197 @@
+"""create_app(config): routes, middleware, and one cleanup_ctx per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from aigw import providers as providers_mod
+from aigw.config import Config
+from aigw.errors import GatewayError, Wire, error_body
+from aigw.pipeline import handler as lifecycle
+from aigw.pipeline.account import Accountant, LedgerWriter
+from aigw.pipeline.authenticate import KeyCache
+from aigw.pipeline.context import new_request_id
+from aigw.pipeline.route import Router
+from aigw.pricing import PriceBook
+from aigw.providers import Provider
+from aigw.providers.http import new_session
+from aigw.store import Database, open_database
+
+log = logging.getLogger("aigw")
+
+
+@dataclass(eq=False)
+class Gateway:
+    """Everything a request needs, built once at start-up."""
+
+    config: Config
+    db: Database
+    keys: KeyCache
+    writer: LedgerWriter
+    accountant: Accountant
+    prices: PriceBook
+    session: aiohttp.ClientSession
+    providers: dict[str, Provider]
+    router: Router
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def max_body(self) -> int:
+        return int(self.config.server.max_request_mb * 1024 * 1024)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a background task and keep a reference to it (no orphan tasks)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def _catalog(prices: PriceBook) -> dict[str, list[str]]:
+    """Shipped model names per provider type, for GET /v1/models."""
+    out: dict[str, list[str]] = {}
+    for model, family in prices.shipped.providers.items():
+        out.setdefault(family, []).append(model)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _lifecycle(
+    config: Config, state_file: Path
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        db = await open_database(state_file, synchronous=config.ledger.synchronous)
+        try:
+            keys = KeyCache(db)
+            await keys.refresh()
+            prices = PriceBook(config.prices)
+            writer = LedgerWriter(db)
+            session = new_session(config.upstream.connect_timeout)
+            try:
+                provs = providers_mod.build(config, session, _catalog(prices))
+                gw = Gateway(
+                    config,
+                    db,
+                    keys,
+                    writer,
+                    Accountant(writer, prices),
+                    prices,
+                    session,
+                    provs,
+                    Router(config, provs),
+                )
+                app[GATEWAY] = gw
+                ledger_task = gw.spawn(writer.run(), "ledger-writer")
+                watcher = gw.spawn(keys.watch(), "key-watcher")
+                try:
+                    yield
+                finally:
+                    watcher.cancel()
+                    # Drain: every queued ledger row is committed before we exit.
+                    writer.close()
+                    await ledger_task
+            finally:
+                await session.close()
+        finally:
+            await db.close()
+
+    return ctx
+
+
+def _wire_for(path: str) -> Wire:
+    if path.startswith("/v1/messages"):
+        return Wire.ANTHROPIC
+    if (
+        path.startswith("/v1beta/")
+        or ":generateContent" in path
+        or ":streamGenerateContent" in path
+    ):
+        return Wire.GOOGLE
+    return Wire.OPENAI
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown routes and wrong methods answer in the client's error envelope."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        err = GatewayError(
+            exc.status,
+            f"{request.method} {request.path}: {exc.reason}.",
+            code="not_found" if exc.status == 404 else None,
+        )
+        headers = {"x-request-id": new_request_id()}
+        if exc.status == 405 and "Allow" in exc.headers:
+            headers["Allow"] = exc.headers["Allow"]
+        return web.Response(
+            status=exc.status,
+            body=error_body(err, _wire_for(request.path)),
+            content_type="application/json",
+            headers=headers,
+        )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"}, headers={"x-request-id": new_request_id()})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the state database answers and the ledger writer runs."""
+    gw = request.app[GATEWAY]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            await gw.db.fetchone("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"failing: {type(exc).__name__}"
+    alive = any(t.get_name() == "ledger-writer" and not t.done() for t in gw.tasks)
+    checks["ledger"] = "ok" if alive else "stopped"
+    ok = all(v == "ok" for v in checks.values())
+    body = {
+        "status": "ready" if ok else "not ready",
+        "checks": checks,
+        "providers": {
+            n: {"type": p.type, "key": p.key_source or "none"} for n, p in gw.providers.items()
+        },
+    }
+    return web.Response(
+        status=200 if ok else 503,
+        body=orjson.dumps(body),
+        content_type="application/json",
+        headers={"x-request-id": new_request_id()},
+    )
+
+
+def create_app(config: Config, state_file: Path) -> web.Application:
+    max_body = int(config.server.max_request_mb * 1024 * 1024)
+    app = web.Application(client_max_size=max_body, middlewares=[errors_middleware])
+    app.cleanup_ctx.append(_lifecycle(config, state_file))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/v1/chat/completions", lifecycle.chat_completions)
+    app.router.add_get("/v1/models", lifecycle.list_models)
+    return app
+
+
+def bound_port(site: web.TCPSite) -> int:
+    """The port a started site listens on (useful with port 0)."""
+    server: Any = site._server
+    return int(server.sockets[0].getsockname()[1])

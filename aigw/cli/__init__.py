@@ -1,0 +1,81 @@
+"""The `aigw` command line: a thin shell over the library.
+
+Commands live in one module per group. Core code raises aigw's own error types;
+:class:`AigwGroup` is the one place that turns them into a message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from aigw import __version__
+from aigw.cli.common import err_console
+from aigw.errors import AigwError
+
+
+class AigwGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AigwError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=AigwGroup,
+    help="aigw: an AI gateway. One process, one SQLite file, every provider behind one key.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aigw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Directory for config.toml and state.db (default: $AIGW_HOME, else the "
+            "platform's config and data dirs).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    if home is not None:
+        os.environ["AIGW_HOME"] = str(home)
+
+
+def _register() -> None:
+    from aigw.cli import demo, init, keys, manpage, providers, report, serve
+
+    app.command("init")(init.init)
+    app.add_typer(providers.app, name="providers")
+    app.add_typer(keys.app, name="keys")
+    app.command("serve")(serve.serve)
+    app.command("report")(report.report)
+    app.command("demo")(demo.demo)
+    app.command("man", hidden=True)(manpage.man)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="aigw")

@@ -1,0 +1,153 @@
+"""`aigw keys ...`: gateway keys for teams and apps."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from aigw.cli.common import console, iso, parse_duration, print_json, when, with_db
+from aigw.store import Database
+from aigw.store import keys as keystore
+from aigw.store.keys import KeyRecord
+
+app = typer.Typer(
+    help="Create, list, revoke and rotate gateway keys. A key is shown once; only its hash "
+    "is stored. Changes reach a running server within a second.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _as_dict(rec: KeyRecord, now: float, key: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": rec.id}
+    if key is not None:
+        out["key"] = key
+    out.update(
+        prefix=rec.prefix,
+        name=rec.name,
+        team=rec.team,
+        app=rec.app,
+        created_at=iso(rec.created_at),
+        expires_at=iso(rec.expires_at),
+        revoked_at=iso(rec.revoked_at),
+        replaced_by=rec.replaced_by,
+        state=rec.state(now),
+    )
+    return out
+
+
+def _show_new(key: str, rec: KeyRecord, title: str) -> None:
+    lines = [
+        f"[bold green]{key}[/]",
+        "",
+        "Store it now: it cannot be shown again.",
+        f"id {rec.id}   team {rec.team}   app {rec.app or '-'}   "
+        f"expires {when(rec.expires_at) if rec.expires_at else 'never'}",
+    ]
+    console.print(Panel("\n".join(lines), title=title, expand=False))
+
+
+@app.command("create")
+def create(
+    team: Annotated[
+        str, typer.Option("--team", help="Team the key belongs to (for limits and reports).")
+    ],
+    app_: Annotated[str | None, typer.Option("--app", help="Application using the key.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A label for humans.")] = None,
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Lifetime, e.g. 30d, 12h (default: never).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a gateway key and print it once."""
+    expires_at = time.time() + parse_duration(expires) if expires else None
+
+    async def run(db: Database) -> tuple[str, KeyRecord]:
+        return await keystore.create(db, team=team, app=app_, name=name, expires_at=expires_at)
+
+    key, rec = with_db(run)
+    if json:
+        print_json(_as_dict(rec, time.time(), key))
+    else:
+        _show_new(key, rec, "new gateway key")
+
+
+@app.command("list")
+def list_(
+    team: Annotated[str | None, typer.Option("--team", help="Only this team's keys.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List keys (ids and prefixes, never the keys)."""
+    records = with_db(keystore.list_all)
+    if team is not None:
+        records = [r for r in records if r.team == team]
+    now = time.time()
+    if json:
+        print_json([_as_dict(r, now) for r in records])
+        return
+    if not records:
+        console.print("no keys yet: aigw keys create --team TEAM")
+        return
+    table = Table("id", "prefix", "team", "app", "name", "created", "expires", "state")
+    colours = {"active": "green", "revoked": "red", "expired": "yellow"}
+    for r in records:
+        state = r.state(now)
+        table.add_row(
+            r.id,
+            r.prefix + "…",
+            r.team,
+            r.app or "-",
+            r.name or "-",
+            when(r.created_at),
+            when(r.expires_at),
+            f"[{colours[state]}]{state}[/]",
+        )
+    console.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `aigw keys list`).")],
+    json: JsonOpt = False,
+) -> None:
+    """Revoke a key at once."""
+
+    async def run(db: Database) -> KeyRecord:
+        return await keystore.revoke(db, key_id)
+
+    rec = with_db(run)
+    if json:
+        print_json(_as_dict(rec, time.time()))
+    else:
+        console.print(
+            f"[green]✓[/] revoked {rec.id} (team {rec.team}); a running server "
+            "refuses it within a second"
+        )
+
+
+@app.command("rotate")
+def rotate(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `aigw keys list`).")],
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long the old key keeps working, e.g. 1h, 0s.")
+    ] = "1h",
+    json: JsonOpt = False,
+) -> None:
+    """Issue a replacement key; the old one keeps working for the grace period."""
+    seconds = parse_duration(grace)
+
+    async def run(db: Database) -> tuple[str, KeyRecord, KeyRecord]:
+        return await keystore.rotate(db, key_id, grace=seconds)
+
+    key, new, old = with_db(run)
+    now = time.time()
+    if json:
+        print_json({**_as_dict(new, now, key), "old": _as_dict(old, now)})
+        return
+    _show_new(key, new, f"replacement for {old.id}")
+    console.print(f"the old key {old.id} works until {when(old.expires_at)}")

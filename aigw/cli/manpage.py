@@ -1,0 +1,110 @@
+"""Generate man/aigw.1 from the command tree, so the page cannot go stale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from aigw import __version__
+
+_INTRO = """\
+aigw is an AI gateway: one control point between an organisation's applications and
+LLM providers (OpenAI, Anthropic, Google Gemini and OpenAI-compatible servers).
+Applications keep their official SDKs and change only the base URL and the key.
+The gateway authenticates them with gateway keys, forwards their calls, and records
+what every call cost in a ledger kept in one SQLite file.
+"""
+
+_ENVIRONMENT = [
+    ("AIGW_HOME", "Directory holding config.toml and state.db; overrides the platform defaults."),
+    (
+        "AIGW_<NAME>_API_KEY",
+        "API key of provider NAME (upper-cased, non-alphanumerics as _). "
+        "Checked before the systemd credential and the OS keyring.",
+    ),
+    ("CREDENTIALS_DIRECTORY", "systemd credentials directory; aigw reads aigw-<name> from it."),
+]
+
+
+def _esc(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace("-", "\\-")
+    lines = []
+    for line in text.splitlines():
+        lines.append("\\&" + line if line.startswith((".", "'")) else line)
+    return "\n".join(lines)
+
+
+def _walk(cmd: Any, path: list[str]) -> list[tuple[list[str], Any]]:
+    out = [(path, cmd)]
+    for name in sorted(getattr(cmd, "commands", {}) or {}):
+        sub = cmd.commands[name]
+        if not sub.hidden:
+            out.extend(_walk(sub, [*path, name]))
+    return out
+
+
+def _options(cmd: Any) -> list[str]:
+    out: list[str] = []
+    for p in cmd.params:
+        if p.param_type_name == "argument" or "--help" in p.opts or "completion" in p.opts[0]:
+            continue
+        names = ", ".join(p.opts)
+        long = max(p.opts, key=len).lstrip("-").replace("-", "_")
+        metavar = "" if p.is_flag else " " + (p.metavar or long).upper()
+        out += [".TP", f"\\fB{_esc(names)}\\fR{_esc(metavar)}", _esc(p.help or "")]
+    return out
+
+
+def render() -> str:
+    """The roff source of aigw(1)."""
+    from aigw.cli import app
+
+    root = typer.main.get_command(app)
+    out = [
+        f'.TH AIGW 1 "" "aigw {__version__}" "User Commands"',
+        ".SH NAME",
+        "aigw \\- an AI gateway with keys, limits and a cost ledger in one process",
+        ".SH SYNOPSIS",
+        ".B aigw",
+        "[\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]...",
+        ".SH DESCRIPTION",
+        _esc(_INTRO),
+    ]
+    for path, cmd in _walk(root, []):
+        if not path:
+            out.append(".SH GLOBAL OPTIONS")
+            out.extend(_options(cmd))
+            out.append(".SH COMMANDS")
+            continue
+        has_children = bool(getattr(cmd, "commands", None))
+        out.append(".SS " + _esc("aigw " + " ".join(path)))
+        out.append(_esc((cmd.help or "").strip()))
+        if has_children:
+            continue
+        args = [p for p in cmd.params if p.param_type_name == "argument"]
+        if args:
+            out.append(".PP")
+            out.append("Arguments: " + _esc(" ".join(str(a.name).upper() for a in args)))
+        out.extend(_options(cmd))
+    out.append(".SH ENVIRONMENT")
+    for name, text in _ENVIRONMENT:
+        out += [".TP", f"\\fB{_esc(name)}\\fR", _esc(text)]
+    out += [
+        ".SH FILES",
+        ".TP",
+        "\\fIconfig.toml\\fR",
+        "Configuration: server, upstream timeouts, providers, model aliases, price overrides.",
+        ".TP",
+        "\\fIstate.db\\fR",
+        "SQLite state: gateway keys (hashed) and the cost ledger.",
+        ".SH SEE ALSO",
+        "The README at https://github.com/aigw/aigw",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def man() -> None:
+    """Print the man page (roff) generated from the command tree."""
+    typer.echo(render(), nl=False)

@@ -1,0 +1,107 @@
+"""`aigw report`."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aigw import report as report_mod
+from aigw.cli.common import console, parse_since, print_json, when, with_db
+from aigw.pricing import format_usd
+from aigw.store import Database
+
+
+class By(StrEnum):
+    team = "team"
+    app = "app"
+    key = "key"
+    model = "model"
+    provider = "provider"
+    day = "day"
+
+
+def report(
+    by: Annotated[By, typer.Option("--by", help="Group rows by this.")] = By.team,
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since", help="Start: a duration back from now (7d, 24h) or a date (2026-11-01)."
+        ),
+    ] = "7d",
+    until: Annotated[
+        str | None, typer.Option("--until", help="End (exclusive), same forms as --since.")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON list for scripts.")] = False,
+    csv_: Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets.")] = False,
+) -> None:
+    """Spend and usage from the ledger, grouped by team, app, key, model, provider or day."""
+    now = time.time()
+    start = parse_since(since, now)
+    end = parse_since(until, now) if until else None
+    group = str(by.value)
+
+    async def run(db: Database) -> report_mod.Report:
+        return await report_mod.build(db, by=group, since=start, until=end)
+
+    rep = with_db(run)
+    rows = [report_mod.row_dict(r, group) for r in rep.rows]
+    if json:
+        print_json(rows)
+        return
+    if csv_:
+        fields = [
+            "name",
+            "requests",
+            "errors",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "unpriced_requests",
+        ]
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
+        )
+        writer.writeheader()
+        for r, raw in zip(rows, rep.rows, strict=True):
+            writer.writerow({**r, "cost_usd": format_usd(raw.cost_nusd, 9)})
+        return
+    print_table(rep)
+
+
+def print_table(rep: report_mod.Report) -> None:
+    """The report as a rich table with a totals footer and an unpriced warning."""
+    group = rep.by
+    end = rep.until
+    title = f"spend by {group}, {when(rep.since)} – {when(end) if end else 'now'}"
+    table = Table(title=title, show_footer=True)
+    total = rep.total
+    table.add_column(group, footer="total")
+    table.add_column("requests", justify="right", footer=f"{total.requests:,}")
+    table.add_column("errors", justify="right", footer=f"{total.errors:,}")
+    table.add_column("prompt tok", justify="right", footer=f"{total.prompt_tokens:,}")
+    table.add_column("completion tok", justify="right", footer=f"{total.completion_tokens:,}")
+    table.add_column("cost USD", justify="right", footer=format_usd(total.cost_nusd))
+    table.add_column("unpriced", justify="right", footer=f"{total.unpriced:,}")
+    for r in rep.rows:
+        table.add_row(
+            r.name,
+            f"{r.requests:,}",
+            f"{r.errors:,}",
+            f"{r.prompt_tokens:,}",
+            f"{r.completion_tokens:,}",
+            format_usd(r.cost_nusd),
+            f"[yellow]{r.unpriced:,}[/]" if r.unpriced else "0",
+        )
+    console.print(table)
+    if total.unpriced:
+        console.print(
+            f"[yellow]{total.unpriced} request(s) used a model with no known price; "
+            'their tokens are counted but their cost is not. Add a [prices."MODEL"] '
+            "entry to config.toml.[/]"
+        )

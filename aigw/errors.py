@@ -1,0 +1,136 @@
+"""Error types and the three wire envelopes.
+
+Core code raises :class:`GatewayError` (to a client) or :class:`ConfigError` (to the
+operator). The HTTP layer renders a GatewayError in the envelope of the API the
+client speaks, so each official SDK raises its own proper exception type.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import orjson
+
+
+class AigwError(Exception):
+    """Base of every error aigw raises on purpose."""
+
+
+class ConfigError(AigwError):
+    """The configuration is invalid; the message names file, key and problem."""
+
+
+class StoreError(AigwError):
+    """The state database cannot be opened or is from a newer aigw."""
+
+
+class SecretError(AigwError):
+    """A provider key cannot be stored or read."""
+
+
+class Wire(Enum):
+    """The API family a client speaks; decides the error envelope."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GOOGLE = "google"
+
+
+class GatewayError(AigwError):
+    """An error returned to the client, in the envelope of the client's API.
+
+    ``type`` and ``code`` follow OpenAI's vocabulary; the Anthropic and Google
+    envelopes derive their own names from ``status``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
+    return GatewayError(400, message, param=param, code=code)
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    if status in _ANTHROPIC_TYPES:
+        return _ANTHROPIC_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def google_error_status(status: int) -> str:
+    if status in _GOOGLE_STATUS:
+        return _GOOGLE_STATUS[status]
+    return "INTERNAL" if status >= 500 else "FAILED_PRECONDITION"
+
+
+def error_payload(err: GatewayError, wire: Wire) -> dict[str, Any]:
+    """The error body a client of ``wire`` expects."""
+    if wire is Wire.ANTHROPIC:
+        return {
+            "type": "error",
+            "error": {"type": anthropic_error_type(err.status), "message": err.message},
+        }
+    if wire is Wire.GOOGLE:
+        return {
+            "error": {
+                "code": err.status,
+                "message": err.message,
+                "status": google_error_status(err.status),
+            }
+        }
+    return {
+        "error": {
+            "message": err.message,
+            "type": err.type,
+            "param": err.param,
+            "code": err.code,
+        }
+    }
+
+
+def error_body(err: GatewayError, wire: Wire) -> bytes:
+    return orjson.dumps(error_payload(err, wire))

@@ -1,0 +1,1 @@
+"""Client-facing wire formats: request validation and response encoding."""

@@ -1,0 +1,44 @@
+"""The per-request context the lifecycle steps share."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aigw.errors import Wire
+from aigw.usage import Usage
+
+if TYPE_CHECKING:
+    from aigw.pipeline.route import Target
+    from aigw.store.keys import KeyRecord
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+@dataclass(slots=True)
+class Context:
+    """Who is calling, what was asked, where it went and what it cost."""
+
+    wire: Wire
+    endpoint: str
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    ts: float = field(default_factory=time.time)
+    key: KeyRecord | None = None
+    body: dict[str, Any] | None = None
+    model: str | None = None  # as the client asked for it
+    stream: bool = False
+    target: Target | None = None
+    status: int = 200
+    usage: Usage | None = None
+    usage_estimated: bool = False
+    cost_nusd: int | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def latency_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)

@@ -1,0 +1,69 @@
+"""Configured providers: adapter (wire format) + transport (I/O) + key."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from aigw import secrets
+from aigw.config import Config, ProviderConfig
+from aigw.providers.base import ProviderAdapter, Transport
+
+log = logging.getLogger("aigw.providers")
+
+
+@dataclass(slots=True, eq=False)
+class Provider:
+    config: ProviderConfig
+    adapter: ProviderAdapter
+    transport: Transport
+    api_key: str | None = field(default=None, repr=False)
+    key_source: str | None = None
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def type(self) -> str:
+        return self.config.type
+
+    def known_models(self) -> list[str]:
+        return self.models
+
+
+def build(
+    config: Config, session: aiohttp.ClientSession, catalog: dict[str, list[str]]
+) -> dict[str, Provider]:
+    """One :class:`Provider` per configured provider; keys resolved now, once."""
+    from aigw.providers import mock, openai
+    from aigw.providers.http import HTTPTransport
+
+    http = HTTPTransport(session)
+    out: dict[str, Provider] = {}
+    for name, pc in config.providers.items():
+        if pc.type == "mock":
+            out[name] = Provider(
+                pc, openai.ADAPTER, mock.MockTransport(), None, None, list(mock.MODELS)
+            )
+            continue
+        found = secrets.lookup(name)
+        key, source = found if found else (None, None)
+        if key is None:
+            log.warning(
+                "provider %s has no API key (set %s, a systemd credential %s, or run "
+                "`aigw providers set-key %s`); calls go out unauthenticated",
+                name,
+                secrets.env_var_name(name),
+                secrets.credential_name(name),
+                name,
+            )
+        if pc.type == "openai":
+            adapter: ProviderAdapter = openai.ADAPTER
+        else:
+            raise NotImplementedError(pc.type)
+        out[name] = Provider(pc, adapter, http, key, source, catalog.get(pc.type, []))
+    return out

@@ -1,0 +1,104 @@
+"""Provider API keys: env var, then systemd credential, then the OS keyring.
+
+Keys never go into config.toml. The lookup order, first match wins:
+
+1. ``AIGW_<NAME>_API_KEY`` (NAME upper-cased, every non-alphanumeric -> ``_``)
+2. ``$CREDENTIALS_DIRECTORY/aigw-<name>`` (systemd ``LoadCredential=``)
+3. the OS keyring, service ``aigw``, user ``<name>``
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from aigw.errors import SecretError
+
+SERVICE = "aigw"
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
+
+
+def env_var_name(provider: str) -> str:
+    return f"AIGW_{_NON_ALNUM.sub('_', provider).upper()}_API_KEY"
+
+
+def credential_name(provider: str) -> str:
+    return f"aigw-{provider}"
+
+
+def lookup(provider: str) -> tuple[str, str] | None:
+    """Return (key, where-it-came-from) or None. Never logs the key."""
+    env = env_var_name(provider)
+    value: str | None = os.environ.get(env, "").strip()
+    if value:
+        return value, f"env {env}"
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        path = Path(cred_dir) / credential_name(provider)
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            value = ""
+        if value:
+            return value, f"systemd credential {path.name}"
+    value = _keyring_get(provider)
+    if value:
+        return value, "keyring"
+    return None
+
+
+def _no_backend_message() -> str:
+    return (
+        "no OS keyring backend is available on this machine (common on headless servers). "
+        "Give aigw the key another way: set the environment variable "
+        "AIGW_<NAME>_API_KEY, or a systemd credential (LoadCredential=aigw-<name>:/path), "
+        "or install a keyring backend (e.g. `pip install keyrings.alt`)."
+    )
+
+
+def _backend() -> object:
+    import keyring
+    from keyring.backends import fail
+
+    backend = keyring.get_keyring()
+    # The chainer with no usable members behaves like the fail backend.
+    if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
+        raise SecretError(_no_backend_message())
+    return backend
+
+
+def _keyring_get(provider: str) -> str | None:
+    try:
+        backend = _backend()
+        value = backend.get_password(SERVICE, provider)  # type: ignore[attr-defined]
+    except Exception:
+        # A broken or absent keyring only means "not found here".
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def store(provider: str, key: str) -> None:
+    """Save ``key`` in the OS keyring; SecretError with alternatives if impossible."""
+    if not key.strip():
+        raise SecretError("the key is empty; nothing was stored")
+    backend = _backend()
+    try:
+        backend.set_password(SERVICE, provider, key.strip())  # type: ignore[attr-defined]
+    except SecretError:
+        raise
+    except Exception as exc:
+        raise SecretError(
+            f"the OS keyring refused the key ({exc}). {_no_backend_message()}"
+        ) from exc
+
+
+def delete(provider: str) -> bool:
+    """Remove a stored key; True if one was removed."""
+    try:
+        backend = _backend()
+        backend.delete_password(SERVICE, provider)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return True

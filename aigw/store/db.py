@@ -1,0 +1,132 @@
+"""The connection owner: opens the SQLite file in WAL mode and applies migrations.
+
+One aiosqlite connection writes; a second one reads, so a long report never
+waits behind the ledger's group commits (WAL lets readers and a writer overlap).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from aigw.errors import StoreError
+from aigw.store.migrations import MIGRATIONS
+
+
+class Database:
+    """Owns the writer and reader connections of one state file."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self.writer = writer
+        self.reader = reader
+
+    async def close(self) -> None:
+        await self.reader.close()
+        await self.writer.close()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self.reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self.reader.execute(sql, params) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement on the writer, atomically (autocommit); returns rows changed."""
+        async with self.writer.execute(sql, params) as cur:
+            return cur.rowcount
+
+    async def transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements in one IMMEDIATE transaction."""
+        await self.writer.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                await self.writer.execute(sql, params)
+        except BaseException:
+            await self.writer.execute("ROLLBACK")
+            raise
+        await self.writer.execute("COMMIT")
+
+
+async def _connect(path: Path, synchronous: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+async def _migrate(conn: aiosqlite.Connection, path: Path) -> None:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    async with conn.execute("SELECT name FROM _migrations") as cur:
+        applied = {row[0] for row in await cur.fetchall()}
+    known = {name for name, _ in MIGRATIONS}
+    unknown = applied - known
+    if unknown:
+        raise StoreError(
+            f"{path}: written by a newer aigw (unknown migrations: {', '.join(sorted(unknown))}); "
+            "upgrade aigw to use it"
+        )
+    for name, sql in MIGRATIONS:
+        if name in applied:
+            continue
+        # One transaction per migration: executescript would commit on its own, so
+        # run the statements one by one inside BEGIN IMMEDIATE.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            async with conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)) as cur:
+                if await cur.fetchone() is not None:  # another process got there first
+                    await conn.execute("ROLLBACK")
+                    continue
+            for statement in _split(sql):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+            )
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements (triggers contain ';' inside BEGIN...END)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+async def open_database(path: Path, *, synchronous: str = "normal") -> Database:
+    """Open (creating if needed) and migrate the state file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path, synchronous)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
+    try:
+        await _migrate(writer, path)
+        reader = await _connect(path, synchronous)
+    except BaseException:
+        await writer.close()
+        raise
+    return Database(path, writer, reader)

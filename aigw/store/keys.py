@@ -1,0 +1,165 @@
+"""Gateway keys: only a sha256 of each key is stored; the key is shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from aigw.errors import AigwError
+from aigw.store.db import Database
+
+KEY_PREFIX = "gw-"
+
+
+class KeyNotFound(AigwError):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class KeyRecord:
+    id: str
+    hash: str
+    prefix: str
+    name: str | None
+    team: str
+    app: str | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    replaced_by: str | None
+
+    def state(self, now: float) -> str:
+        """``active``, ``revoked`` or ``expired`` at time ``now``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def _record(row: sqlite3.Row) -> KeyRecord:
+    return KeyRecord(
+        id=row["id"],
+        hash=row["hash"],
+        prefix=row["prefix"],
+        name=row["name"],
+        team=row["team"],
+        app=row["app"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        replaced_by=row["replaced_by"],
+    )
+
+
+_COLUMNS = "id, hash, prefix, name, team, app, created_at, expires_at, revoked_at, replaced_by"
+_INSERT = f"INSERT INTO keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _new_record(
+    *, team: str, app: str | None, name: str | None, expires_at: float | None
+) -> tuple[str, KeyRecord]:
+    key = new_key()
+    rec = KeyRecord(
+        id="key_" + secrets.token_hex(6),
+        hash=hash_key(key),
+        prefix=key[: len(KEY_PREFIX) + 6],
+        name=name,
+        team=team,
+        app=app,
+        created_at=time.time(),
+        expires_at=expires_at,
+        revoked_at=None,
+        replaced_by=None,
+    )
+    return key, rec
+
+
+def _params(r: KeyRecord) -> tuple[object, ...]:
+    return (
+        r.id,
+        r.hash,
+        r.prefix,
+        r.name,
+        r.team,
+        r.app,
+        r.created_at,
+        r.expires_at,
+        r.revoked_at,
+        r.replaced_by,
+    )
+
+
+async def create(
+    db: Database,
+    *,
+    team: str,
+    app: str | None = None,
+    name: str | None = None,
+    expires_at: float | None = None,
+) -> tuple[str, KeyRecord]:
+    """Create a key; returns (the key itself, its record). The key is not stored."""
+    key, rec = _new_record(team=team, app=app, name=name, expires_at=expires_at)
+    await db.execute(_INSERT, _params(rec))
+    return key, rec
+
+
+async def get(db: Database, key_id: str) -> KeyRecord:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM keys WHERE id = ?", (key_id,))
+    if row is None:
+        raise KeyNotFound(f"no key with id {key_id!r} (see `aigw keys list`)")
+    return _record(row)
+
+
+async def list_all(db: Database) -> list[KeyRecord]:
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM keys ORDER BY created_at")
+    return [_record(r) for r in rows]
+
+
+async def revoke(db: Database, key_id: str) -> KeyRecord:
+    rec = await get(db, key_id)
+    if rec.revoked_at is None:
+        await db.execute("UPDATE keys SET revoked_at = ? WHERE id = ?", (time.time(), key_id))
+    return await get(db, key_id)
+
+
+async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRecord, KeyRecord]:
+    """Issue a replacement key; the old one stops working after ``grace`` seconds.
+
+    Returns (new key, new record, old record as updated).
+    """
+    old = await get(db, key_id)
+    now = time.time()
+    if old.state(now) != "active":
+        raise AigwError(f"key {key_id} is {old.state(now)}; only an active key can be rotated")
+    key, rec = _new_record(team=old.team, app=old.app, name=old.name, expires_at=old.expires_at)
+    until = now + grace
+    # The old key ends at the grace deadline, or sooner if it was already due to expire.
+    old_end = until if old.expires_at is None else min(old.expires_at, until)
+    await db.transaction(
+        [
+            (_INSERT, _params(rec)),
+            (
+                "UPDATE keys SET expires_at = ?, replaced_by = ? WHERE id = ?",
+                (old_end, rec.id, old.id),
+            ),
+        ]
+    )
+    return key, rec, await get(db, key_id)
+
+
+async def generation(db: Database) -> int:
+    """A number that changes whenever any key changes."""
+    row = await db.fetchone("SELECT value FROM generation WHERE id = 1")
+    return int(row[0]) if row else 0

@@ -1,0 +1,122 @@
+"""The cost ledger: one row per call, appended in group commits."""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+
+from aigw.store.db import Database
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    ts: float
+    request_id: str
+    key_id: str | None
+    team: str | None
+    app: str | None
+    endpoint: str
+    model: str | None
+    provider: str | None
+    upstream_model: str | None
+    status: int
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    usage_estimated: bool
+    cost_nusd: int | None  # None: no price known for the model
+    latency_ms: int
+    error: str | None
+
+
+_NAMES = [f.name for f in fields(LedgerRow)]
+_ROW_SQL = "(" + ", ".join("?" * len(_NAMES)) + ")"
+# SQLite allows 32766 bound variables per statement; stay far below it.
+MAX_BATCH = 500
+
+
+async def append_many(db: Database, rows: list[LedgerRow]) -> None:
+    """Insert ``rows`` with one multi-row INSERT: atomic, one round trip, one commit."""
+    for start in range(0, len(rows), MAX_BATCH):
+        chunk = rows[start : start + MAX_BATCH]
+        sql = f"INSERT INTO ledger ({', '.join(_NAMES)}) VALUES " + ", ".join(
+            [_ROW_SQL] * len(chunk)
+        )
+        params: list[object] = []
+        for row in chunk:
+            params.extend(astuple(row))
+        await db.execute(sql, params)
+
+
+GROUPS = {
+    "team": "COALESCE(team, '-')",
+    "app": "COALESCE(app, '-')",
+    "key": "COALESCE(key_id, '-')",
+    "model": "COALESCE(model, '-')",
+    "provider": "COALESCE(provider, '-')",
+    "day": "date(ts, 'unixepoch')",
+}
+
+
+@dataclass(slots=True)
+class ReportRow:
+    name: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_nusd: int
+    unpriced: int
+
+
+async def summarize(
+    db: Database, *, by: str, since: float | None, until: float | None
+) -> list[ReportRow]:
+    """Totals per group. Costs are summed as integers, so they add up exactly."""
+    group = GROUPS[by]
+    where, params = ["1 = 1"], []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("ts < ?")
+        params.append(until)
+    order = "name" if by == "day" else "cost DESC, requests DESC, name"
+    sql = f"""
+        SELECT {group} AS name,
+               COUNT(*) AS requests,
+               SUM(status >= 400) AS errors,
+               SUM(prompt_tokens) AS prompt_tokens,
+               SUM(completion_tokens) AS completion_tokens,
+               SUM(COALESCE(cost_nusd, 0)) AS cost,
+               SUM(cost_nusd IS NULL) AS unpriced
+        FROM ledger WHERE {" AND ".join(where)}
+        GROUP BY name ORDER BY {order}
+    """
+    rows = await db.fetchall(sql, params)
+    return [
+        ReportRow(
+            r["name"],
+            r["requests"],
+            r["errors"],
+            r["prompt_tokens"],
+            r["completion_tokens"],
+            r["cost"],
+            r["unpriced"],
+        )
+        for r in rows
+    ]
+
+
+async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
+    rows = await db.fetchall(
+        f"SELECT {', '.join(_NAMES)} FROM ledger WHERE request_id = ?", (request_id,)
+    )
+    return [LedgerRow(**dict(r)) for r in rows]
+
+
+async def request_ids(db: Database) -> set[str]:
+    rows = await db.fetchall("SELECT request_id FROM ledger")
+    return {r[0] for r in rows}

@@ -1,0 +1,48 @@
+"""Shared pieces of the translators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+class TranslationError(ValueError):
+    """The request cannot be expressed for the target without changing its meaning.
+
+    The pipeline turns it into a 400 in the client's envelope, naming ``param``.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(slots=True)
+class Translated:
+    """A translated request body and the parameters dropped on the way.
+
+    Each warning is a short human sentence; the gateway returns them to the client
+    in ``x-aigw-warning`` headers.
+    """
+
+    body: JSON
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TranslateOptions:
+    """Knobs shared by all request translators.
+
+    ``strict``: when True, a parameter whose loss would change the meaning of the
+    request (``n > 1``, ``logprobs``, an unsupported response schema...) raises
+    :class:`TranslationError`; when False it is dropped with a warning instead.
+    Parameters whose loss does not change the meaning (``seed``, ``user``...) are
+    always dropped with a warning.
+    """
+
+    upstream_model: str
+    strict: bool = True
+    default_max_tokens: int = 4096

@@ -1,0 +1,118 @@
+"""Shared fixtures: an isolated AIGW_HOME, an in-memory keyring, fake providers and a
+gateway running on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import keyring
+import openai
+import pytest
+from aiohttp import web
+
+from aigw.app import GATEWAY, Gateway, bound_port, create_app
+from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
+from aigw.store import keys as keystore
+from tests.fakes.openai import FakeOpenAI
+from tests.memkeyring import MemoryKeyring
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("AIGW_HOME", str(home))
+    for var in list(__import__("os").environ):
+        if var.startswith("AIGW_") and var.endswith("_API_KEY"):
+            monkeypatch.delenv(var)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    previous = keyring.get_keyring()
+    MemoryKeyring.store = {}
+    keyring.set_keyring(MemoryKeyring())
+    yield home
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    fake = await FakeOpenAI().start()
+    yield fake
+    await fake.close()
+
+
+@dataclass
+class RunningGateway:
+    app: web.Application
+    runner: web.AppRunner
+    port: int
+    state_file: Path
+
+    @property
+    def gw(self) -> Gateway:
+        return self.app[GATEWAY]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def key(self, team: str = "team-a", app: str | None = "web", **kw: object) -> str:
+        """Create a key and wait until the server has loaded it."""
+        key, _ = await keystore.create(self.gw.db, team=team, app=app, **kw)  # type: ignore[arg-type]
+        await self.gw.keys.refresh()
+        return key
+
+    def openai(self, key: str, **kw: object) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]
+
+    async def settle(self) -> None:
+        """Let background work (ledger commits) finish."""
+        await asyncio.sleep(0)
+
+
+StartGateway = Callable[..., Awaitable[RunningGateway]]
+
+
+def provider_config(name: str, type_: str, base_url: str) -> ProviderConfig:
+    return ProviderConfig(name=name, type=type_, base_url=base_url)
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
+    started: list[web.AppRunner] = []
+
+    async def start(
+        providers: dict[str, tuple[str, str]] | None = None,
+        models: dict[str, tuple[str, str]] | None = None,
+        upstream: UpstreamConfig | None = None,
+        config: Config | None = None,
+    ) -> RunningGateway:
+        cfg = config or Config()
+        for name, (type_, url) in (providers or {}).items():
+            cfg.providers[name] = provider_config(name, type_, url)
+        for name, (prov, model) in (models or {}).items():
+            cfg.models[name] = ModelConfig(name, prov, model)
+        if upstream is not None:
+            cfg.upstream = upstream
+        state = tmp_path / f"state{len(started)}.db"
+        app = create_app(cfg, state)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        started.append(runner)
+        return RunningGateway(app, runner, bound_port(site), state)
+
+    yield start
+    for runner in reversed(started):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def gateway(start_gateway: StartGateway, fake_openai: FakeOpenAI) -> RunningGateway:
+    """A gateway with provider 'openai' -> the fake and the built-in 'mock' provider."""
+    return await start_gateway(
+        providers={"openai": ("openai", fake_openai.base_url + "/v1"), "mock": ("mock", "")},
+        models={"fast": ("openai", "gpt-4o-mini")},
+    )

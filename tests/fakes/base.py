@@ -1,0 +1,151 @@
+"""Scaffolding shared by the fake providers.
+
+A fake is a real aiohttp server on an ephemeral port. Tests script what the next
+calls do (reply, fail with a status and body, hang, die mid-stream) and read back
+every request it received, so they can check exactly what the gateway sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from aigw.usage import Usage
+
+
+@dataclass
+class Recorded:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Reply:
+    """A successful answer. ``tool_calls``: list of (name, arguments-dict)."""
+
+    text: str = "Hello from the fake provider."
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    usage: Usage = field(default_factory=lambda: Usage(prompt_tokens=11, completion_tokens=7))
+    # Stream only: pause this long between chunks (to test idle timeouts).
+    chunk_delay: float = 0.0
+
+
+@dataclass
+class Fail:
+    """An error response with the provider's own error body."""
+
+    status: int
+    message: str = "upstream failure"
+    headers: dict[str, str] = field(default_factory=dict)
+    # Raw body; when None the fake renders ``message`` in its provider's envelope.
+    body: bytes | None = None
+
+
+@dataclass
+class Hang:
+    """Accept the request and never answer (until the server closes)."""
+
+    seconds: float = 3600.0
+
+
+@dataclass
+class DieMidStream:
+    """Stream ``after`` chunks, then drop the connection without finishing."""
+
+    after: int = 2
+
+
+Behavior = Reply | Fail | Hang | DieMidStream
+
+
+class FakeUpstream:
+    """Base class: subclasses add routes speaking one provider's wire format."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.script: deque[Behavior] = deque()
+        self.default: Behavior = Reply()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.add_routes(self.app)
+
+    # -- for tests -------------------------------------------------------------
+    def then(self, *behaviors: Behavior) -> FakeUpstream:
+        """Queue behaviours for the next calls; afterwards ``default`` applies."""
+        self.script.extend(behaviors)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    async def start(self) -> FakeUpstream:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- for subclasses --------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def record(self, request: web.Request) -> Recorded:
+        raw = await request.read()
+        try:
+            import orjson
+
+            body: Any = orjson.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        rec = Recorded(
+            request.method, request.path, dict(request.query), dict(request.headers), body
+        )
+        self.requests.append(rec)
+        return rec
+
+    def next_behavior(self) -> Behavior:
+        return self.script.popleft() if self.script else self.default
+
+    @staticmethod
+    async def hang(b: Hang) -> None:
+        await asyncio.sleep(b.seconds)
+
+    @staticmethod
+    async def sse_start(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        return resp
+
+    @staticmethod
+    def die(request: web.Request) -> None:
+        """Drop the connection abruptly, as a crashed upstream would."""
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+
+    @staticmethod
+    def words(text: str, n: int = 3) -> list[str]:
+        """Split ``text`` into stream deltas of about ``n`` characters."""
+        return [text[i : i + n] for i in range(0, len(text), n)] or [""]
