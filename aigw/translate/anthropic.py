@@ -561,14 +561,15 @@ def _in_tool_loop(turns: list[JSON]) -> bool:
     return False
 
 
-def _max_tokens(req: JSON) -> tuple[int | None, str]:
+def _max_tokens(req: JSON) -> int | None:
+    """The client's output limit; ``max_completion_tokens`` supersedes ``max_tokens``."""
     for key in ("max_completion_tokens", "max_tokens"):
         value = req.get(key)
         if value is not None:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise _fail(f"{key} must be a positive integer", key)
-            return value, key
-    return None, ""
+            return value
+    return None
 
 
 def _sampling(req: JSON, body: JSON, ctx: _Ctx) -> None:
@@ -653,7 +654,7 @@ def chat_to_messages_request(req: JSON, opts: TranslateOptions) -> Translated:
     ctx = _Ctx(strict=opts.strict)
     system, turns = _convert_messages(req.get("messages"), ctx)
     body: JSON = {"model": opts.upstream_model}
-    explicit_max, _ = _max_tokens(req)
+    explicit_max = _max_tokens(req)
     max_tokens = explicit_max if explicit_max is not None else opts.default_max_tokens
     body["max_tokens"] = max_tokens
     if system:

@@ -1,6 +1,9 @@
 """A fake Anthropic API: ``/v1/messages`` (JSON and SSE) and ``/v1/messages/count_tokens``.
 
 The provider base URL is ``fake.base_url`` (no ``/v1``): clients append ``/v1/messages``.
+Requests need an ``anthropic-version`` header (400 otherwise) and a key, as ``x-api-key``
+or as the ``Authorization: Bearer`` recent SDKs send (401 ``authentication_error`` when
+neither is there).
 """
 
 from __future__ import annotations
@@ -93,7 +96,9 @@ class FakeAnthropic(FakeUpstream):
         )
 
     def check_headers(self, request: web.Request) -> web.Response | None:
-        if not request.headers.get("x-api-key"):
+        # The API takes the key as x-api-key; recent official SDKs send it as a Bearer token.
+        bearer = request.headers.get("authorization", "").startswith("Bearer ")
+        if not request.headers.get("x-api-key") and not bearer:
             return self.error(401, "x-api-key header is required")
         if not request.headers.get("anthropic-version"):
             return self.error(400, "anthropic-version: header is required")
