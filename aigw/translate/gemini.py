@@ -116,6 +116,9 @@ class _Drops:
     def benign(self, param: str, why: str = "Gemini has no equivalent") -> None:
         self.warnings.append(f"'{param}' was dropped: {why}.")
 
+    def approximated(self, param: str, why: str) -> None:
+        self.warnings.append(f"'{param}' was approximated: {why}.")
+
     def lossy(self, param: str, why: str) -> None:
         """A loss that changes the meaning: an error when strict, else a warning."""
         if self.strict:
@@ -400,13 +403,10 @@ def _sign_calls(contents: list[JSON]) -> None:
             calls[0]["thoughtSignature"] = SKIP_SIGNATURE
 
 
-def _clean_schema(schema: Any) -> Any:
-    """Drop ``$schema`` (meta, not a constraint) anywhere in a JSON Schema."""
-    if isinstance(schema, dict):
-        return {k: _clean_schema(v) for k, v in schema.items() if k != "$schema"}
-    if isinstance(schema, list):
-        return [_clean_schema(v) for v in schema]
-    return schema
+def _clean_schema(schema: JSON) -> JSON:
+    """Drop the root ``$schema``: a dialect declaration, not a constraint. Deeper keys
+    are left alone, as a property may well be named ``$schema``."""
+    return {k: v for k, v in schema.items() if k != "$schema"}
 
 
 def _tools(tools: Any, tool_choice: Any, drops: _Drops) -> tuple[list[JSON], JSON | None]:
@@ -482,10 +482,10 @@ _EFFORTS = ("none", *_BUDGET)
 def _thinking(effort: Any, model: str, drops: _Drops) -> JSON:
     if effort not in _EFFORTS:
         raise TranslationError(f"unknown reasoning_effort {effort!r}", param="reasoning_effort")
-    pro = "pro" in _bare_model(model)
+    pro = re.search(r"-pro\b", _bare_model(model)) is not None
     if _gemini_major(model) >= 3:
         if effort == "none":
-            drops.benign(
+            drops.approximated(
                 "reasoning_effort",
                 "Gemini 3 models cannot disable thinking; using the lowest level",
             )
@@ -502,7 +502,7 @@ def _thinking(effort: Any, model: str, drops: _Drops) -> JSON:
         return {"thinkingLevel": level}
     if effort == "none":
         if pro:
-            drops.benign(
+            drops.approximated(
                 "reasoning_effort",
                 "Gemini Pro models cannot disable thinking; using the minimum budget",
             )
@@ -540,6 +540,7 @@ _HANDLED = {
     "stream_options",
     "temperature",
     "top_p",
+    "top_k",
     "max_tokens",
     "max_completion_tokens",
     "n",
@@ -577,6 +578,8 @@ def chat_to_gemini_request(req: JSON, opts: TranslateOptions) -> Translated:
         gen["temperature"] = _number(req, "temperature")
     if req.get("top_p") is not None:
         gen["topP"] = _number(req, "top_p")
+    if req.get("top_k") is not None:  # not OpenAI's, but common in OpenAI-compatible APIs
+        gen["topK"] = _number(req, "top_k", integer=True)
     for key in ("max_tokens", "max_completion_tokens"):  # the newer name wins
         if req.get(key) is not None:
             gen["maxOutputTokens"] = _number(req, key, integer=True)
@@ -631,7 +634,7 @@ def chat_to_gemini_request(req: JSON, opts: TranslateOptions) -> Translated:
     tools, tool_config = _tools(req.get("tools"), req.get("tool_choice"), drops)
     if tools:
         body["tools"] = tools
-    if tool_config:
+    if tool_config and tools:
         body["toolConfig"] = tool_config
     if req.get("parallel_tool_calls") is False:
         drops.benign("parallel_tool_calls", "Gemini cannot forbid parallel function calls")
@@ -862,9 +865,10 @@ class GeminiToChatStream:
         if self._id is None:
             rid = data.get("responseId")
             self._id = f"chatcmpl-{rid}" if isinstance(rid, str) and rid else _new_id("chatcmpl-")
-        usage = usage_from_gemini(data.get("usageMetadata"))
-        if usage is not None:
-            self.usage = usage
+        meta = data.get("usageMetadata")
+        # Vertex sends count-less metadata ({"trafficType": ...}) before the last chunk.
+        if isinstance(meta, dict) and any(k.endswith("TokenCount") for k in meta):
+            self.usage = usage_from_gemini(meta) or self.usage
         out: list[JSON] = []
         cands = _candidates(data)
         feedback = data.get("promptFeedback")

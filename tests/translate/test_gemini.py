@@ -128,6 +128,12 @@ def test_generation_config_mapping() -> None:
     assert "generationConfig" not in to_gemini({"messages": [user("x")], "n": 1, "stop": []})
 
 
+def test_top_k_and_tool_choice_without_tools() -> None:
+    body = to_gemini({"messages": [user("x")], "top_k": 40, "tool_choice": "none"})
+    assert body["generationConfig"] == {"topK": 40}
+    assert "toolConfig" not in body
+
+
 def test_images_audio_and_files() -> None:
     png = base64.b64encode(b"\x89PNG fake").decode()
     body = to_gemini(
@@ -211,6 +217,10 @@ def test_tools_use_json_schema_dialect() -> None:
     }
     assert "parameters" not in decl
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
+    odd = {"type": "object", "properties": {"$schema": {"type": "string"}}}
+    odd_tool = {"type": "function", "function": {"name": "f", "parameters": odd}}
+    kept = to_gemini({"messages": [user("x")], "tools": [odd_tool]})
+    assert kept["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"] == odd
     no_params = {"type": "function", "function": {"name": "now"}}
     assert to_gemini({"messages": [user("x")], "tools": [no_params]})["tools"] == [
         {"functionDeclarations": [{"name": "now"}]}
@@ -797,6 +807,23 @@ def test_gemini3_parallel_calls_stream() -> None:
     # finishReason arrives on a later chunk without calls: still tool_calls.
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert s.usage == Usage(prompt_tokens=38, completion_tokens=32)
+
+
+def test_stream_usage_ignores_countless_metadata() -> None:
+    s = GeminiToChatStream(model="m")
+    s.feed(
+        {
+            "candidates": [{"content": {"parts": [{"text": "a"}]}}],
+            "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 1},
+        }
+    )
+    s.feed(
+        {
+            "candidates": [{"content": {"parts": [{"text": "b"}]}}],
+            "usageMetadata": {"trafficType": "ON_DEMAND"},
+        }
+    )
+    assert s.usage == Usage(prompt_tokens=4, completion_tokens=1)
 
 
 def test_stream_blocked_prompt_and_list_events() -> None:
