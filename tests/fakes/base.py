@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -80,7 +80,7 @@ class FakeUpstream:
         self.add_routes(self.app)
 
     # -- for tests -------------------------------------------------------------
-    def then(self, *behaviors: Behavior) -> FakeUpstream:
+    def then(self, *behaviors: Behavior) -> Self:
         """Queue behaviours for the next calls; afterwards ``default`` applies."""
         self.script.extend(behaviors)
         return self
@@ -93,7 +93,7 @@ class FakeUpstream:
     def last(self) -> Recorded:
         return self.requests[-1]
 
-    async def start(self) -> FakeUpstream:
+    async def start(self) -> Self:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -1,0 +1,3 @@
+from aigw.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""kill -9 under load: every response a client received complete has its ledger row."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import openai
+import pytest
+
+from aigw.config import Config, ProviderConfig
+from aigw.store import keys as keystore
+from aigw.store import ledger, open_database
+from tests.fakes.openai import FakeOpenAI
+from tests.serverproc import start_server
+
+pytestmark = pytest.mark.slow
+HI = [{"role": "user", "content": "hi"}]
+
+
+async def test_kill_9_under_load_loses_no_answered_row(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    home = tmp_path / "crash"
+    home.mkdir()
+    cfg = Config()
+    cfg.providers["openai"] = ProviderConfig("openai", "openai", fake_openai.base_url + "/v1")
+    db = await open_database(home / "state.db")
+    key, _ = await keystore.create(db, team="load")
+    await db.close()
+
+    server = await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"})
+    completed: set[str] = set()
+    started = 0
+
+    async def worker(n: int) -> None:
+        nonlocal started
+        async with openai.AsyncOpenAI(
+            base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=10
+        ) as client:
+            while True:
+                started += 1
+                stream = n % 2 == 0
+                try:
+                    raw = await client.chat.completions.with_raw_response.create(
+                        model="openai/gpt-4o-mini", messages=HI, stream=stream
+                    )
+                    parsed = raw.parse()
+                    if isinstance(parsed, openai.AsyncStream):
+                        async for _ in parsed:
+                            pass
+                except (openai.APIError, OSError):
+                    return  # the server is gone
+                completed.add(raw.headers["x-request-id"])
+
+    workers = [asyncio.create_task(worker(i)) for i in range(24)]
+    while len(completed) < 300:  # noqa: ASYNC110 - polling a counter the workers bump
+        await asyncio.sleep(0.02)
+    server.kill9()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), 15)
+    await server.proc.wait()
+    assert server.proc.returncode == -9
+
+    # Restart on the same state file: it opens cleanly and the rows are all there.
+    server2 = await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"})
+    try:
+        db = await open_database(home / "state.db")
+        try:
+            recorded = await ledger.request_ids(db)
+        finally:
+            await db.close()
+    finally:
+        await server2.stop()
+    missing = completed - recorded
+    assert not missing, f"{len(missing)} of {len(completed)} answered requests have no row"
+    assert len(completed) >= 300
