@@ -18,6 +18,7 @@ from aigw.config import Config
 from aigw.errors import GatewayError, Wire, error_body
 from aigw.pipeline import handler as lifecycle
 from aigw.pipeline.account import Accountant, LedgerWriter
+from aigw.pipeline.admit import Admission
 from aigw.pipeline.authenticate import KeyCache
 from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
@@ -42,6 +43,7 @@ class Gateway:
     session: aiohttp.ClientSession
     providers: dict[str, Provider]
     router: Router
+    admission: Admission
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -80,6 +82,8 @@ def _lifecycle(
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
+                admission = Admission(db, config, prices)
+                await admission.start()
                 gw = Gateway(
                     config,
                     db,
@@ -90,17 +94,21 @@ def _lifecycle(
                     session,
                     provs,
                     Router(config, provs),
+                    admission,
                 )
                 app[GATEWAY] = gw
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(keys.watch(), "key-watcher")
+                limits_task = gw.spawn(admission.run(), "admission")
                 try:
                     yield
                 finally:
                     watcher.cancel()
+                    limits_task.cancel()
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
+                    await admission.close()
             finally:
                 await session.close()
         finally:
@@ -187,7 +195,14 @@ def create_app(config: Config, state_file: Path) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_post("/v1/chat/completions", lifecycle.chat_completions)
+    app.router.add_post("/v1/embeddings", lifecycle.embeddings)
+    app.router.add_post("/v1/responses", lifecycle.responses)
+    app.router.add_post("/v1/messages", lifecycle.messages)
+    app.router.add_post("/v1/messages/count_tokens", lifecycle.count_tokens)
     app.router.add_get("/v1/models", lifecycle.list_models)
+    # Gemini clients: /v1beta/models/{model}:generateContent (google-genai uses /v1/ too).
+    for version in ("v1beta", "v1", "v1alpha"):
+        app.router.add_post(f"/{version}/models/{{target:.+}}", lifecycle.generate_content)
     return app
 
 

@@ -56,6 +56,18 @@ class LedgerConfig:
 
 
 @dataclass(slots=True)
+class TranslationConfig:
+    """How requests are translated between API families."""
+
+    # A parameter the target cannot honour and whose loss would change the meaning
+    # (n > 1, logprobs...): True rejects the request with a 400, False drops it with
+    # an x-aigw-warning header. Harmless ones (seed, user...) are always dropped.
+    strict: bool = True
+    # Anthropic requires max_tokens; used when an OpenAI or Gemini client sends none.
+    default_max_tokens: int = 4096
+
+
+@dataclass(slots=True)
 class ProviderConfig:
     name: str
     type: str
@@ -93,6 +105,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     models: dict[str, ModelConfig] = field(default_factory=dict)
     prices: dict[str, PriceConfig] = field(default_factory=dict)
@@ -184,6 +197,19 @@ def _ledger(where: str, raw: object) -> LedgerConfig:
     return LedgerConfig(synchronous=sync)
 
 
+def _translation(where: str, raw: object) -> TranslationConfig:
+    r = _Reader(where, raw, "translation")
+    d = TranslationConfig()
+    cfg = TranslationConfig(
+        strict=r.get("strict", bool, d.strict),
+        default_max_tokens=r.get("default_max_tokens", int, d.default_max_tokens),
+    )
+    if cfg.default_max_tokens < 1:
+        r.fail("default_max_tokens", f"must be at least 1 (got {cfg.default_max_tokens})")
+    r.done()
+    return cfg
+
+
 def _provider(where: str, name: str, raw: object) -> ProviderConfig:
     r = _Reader(where, raw, f"providers.{name}")
     ptype = r.get("type", str, None)
@@ -243,6 +269,7 @@ def parse(data: dict[str, Any], where: str = "config.toml", path: Path | None = 
     cfg.server = _server(where, top.get("server", dict, {}))
     cfg.upstream = _upstream(where, top.get("upstream", dict, {}))
     cfg.ledger = _ledger(where, top.get("ledger", dict, {}))
+    cfg.translation = _translation(where, top.get("translation", dict, {}))
     for name, raw in top.get("providers", dict, {}).items():
         cfg.providers[name] = _provider(where, name, raw)
     for name, raw in top.get("models", dict, {}).items():
@@ -292,6 +319,12 @@ _COMMENTS = {
         '# synchronous = "normal": every answered request\'s cost row survives a crash of\n'
         '# aigw; "full" also survives power loss (an fsync per group commit).'
     ),
+    "translation": (
+        "# Across API families (e.g. an OpenAI client, an Anthropic provider): strict = true\n"
+        "# rejects a request with a parameter the target cannot honour when dropping it\n"
+        "# would change the answer (n > 1, logprobs); false drops it with an x-aigw-warning\n"
+        "# header. default_max_tokens is sent to Anthropic when a client sets no limit."
+    ),
     "providers": (
         "# Providers: `aigw providers add NAME --type openai|anthropic|gemini|mock`.\n"
         '# Clients reach one as model "NAME/MODEL".'
@@ -321,6 +354,10 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             "idle_timeout": cfg.upstream.idle_timeout,
         },
         "ledger": {"synchronous": cfg.ledger.synchronous},
+        "translation": {
+            "strict": cfg.translation.strict,
+            "default_max_tokens": cfg.translation.default_max_tokens,
+        },
     }
     providers: dict[str, Any] = {}
     for p in cfg.providers.values():

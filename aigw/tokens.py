@@ -2,8 +2,9 @@
 
 Used where a number is needed before the provider has counted (admission, budget
 reservation, count_tokens for non-Anthropic targets) and where a provider did not
-report usage. About four characters per token for English text; images count as a
-flat 1,000 tokens. Estimates are flagged wherever they reach the ledger.
+report usage. About four characters per token for text; an inline image or file
+(a long string without spaces: base64 or a data URL) counts as a flat 1,000 tokens.
+Estimates are flagged wherever they reach the ledger.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 IMAGE_TOKENS = 1000
 PER_MESSAGE = 4
+_BLOB = 2000  # a string this long without a space is binary data, not text
 
 
 def chars_to_tokens(chars: int) -> int:
@@ -22,40 +24,19 @@ def text_tokens(text: str) -> int:
     return chars_to_tokens(len(text))
 
 
-def _content_tokens(content: Any) -> int:
-    if isinstance(content, str):
-        return text_tokens(content)
-    total = 0
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, str):
-                total += text_tokens(part)
-            elif isinstance(part, dict):
-                kind = part.get("type")
-                if kind in ("image_url", "image", "input_image") or "inlineData" in part:
-                    total += IMAGE_TOKENS
-                elif isinstance(part.get("text"), str):
-                    total += text_tokens(part["text"])
-                else:  # audio, files, tool results...: count their strings
-                    total += _content_tokens([v for v in part.values() if isinstance(v, str)])
-    return total
+def estimate(value: Any) -> int:
+    """Tokens of every string inside ``value`` (a JSON-like tree); keys are not counted."""
+    if isinstance(value, str):
+        if len(value) > _BLOB and " " not in value[:_BLOB]:
+            return IMAGE_TOKENS
+        return text_tokens(value)
+    if isinstance(value, dict):
+        return sum(estimate(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(estimate(v) + (PER_MESSAGE if isinstance(v, dict) else 0) for v in value)
+    return 0
 
 
 def chat_prompt_tokens(body: dict[str, Any]) -> int:
     """Estimate the prompt tokens of an OpenAI chat request."""
-    total = 3
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for m in messages:
-            if isinstance(m, dict):
-                total += PER_MESSAGE + _content_tokens(m.get("content"))
-                for call in m.get("tool_calls") or ():
-                    if isinstance(call, dict):
-                        fn = call.get("function") or {}
-                        total += text_tokens(str(fn.get("arguments", ""))) + PER_MESSAGE
-    tools = body.get("tools")
-    if isinstance(tools, list):
-        import orjson
-
-        total += text_tokens(orjson.dumps(tools).decode())
-    return total
+    return 3 + estimate(body.get("messages")) + estimate(body.get("tools"))

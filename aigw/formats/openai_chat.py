@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from aigw.errors import bad_request
+from aigw.errors import GatewayError, Wire, bad_request, error_payload
+from aigw.formats import JSON, Call
 from aigw.formats.validate import check, describe, required_string
+from aigw.sse import DONE, encode
+from aigw.tokens import chat_prompt_tokens
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-@dataclass(slots=True)
-class ChatCall:
-    model: str
-    stream: bool
-    wants_usage: bool  # the client asked for stream_options.include_usage
-    body: dict[str, Any]
-
-
-def parse(body: Any) -> ChatCall:
+def parse(body: Any) -> Call:
     """Validate the fields the gateway relies on; unknown fields pass through."""
     if not isinstance(body, dict):
         raise bad_request(
@@ -69,8 +63,8 @@ def parse(body: Any) -> ChatCall:
             )
     stream = bool(check(body, "stream", bool))
     options = check(body, "stream_options", dict)
-    check(body, "max_tokens", int, minimum=1)
-    check(body, "max_completion_tokens", int, minimum=1)
+    max_tokens = check(body, "max_tokens", int, minimum=1)
+    max_completion = check(body, "max_completion_tokens", int, minimum=1)
     check(body, "temperature", float, minimum=0, maximum=2)
     check(body, "top_p", float, minimum=0, maximum=1)
     check(body, "n", int, minimum=1, maximum=128)
@@ -94,4 +88,40 @@ def parse(body: Any) -> ChatCall:
             code="invalid_type",
         )
     wants_usage = bool(options and options.get("include_usage") is True)
-    return ChatCall(model, stream, wants_usage, body)
+    return Call(
+        model, stream, body, wants_usage, chat_prompt_tokens(body), max_completion or max_tokens
+    )
+
+
+class OpenAIChatStream:
+    """Hub chunks are OpenAI chunks: encode them; usage only if the client asked."""
+
+    def __init__(self, wants_usage: bool) -> None:
+        self.wants_usage = wants_usage
+
+    def feed(self, chunk: JSON) -> bytes:
+        return encode(chunk)
+
+    def finish(self, usage_chunk: JSON) -> bytes:
+        return (encode(usage_chunk) if self.wants_usage else b"") + DONE
+
+
+class OpenAIChat:
+    """POST /v1/chat/completions: the hub format itself."""
+
+    wire = Wire.OPENAI
+
+    def to_hub(self, call: Call) -> JSON:
+        return call.body
+
+    def from_hub(self, hub: JSON, model: str) -> JSON:
+        return hub
+
+    def stream(self, call: Call, model: str) -> OpenAIChatStream:
+        return OpenAIChatStream(call.wants_usage)
+
+    def stream_error(self, err: GatewayError) -> bytes:
+        return encode(error_payload(err, Wire.OPENAI))
+
+
+FORMAT = OpenAIChat()

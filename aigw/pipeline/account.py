@@ -89,8 +89,13 @@ class Accountant:
         ctx.cost_nusd = self.prices.cost_nusd(target.provider.name, target.upstream_model, usage)
 
     async def record(self, ctx: Context) -> None:
-        """Price the call and commit its row. Raises GatewayError(503) if it cannot."""
+        """Price the call, settle its admission lease and commit its row.
+
+        Raises GatewayError(503) if the row cannot be committed.
+        """
         self.cost(ctx)
+        if ctx.lease is not None:
+            ctx.lease.settle(ctx)
         key, target = ctx.key, ctx.target
         u = ctx.usage or Usage()
         row = LedgerRow(

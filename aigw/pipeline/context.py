@@ -11,6 +11,7 @@ from aigw.errors import Wire
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
+    from aigw.pipeline.admit import Lease
     from aigw.pipeline.route import Target
     from aigw.store.keys import KeyRecord
 
@@ -33,6 +34,10 @@ class Context:
     model: str | None = None  # as the client asked for it
     stream: bool = False
     target: Target | None = None
+    # Estimates for admission, before the provider has counted anything.
+    prompt_estimate: int = 0
+    max_output: int | None = None  # the client's max_tokens, if it set one
+    lease: Lease | None = None
     status: int = 200
     usage: Usage | None = None
     usage_estimated: bool = False

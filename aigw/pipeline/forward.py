@@ -1,35 +1,45 @@
 """Step 6, forward: call the target, relay the answer, account for it.
 
+When the client and the target speak the same API the body goes through as it came
+(only the model is replaced) and the answer comes back byte for byte. Otherwise the
+request is translated through the hub format (OpenAI chat completions) and the
+answer, streamed or not, is translated back event by event.
+
 Timeouts: connecting is bounded by the session; the wait for the response headers
 (and for a stream's first chunk) by ``first_byte_timeout``; every later wait inside
-a stream by ``idle_timeout``. A hanging upstream therefore costs at most those, and
-never blocks other requests.
+a stream by ``idle_timeout``. A hanging upstream costs at most those and never
+blocks other requests.
 
 The ledger row is committed before the last bytes go out: a JSON answer is sent
-only after the commit; a stream's end (``[DONE]`` and the usage chunk) is held
-back until it.
+only after the commit; a stream's end (``[DONE]``, ``message_stop``, the final
+Gemini chunk) is held back until it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from aigw.errors import GatewayError, Wire
+from aigw.errors import GatewayError, bad_request
+from aigw.formats import Call, ClientFormat, ClientStream
 from aigw.pricing import format_usd
 from aigw.providers import Provider
-from aigw.providers.base import NativeStream, UpstreamRequest, UpstreamResponse
-from aigw.sse import SSEParser
-from aigw.tokens import chars_to_tokens, chat_prompt_tokens
+from aigw.providers import gemini as gemini_provider
+from aigw.providers import openai as openai_provider
+from aigw.providers.base import HubStream, StreamState, UpstreamRequest, UpstreamResponse
+from aigw.sse import Event, SSEParser, encode
+from aigw.tokens import chars_to_tokens
+from aigw.translate import gemini as gemini_tr
+from aigw.translate.common import TranslateOptions, TranslationError
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
     from aigw.app import Gateway
-    from aigw.formats.openai_chat import ChatCall
     from aigw.pipeline.context import Context
 
 # An upstream error body is read for its message only; cap what we buffer.
@@ -42,8 +52,10 @@ def base_headers(ctx: Context) -> dict[str, str]:
     if ctx.target is not None:
         headers["x-aigw-provider"] = ctx.target.provider.name
         headers["x-aigw-upstream-model"] = ctx.target.upstream_model
+    if ctx.lease is not None:
+        headers.update(ctx.lease.headers())
     if ctx.warnings:
-        headers["x-aigw-warning"] = "; ".join(ctx.warnings)
+        headers["x-aigw-warning"] = "; ".join(ctx.warnings).replace("\n", " ")
     return headers
 
 
@@ -51,34 +63,43 @@ def cost_header(ctx: Context) -> str:
     return format_usd(ctx.cost_nusd, 9)
 
 
-async def send(gw: Gateway, provider: Provider, req: UpstreamRequest) -> UpstreamResponse:
-    """Send ``req``; map unreachable and silent upstreams to 502 and 504."""
+# -- talking to the provider -------------------------------------------------------
+
+
+async def send(
+    gw: Gateway, ctx: Context, provider: Provider, req: UpstreamRequest
+) -> UpstreamResponse:
+    """Send ``req`` within the provider's quota; map unreachable and silent upstreams
+    to 502 and 504."""
     limit = gw.config.upstream.first_byte_timeout
-    try:
-        async with asyncio.timeout(limit):
-            return await provider.transport.send(req)
-    except TimeoutError:
-        raise GatewayError(
-            504,
-            f"Provider '{provider.name}' did not answer within {limit:g} s.",
-            type="timeout",
-            code="upstream_timeout",
-        ) from None
-    except aiohttp.ClientConnectorError as exc:
-        raise GatewayError(
-            502,
-            f"Cannot connect to provider '{provider.name}' at {exc.host}:{exc.port} "
-            f"({exc.os_error.strerror or exc.os_error}).",
-            type="upstream_error",
-            code="upstream_unreachable",
-        ) from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise GatewayError(
-            502,
-            f"The connection to provider '{provider.name}' failed ({type(exc).__name__}).",
-            type="upstream_error",
-            code="upstream_connection_error",
-        ) from None
+    async with gw.admission.upstream_slot(ctx, provider):
+        try:
+            async with asyncio.timeout(limit):
+                resp = await provider.transport.send(req)
+        except TimeoutError:
+            raise GatewayError(
+                504,
+                f"Provider '{provider.name}' did not answer within {limit:g} s.",
+                type="timeout",
+                code="upstream_timeout",
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise GatewayError(
+                502,
+                f"Cannot connect to provider '{provider.name}' at {exc.host}:{exc.port} "
+                f"({exc.os_error.strerror or exc.os_error}).",
+                type="upstream_error",
+                code="upstream_unreachable",
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise GatewayError(
+                502,
+                f"The connection to provider '{provider.name}' failed ({type(exc).__name__}).",
+                type="upstream_error",
+                code="upstream_connection_error",
+            ) from None
+    gw.admission.upstream_feedback(ctx, provider, resp.status, resp.headers.get("Retry-After"))
+    return resp
 
 
 async def read_error(gw: Gateway, provider: Provider, resp: UpstreamResponse) -> GatewayError:
@@ -99,7 +120,7 @@ async def read_error(gw: Gateway, provider: Provider, resp: UpstreamResponse) ->
 
 async def read_json(
     gw: Gateway, provider: Provider, resp: UpstreamResponse
-) -> tuple[bytes, dict[str, object]]:
+) -> tuple[bytes, dict[str, Any]]:
     try:
         async with asyncio.timeout(gw.config.upstream.idle_timeout):
             raw = await resp.read()
@@ -131,14 +152,47 @@ async def read_json(
     return raw, payload
 
 
-def stream_error(err: GatewayError, wire: Wire) -> bytes:
-    """An error event inside an SSE stream, in the shape each SDK raises on."""
-    from aigw.errors import error_payload
-    from aigw.sse import encode
+def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
+    return GatewayError(
+        502,
+        f"Provider '{provider.name}' sent an answer aigw cannot translate: {exc.message}",
+        type="upstream_error",
+        code="upstream_bad_response",
+    )
 
-    if wire is Wire.ANTHROPIC:
-        return encode(error_payload(err, wire), "error")
-    return encode(error_payload(err, wire))
+
+# -- relaying ----------------------------------------------------------------------
+
+
+class Relay(Protocol):
+    """Turns upstream events into client bytes; ``tail`` ends the stream."""
+
+    state: StreamState
+
+    def feed(self, event: Event) -> bytes: ...
+
+    def tail(self) -> bytes: ...
+
+
+class Translating:
+    """A provider stream translated event by event into the client's stream format."""
+
+    def __init__(self, hub: HubStream, client: ClientStream) -> None:
+        self.hub = hub
+        self.client = client
+        self.state = hub.state
+
+    def feed(self, event: Event) -> bytes:
+        out = b""
+        for chunk in self.hub.feed(event):
+            # The usage chunk goes out with the end of the stream, after the commit.
+            if chunk.get("usage") and not chunk.get("choices"):
+                continue
+            out += self.client.feed(chunk)
+        return out
+
+    def tail(self) -> bytes:
+        return self.client.finish(self.hub.final_usage_chunk())
 
 
 async def relay_stream(
@@ -146,7 +200,8 @@ async def relay_stream(
     ctx: Context,
     request: web.Request,
     resp: UpstreamResponse,
-    native: NativeStream,
+    relay: Relay,
+    stream_error: Callable[[GatewayError], bytes],
     prompt_estimate: int,
 ) -> web.StreamResponse:
     """Relay an upstream SSE stream event by event; commit the ledger before its end."""
@@ -161,7 +216,7 @@ async def relay_stream(
     )
     await out.prepare(request)
     parser = SSEParser()
-    state = native.state
+    state = relay.state
     failure: GatewayError | None = None
     client_gone = False
     loop = asyncio.get_running_loop()
@@ -172,13 +227,13 @@ async def relay_stream(
             while True:
                 timer.reschedule(loop.time() + wait)
                 try:
-                    data = await anext(chunks)
+                    data: bytes | None = await anext(chunks)
                 except StopAsyncIteration:
                     data = None
                 timer.reschedule(None)
                 wait = up.idle_timeout
                 events = parser.feed(data) if data is not None else parser.flush()
-                payload = b"".join([native.feed(ev) for ev in events])
+                payload = b"".join([relay.feed(ev) for ev in events])
                 if state.error is not None:
                     failure = state.error
                     break
@@ -205,6 +260,13 @@ async def relay_stream(
             type="upstream_error",
             code="upstream_connection_error",
         )
+    except TranslationError as exc:
+        failure = GatewayError(
+            502,
+            f"The provider's stream could not be translated: {exc.message}",
+            type="upstream_error",
+            code="upstream_bad_response",
+        )
     if failure is None and not client_gone and not (state.done or state.finished):
         failure = GatewayError(
             502,
@@ -229,44 +291,177 @@ async def relay_stream(
     if client_gone:
         return out
     try:
-        await out.write(stream_error(failure, ctx.wire) if failure else native.tail())
+        await out.write(stream_error(failure) if failure else relay.tail())
         await out.write_eof()
     except (ConnectionError, aiohttp.ClientConnectionError):
         pass
     return out
 
 
+async def finish_json(
+    gw: Gateway, ctx: Context, body: bytes, usage: Usage | None, prompt_estimate: int
+) -> web.Response:
+    """Record a non-streamed answer, then send it."""
+    if usage is None:
+        usage, ctx.usage_estimated = Usage(prompt_estimate, 0), True
+    ctx.usage = usage
+    await gw.accountant.record(ctx)
+    return web.Response(
+        body=body,
+        content_type="application/json",
+        headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
+    )
+
+
+# -- the endpoints -----------------------------------------------------------------
+
+
 async def chat(
-    gw: Gateway, ctx: Context, request: web.Request, call: ChatCall
+    gw: Gateway, ctx: Context, request: web.Request, call: Call, fmt: ClientFormat
 ) -> web.StreamResponse:
-    """Forward an OpenAI chat completion to an OpenAI-family target."""
+    """A chat call (OpenAI chat, Anthropic messages, Gemini generateContent) to any target."""
     assert ctx.target is not None
     provider = ctx.target.provider
-    req = provider.adapter.chat_request(
+    adapter = provider.adapter
+    model = ctx.target.upstream_model
+    native = adapter.wire is fmt.wire
+    client_headers: Mapping[str, str] | None = request.headers if native else None
+    if native:
+        body = call.body
+    else:
+        opts = TranslateOptions(
+            model, gw.config.translation.strict, gw.config.translation.default_max_tokens
+        )
+        try:
+            translated = adapter.from_hub(fmt.to_hub(call), opts)
+        except TranslationError as exc:
+            raise bad_request(exc.message, param=exc.param, code="unsupported_parameter") from None
+        body = translated.body
+        ctx.warnings.extend(translated.warnings)
+    req = adapter.chat_request(
         provider.config,
         provider.api_key,
-        call.body,
-        upstream_model=ctx.target.upstream_model,
+        body,
+        upstream_model=model,
         stream=call.stream,
+        client_headers=client_headers,
     )
-    resp = await send(gw, provider, req)
+    resp = await send(gw, ctx, provider, req)
     try:
         if resp.status >= 400:
             raise await read_error(gw, provider, resp)
-        prompt_estimate = chat_prompt_tokens(call.body)
         if call.stream:
-            native = provider.adapter.native_stream(client_wants_usage=call.wants_usage)
-            return await relay_stream(gw, ctx, request, resp, native, prompt_estimate)
+            relay: Relay = (
+                adapter.native_stream(client_wants_usage=call.wants_usage)
+                if native
+                else Translating(adapter.hub_stream(model), fmt.stream(call, model))
+            )
+            return await relay_stream(
+                gw, ctx, request, resp, relay, fmt.stream_error, call.prompt_estimate
+            )
         raw, payload = await read_json(gw, provider, resp)
-        usage = provider.adapter.response_usage(payload)
-        if usage is None:
-            usage, ctx.usage_estimated = Usage(prompt_estimate, 0), True
-        ctx.usage = usage
-        await gw.accountant.record(ctx)
-        return web.Response(
-            body=raw,
-            content_type="application/json",
-            headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
+        if not native:
+            try:
+                raw = orjson.dumps(fmt.from_hub(adapter.response_to_hub(payload, model), model))
+            except TranslationError as exc:
+                raise untranslatable(provider, exc) from None
+        if call.array:  # Gemini's streamGenerateContent without alt=sse: a JSON array
+            raw = b"[" + raw + b"]"
+        return await finish_json(
+            gw, ctx, raw, adapter.response_usage(payload), call.prompt_estimate
         )
     finally:
         resp.close()
+
+
+async def embeddings(
+    gw: Gateway, ctx: Context, request: web.Request, call: Call
+) -> web.StreamResponse:
+    """POST /v1/embeddings to an OpenAI-family or Gemini target."""
+    assert ctx.target is not None
+    provider = ctx.target.provider
+    model = ctx.target.upstream_model
+    pc, key = provider.config, provider.api_key
+    if provider.type in ("openai", "mock"):
+        req = openai_provider.ADAPTER.request(pc, key, "/embeddings", {**call.body, "model": model})
+    elif provider.type == "gemini":
+        try:
+            translated = gemini_tr.embeddings_to_gemini_request(call.body, upstream_model=model)
+        except TranslationError as exc:
+            raise bad_request(exc.message, param=exc.param) from None
+        ctx.warnings.extend(translated.warnings)
+        req = gemini_provider.ADAPTER.request(pc, key, model, "batchEmbedContents", translated.body)
+    else:
+        raise bad_request(
+            f"Provider '{provider.name}' ({provider.type}) offers no embeddings; "
+            "use an openai or gemini provider.",
+            param="model",
+            code="unsupported_model",
+        )
+    resp = await send(gw, ctx, provider, req)
+    try:
+        if resp.status >= 400:
+            raise await read_error(gw, provider, resp)
+        raw, payload = await read_json(gw, provider, resp)
+        usage = openai_provider.ADAPTER.response_usage(payload)
+        if provider.type == "gemini":
+            try:
+                out = gemini_tr.gemini_to_embeddings_response(
+                    payload,
+                    model=model,
+                    encoding_format=call.body.get("encoding_format"),
+                    prompt_tokens=call.prompt_estimate,
+                )
+            except TranslationError as exc:
+                raise untranslatable(provider, exc) from None
+            raw, usage = orjson.dumps(out), None  # Gemini reports no usage: estimate
+        return await finish_json(gw, ctx, raw, usage, call.prompt_estimate)
+    finally:
+        resp.close()
+
+
+async def responses(
+    gw: Gateway, ctx: Context, request: web.Request, call: Call
+) -> web.StreamResponse:
+    """POST /v1/responses, passed through to an OpenAI target."""
+    assert ctx.target is not None
+    provider = ctx.target.provider
+    if provider.type != "openai":
+        raise bad_request(
+            f"The Responses API is available for openai providers only; "
+            f"'{provider.name}' is {provider.type}. Use /v1/chat/completions, "
+            "which reaches every provider.",
+            param="model",
+            code="unsupported_model",
+        )
+    adapter = openai_provider.ADAPTER
+    body = {**call.body, "model": ctx.target.upstream_model}
+    resp = await send(
+        gw, ctx, provider, adapter.request(provider.config, provider.api_key, "/responses", body)
+    )
+    try:
+        if resp.status >= 400:
+            raise await read_error(gw, provider, resp)
+        if call.stream:
+            return await relay_stream(
+                gw,
+                ctx,
+                request,
+                resp,
+                openai_provider.ResponsesStream(),
+                responses_stream_error,
+                call.prompt_estimate,
+            )
+        raw, payload = await read_json(gw, provider, resp)
+        return await finish_json(
+            gw, ctx, raw, adapter.response_usage(payload), call.prompt_estimate
+        )
+    finally:
+        resp.close()
+
+
+def responses_stream_error(err: GatewayError) -> bytes:
+    """An ``error`` event as the Responses API streams it."""
+    return encode(
+        {"type": "error", "code": err.code, "message": err.message, "param": err.param}, "error"
+    )

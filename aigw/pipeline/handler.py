@@ -1,13 +1,15 @@
 """The request lifecycle, in one place.
 
-Every proxied call walks the same steps in this order:
+Every proxied call walks the same steps, in this order (:func:`lifecycle`):
 
-1. authenticate  -- gateway key -> key record (401)
-2. admit         -- rate limits and budgets (429)          [later issue]
-3. scrub         -- PII and secrets                         [later issue]
-4. route         -- model name -> provider + upstream model (404)
-5. cache         -- replay an identical earlier answer      [later issue]
-6. forward       -- call the provider, relay, commit the ledger row
+1. authenticate -- gateway key -> key record (401)
+2. route        -- model name -> provider + upstream model (404, 403 for a model the
+                   key may not use). Routing comes before admission because the budget
+                   reservation needs the target's price.
+3. admit        -- rate limits and budgets, worst case reserved up front (429)
+4. scrub        -- PII and secrets                                    [later issue]
+5. cache        -- replay an identical earlier answer                 [later issue]
+6. forward      -- call the provider, relay or translate, commit the ledger row
 
 A step refuses by raising :class:`GatewayError`; :func:`refuse` records the refusal
 (when the caller is known) and renders it in the envelope of the client's API.
@@ -17,21 +19,36 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from aigw.errors import GatewayError, Wire, error_body
-from aigw.formats import openai_chat
+from aigw.formats import (
+    Call,
+    ClientFormat,
+    anthropic_messages,
+    gemini,
+    openai_chat,
+    openai_endpoints,
+)
 from aigw.pipeline import forward
 from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.context import Context
+from aigw.pipeline.route import Target
+
+if TYPE_CHECKING:
+    from aigw.app import Gateway
 
 log = logging.getLogger("aigw.handler")
 
+Forwarder = Callable[["Gateway", Context, web.Request, Call], Awaitable[web.StreamResponse]]
 
-def _gateway(request: web.Request) -> Any:
+
+def _gateway(request: web.Request) -> Gateway:
     from aigw.app import GATEWAY
 
     return request.app[GATEWAY]
@@ -41,7 +58,7 @@ async def read_body(request: web.Request, limit: int) -> Any:
     """The request's JSON body: 413 if too large, 400 if empty or not JSON."""
     too_large = GatewayError(
         413,
-        f"The request body is larger than this gateway accepts ({limit // (1024 * 1024)} MiB).",
+        f"The request body is larger than this gateway accepts ({limit / 2**20:g} MiB).",
         code="request_too_large",
     )
     if request.content_length is not None and request.content_length > limit:
@@ -62,7 +79,20 @@ async def read_body(request: web.Request, limit: int) -> Any:
         ) from None
 
 
-async def refuse(gw: Any, ctx: Context, err: GatewayError) -> web.Response:
+def route(gw: Gateway, ctx: Context) -> Target:
+    assert ctx.key is not None and ctx.model is not None
+    if not gw.admission.allows_model(ctx.key, ctx.model):
+        raise GatewayError(
+            403,
+            f"This gateway key may not use the model '{ctx.model}'.",
+            type="permission_error",
+            code="model_not_allowed",
+            param="model",
+        )
+    return gw.router.route(ctx.model)
+
+
+async def refuse(gw: Gateway, ctx: Context, err: GatewayError) -> web.Response:
     """Record a refused or failed call (when the caller is known) and render the error."""
     ctx.status, ctx.error = err.status, err.message
     if ctx.key is not None:
@@ -91,16 +121,126 @@ def internal_error(ctx: Context) -> GatewayError:
     )
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """POST /v1/chat/completions"""
+async def lifecycle(
+    request: web.Request,
+    wire: Wire,
+    endpoint: str,
+    parse: Callable[[Any], Call],
+    forwarder: Forwarder,
+) -> web.StreamResponse:
+    """Run one proxied call through every step."""
     gw = _gateway(request)
-    ctx = Context(Wire.OPENAI, "chat.completions")
+    ctx = Context(wire, endpoint)
     try:
         ctx.key = authenticate(gw.keys, request)
-        call = openai_chat.parse(await read_body(request, gw.max_body))
+        call = parse(await read_body(request, gw.max_body))
         ctx.model, ctx.stream, ctx.body = call.model, call.stream, call.body
-        ctx.target = gw.router.route(call.model)
-        return await forward.chat(gw, ctx, request, call)
+        ctx.prompt_estimate, ctx.max_output = call.prompt_estimate, call.max_output
+        ctx.target = route(gw, ctx)
+        ctx.lease = await gw.admission.admit(ctx)
+        return await forwarder(gw, ctx, request, call)
+    except GatewayError as err:
+        return await refuse(gw, ctx, err)
+    except Exception:
+        return await refuse(gw, ctx, internal_error(ctx))
+
+
+def _chat(fmt: ClientFormat) -> Forwarder:
+    return partial(forward.chat, fmt=fmt)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """POST /v1/chat/completions"""
+    return await lifecycle(
+        request, Wire.OPENAI, "chat.completions", openai_chat.parse, _chat(openai_chat.FORMAT)
+    )
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """POST /v1/messages (Anthropic)"""
+    return await lifecycle(
+        request,
+        Wire.ANTHROPIC,
+        "messages",
+        anthropic_messages.parse,
+        _chat(anthropic_messages.FORMAT),
+    )
+
+
+async def generate_content(request: web.Request) -> web.StreamResponse:
+    """POST /v1beta/models/{model}:generateContent and :streamGenerateContent (Gemini)"""
+    model, _, method = request.match_info["target"].rpartition(":")
+    if method not in ("generateContent", "streamGenerateContent") or not model:
+        raise web.HTTPNotFound()
+    stream = method == "streamGenerateContent"
+    sse = request.rel_url.query.get("alt") == "sse"
+
+    def parse(body: Any) -> Call:
+        call = gemini.parse(body, model=model.removeprefix("models/"), stream=stream and sse)
+        call.array = stream and not sse
+        return call
+
+    return await lifecycle(request, Wire.GOOGLE, "generateContent", parse, _chat(gemini.FORMAT))
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    """POST /v1/embeddings"""
+    return await lifecycle(
+        request, Wire.OPENAI, "embeddings", openai_endpoints.parse_embeddings, forward.embeddings
+    )
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """POST /v1/responses (OpenAI Responses API)"""
+    return await lifecycle(
+        request, Wire.OPENAI, "responses", openai_endpoints.parse_responses, forward.responses
+    )
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    """POST /v1/messages/count_tokens: exact from an Anthropic target, else estimated.
+
+    Counting is free at Anthropic, so it is neither admitted against limits nor
+    recorded in the ledger.
+    """
+    gw = _gateway(request)
+    ctx = Context(Wire.ANTHROPIC, "messages.count_tokens")
+    try:
+        key = authenticate(gw.keys, request)
+        call = anthropic_messages.parse_count_tokens(await read_body(request, gw.max_body))
+        ctx.model = call.model
+        ctx.key = key
+        ctx.target = route(gw, ctx)
+        ctx.key = None  # not a billed call: keep it out of the ledger
+        provider = ctx.target.provider
+        if provider.type != "anthropic":
+            body = orjson.dumps({"input_tokens": call.prompt_estimate})
+            return web.Response(
+                body=body,
+                content_type="application/json",
+                headers={**forward.base_headers(ctx), "x-aigw-token-count": "estimated"},
+            )
+        from aigw.providers import anthropic
+
+        req = anthropic.ADAPTER.request(
+            provider.config,
+            provider.api_key,
+            "/v1/messages/count_tokens",
+            {**call.body, "model": ctx.target.upstream_model},
+            request.headers,
+        )
+        resp = await forward.send(gw, ctx, provider, req)
+        try:
+            if resp.status >= 400:
+                raise await forward.read_error(gw, provider, resp)
+            raw, _ = await forward.read_json(gw, provider, resp)
+        finally:
+            resp.close()
+        return web.Response(
+            body=raw,
+            content_type="application/json",
+            headers={**forward.base_headers(ctx), "x-aigw-token-count": "exact"},
+        )
     except GatewayError as err:
         return await refuse(gw, ctx, err)
     except Exception:
@@ -112,13 +252,14 @@ async def list_models(request: web.Request) -> web.Response:
     gw = _gateway(request)
     ctx = Context(Wire.OPENAI, "models")
     try:
-        authenticate(gw.keys, request)
+        key = authenticate(gw.keys, request)
     except GatewayError as err:
         return await refuse(gw, ctx, err)
     created = int(time.time())
     data = [
         {"id": model_id, "object": "model", "created": created, "owned_by": owner}
         for model_id, owner in gw.router.model_ids()
+        if gw.admission.allows_model(key, model_id)
     ]
     return web.Response(
         body=orjson.dumps({"object": "list", "data": data}),

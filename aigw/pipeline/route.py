@@ -1,7 +1,10 @@
 """Step 4, route: a model name to the provider and upstream model that serve it.
 
 ``PROVIDER/MODEL`` goes to that provider with that upstream model; a config table
-``[models.NAME]`` maps NAME to a provider and upstream model.
+``[models.NAME]`` maps NAME to a provider and upstream model; a bare family name
+(``gpt-*``, ``o1*``/``o3*``/``o4*``, ``text-embedding-*`` -> openai, ``claude-*`` ->
+anthropic, ``gemini-*`` -> gemini) goes to the one provider of that type, if there is
+exactly one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,21 @@ from dataclasses import dataclass
 from aigw.config import Config
 from aigw.errors import GatewayError
 from aigw.providers import Provider
+
+# Bare model names route without config to the one provider of their family.
+_FAMILIES = (
+    (("gpt-", "o1", "o3", "o4", "text-embedding-", "chatgpt-"), "openai"),
+    (("claude-",), "anthropic"),
+    (("gemini-",), "gemini"),
+)
+
+
+def family_of(model: str) -> str | None:
+    """The provider type that serves a bare model name (gpt-4o -> openai), if known."""
+    for prefixes, family in _FAMILIES:
+        if model.startswith(prefixes):
+            return family
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +58,20 @@ class Router:
         prefix, sep, rest = model.partition("/")
         if sep and rest and prefix in self.providers:
             return Target(self.providers[prefix], rest)
+        family = family_of(model)
+        if family is not None:
+            matches = [p for p in self.providers.values() if p.type == family]
+            if len(matches) == 1:
+                return Target(matches[0], model)
+            if matches:
+                names = ", ".join(sorted(p.name for p in matches))
+                raise GatewayError(
+                    404,
+                    f"The model '{model}' is ambiguous: several {family} providers could "
+                    f"serve it ({names}). Ask for PROVIDER/{model} or add a model alias.",
+                    code="model_not_found",
+                    param="model",
+                )
         known = ", ".join(sorted(self.providers)) or "none configured"
         raise GatewayError(
             404,

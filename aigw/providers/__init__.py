@@ -39,8 +39,14 @@ def build(
     config: Config, session: aiohttp.ClientSession, catalog: dict[str, list[str]]
 ) -> dict[str, Provider]:
     """One :class:`Provider` per configured provider; keys resolved now, once."""
-    from aigw.providers import mock, openai
+    from aigw.providers import anthropic, gemini, mock, openai
     from aigw.providers.http import HTTPTransport
+
+    adapters: dict[str, ProviderAdapter] = {
+        "openai": openai.ADAPTER,
+        "anthropic": anthropic.ADAPTER,
+        "gemini": gemini.ADAPTER,
+    }
 
     http = HTTPTransport(session)
     out: dict[str, Provider] = {}
@@ -61,9 +67,5 @@ def build(
                 secrets.credential_name(name),
                 name,
             )
-        if pc.type == "openai":
-            adapter: ProviderAdapter = openai.ADAPTER
-        else:
-            raise NotImplementedError(pc.type)
-        out[name] = Provider(pc, adapter, http, key, source, catalog.get(pc.type, []))
+        out[name] = Provider(pc, adapters[pc.type], http, key, source, catalog.get(pc.type, []))
     return out

@@ -8,6 +8,9 @@ exercise their error handling through the gateway.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -32,6 +35,28 @@ def _reply_text(body: dict[str, Any]) -> str:
             if isinstance(content, str) and content.strip():
                 return f"Mock answer to: {content.strip()[:200]}"
     return "Mock answer."
+
+
+def _embeddings(body: dict[str, Any], model: str) -> MockResponse:
+    """Deterministic 8-dimensional vectors derived from each input's hash."""
+    items = body.get("input")
+    items = items if isinstance(items, list) else [items]
+    data = []
+    for i, item in enumerate(items):
+        digest = hashlib.sha256(str(item).encode()).digest()
+        vector = [b / 255 for b in digest[:8]]
+        value: Any = vector
+        if body.get("encoding_format") == "base64":
+            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    tokens = sum(text_tokens(str(x)) for x in items)
+    payload = {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return MockResponse(200, orjson.dumps(payload))
 
 
 class MockResponse:
@@ -62,6 +87,8 @@ class MockTransport:
     async def send(self, req: UpstreamRequest) -> UpstreamResponse:
         body = orjson.loads(req.body)
         model = str(body.get("model", "echo"))
+        if req.url.endswith("/embeddings"):
+            return _embeddings(body, model)
         if model.startswith("error-") and model[6:].isdigit():
             status = int(model[6:])
             err = {

@@ -1,63 +1,50 @@
-"""OpenAI and OpenAI-compatible servers (vLLM, Ollama, Azure-style base URLs)."""
+"""OpenAI and OpenAI-compatible servers (vLLM, Ollama, Azure-style base URLs).
+
+OpenAI chat completions is also the hub format, so translating to and from it is
+the identity; this adapter still has to ask for and read the stream's usage.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
-
-import orjson
 
 from aigw.config import ProviderConfig
 from aigw.errors import GatewayError, Wire
-from aigw.providers.base import JSON, StreamState, UpstreamRequest
+from aigw.providers.base import (
+    JSON,
+    StreamState,
+    UpstreamRequest,
+    join_url,
+    loads,
+    post,
+    redact,
+    upstream_error,
+)
 from aigw.sse import DONE, Event
+from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage, usage_from_openai
 
-# Key-shaped strings an upstream error message may echo back (OpenAI's 401 does).
-_KEYISH = re.compile(r"\b(sk|gw|key|AIza)[-_A-Za-z0-9*.]{8,}")
+
+def _stream_error(chunk: JSON) -> GatewayError:
+    err = chunk["error"]
+    msg = err.get("message") if isinstance(err, dict) else str(err)
+    return GatewayError(502, f"Upstream stream error: {msg}", type="upstream_error")
 
 
-def redact(message: str, api_key: str | None) -> str:
-    """Remove the provider key, and anything shaped like a key, from upstream text."""
-    if api_key:
-        message = message.replace(api_key, "[redacted]")
-    return _KEYISH.sub("[redacted]", message)
-
-
-def upstream_error(
-    status: int,
-    message: str,
-    provider: str,
-    *,
-    type: str | None = None,
-    code: str | None = None,
-    param: str | None = None,
-    retry_after: str | None = None,
-) -> GatewayError:
-    """An upstream error as the client should see it.
-
-    401/403 from the provider mean aigw's own credentials are wrong: the client can
-    do nothing about that, so it becomes a 502 instead of passing as "your key is bad".
-    """
-    headers = {"Retry-After": retry_after} if retry_after else {}
-    text = f"Upstream provider '{provider}' returned {status}: {message}"
-    if status in (401, 403):
-        return GatewayError(
-            502,
-            f"Upstream provider '{provider}' rejected the gateway's credentials "
-            f"({status}): {message}",
-            type="upstream_error",
-            code="upstream_auth_failed",
-        )
-    return GatewayError(
-        status,
-        text,
-        type=type or ("server_error" if status >= 500 else "invalid_request_error"),
-        code=code,
-        param=param,
-        headers=headers,
-    )
+def _count(state: StreamState, choices: list[Any]) -> None:
+    """Track text length and finish reasons of a chunk's choices."""
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            state.chars += len(content)
+        for call in delta.get("tool_calls") or ():
+            state.chars += len((call.get("function") or {}).get("arguments") or "")
+        if choice.get("finish_reason"):
+            state.finished = True
 
 
 class OpenAIStream:
@@ -80,18 +67,11 @@ class OpenAIStream:
         if data.startswith(b"[DONE]"):
             self.state.done = True
             return b""
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event.encode()
+        chunk = loads(data)
         if not isinstance(chunk, dict):
             return event.encode()
         if "error" in chunk:
-            err = chunk["error"]
-            msg = err.get("message") if isinstance(err, dict) else str(err)
-            self.state.error = GatewayError(
-                502, f"Upstream stream error: {msg}", type="upstream_error"
-            )
+            self.state.error = _stream_error(chunk)
             return b""
         usage = chunk.get("usage")
         choices = chunk.get("choices")
@@ -102,37 +82,108 @@ class OpenAIStream:
                     self._held.append(event.encode())
                 return b""
         if choices:
-            for choice in choices:
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if content:
-                    self.state.chars += len(content)
-                for call in delta.get("tool_calls") or ():
-                    self.state.chars += len((call.get("function") or {}).get("arguments") or "")
-                if choice.get("finish_reason"):
-                    self.state.finished = True
+            _count(self.state, choices)
         return event.encode()
 
     def tail(self) -> bytes:
         return b"".join(self._held) + DONE
 
 
+class OpenAIHubStream:
+    """An OpenAI stream as hub chunks (the identity, minus usage and [DONE])."""
+
+    def __init__(self, model: str) -> None:
+        self.state = StreamState()
+        self.model = model
+        self._usage_chunk: JSON | None = None
+
+    def feed(self, event: Event) -> list[JSON]:
+        if event.data.startswith(b"[DONE]"):
+            self.state.done = True
+            return []
+        chunk = loads(event.data)
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk:
+            self.state.error = _stream_error(chunk)
+            return []
+        choices = chunk.get("choices")
+        if chunk.get("usage"):
+            self.state.usage = usage_from_openai(chunk["usage"])
+            if not choices:
+                self._usage_chunk = chunk
+                return []
+        if choices:
+            _count(self.state, choices)
+        return [chunk]
+
+    def final_usage_chunk(self) -> JSON:
+        if self._usage_chunk is not None:
+            return self._usage_chunk
+        u = self.state.usage or Usage()
+        return {
+            "object": "chat.completion.chunk",
+            "model": self.model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "total_tokens": u.total_tokens,
+            },
+        }
+
+
+class ResponsesStream:
+    """Pass a Responses API stream through; its terminal event carries the usage."""
+
+    _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+    def __init__(self) -> None:
+        self.state = StreamState()
+        self._held: list[bytes] = []
+
+    def feed(self, event: Event) -> bytes:
+        data = loads(event.data)
+        kind = event.event or (data.get("type") if isinstance(data, dict) else None)
+        if not isinstance(data, dict):
+            return event.encode()
+        if kind == "error":
+            msg = data.get("message") or (data.get("error") or {}).get("message")
+            self.state.error = GatewayError(
+                502, f"Upstream stream error: {msg}", type="upstream_error"
+            )
+            return b""
+        if kind == "response.output_text.delta":
+            self.state.chars += len(data.get("delta") or "")
+        if kind in self._TERMINAL:
+            response = data.get("response") or {}
+            self.state.usage = usage_from_openai(response.get("usage"))
+            self.state.done = self.state.finished = True
+            self._held.append(event.encode())
+            return b""
+        return event.encode()
+
+    def tail(self) -> bytes:
+        return b"".join(self._held)
+
+
 class OpenAIAdapter:
     wire = Wire.OPENAI
 
-    def _request(
-        self, pc: ProviderConfig, api_key: str | None, path: str, body: JSON
-    ) -> UpstreamRequest:
-        url = pc.base_url + path
-        if pc.query:
-            url += "?" + urlencode(pc.query)
-        headers = {"Content-Type": "application/json", "User-Agent": "aigw", **pc.headers}
+    def _headers(self, pc: ProviderConfig, api_key: str | None) -> dict[str, str]:
+        headers = {"User-Agent": "aigw", **pc.headers}
         if api_key:
             if pc.auth_header:
                 headers[pc.auth_header] = api_key
             else:
                 headers["Authorization"] = "Bearer " + api_key
-        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+        return headers
+
+    def request(
+        self, pc: ProviderConfig, api_key: str | None, path: str, body: JSON
+    ) -> UpstreamRequest:
+        """POST ``body`` to ``path`` under the provider's base URL."""
+        return post(join_url(pc.base_url, path, pc.query), self._headers(pc, api_key), body)
 
     def chat_request(
         self,
@@ -142,6 +193,7 @@ class OpenAIAdapter:
         *,
         upstream_model: str,
         stream: bool,
+        client_headers: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
         out = dict(body)
         out["model"] = upstream_model
@@ -151,13 +203,22 @@ class OpenAIAdapter:
                 **(opts if isinstance(opts, dict) else {}),
                 "include_usage": True,
             }
-        return self._request(pc, api_key, "/chat/completions", out)
+        return self.request(pc, api_key, "/chat/completions", out)
+
+    def from_hub(self, hub: JSON, opts: TranslateOptions) -> Translated:
+        return Translated(hub)
 
     def response_usage(self, payload: JSON) -> Usage | None:
         return usage_from_openai(payload.get("usage"))
 
+    def response_to_hub(self, payload: JSON, model: str) -> JSON:
+        return payload
+
     def native_stream(self, *, client_wants_usage: bool) -> OpenAIStream:
         return OpenAIStream(client_wants_usage)
+
+    def hub_stream(self, model: str) -> OpenAIHubStream:
+        return OpenAIHubStream(model)
 
     def error(
         self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
@@ -175,17 +236,13 @@ class OpenAIAdapter:
 
 
 def _parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
-    try:
-        payload: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        text = body.decode("utf-8", "replace").strip()
-        return (text[:500] or "no error body"), None, None, None
+    payload = loads(body)
     err = payload.get("error") if isinstance(payload, dict) else None
+
+    def s(v: object) -> str | None:
+        return v if isinstance(v, str) else None
+
     if isinstance(err, dict):
-
-        def s(v: object) -> str | None:
-            return v if isinstance(v, str) else None
-
         return (
             s(err.get("message")) or "no message",
             s(err.get("type")),
@@ -194,7 +251,8 @@ def _parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
         )
     if isinstance(err, str):
         return err, None, None, None
-    return orjson.dumps(payload).decode()[:500], None, None, None
+    text = body.decode("utf-8", "replace").strip()
+    return (text[:500] or "no error body"), None, None, None
 
 
 ADAPTER = OpenAIAdapter()

@@ -1,0 +1,183 @@
+"""Anthropic's Messages API (``x-api-key``, ``anthropic-version``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aigw.config import ProviderConfig
+from aigw.errors import GatewayError, Wire
+from aigw.providers.base import (
+    JSON,
+    StreamState,
+    UpstreamRequest,
+    join_url,
+    loads,
+    post,
+    redact,
+    upstream_error,
+)
+from aigw.sse import Event
+from aigw.translate import anthropic as tr
+from aigw.translate.common import Translated, TranslateOptions
+from aigw.usage import Usage
+
+# Client headers worth passing on when an Anthropic client talks to an Anthropic
+# provider: the API version it was written for and the betas it opted into.
+_PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def _error_event(data: JSON) -> GatewayError:
+    raw = data.get("error")
+    err: JSON = raw if isinstance(raw, dict) else {}
+    status = 529 if err.get("type") == "overloaded_error" else 502
+    return GatewayError(
+        status, f"Upstream stream error: {err.get('message') or 'unknown'}", type="upstream_error"
+    )
+
+
+class AnthropicStream:
+    """Pass an Anthropic stream through; usage comes from message_start/message_delta.
+
+    ``message_stop`` ends the stream, so it is held until the ledger row is committed.
+    """
+
+    def __init__(self) -> None:
+        self.state = StreamState()
+        self._raw: JSON = {}
+        self._held: list[bytes] = []
+
+    def _usage(self, u: Any) -> None:
+        if isinstance(u, dict):
+            # message_delta counts are cumulative; keep message_start's other fields.
+            self._raw.update({k: v for k, v in u.items() if v is not None})
+            self.state.usage = tr.usage_from_anthropic(self._raw)
+
+    def feed(self, event: Event) -> bytes:
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            return event.encode()
+        kind = event.event or data.get("type")
+        if kind == "message_start":
+            self._usage((data.get("message") or {}).get("usage"))
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            self.state.chars += len(delta.get("text") or delta.get("partial_json") or "")
+        elif kind == "message_delta":
+            self._usage(data.get("usage"))
+            if (data.get("delta") or {}).get("stop_reason"):
+                self.state.finished = True
+        elif kind == "message_stop":
+            self.state.done = True
+            self._held.append(event.encode())
+            return b""
+        elif kind == "error":
+            self.state.error = _error_event(data)
+            return b""
+        return event.encode()
+
+    def tail(self) -> bytes:
+        return b"".join(self._held)
+
+
+class AnthropicHubStream:
+    """An Anthropic stream as hub chunks, via the translator."""
+
+    def __init__(self, model: str) -> None:
+        self.state = StreamState()
+        self._tr = tr.MessagesToChatStream(model=model)
+
+    def feed(self, event: Event) -> list[JSON]:
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            return []
+        kind = event.event or str(data.get("type", ""))
+        try:
+            chunks = self._tr.feed(kind, data)
+        except tr.AnthropicStreamError:
+            self.state.error = _error_event(data)
+            return []
+        if kind == "message_stop":
+            self.state.done = True
+        if self._tr.finish_reason is not None:
+            self.state.finished = True
+        if kind in ("message_start", "message_delta"):
+            self.state.usage = self._tr.usage
+        for chunk in chunks:
+            for choice in chunk["choices"]:
+                delta = choice.get("delta") or {}
+                self.state.chars += len(delta.get("content") or "")
+        return chunks
+
+    def final_usage_chunk(self) -> JSON:
+        return self._tr.final_usage_chunk()
+
+
+class AnthropicAdapter:
+    wire = Wire.ANTHROPIC
+
+    def headers(
+        self, pc: ProviderConfig, api_key: str | None, client_headers: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        headers = {"User-Agent": "aigw", "anthropic-version": tr.DEFAULT_VERSION}
+        for name in _PASSED_HEADERS:
+            value = client_headers.get(name) if client_headers else None
+            if value:
+                headers[name] = value
+        headers.update(pc.headers)
+        if api_key:
+            headers[pc.auth_header or "x-api-key"] = api_key
+        return headers
+
+    def request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        path: str,
+        body: JSON,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        return post(
+            join_url(pc.base_url, path, pc.query), self.headers(pc, api_key, client_headers), body
+        )
+
+    def chat_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        stream: bool,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        out = dict(body)
+        out["model"] = upstream_model
+        out["stream"] = stream
+        return self.request(pc, api_key, "/v1/messages", out, client_headers)
+
+    def from_hub(self, hub: JSON, opts: TranslateOptions) -> Translated:
+        return tr.chat_to_messages_request(hub, opts)
+
+    def response_usage(self, payload: JSON) -> Usage | None:
+        return tr.usage_from_anthropic(payload.get("usage"))
+
+    def response_to_hub(self, payload: JSON, model: str) -> JSON:
+        return tr.messages_to_chat_response(payload, model=model)
+
+    def native_stream(self, *, client_wants_usage: bool) -> AnthropicStream:
+        return AnthropicStream()
+
+    def hub_stream(self, model: str) -> AnthropicHubStream:
+        return AnthropicHubStream(model)
+
+    def error(
+        self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
+    ) -> GatewayError:
+        message, etype = tr.parse_anthropic_error(body)
+        return upstream_error(
+            status, redact(message, api_key), provider, type=etype, retry_after=retry_after
+        )
+
+
+ADAPTER = AnthropicAdapter()

@@ -1,0 +1,168 @@
+"""Google's Gemini API: generateContent, streamGenerateContent (``alt=sse``), embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aigw.config import ProviderConfig
+from aigw.errors import GatewayError, Wire
+from aigw.providers.base import (
+    JSON,
+    StreamState,
+    UpstreamRequest,
+    join_url,
+    loads,
+    post,
+    redact,
+    upstream_error,
+)
+from aigw.sse import Event
+from aigw.translate import gemini as tr
+from aigw.translate.common import Translated, TranslateOptions
+from aigw.usage import Usage
+
+
+def _stream_error(data: JSON) -> GatewayError:
+    err = data["error"] if isinstance(data.get("error"), dict) else {}
+    return GatewayError(
+        502, f"Upstream stream error: {err.get('message') or data['error']}", type="upstream_error"
+    )
+
+
+def _observe(state: StreamState, data: JSON) -> None:
+    """Usage, text length and finish reasons of one stream object."""
+    meta = data.get("usageMetadata")
+    if isinstance(meta, dict) and any(k.endswith("TokenCount") for k in meta):
+        state.usage = tr.usage_from_gemini(meta)
+    for cand in data.get("candidates") or ():
+        if not isinstance(cand, dict):
+            continue
+        for part in (cand.get("content") or {}).get("parts") or ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                state.chars += len(part["text"])
+        if cand.get("finishReason"):
+            state.finished = True
+
+
+class GeminiStream:
+    """Pass a Gemini stream through. Google sends no end marker: the chunk with the
+    finish reason is the last one, so that chunk waits for the ledger commit."""
+
+    def __init__(self) -> None:
+        self.state = StreamState()
+        self._held: list[bytes] = []
+
+    def feed(self, event: Event) -> bytes:
+        data = loads(event.data)
+        if not isinstance(data, dict):
+            return event.encode()
+        if "error" in data:
+            self.state.error = _stream_error(data)
+            return b""
+        was_finished = self.state.finished
+        _observe(self.state, data)
+        if (self.state.finished and not was_finished) or self._held:
+            self._held.append(event.encode())
+            return b""
+        return event.encode()
+
+    def tail(self) -> bytes:
+        return b"".join(self._held)
+
+
+class GeminiHubStream:
+    def __init__(self, model: str) -> None:
+        self.state = StreamState()
+        self._tr = tr.GeminiToChatStream(model=model)
+
+    def feed(self, event: Event) -> list[JSON]:
+        data = loads(event.data)
+        if isinstance(data, dict) and "error" in data:
+            self.state.error = _stream_error(data)
+            return []
+        if not isinstance(data, dict):
+            return []
+        _observe(self.state, data)
+        return self._tr.feed(data)
+
+    def final_usage_chunk(self) -> JSON:
+        return self._tr.final_usage_chunk()
+
+
+def model_path(model: str) -> str:
+    return model if model.startswith(("models/", "tunedModels/")) else "models/" + model
+
+
+class GeminiAdapter:
+    wire = Wire.GOOGLE
+
+    def headers(self, pc: ProviderConfig, api_key: str | None) -> dict[str, str]:
+        headers = {"User-Agent": "aigw", **pc.headers}
+        if api_key:
+            headers[pc.auth_header or "x-goog-api-key"] = api_key
+        return headers
+
+    def request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        model: str,
+        method: str,
+        body: JSON,
+        query: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        """POST to ``/v1beta/models/{model}:{method}``."""
+        url = join_url(
+            pc.base_url, f"/v1beta/{model_path(model)}:{method}", {**pc.query, **(query or {})}
+        )
+        return post(url, self.headers(pc, api_key), body)
+
+    def chat_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        stream: bool,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        body = {k: v for k, v in body.items() if k != "model"}
+        if stream:
+            return self.request(
+                pc, api_key, upstream_model, "streamGenerateContent", body, {"alt": "sse"}
+            )
+        return self.request(pc, api_key, upstream_model, "generateContent", body)
+
+    def from_hub(self, hub: JSON, opts: TranslateOptions) -> Translated:
+        return tr.chat_to_gemini_request(hub, opts)
+
+    def response_usage(self, payload: JSON) -> Usage | None:
+        return tr.usage_from_gemini(payload.get("usageMetadata"))
+
+    def response_to_hub(self, payload: JSON, model: str) -> JSON:
+        return tr.gemini_to_chat_response(payload, model=model)
+
+    def native_stream(self, *, client_wants_usage: bool) -> GeminiStream:
+        return GeminiStream()
+
+    def hub_stream(self, model: str) -> GeminiHubStream:
+        return GeminiHubStream(model)
+
+    def error(
+        self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
+    ) -> GatewayError:
+        message, google_status = tr.parse_gemini_error(body)
+        # Google answers a wrong key with 400 INVALID_ARGUMENT "API key not valid".
+        bad_key = status in (400, 401, 403) and "API key" in message
+        return upstream_error(
+            status,
+            redact(message, api_key),
+            provider,
+            type=google_status,
+            retry_after=retry_after,
+            auth_failed=bad_key,
+        )
+
+
+ADAPTER = GeminiAdapter()
