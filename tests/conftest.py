@@ -16,6 +16,8 @@ from aiohttp import web
 from aigw.app import GATEWAY, Gateway, bound_port, create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
 from aigw.store import keys as keystore
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 from tests.memkeyring import MemoryKeyring
 
@@ -38,6 +40,20 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 @pytest.fixture
 async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     fake = await FakeOpenAI().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    fake = await FakeAnthropic().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def fake_gemini() -> AsyncIterator[FakeGemini]:
+    fake = await FakeGemini(api_key="gemini-upstream-key").start()
     yield fake
     await fake.close()
 
@@ -115,4 +131,31 @@ async def gateway(start_gateway: StartGateway, fake_openai: FakeOpenAI) -> Runni
     return await start_gateway(
         providers={"openai": ("openai", fake_openai.base_url + "/v1"), "mock": ("mock", "")},
         models={"fast": ("openai", "gpt-4o-mini")},
+    )
+
+
+@pytest.fixture
+async def trio(
+    start_gateway: StartGateway,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    monkeypatch: pytest.MonkeyPatch,
+) -> RunningGateway:
+    """A gateway with one provider of each family, each a fake upstream with its key."""
+    monkeypatch.setenv("AIGW_OPENAI_API_KEY", "openai-upstream-key")
+    monkeypatch.setenv("AIGW_ANTHROPIC_API_KEY", "anthropic-upstream-key")
+    monkeypatch.setenv("AIGW_GEMINI_API_KEY", "gemini-upstream-key")
+    return await start_gateway(
+        providers={
+            "openai": ("openai", fake_openai.base_url + "/v1"),
+            "anthropic": ("anthropic", fake_anthropic.base_url),
+            "gemini": ("gemini", fake_gemini.base_url),
+            "mock": ("mock", ""),
+        },
+        models={
+            "m-openai": ("openai", "gpt-4o-mini"),
+            "m-anthropic": ("anthropic", "claude-sonnet-4-6"),
+            "m-gemini": ("gemini", "gemini-2.5-flash"),
+        },
     )

@@ -275,11 +275,15 @@ async def relay_stream(
             code="upstream_incomplete",
         )
 
-    if state.usage is not None:
-        ctx.usage = state.usage
-    else:
-        ctx.usage = Usage(prompt_estimate, chars_to_tokens(state.chars))
+    usage = state.usage
+    complete = failure is None and not client_gone
+    if usage is None or not complete:
+        # No final count: estimate the output from the text streamed so far (the
+        # provider bills what it generated even if the stream broke).
+        usage = usage or Usage(prompt_estimate)
+        usage.completion_tokens = max(usage.completion_tokens, chars_to_tokens(state.chars))
         ctx.usage_estimated = True
+    ctx.usage = usage
     if client_gone:
         ctx.status, ctx.error = CLIENT_GONE, "client closed the connection mid-stream"
     elif failure is not None:
