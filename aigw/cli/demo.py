@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from aiohttp import web
 
 from aigw import report as report_mod
-from aigw.app import GATEWAY, bound_port, create_app
 from aigw.cli.common import console
 from aigw.cli.report import print_table
 from aigw.cli.serve import run_loop
@@ -34,6 +32,9 @@ def demo_config() -> Config:
 
 async def _demo(home: Path) -> None:
     import openai
+    from aiohttp import web
+
+    from aigw.app import GATEWAY, bound_port, create_app
 
     app = create_app(demo_config(), home / "state.db")
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False)

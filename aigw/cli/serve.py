@@ -10,10 +10,8 @@ from collections.abc import Coroutine
 from typing import Annotated, Any
 
 import typer
-from aiohttp import web
 
 from aigw import __version__, paths
-from aigw.app import GATEWAY, bound_port, create_app
 from aigw.cli.common import console, load_config
 from aigw.config import Config
 
@@ -29,6 +27,10 @@ def run_loop(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def _run(cfg: Config, host: str, port: int) -> None:
+    from aiohttp import web
+
+    from aigw.app import GATEWAY, bound_port, create_app
+
     state_file = paths.resolve().state_file
     app = create_app(cfg, state_file)
     # handler_cancellation=False: a client that disconnects must not cancel the handler
