@@ -85,6 +85,23 @@ async def test_failed_calls_are_recorded(gateway: RunningGateway, fake_openai: F
     assert rep.rows[0].errors == 3
 
 
+async def test_stream_ends_with_its_cost_as_an_sse_comment(gateway: RunningGateway) -> None:
+    import aiohttp
+
+    key = await gateway.key()
+    body = {"model": "fast", "stream": True, "messages": HI}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            gateway.url + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as r,
+    ):
+        text = (await r.read()).decode()
+    assert text.endswith(": x-aigw-cost-usd 0.000005850\n\ndata: [DONE]\n\n")
+
+
 async def test_unpriced_model_is_flagged_not_zero(
     gateway: RunningGateway, fake_openai: FakeOpenAI
 ) -> None:

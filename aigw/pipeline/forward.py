@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aigw.errors import GatewayError, bad_request
+from aigw.errors import GatewayError, Wire, bad_request
 from aigw.formats import Call, ClientFormat, ClientStream
 from aigw.pricing import format_usd
 from aigw.providers import Provider
@@ -295,7 +295,14 @@ async def relay_stream(
     if client_gone:
         return out
     try:
-        await out.write(stream_error(failure) if failure else relay.tail())
+        # The cost is known only now, after the headers went out: an SSE comment
+        # carries it. google-genai chokes on comments, so Gemini streams go without.
+        cost = (
+            b""
+            if ctx.wire is Wire.GOOGLE
+            else (b": x-aigw-cost-usd " + cost_header(ctx).encode() + b"\n\n")
+        )
+        await out.write(cost + (stream_error(failure) if failure else relay.tail()))
         await out.write_eof()
     except (ConnectionError, aiohttp.ClientConnectionError):
         pass
