@@ -1,0 +1,1 @@
+"""Performance benchmark for aigw (not part of the test suite): `python -m benchmarks.run`."""
