@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
 
@@ -68,6 +70,74 @@ class TranslationConfig:
 
 
 @dataclass(slots=True)
+class LimitsConfig:
+    """How rate limits and provider quotas behave (the limits are set per team and key)."""
+
+    # Share of a per-minute limit that may be spent at once: 1.0 lets a full minute's
+    # allowance through in a burst (then it refills smoothly); 0.1 allows six seconds'
+    # worth at once.
+    burst: float = 1.0
+    # Output tokens counted up front against tokens-per-minute limits and quotas for a
+    # request without max_tokens (settled to the real count when it ends).
+    default_output_tokens: int = 1024
+    # Longest wait in a provider quota's priority queue before a 429.
+    queue_max_wait: float = 30.0
+    # Share of a provider quota low-priority requests may use.
+    low_priority_share: float = 0.5
+    # Seconds between batched writes of the counters to the state database.
+    persist_interval: float = 1.0
+
+
+@dataclass(slots=True)
+class BudgetsConfig:
+    """Calendar and worst-case rules for the hard budgets of teams and keys."""
+
+    # Budget periods are calendar days, ISO weeks (from Monday) or months here.
+    timezone: str = "UTC"
+    # Period of a budget set without --period.
+    period: str = "month"
+    # Alert thresholds (percent of the budget) of a budget set without --alert-at.
+    alert_at: list[int] = field(default_factory=lambda: [50, 80, 100])
+    # A model with no known price under a budget: "refuse" (its cost cannot be
+    # checked) or "allow" (it counts as $0).
+    unpriced: str = "refuse"
+    # Worst-case output tokens when neither the request nor the price table bounds them.
+    max_output_tokens: int = 32768
+    # Prompt tokens are estimated (about 4 characters a token); the reservation
+    # multiplies the estimate by this so text that tokenizes densely stays covered.
+    prompt_margin: float = 1.5
+
+
+@dataclass(slots=True)
+class AlertsConfig:
+    """Where budget alerts go besides the log (and `aigw report`)."""
+
+    # JSON POST with a Slack-compatible "text" field; "" = log only. The environment
+    # variable AIGW_ALERTS_WEBHOOK_URL overrides it (webhook URLs are often secret).
+    webhook_url: str = ""
+    timeout: float = 10.0  # seconds per attempt
+    retries: int = 5  # further attempts after a failure, with exponential backoff
+    queue_size: int = 1000  # alerts waiting for delivery; more are logged and dropped
+
+
+@dataclass(slots=True)
+class QuotaConfig:
+    """``[quotas."PROVIDER"]`` or ``[quotas."PROVIDER/MODEL"]``: the org's upstream quota."""
+
+    name: str
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.name.partition("/")[0]
+
+    @property
+    def model(self) -> str | None:
+        return self.name.partition("/")[2] or None
+
+
+@dataclass(slots=True)
 class ProviderConfig:
     name: str
     type: str
@@ -109,6 +179,10 @@ class Config:
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     models: dict[str, ModelConfig] = field(default_factory=dict)
     prices: dict[str, PriceConfig] = field(default_factory=dict)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    quotas: dict[str, QuotaConfig] = field(default_factory=dict)
 
 
 # -- validation helpers ---------------------------------------------------------------
@@ -210,6 +284,104 @@ def _translation(where: str, raw: object) -> TranslationConfig:
     return cfg
 
 
+def _limits(where: str, raw: object) -> LimitsConfig:
+    r = _Reader(where, raw, "limits")
+    d = LimitsConfig()
+    cfg = LimitsConfig(
+        burst=r.number("burst", d.burst, minimum=0.001),
+        default_output_tokens=r.get("default_output_tokens", int, d.default_output_tokens),
+        queue_max_wait=r.number("queue_max_wait", d.queue_max_wait),
+        low_priority_share=r.number("low_priority_share", d.low_priority_share, minimum=0.01),
+        persist_interval=r.number("persist_interval", d.persist_interval, minimum=0.05),
+    )
+    if cfg.burst > 1:
+        r.fail("burst", f"must be at most 1 (a whole minute's allowance; got {cfg.burst:g})")
+    if cfg.low_priority_share > 1:
+        r.fail("low_priority_share", f"must be at most 1 (got {cfg.low_priority_share:g})")
+    if cfg.default_output_tokens < 0:
+        r.fail("default_output_tokens", f"must be >= 0 (got {cfg.default_output_tokens})")
+    r.done()
+    return cfg
+
+
+def _budgets(where: str, raw: object) -> BudgetsConfig:
+    r = _Reader(where, raw, "budgets")
+    d = BudgetsConfig()
+    tz = r.get("timezone", str, d.timezone)
+    try:
+        zone(tz)
+    except ValueError:
+        r.fail("timezone", f"unknown time zone {tz!r} (use an IANA name such as Europe/Berlin)")
+    period = r.get("period", str, d.period)
+    if period not in ("day", "week", "month"):
+        r.fail("period", f'must be "day", "week" or "month" (got {period!r})')
+    alert_at = r.get("alert_at", list, d.alert_at)
+    for pct in alert_at:
+        if isinstance(pct, bool) or not isinstance(pct, int) or not 1 <= pct <= 100:
+            r.fail("alert_at", f"must be a list of percents from 1 to 100 (got {pct!r})")
+    unpriced = r.get("unpriced", str, d.unpriced)
+    if unpriced not in ("refuse", "allow"):
+        r.fail("unpriced", f'must be "refuse" or "allow" (got {unpriced!r})')
+    cfg = BudgetsConfig(
+        timezone=tz,
+        period=period,
+        alert_at=sorted(set(alert_at)),
+        unpriced=unpriced,
+        max_output_tokens=r.get("max_output_tokens", int, d.max_output_tokens),
+        prompt_margin=r.number("prompt_margin", d.prompt_margin, minimum=1.0),
+    )
+    if cfg.max_output_tokens < 1:
+        r.fail("max_output_tokens", f"must be at least 1 (got {cfg.max_output_tokens})")
+    r.done()
+    return cfg
+
+
+def _alerts(where: str, raw: object) -> AlertsConfig:
+    r = _Reader(where, raw, "alerts")
+    d = AlertsConfig()
+    cfg = AlertsConfig(
+        webhook_url=r.get("webhook_url", str, d.webhook_url),
+        timeout=r.number("timeout", d.timeout, minimum=0.001),
+        retries=r.get("retries", int, d.retries),
+        queue_size=r.get("queue_size", int, d.queue_size),
+    )
+    if cfg.webhook_url and not cfg.webhook_url.startswith(("http://", "https://")):
+        r.fail("webhook_url", "must start with http:// or https://")
+    if not 0 <= cfg.retries <= 20:
+        r.fail("retries", f"must be between 0 and 20 (got {cfg.retries})")
+    if cfg.queue_size < 1:
+        r.fail("queue_size", f"must be at least 1 (got {cfg.queue_size})")
+    r.done()
+    return cfg
+
+
+def _quota(where: str, name: str, raw: object, providers: dict[str, ProviderConfig]) -> QuotaConfig:
+    r = _Reader(where, raw, f"quotas.{name}")
+    provider, sep, model = name.partition("/")
+    if provider not in providers or (sep and not model):
+        known = ", ".join(sorted(providers)) or "none configured"
+        r.fail("", f"must be PROVIDER or PROVIDER/MODEL of a configured provider (known: {known})")
+    cfg = QuotaConfig(name=name, rpm=r.get("rpm", int, None), tpm=r.get("tpm", int, None))
+    for key in ("rpm", "tpm"):
+        value = getattr(cfg, key)
+        if value is not None and value < 1:
+            r.fail(key, f"must be at least 1 (got {value})")
+    if cfg.rpm is None and cfg.tpm is None:
+        r.fail("", "sets neither rpm nor tpm")
+    r.done()
+    return cfg
+
+
+def zone(name: str) -> tzinfo:
+    """The time zone ``name``; ValueError when unknown. UTC works without tzdata."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        if name.upper() == "UTC":
+            return UTC
+        raise ValueError(name) from None
+
+
 def _provider(where: str, name: str, raw: object) -> ProviderConfig:
     r = _Reader(where, raw, f"providers.{name}")
     ptype = r.get("type", str, None)
@@ -280,6 +452,11 @@ def parse(data: dict[str, Any], where: str = "config.toml", path: Path | None = 
         cfg.models[name] = _model(where, name, raw, cfg.providers)
     for name, raw in top.get("prices", dict, {}).items():
         cfg.prices[name] = _price(where, name, raw)
+    cfg.limits = _limits(where, top.get("limits", dict, {}))
+    cfg.budgets = _budgets(where, top.get("budgets", dict, {}))
+    cfg.alerts = _alerts(where, top.get("alerts", dict, {}))
+    for name, raw in top.get("quotas", dict, {}).items():
+        cfg.quotas[name] = _quota(where, name, raw, cfg.providers)
     top.done()
     return cfg
 
@@ -337,6 +514,34 @@ _COMMENTS = {
         '# Price overrides, USD per million tokens: [prices."MODEL"] or\n'
         '# [prices."PROVIDER/MODEL"] with input, output, cached_input, cache_write.'
     ),
+    "limits": (
+        "# Rate limits are set per team and key (`aigw teams create NAME --rpm 60`).\n"
+        "# burst: share of a minute's allowance usable at once (1.0 = all of it, then a\n"
+        "# smooth refill). default_output_tokens: counted against tokens-per-minute\n"
+        "# limits up front for a request without max_tokens (settled to the real count).\n"
+        "# Provider quotas: a request waits at most queue_max_wait seconds, in priority\n"
+        "# order, then gets a 429; low priority may use only low_priority_share of a quota.\n"
+        "# Counters are written to the state database every persist_interval seconds."
+    ),
+    "budgets": (
+        "# Hard budgets (`aigw teams create NAME --budget 100 --period month`) count\n"
+        "# calendar periods in this time zone; weeks start on Monday. A request is refused\n"
+        "# when its worst case (prompt estimate x prompt_margin + max_tokens, or the\n"
+        "# model's maximum output, else max_output_tokens) would pass the budget.\n"
+        '# unpriced = "refuse" refuses models with no known price under a budget; "allow"\n'
+        "# counts them as $0. alert_at: default alert thresholds in percent."
+    ),
+    "alerts": (
+        "# Budget alerts are logged, flagged in `aigw report` and, with webhook_url, POSTed\n"
+        '# as JSON with a Slack-compatible "text" field (retried with backoff, never\n'
+        "# blocking requests). AIGW_ALERTS_WEBHOOK_URL overrides webhook_url."
+    ),
+    "quotas": (
+        '# The org\'s upstream quotas: [quotas."PROVIDER"] or [quotas."PROVIDER/MODEL"]\n'
+        "# with rpm and/or tpm. When one is used up requests queue by priority (see\n"
+        "# [limits]) instead of failing upstream; an upstream 429 pauses that model for\n"
+        "# its Retry-After."
+    ),
 }
 
 
@@ -384,6 +589,37 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             price["cache_write"] = pr.cache_write
         prices[name] = price
     doc["prices"] = prices
+    lim, bud, al = cfg.limits, cfg.budgets, cfg.alerts
+    doc["limits"] = {
+        "burst": lim.burst,
+        "default_output_tokens": lim.default_output_tokens,
+        "queue_max_wait": lim.queue_max_wait,
+        "low_priority_share": lim.low_priority_share,
+        "persist_interval": lim.persist_interval,
+    }
+    doc["budgets"] = {
+        "timezone": bud.timezone,
+        "period": bud.period,
+        "alert_at": list(bud.alert_at),
+        "unpriced": bud.unpriced,
+        "max_output_tokens": bud.max_output_tokens,
+        "prompt_margin": bud.prompt_margin,
+    }
+    doc["alerts"] = {
+        "webhook_url": al.webhook_url,
+        "timeout": al.timeout,
+        "retries": al.retries,
+        "queue_size": al.queue_size,
+    }
+    quotas: dict[str, Any] = {}
+    for name, q in cfg.quotas.items():
+        quota: dict[str, Any] = {}
+        if q.rpm is not None:
+            quota["rpm"] = q.rpm
+        if q.tpm is not None:
+            quota["tpm"] = q.tpm
+        quotas[name] = quota
+    doc["quotas"] = quotas
     return doc
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from aigw.config import Config
+from aigw.limits.alerts import REFUSED
+from aigw.limits.periods import Calendar, Period
 from aigw.pricing import usd
 from aigw.store import Database
+from aigw.store import keys as keystore
 from aigw.store import ledger as ledger_store
+from aigw.store import limits as limits_store
+from aigw.store import teams as teamstore
 from aigw.store.ledger import GROUPS, ReportRow
+from aigw.store.limits import Limits
 
 BY = tuple(GROUPS)
 
@@ -53,4 +61,91 @@ def row_dict(r: ReportRow, by: str) -> dict[str, Any]:
         "completion_tokens": r.completion_tokens,
         "cost_usd": float(usd(r.cost_nusd)),
         "unpriced_requests": r.unpriced,
+    }
+
+
+# -- budgets -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BudgetRow:
+    """One team's or key's budget in its current period."""
+
+    scope: str  # team | key
+    name: str  # team name or key id
+    team: str
+    period: Period
+    budget_nusd: int
+    spent_nusd: int
+    unpriced: int
+    alerts: list[int]  # thresholds that fired this period
+    refused: bool  # a request was refused for this budget this period
+    resets: str
+
+    @property
+    def remaining_nusd(self) -> int:
+        return max(0, self.budget_nusd - self.spent_nusd)
+
+
+async def budgets(db: Database, cfg: Config, now: float) -> list[BudgetRow]:
+    """Every team budget, then every active key's, for the period containing ``now``.
+
+    Spend is summed from the ledger, so it is exact and includes every committed call
+    (a running server also holds reservations for calls in flight; those are not here).
+    """
+    cal = Calendar(cfg.budgets.timezone)
+    subjects: list[tuple[str, str, str, Limits]] = [
+        ("team", t.name, t.name, t.limits) for t in await teamstore.list_all(db)
+    ]
+    subjects += [
+        ("key", k.id, k.team, k.limits)
+        for k in await keystore.list_all(db)
+        if k.state(now) == "active"
+    ]
+    rows: list[BudgetRow] = []
+    for scope, name, team, limits in subjects:
+        if limits.budget_nusd is None:
+            continue
+        period = cal.period(limits.period or cfg.budgets.period, now)
+        spent, unpriced = await limits_store.spend_of(
+            db, scope, name, period.start_ts, period.end_ts
+        )
+        fired = await limits_store.alert_history(db, scope, name, period.id)
+        rows.append(
+            BudgetRow(
+                scope,
+                name,
+                team,
+                period,
+                limits.budget_nusd,
+                spent,
+                unpriced,
+                sorted(int(a.mark) for a in fired if a.mark.isdigit()),
+                any(a.mark == REFUSED for a in fired),
+                cal.reset_text(period),
+            )
+        )
+    return rows
+
+
+def budget_dict(b: BudgetRow) -> dict[str, Any]:
+    """One budget as scripts see it: USD as floats, exact nano-USD integers beside them."""
+    return {
+        "scope": b.scope,
+        "name": b.name,
+        "team": b.team,
+        "period": b.period.kind,
+        "period_label": b.period.label,
+        "period_start": datetime.fromtimestamp(b.period.start_ts, UTC).isoformat(),
+        "resets_at": datetime.fromtimestamp(b.period.end_ts, UTC).isoformat(),
+        "budget_usd": float(usd(b.budget_nusd)),
+        "spent_usd": float(usd(b.spent_nusd)),
+        "remaining_usd": float(usd(b.remaining_nusd)),
+        "budget_nusd": b.budget_nusd,
+        "spent_nusd": b.spent_nusd,
+        "remaining_nusd": b.remaining_nusd,
+        "used_percent": round(b.spent_nusd * 100 / b.budget_nusd, 2) if b.budget_nusd else None,
+        "unpriced_requests": b.unpriced,
+        "alerts_fired": b.alerts,
+        "refused": b.refused,
     }

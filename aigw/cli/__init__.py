@@ -63,11 +63,12 @@ def _root(
 
 
 def _register() -> None:
-    from aigw.cli import demo, init, keys, manpage, providers, report, serve
+    from aigw.cli import demo, init, keys, manpage, providers, report, serve, teams
 
     app.command("init")(init.init)
     app.add_typer(providers.app, name="providers")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(teams.app, name="teams")
     app.command("serve")(serve.serve)
     app.command("report")(report.report)
     app.command("demo")(demo.demo)

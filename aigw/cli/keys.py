@@ -9,10 +9,26 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from aigw.cli.common import console, iso, parse_duration, print_json, when, with_db
+from aigw.cli.common import console, iso, load_config, parse_duration, print_json, when, with_db
+from aigw.cli.limits import (
+    LIMIT_HEADERS,
+    AlertOpt,
+    BudgetOpt,
+    ModelsOpt,
+    ParallelOpt,
+    PeriodOpt,
+    PriorityOpt,
+    RpmOpt,
+    TpmOpt,
+    apply,
+    as_dict,
+    cells,
+)
+from aigw.config import Config
 from aigw.store import Database
 from aigw.store import keys as keystore
 from aigw.store.keys import KeyRecord
+from aigw.store.limits import NO_LIMITS
 
 app = typer.Typer(
     help="Create, list, revoke and rotate gateway keys. A key is shown once; only its hash "
@@ -23,7 +39,9 @@ app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _as_dict(rec: KeyRecord, now: float, key: str | None = None) -> dict[str, Any]:
+def _as_dict(
+    rec: KeyRecord, now: float, key: str | None = None, cfg: Config | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"id": rec.id}
     if key is not None:
         out["key"] = key
@@ -37,6 +55,7 @@ def _as_dict(rec: KeyRecord, now: float, key: str | None = None) -> dict[str, An
         revoked_at=iso(rec.revoked_at),
         replaced_by=rec.replaced_by,
         state=rec.state(now),
+        limits=None if rec.limits.empty else as_dict(rec.limits, cfg or load_config()),
     )
     return out
 
@@ -49,6 +68,9 @@ def _show_new(key: str, rec: KeyRecord, title: str) -> None:
         f"id {rec.id}   team {rec.team}   app {rec.app or '-'}   "
         f"expires {when(rec.expires_at) if rec.expires_at else 'never'}",
     ]
+    if not rec.limits.empty:
+        shown = zip(LIMIT_HEADERS, cells(rec.limits, load_config()), strict=True)
+        lines.append("limits: " + "   ".join(f"{h} {c}" for h, c in shown if c != "-"))
     console.print(Panel("\n".join(lines), title=title, expand=False))
 
 
@@ -62,13 +84,34 @@ def create(
     expires: Annotated[
         str | None, typer.Option("--expires", help="Lifetime, e.g. 30d, 12h (default: never).")
     ] = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    max_parallel: ParallelOpt = None,
+    budget: BudgetOpt = None,
+    period: PeriodOpt = None,
+    alert_at: AlertOpt = None,
+    priority: PriorityOpt = None,
+    models: ModelsOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Create a gateway key and print it once."""
+    """Create a gateway key and print it once. Its limits apply on top of its team's."""
     expires_at = time.time() + parse_duration(expires) if expires else None
+    limits = apply(
+        NO_LIMITS,
+        rpm=rpm,
+        tpm=tpm,
+        max_parallel=max_parallel,
+        budget=budget,
+        period=period,
+        alert_at=alert_at,
+        priority=priority,
+        models=models,
+    )
 
     async def run(db: Database) -> tuple[str, KeyRecord]:
-        return await keystore.create(db, team=team, app=app_, name=name, expires_at=expires_at)
+        return await keystore.create(
+            db, team=team, app=app_, name=name, expires_at=expires_at, limits=limits
+        )
 
     key, rec = with_db(run)
     if json:
@@ -88,15 +131,18 @@ def list_(
         records = [r for r in records if r.team == team]
     now = time.time()
     if json:
-        print_json([_as_dict(r, now) for r in records])
+        cfg = load_config()
+        print_json([_as_dict(r, now, cfg=cfg) for r in records])
         return
     if not records:
         console.print("no keys yet: aigw keys create --team TEAM")
         return
-    table = Table("id", "prefix", "team", "app", "name", "created", "expires", "state")
+    cfg = load_config()
+    table = Table("id", "prefix", "team", "app", "name", "created", "expires", "state", "limits")
     colours = {"active": "green", "revoked": "red", "expired": "yellow"}
     for r in records:
         state = r.state(now)
+        shown = zip(LIMIT_HEADERS, cells(r.limits, cfg), strict=True)
         table.add_row(
             r.id,
             r.prefix + "…",
@@ -106,7 +152,49 @@ def list_(
             when(r.created_at),
             when(r.expires_at),
             f"[{colours[state]}]{state}[/]",
+            " ".join(f"{h}={c}" for h, c in shown if c != "-") or "-",
         )
+    console.print(table)
+
+
+@app.command("update")
+def update(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `aigw keys list`).")],
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    max_parallel: ParallelOpt = None,
+    budget: BudgetOpt = None,
+    period: PeriodOpt = None,
+    alert_at: AlertOpt = None,
+    priority: PriorityOpt = None,
+    models: ModelsOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Change some of a key's own limits; the others stay as they are."""
+
+    async def run(db: Database) -> KeyRecord:
+        current = await keystore.get(db, key_id)
+        limits = apply(
+            current.limits,
+            rpm=rpm,
+            tpm=tpm,
+            max_parallel=max_parallel,
+            budget=budget,
+            period=period,
+            alert_at=alert_at,
+            priority=priority,
+            models=models,
+        )
+        return await keystore.set_limits(db, key_id, limits)
+
+    rec = with_db(run)
+    if json:
+        print_json(_as_dict(rec, time.time()))
+        return
+    cfg = load_config()
+    table = Table("key", "team", *LIMIT_HEADERS)
+    table.add_row(rec.id, rec.team, *cells(rec.limits, cfg))
+    console.print(f"[green]✓[/] updated key {rec.id}; a running server applies it within a second")
     console.print(table)
 
 

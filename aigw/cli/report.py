@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from aigw import report as report_mod
-from aigw.cli.common import console, parse_since, print_json, when, with_db
+from aigw.cli.common import console, load_config, parse_since, print_json, when, with_db
+from aigw.cli.teams import print_budgets
 from aigw.pricing import format_usd
 from aigw.store import Database
 
@@ -39,19 +40,43 @@ def report(
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print a JSON list for scripts.")] = False,
     csv_: Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets.")] = False,
+    budgets_only: Annotated[
+        bool,
+        typer.Option(
+            "--budgets",
+            help="Only the budgets: each team's and key's budget, spend, remaining and "
+            "fired alerts in its current period.",
+        ),
+    ] = False,
 ) -> None:
-    """Spend and usage from the ledger, grouped by team, app, key, model, provider or day."""
+    """Spend and usage from the ledger, grouped by team, app, key, model, provider or day;
+    then each budget's spend and remaining in its current period."""
     now = time.time()
     start = parse_since(since, now)
     end = parse_since(until, now) if until else None
     group = str(by.value)
+    cfg = load_config()
 
-    async def run(db: Database) -> report_mod.Report:
-        return await report_mod.build(db, by=group, since=start, until=end)
+    async def run(db: Database) -> tuple[report_mod.Report, list[report_mod.BudgetRow]]:
+        rep = await report_mod.build(db, by=group, since=start, until=end)
+        return rep, await report_mod.budgets(db, cfg, now)
 
-    rep = with_db(run)
+    rep, budgets = with_db(run)
+    if budgets_only:
+        if json:
+            print_json([report_mod.budget_dict(b) for b in budgets])
+        elif budgets:
+            print_budgets(budgets)
+        else:
+            console.print("no budgets: aigw teams update TEAM --budget 100")
+        return
     rows = [report_mod.row_dict(r, group) for r in rep.rows]
     if json:
+        if group in ("team", "key"):
+            # The current period's budget of the team or key the row is about (or null).
+            own = {b.name: report_mod.budget_dict(b) for b in budgets if b.scope == group}
+            for r in rows:
+                r["budget"] = own.get(r["name"])
         print_json(rows)
         return
     if csv_:
@@ -72,6 +97,8 @@ def report(
             writer.writerow({**r, "cost_usd": format_usd(raw.cost_nusd, 9)})
         return
     print_table(rep)
+    if budgets:
+        print_budgets(budgets)
 
 
 def print_table(rep: report_mod.Report) -> None:

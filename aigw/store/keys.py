@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass
 
 from aigw.errors import AigwError
+from aigw.store import limits as limits_store
 from aigw.store.db import Database
+from aigw.store.limits import NO_LIMITS, Limits
 
 KEY_PREFIX = "gw-"
 
@@ -30,6 +32,8 @@ class KeyRecord:
     expires_at: float | None
     revoked_at: float | None
     replaced_by: str | None
+    # The key's own limits; its team's limits apply as well.
+    limits: Limits = NO_LIMITS
 
     def state(self, now: float) -> str:
         """``active``, ``revoked`` or ``expired`` at time ``now``."""
@@ -60,15 +64,25 @@ def _record(row: sqlite3.Row) -> KeyRecord:
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
         replaced_by=row["replaced_by"],
+        limits=limits_store.from_row(row),
     )
 
 
-_COLUMNS = "id, hash, prefix, name, team, app, created_at, expires_at, revoked_at, replaced_by"
-_INSERT = f"INSERT INTO keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = (
+    "id, hash, prefix, name, team, app, created_at, expires_at, revoked_at, replaced_by, "
+    + limits_store.COLUMNS
+)
+_PLACEHOLDERS = ", ".join(["?"] * (_COLUMNS.count(",") + 1))
+_INSERT = f"INSERT INTO keys ({_COLUMNS}) VALUES ({_PLACEHOLDERS})"
 
 
 def _new_record(
-    *, team: str, app: str | None, name: str | None, expires_at: float | None
+    *,
+    team: str,
+    app: str | None,
+    name: str | None,
+    expires_at: float | None,
+    limits: Limits = NO_LIMITS,
 ) -> tuple[str, KeyRecord]:
     key = new_key()
     rec = KeyRecord(
@@ -82,6 +96,7 @@ def _new_record(
         expires_at=expires_at,
         revoked_at=None,
         replaced_by=None,
+        limits=limits,
     )
     return key, rec
 
@@ -98,6 +113,7 @@ def _params(r: KeyRecord) -> tuple[object, ...]:
         r.expires_at,
         r.revoked_at,
         r.replaced_by,
+        *limits_store.to_row(r.limits),
     )
 
 
@@ -108,9 +124,11 @@ async def create(
     app: str | None = None,
     name: str | None = None,
     expires_at: float | None = None,
+    limits: Limits = NO_LIMITS,
 ) -> tuple[str, KeyRecord]:
     """Create a key; returns (the key itself, its record). The key is not stored."""
-    key, rec = _new_record(team=team, app=app, name=name, expires_at=expires_at)
+    limits_store.validate(limits)
+    key, rec = _new_record(team=team, app=app, name=name, expires_at=expires_at, limits=limits)
     await db.execute(_INSERT, _params(rec))
     return key, rec
 
@@ -143,7 +161,11 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
     now = time.time()
     if old.state(now) != "active":
         raise AigwError(f"key {key_id} is {old.state(now)}; only an active key can be rotated")
-    key, rec = _new_record(team=old.team, app=old.app, name=old.name, expires_at=old.expires_at)
+    # The replacement inherits the old key's limits (its budget spend starts afresh,
+    # since spend is counted per key id).
+    key, rec = _new_record(
+        team=old.team, app=old.app, name=old.name, expires_at=old.expires_at, limits=old.limits
+    )
     until = now + grace
     # The old key ends at the grace deadline, or sooner if it was already due to expire.
     old_end = until if old.expires_at is None else min(old.expires_at, until)
@@ -159,7 +181,18 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
     return key, rec, await get(db, key_id)
 
 
+async def set_limits(db: Database, key_id: str, limits: Limits) -> KeyRecord:
+    """Replace a key's own limits; returns the updated record."""
+    limits_store.validate(limits)
+    await get(db, key_id)
+    assignments = ", ".join(f"{c} = ?" for c in limits_store.LIMIT_FIELDS)
+    await db.execute(
+        f"UPDATE keys SET {assignments} WHERE id = ?", (*limits_store.to_row(limits), key_id)
+    )
+    return await get(db, key_id)
+
+
 async def generation(db: Database) -> int:
-    """A number that changes whenever any key changes."""
+    """A number that changes whenever any key or team changes."""
     row = await db.fetchone("SELECT value FROM generation WHERE id = 1")
     return int(row[0]) if row else 0

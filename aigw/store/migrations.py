@@ -55,4 +55,58 @@ MIGRATIONS: list[tuple[str, str]] = [
             BEGIN UPDATE generation SET value = value + 1; END;
         """,
     ),
+    (
+        "0002_teams_limits",
+        """
+        -- Teams carry limits for all their keys; a key may also carry its own. NULL means
+        -- "no limit" (or, for period and alert_at, "the [budgets] default").
+        CREATE TABLE teams (
+            name         TEXT PRIMARY KEY,
+            rpm          INTEGER,          -- requests per minute
+            tpm          INTEGER,          -- tokens per minute
+            max_parallel INTEGER,          -- requests in flight at once
+            budget_nusd  INTEGER,          -- hard budget per period, nano-USD
+            period       TEXT,             -- day | week | month
+            alert_at     TEXT,             -- '50,80,100'; '' = no alerts
+            priority     TEXT,             -- high | normal | low
+            models       TEXT,             -- comma-separated globs
+            created_at   REAL NOT NULL,
+            updated_at   REAL NOT NULL
+        );
+        ALTER TABLE keys ADD COLUMN rpm INTEGER;
+        ALTER TABLE keys ADD COLUMN tpm INTEGER;
+        ALTER TABLE keys ADD COLUMN max_parallel INTEGER;
+        ALTER TABLE keys ADD COLUMN budget_nusd INTEGER;
+        ALTER TABLE keys ADD COLUMN period TEXT;
+        ALTER TABLE keys ADD COLUMN alert_at TEXT;
+        ALTER TABLE keys ADD COLUMN priority TEXT;
+        ALTER TABLE keys ADD COLUMN models TEXT;
+        -- Team edits reach a running server the way key edits do.
+        CREATE TRIGGER teams_ins AFTER INSERT ON teams
+            BEGIN UPDATE generation SET value = value + 1; END;
+        CREATE TRIGGER teams_upd AFTER UPDATE ON teams
+            BEGIN UPDATE generation SET value = value + 1; END;
+        CREATE TRIGGER teams_del AFTER DELETE ON teams
+            BEGIN UPDATE generation SET value = value + 1; END;
+        -- Rate-limit state (GCRA): one row per bucket that is not full, written in
+        -- batches. tat = theoretical arrival time (unix s); interval = seconds per unit
+        -- when it was written, so a changed limit converts the debt, not the time.
+        CREATE TABLE limit_counters (
+            bucket   TEXT PRIMARY KEY,
+            tat      REAL NOT NULL,
+            interval REAL NOT NULL
+        );
+        -- Budget alerts that fired, so each fires at most once per period.
+        CREATE TABLE budget_alerts (
+            scope       TEXT NOT NULL,     -- team | key
+            name        TEXT NOT NULL,     -- team name or key id
+            period      TEXT NOT NULL,     -- e.g. 'month:2026-11-01'
+            mark        TEXT NOT NULL,     -- threshold percent ('80') or 'refused'
+            fired_at    REAL NOT NULL,
+            spent_nusd  INTEGER NOT NULL,
+            budget_nusd INTEGER NOT NULL,
+            PRIMARY KEY (scope, name, period, mark)
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,219 @@
+"""Limit options shared by `aigw teams` and `aigw keys`, and how limits are shown.
+
+Every option takes ``none`` to remove a limit (`aigw teams update web --rpm none`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import typer
+
+from aigw.config import Config
+from aigw.errors import AigwError
+from aigw.limits.budgets import money
+from aigw.pricing import usd
+from aigw.store.limits import PERIODS, PRIORITIES, Limits
+
+RpmOpt = Annotated[
+    str | None,
+    typer.Option("--rpm", metavar="N", help="Requests per minute ('none' removes the limit)."),
+]
+TpmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tpm",
+        metavar="N",
+        help="Tokens per minute, prompt plus output ('none' removes the limit).",
+    ),
+]
+ParallelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-parallel",
+        metavar="N",
+        help="Requests in flight at once ('none' removes the limit).",
+    ),
+]
+BudgetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--budget",
+        metavar="USD",
+        help="Hard budget per period in USD, e.g. 100 or 2.50 ('none' removes it).",
+    ),
+]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        metavar="day|week|month",
+        help="Budget period: a calendar day, week (from Monday) or month in [budgets] "
+        "timezone ('none': the [budgets] period, by default month).",
+    ),
+]
+AlertOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--alert-at",
+        metavar="PCTS",
+        help="Budget alert thresholds in percent, e.g. 50,80,100 ('off': no alerts; "
+        "'none': the [budgets] alert_at).",
+    ),
+]
+PriorityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--priority",
+        metavar="high|normal|low",
+        help="Place in provider quota queues; low may use only part of a quota "
+        "('none': the team's, else normal).",
+    ),
+]
+ModelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--models",
+        metavar="GLOBS",
+        help="Comma-separated model globs allowed, e.g. 'openai/gpt-4o*,fast' ('none': any model).",
+    ),
+]
+
+_NONE = ("none", "-")
+
+
+def _count(option: str, text: str) -> int | None:
+    if text.lower() in _NONE:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise AigwError(f"{option}: not a whole number: {text!r} (or 'none')") from None
+    if value < 1:
+        raise AigwError(f"{option}: must be at least 1 (got {value}); 'none' removes the limit")
+    return value
+
+
+def parse_budget(text: str) -> int | None:
+    """'100', '2.50', '$5' -> nano-USD; 'none' -> None."""
+    if text.lower() in _NONE:
+        return None
+    try:
+        value = Decimal(text.strip().lstrip("$").replace(",", "").replace("_", ""))
+    except InvalidOperation:
+        raise AigwError(f"--budget: not an amount in USD: {text!r} (or 'none')") from None
+    if not value.is_finite() or value < 0:
+        raise AigwError(f"--budget: must be a positive amount in USD (got {text!r})")
+    nano = value * 1_000_000_000
+    if nano != nano.to_integral_value():
+        raise AigwError(f"--budget: at most 9 decimal places (got {text!r})")
+    return int(nano)
+
+
+def _choice(option: str, text: str, choices: tuple[str, ...]) -> str | None:
+    if text.lower() in _NONE:
+        return None
+    if text.lower() not in choices:
+        raise AigwError(f"{option}: must be one of {', '.join(choices)} or 'none' (got {text!r})")
+    return text.lower()
+
+
+def _alert_at(text: str) -> tuple[int, ...] | None:
+    if text.lower() in _NONE:
+        return None
+    if text.lower() == "off":
+        return ()
+    try:
+        pcts = sorted({int(p) for p in text.replace("%", "").split(",") if p.strip()})
+    except ValueError:
+        raise AigwError(f"--alert-at: not a list of percents: {text!r} (e.g. 50,80,100)") from None
+    for p in pcts:
+        if not 1 <= p <= 100:
+            raise AigwError(f"--alert-at: percents go from 1 to 100 (got {p})")
+    return tuple(pcts)
+
+
+def _models(text: str) -> tuple[str, ...] | None:
+    if text.lower() in _NONE:
+        return None
+    globs = tuple(g.strip() for g in text.split(",") if g.strip())
+    if not globs:
+        raise AigwError("--models: give at least one model glob (or 'none' for any model)")
+    return globs
+
+
+def apply(
+    base: Limits,
+    *,
+    rpm: str | None,
+    tpm: str | None,
+    max_parallel: str | None,
+    budget: str | None,
+    period: str | None,
+    alert_at: str | None,
+    priority: str | None,
+    models: str | None,
+) -> Limits:
+    """``base`` with the options that were given applied."""
+    changes: dict[str, Any] = {}
+    if rpm is not None:
+        changes["rpm"] = _count("--rpm", rpm)
+    if tpm is not None:
+        changes["tpm"] = _count("--tpm", tpm)
+    if max_parallel is not None:
+        changes["max_parallel"] = _count("--max-parallel", max_parallel)
+    if budget is not None:
+        changes["budget_nusd"] = parse_budget(budget)
+    if period is not None:
+        changes["period"] = _choice("--period", period, PERIODS)
+    if alert_at is not None:
+        changes["alert_at"] = _alert_at(alert_at)
+    if priority is not None:
+        changes["priority"] = _choice("--priority", priority, PRIORITIES)
+    if models is not None:
+        changes["models"] = _models(models)
+    return base.replace(**changes)
+
+
+def as_dict(limits: Limits, cfg: Config) -> dict[str, Any]:
+    """Limits for --json: null = no limit; period and alert_at with defaults resolved."""
+    budget = limits.budget_nusd
+    return {
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "max_parallel": limits.max_parallel,
+        "budget_usd": None if budget is None else float(usd(budget)),
+        "budget_nusd": budget,
+        "period": limits.period or cfg.budgets.period,
+        "alert_at": list(limits.alert_at)
+        if limits.alert_at is not None
+        else list(cfg.budgets.alert_at),
+        "priority": limits.priority,
+        "models": None if limits.models is None else list(limits.models),
+    }
+
+
+def cells(limits: Limits, cfg: Config) -> list[str]:
+    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models."""
+
+    def n(v: int | None) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    if limits.budget_nusd is None:
+        budget = "-"
+    else:
+        budget = f"{money(limits.budget_nusd)}/{limits.period or cfg.budgets.period}"
+    alerts = limits.alert_at if limits.alert_at is not None else tuple(cfg.budgets.alert_at)
+    return [
+        n(limits.rpm),
+        n(limits.tpm),
+        n(limits.max_parallel),
+        budget,
+        ",".join(str(p) for p in alerts) if limits.budget_nusd is not None and alerts else "-",
+        limits.priority or "-",
+        ",".join(limits.models) if limits.models else "-",
+    ]
+
+
+LIMIT_HEADERS = ["rpm", "tpm", "parallel", "budget", "alerts %", "priority", "models"]

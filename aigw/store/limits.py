@@ -1,0 +1,255 @@
+"""Limits of teams and keys, and the SQL behind the limits engine's persistence.
+
+:class:`Limits` is the same for a team and a key; ``None`` in a field means "no
+limit" (for ``period`` and ``alert_at``: "the ``[budgets]`` default"). The engine
+itself (``aigw.limits``, ``aigw.pipeline.admit``) keeps everything in memory and
+uses the functions here only at start, in its batched background writes and at
+shutdown.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aigw.errors import AigwError
+from aigw.store.db import Database
+
+PERIODS = ("day", "week", "month")
+PRIORITIES = ("high", "normal", "low")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Rate limits, budget, priority and model globs of one team or key."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget_nusd: int | None = None
+    period: str | None = None
+    alert_at: tuple[int, ...] | None = None  # () = alerts off
+    priority: str | None = None
+    models: tuple[str, ...] | None = None
+
+    def replace(self, **changes: Any) -> Limits:
+        """A copy with ``changes`` applied (``None`` removes a limit)."""
+        values = {name: getattr(self, name) for name in LIMIT_FIELDS}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"unknown limit fields: {', '.join(sorted(unknown))}")
+        values.update(changes)
+        return Limits(**values)
+
+    @property
+    def empty(self) -> bool:
+        return self is NO_LIMITS or self == NO_LIMITS
+
+
+NO_LIMITS = Limits()
+LIMIT_FIELDS = (
+    "rpm",
+    "tpm",
+    "max_parallel",
+    "budget_nusd",
+    "period",
+    "alert_at",
+    "priority",
+    "models",
+)
+# The SQL column list, shared by the keys and teams tables.
+COLUMNS = ", ".join(LIMIT_FIELDS)
+
+
+def validate(limits: Limits) -> Limits:
+    """Raise AigwError when a value is out of range; returns ``limits``."""
+    for name in ("rpm", "tpm", "max_parallel"):
+        value = getattr(limits, name)
+        if value is not None and value < 1:
+            raise AigwError(f"{name.replace('_', '-')} must be at least 1 (got {value})")
+    if limits.budget_nusd is not None and limits.budget_nusd < 0:
+        raise AigwError("a budget cannot be negative")
+    if limits.period is not None and limits.period not in PERIODS:
+        raise AigwError(f"period must be one of {', '.join(PERIODS)} (got {limits.period!r})")
+    if limits.priority is not None and limits.priority not in PRIORITIES:
+        raise AigwError(
+            f"priority must be one of {', '.join(PRIORITIES)} (got {limits.priority!r})"
+        )
+    for pct in limits.alert_at or ():
+        if not 1 <= pct <= 100:
+            raise AigwError(f"alert thresholds are percents from 1 to 100 (got {pct})")
+    for glob in limits.models or ():
+        if not glob or "," in glob:
+            raise AigwError(f"not a model glob: {glob!r}")
+    return limits
+
+
+def to_row(limits: Limits) -> tuple[object, ...]:
+    """Column values in :data:`LIMIT_FIELDS` order."""
+    return (
+        limits.rpm,
+        limits.tpm,
+        limits.max_parallel,
+        limits.budget_nusd,
+        limits.period,
+        None if limits.alert_at is None else ",".join(str(p) for p in limits.alert_at),
+        limits.priority,
+        None if limits.models is None else ",".join(limits.models),
+    )
+
+
+def from_row(row: sqlite3.Row) -> Limits:
+    if all(row[name] is None for name in LIMIT_FIELDS):
+        return NO_LIMITS  # shared, so the hot path can test it by identity
+    alert_at = row["alert_at"]
+    models = row["models"]
+    return Limits(
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        max_parallel=row["max_parallel"],
+        budget_nusd=row["budget_nusd"],
+        period=row["period"],
+        alert_at=None
+        if alert_at is None
+        else tuple(int(p) for p in alert_at.split(",") if p.strip()),
+        priority=row["priority"],
+        models=None if models is None else tuple(m for m in models.split(",") if m),
+    )
+
+
+# -- rate-limit counters -------------------------------------------------------------
+
+
+async def load_counters(db: Database, now: float) -> dict[str, tuple[float, float]]:
+    """bucket id -> (tat, interval) of buckets not yet full again at ``now``."""
+    rows = await db.fetchall(
+        "SELECT bucket, tat, interval FROM limit_counters WHERE tat > ?", (now,)
+    )
+    return {r["bucket"]: (r["tat"], r["interval"]) for r in rows}
+
+
+# SQLite allows 32766 bound variables per statement; stay far below it.
+_CHUNK = 500
+
+
+async def save_counters(
+    db: Database, busy: Sequence[tuple[str, float, float]], idle: Sequence[str]
+) -> None:
+    """Write ``busy`` buckets (id, tat, interval) and forget ``idle`` ones.
+
+    Single autocommit statements, never an explicit transaction: the writer
+    connection is shared with the ledger's group commits, which must not end up
+    inside a transaction of ours.
+    """
+    for i in range(0, len(busy), _CHUNK):
+        chunk = busy[i : i + _CHUNK]
+        await db.execute(
+            "INSERT INTO limit_counters (bucket, tat, interval) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(chunk))
+            + " ON CONFLICT (bucket) DO UPDATE SET tat = excluded.tat, "
+            "interval = excluded.interval",
+            [v for row in chunk for v in row],
+        )
+    for i in range(0, len(idle), _CHUNK):
+        ids = idle[i : i + _CHUNK]
+        await db.execute(
+            f"DELETE FROM limit_counters WHERE bucket IN ({', '.join('?' * len(ids))})", ids
+        )
+
+
+# -- budget alerts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    scope: str  # team | key
+    name: str
+    period: str  # 'month:2026-11-01'
+    mark: str  # '80' or 'refused'
+    fired_at: float
+    spent_nusd: int
+    budget_nusd: int
+
+
+_ALERT_COLUMNS = "scope, name, period, mark, fired_at, spent_nusd, budget_nusd"
+
+
+async def save_alerts(db: Database, alerts: Sequence[AlertRow]) -> None:
+    """Remember fired alerts (one autocommit statement per chunk; duplicates ignored)."""
+    for i in range(0, len(alerts), _CHUNK):
+        chunk = alerts[i : i + _CHUNK]
+        await db.execute(
+            f"INSERT OR IGNORE INTO budget_alerts ({_ALERT_COLUMNS}) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+            [
+                v
+                for a in chunk
+                for v in (
+                    a.scope,
+                    a.name,
+                    a.period,
+                    a.mark,
+                    a.fired_at,
+                    a.spent_nusd,
+                    a.budget_nusd,
+                )
+            ],
+        )
+
+
+async def load_alerts(db: Database, periods: Sequence[str]) -> list[AlertRow]:
+    """Alerts fired in any of ``periods`` (period ids such as 'month:2026-11-01')."""
+    if not periods:
+        return []
+    marks = ", ".join("?" * len(periods))
+    rows = await db.fetchall(
+        f"SELECT {_ALERT_COLUMNS} FROM budget_alerts WHERE period IN ({marks})", list(periods)
+    )
+    return [AlertRow(**dict(r)) for r in rows]
+
+
+async def alert_history(db: Database, scope: str, name: str, period: str) -> list[AlertRow]:
+    """The alerts one team or key fired in one period, oldest first."""
+    rows = await db.fetchall(
+        f"SELECT {_ALERT_COLUMNS} FROM budget_alerts WHERE scope = ? AND name = ? "
+        "AND period = ? ORDER BY fired_at",
+        (scope, name, period),
+    )
+    return [AlertRow(**dict(r)) for r in rows]
+
+
+# -- spend ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    team: str | None
+    key_id: str | None
+    cost_nusd: int
+    unpriced: int
+
+
+async def spend_between(db: Database, start: float, end: float) -> list[SpendRow]:
+    """Ledger cost per (team, key) of calls that started in [start, end)."""
+    rows = await db.fetchall(
+        "SELECT team, key_id, SUM(COALESCE(cost_nusd, 0)) AS cost, "
+        "SUM(cost_nusd IS NULL AND status < 400) AS unpriced "
+        "FROM ledger WHERE ts >= ? AND ts < ? GROUP BY team, key_id",
+        (start, end),
+    )
+    return [SpendRow(r["team"], r["key_id"], r["cost"], r["unpriced"]) for r in rows]
+
+
+async def spend_of(
+    db: Database, scope: str, name: str, start: float, end: float
+) -> tuple[int, int]:
+    """(cost nano-USD, unpriced calls) of one team or key in [start, end)."""
+    column = "team" if scope == "team" else "key_id"
+    row = await db.fetchone(
+        "SELECT SUM(COALESCE(cost_nusd, 0)), SUM(cost_nusd IS NULL AND status < 400) "
+        f"FROM ledger WHERE {column} = ? AND ts >= ? AND ts < ?",
+        (name, start, end),
+    )
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
