@@ -69,11 +69,26 @@ def _catalog(prices: PriceBook) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+CHECKPOINT_SECONDS = 2.0
+
+
+async def _checkpoints(db: Database) -> None:
+    """Keep the WAL short: the ledger's fast connection never checkpoints itself."""
+    while True:
+        await asyncio.sleep(CHECKPOINT_SECONDS)
+        try:
+            await db.checkpoint()
+        except Exception:  # a busy database only delays the checkpoint
+            log.warning("WAL checkpoint failed; will retry", exc_info=True)
+
+
 def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        db = await open_database(state_file, synchronous=config.ledger.synchronous)
+        db = await open_database(
+            state_file, synchronous=config.ledger.synchronous, fast_writes=True
+        )
         try:
             keys = KeyCache(db)
             await keys.refresh()
@@ -100,11 +115,13 @@ def _lifecycle(
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(keys.watch(), "key-watcher")
                 limits_task = gw.spawn(admission.run(), "admission")
+                checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
                 try:
                     yield
                 finally:
                     watcher.cancel()
                     limits_task.cancel()
+                    checkpointer.cancel()
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from aigw.store.db import Database
 
@@ -33,6 +34,7 @@ class LedgerRow:
 
 _NAMES = [f.name for f in fields(LedgerRow)]
 _ROW_SQL = "(" + ", ".join("?" * len(_NAMES)) + ")"
+_VALUES = attrgetter(*_NAMES)  # a row's values in column order (astuple deep-copies: slow)
 # SQLite allows 32766 bound variables per statement; stay far below it.
 MAX_BATCH = 500
 
@@ -46,8 +48,8 @@ async def append_many(db: Database, rows: list[LedgerRow]) -> None:
         )
         params: list[object] = []
         for row in chunk:
-            params.extend(astuple(row))
-        await db.execute(sql, params)
+            params.extend(_VALUES(row))
+        await db.write(sql, params)
 
 
 GROUPS = {
