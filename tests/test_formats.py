@@ -319,3 +319,32 @@ async def test_models_prefix_and_v1_paths_for_gemini_clients(trio: RunningGatewa
 def _decode(b64: str) -> list[float]:
     raw = base64.b64decode(b64)
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
+
+async def test_upstream_rejecting_gateway_credentials_is_502_for_every_provider(
+    start_gateway: StartGateway,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "AIzaSyWRONG-gemini-key-1234567890"
+    monkeypatch.setenv("AIGW_GEMINI_API_KEY", secret)
+    gw = await start_gateway(
+        providers={
+            "gemini": ("gemini", fake_gemini.base_url),
+            "anthropic": ("anthropic", fake_anthropic.base_url),
+        }
+    )
+    key = await gw.key()
+    from tests.fakes.base import Fail
+
+    fake_anthropic.then(Fail(401, "invalid x-api-key"))
+    async with gw.openai(key) as client:
+        for model in ("gemini/gemini-2.5-flash", "anthropic/claude-sonnet-4-6"):
+            with pytest.raises(openai.APIStatusError) as info:
+                await client.chat.completions.create(model=model, messages=HI)
+            assert info.value.status_code == 502, model
+            assert "rejected the gateway's credentials" in info.value.message
+            assert secret not in info.value.response.text
+    assert secret not in caplog.text
