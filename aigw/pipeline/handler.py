@@ -42,6 +42,7 @@ from aigw.pipeline.route import Target
 
 if TYPE_CHECKING:
     from aigw.app import Gateway
+    from aigw.store.keys import KeyRecord
 
 log = logging.getLogger("aigw.handler")
 
@@ -79,17 +80,16 @@ async def read_body(request: web.Request, limit: int) -> Any:
         ) from None
 
 
-def route(gw: Gateway, ctx: Context) -> Target:
-    assert ctx.key is not None and ctx.model is not None
-    if not gw.admission.allows_model(ctx.key, ctx.model):
+def route(gw: Gateway, key: KeyRecord, model: str) -> Target:
+    if not gw.admission.allows_model(key, model):
         raise GatewayError(
             403,
-            f"This gateway key may not use the model '{ctx.model}'.",
+            f"This gateway key may not use the model '{model}'.",
             type="permission_error",
             code="model_not_allowed",
             param="model",
         )
-    return gw.router.route(ctx.model)
+    return gw.router.route(model)
 
 
 async def refuse(gw: Gateway, ctx: Context, err: GatewayError) -> web.Response:
@@ -136,7 +136,7 @@ async def lifecycle(
         call = parse(await read_body(request, gw.max_body))
         ctx.model, ctx.stream, ctx.body = call.model, call.stream, call.body
         ctx.prompt_estimate, ctx.max_output = call.prompt_estimate, call.max_output
-        ctx.target = route(gw, ctx)
+        ctx.target = route(gw, ctx.key, call.model)
         ctx.lease = await gw.admission.admit(ctx)
         return await forwarder(gw, ctx, request, call)
     except GatewayError as err:
@@ -206,12 +206,11 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     gw = _gateway(request)
     ctx = Context(Wire.ANTHROPIC, "messages.count_tokens")
     try:
+        # ctx.key stays unset: a count is not a billed call and not in the ledger.
         key = authenticate(gw.keys, request)
         call = anthropic_messages.parse_count_tokens(await read_body(request, gw.max_body))
         ctx.model = call.model
-        ctx.key = key
-        ctx.target = route(gw, ctx)
-        ctx.key = None  # not a billed call: keep it out of the ledger
+        ctx.target = route(gw, key, call.model)
         provider = ctx.target.provider
         if provider.type != "anthropic":
             body = orjson.dumps({"input_tokens": call.prompt_estimate})
