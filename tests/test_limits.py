@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
 import pytest
-from aiohttp import web
 
-from aigw.app import bound_port, create_app
 from aigw.config import Config, ModelConfig, ProviderConfig
 from aigw.store import open_database
 from aigw.store import teams as teamstore
@@ -23,41 +20,7 @@ from aigw.usage import Usage
 from tests.conftest import RunningGateway
 from tests.fakes.base import Hang, Reply
 from tests.fakes.openai import FakeOpenAI
-
-HI = [{"role": "user", "content": "hi"}]
-T0 = 1_900_000_000.0
-
-
-class Clock:
-    """A frozen clock for the limits engine: time moves only when a test says so."""
-
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def freeze(gw: RunningGateway) -> Clock:
-    clock = Clock(time.time())
-    gw.gw.admission.clock = clock
-    return clock
-
-
-async def team(gw: RunningGateway, name: str, **limits: object) -> None:
-    await teamstore.create(gw.gw.db, name, Limits(**limits))  # type: ignore[arg-type]
-    await gw.gw.admission.refresh()
-
-
-async def outcomes(client: openai.AsyncOpenAI, n: int, model: str = "mock/echo") -> list[str]:
-    async def one() -> str:
-        try:
-            await client.chat.completions.create(model=model, messages=HI)
-        except openai.RateLimitError:
-            return "429"
-        return "ok"
-
-    return list(await asyncio.gather(*[one() for _ in range(n)]))
+from tests.limitkit import HI, freeze, gateways, outcomes, team
 
 
 async def test_rpm_60_admits_exactly_60_of_200_concurrent(gateway: RunningGateway) -> None:
@@ -65,7 +28,7 @@ async def test_rpm_60_admits_exactly_60_of_200_concurrent(gateway: RunningGatewa
     key = await gateway.key(team="batch", limits=Limits(rpm=60))
     async with gateway.openai(key) as client:
         results = await outcomes(client, 200)
-    assert results.count("ok") == 60 and results.count("429") == 140
+    assert results.count("ok") == 60 and results.count("rate_limit_exceeded") == 140
     rows = await gateway.gw.db.fetchall("SELECT status, COUNT(*) n FROM ledger GROUP BY status")
     assert {r["status"]: r["n"] for r in rows} == {200: 60, 429: 140}
 
@@ -198,13 +161,13 @@ async def test_a_team_edit_reaches_the_running_server(gateway: RunningGateway) -
         await teamstore.create(cli, "live", Limits(rpm=1))
         async with gateway.openai(key) as client:
             deadline = time.monotonic() + 1.5
-            while (await outcomes(client, 2)).count("429") == 0:
+            while (await outcomes(client, 2)).count("rate_limit_exceeded") == 0:
                 assert time.monotonic() < deadline, "the new team limit never applied"
                 await asyncio.sleep(0.05)
             team_rec = await teamstore.get(cli, "live")
             await teamstore.update(cli, "live", team_rec.limits.replace(rpm=None))
             deadline = time.monotonic() + 1.5
-            while (await outcomes(client, 3)).count("429"):
+            while (await outcomes(client, 3)).count("rate_limit_exceeded"):
                 assert time.monotonic() < deadline, "removing the limit never applied"
                 await asyncio.sleep(0.05)
     finally:
@@ -234,26 +197,6 @@ async def test_models_globs_restrict_calls_and_the_model_list(gateway: RunningGa
 # -- restart ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def restartable(tmp_path: Path) -> AsyncIterator[object]:
-    """start(config) -> a gateway on the same state file each time; stop() drains it."""
-    runners: list[web.AppRunner] = []
-    state = tmp_path / "restart.db"
-
-    async def start(cfg: Config) -> RunningGateway:
-        app = create_app(cfg, state)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return RunningGateway(app, runner, bound_port(site), state)
-
-    yield start
-    for r in runners:
-        await r.cleanup()
-
-
 def mock_config() -> Config:
     cfg = Config()
     cfg.providers["mock"] = ProviderConfig("mock", "mock", "")
@@ -261,27 +204,31 @@ def mock_config() -> Config:
     return cfg
 
 
-async def test_counters_survive_a_restart(restartable: object) -> None:
-    start = restartable
-    gw = await start(mock_config())  # type: ignore[operator]
-    key = await gw.key(team="t", limits=Limits(rpm=3))
-    async with gw.openai(key) as client:
-        assert (await outcomes(client, 2, "echo")).count("ok") == 2
-    await gw.runner.cleanup()  # close() writes the counters
+async def test_counters_survive_a_restart(tmp_path: Path) -> None:
+    async with gateways(tmp_path / "state.db") as start:
+        gw = await start(mock_config())
+        key = await gw.key(team="t", limits=Limits(rpm=3))
+        async with gw.openai(key) as client:
+            assert (await outcomes(client, 2, "echo")).count("ok") == 2
+        await gw.runner.cleanup()  # close() writes the counters
 
-    again = await start(mock_config())  # type: ignore[operator]
-    await again.gw.keys.refresh()
-    async with again.openai(key) as client:
-        # One left of three, not a fresh bucket of three.
-        assert (await outcomes(client, 3, "echo")).count("ok") == 1
-    rows = await again.gw.db.fetchall("SELECT bucket FROM limit_counters")
-    assert [r[0] for r in rows] == [f"key:{_id(again, key)}:rpm"]
+        again = await start(mock_config())
+        async with again.openai(key) as client:
+            # One left of three, not a fresh bucket of three.
+            assert (await outcomes(client, 3, "echo")).count("ok") == 1
+        rows = await again.gw.db.fetchall("SELECT bucket FROM limit_counters")
+        assert [r[0] for r in rows] == [f"key:{_id(again, key)}:rpm"]
 
 
-async def test_counters_are_written_in_batches_while_serving(restartable: object) -> None:
+async def test_counters_are_written_in_batches_while_serving(tmp_path: Path) -> None:
     cfg = mock_config()
     cfg.limits.persist_interval = 0.1
-    gw = await restartable(cfg)  # type: ignore[operator]
+    async with gateways(tmp_path / "state.db") as start:
+        gw = await start(cfg)
+        await check_batches(gw)
+
+
+async def check_batches(gw: RunningGateway) -> None:
     key = await gw.key(team="t", limits=Limits(rpm=10, tpm=1000))
     async with gw.openai(key) as client:
         await outcomes(client, 5, "echo")
