@@ -26,13 +26,14 @@ EPSILON = 1e-6
 class Bucket:
     """One rate limit: ``limit`` units per minute with a burst of ``capacity`` units."""
 
-    __slots__ = ("at", "capacity", "debt", "id", "interval", "limit", "tau")
+    __slots__ = ("at", "capacity", "debt", "id", "interval", "limit", "limit_text", "tau")
 
     def __init__(self, bucket_id: str, per_minute: int, burst: float = 1.0) -> None:
         self.id = bucket_id
         self.at = 0.0
         self.debt = 0.0
         self.limit = per_minute
+        self.limit_text = str(per_minute)  # for the x-ratelimit-limit-* headers
         self.interval = 60.0 / per_minute
         self.capacity = max(1, math.floor(per_minute * burst + 1e-9))
         self.tau = self.capacity * self.interval
@@ -53,6 +54,7 @@ class Bucket:
         """Change the limit, keeping what was used (not the time it takes to refill)."""
         used = self.used(now)
         self.limit = per_minute
+        self.limit_text = str(per_minute)
         self.interval = 60.0 / per_minute
         self.capacity = max(1, math.floor(per_minute * burst + 1e-9))
         self.tau = self.capacity * self.interval

@@ -6,7 +6,7 @@ budget's period at run time needs no new query, only a different sum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from aigw.config import zone
@@ -19,14 +19,13 @@ class Period:
     end: date  # first day after
     start_ts: float
     end_ts: float
+    # Day ordinals of first and end, precomputed for the per-request spend sums.
+    first_ord: int = field(init=False, repr=False, compare=False, default=0)
+    end_ord: int = field(init=False, repr=False, compare=False, default=0)
 
-    @property
-    def first_ord(self) -> int:
-        return self.first.toordinal()
-
-    @property
-    def end_ord(self) -> int:
-        return self.end.toordinal()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "first_ord", self.first.toordinal())
+        object.__setattr__(self, "end_ord", self.end.toordinal())
 
     @property
     def id(self) -> str:

@@ -75,6 +75,8 @@ class Scope:
 
     def sync(self, limits: Limits, counters: Counters, now: float) -> None:
         """Follow a changed limit (a CLI edit reloaded into the key or team record)."""
+        if limits is self.limits:
+            return  # the same record as last time: the common case
         if limits == self.limits:
             self.limits = limits
             return
@@ -194,6 +196,8 @@ class Admission:
         self.quotas = Quotas(config, self.counters, self._now)
         self.generation = -1
         self._model_globs: dict[tuple[str, ...], dict[str, bool]] = {}
+        self._default_period = config.budgets.period
+        self._default_alerts = tuple(config.budgets.alert_at)
         self._horizon = 0
         self._run_task: asyncio.Task[None] | None = None
 
@@ -341,7 +345,7 @@ class Admission:
         return scope
 
     def _period(self, limits: Limits, now: float) -> Period:
-        return self.calendar.period(limits.period or self.config.budgets.period, now)
+        return self.calendar.period(limits.period or self._default_period, now)
 
     async def admit(self, ctx: Context) -> Lease:
         """Take capacity for ``ctx`` or raise GatewayError(429)."""
@@ -538,23 +542,32 @@ class Admission:
             headers=_retry_after(wait),
         )
 
-    def _headers(self, scopes: list[Scope], now: float) -> dict[str, str]:
+    @staticmethod
+    def _headers(scopes: list[Scope], now: float) -> dict[str, str]:
         """x-ratelimit-* for the tightest request and token limits of the call."""
         headers: dict[str, str] = {}
-        for what, attr in (("requests", "rpm"), ("tokens", "tpm")):
-            tightest: Bucket | None = None
-            left = 0
-            for s in scopes:
-                b: Bucket | None = getattr(s, attr)
-                if b is None:
-                    continue
-                r = b.remaining(now)
-                if tightest is None or r < left:
-                    tightest, left = b, r
-            if tightest is not None:
-                headers[f"x-ratelimit-limit-{what}"] = str(tightest.limit)
-                headers[f"x-ratelimit-remaining-{what}"] = str(left)
-                headers[f"x-ratelimit-reset-{what}"] = go_duration(tightest.reset(now))
+        req: Bucket | None = None
+        tok: Bucket | None = None
+        req_left = tok_left = 0
+        for s in scopes:  # plain loops: this runs on every limited request
+            b = s.rpm
+            if b is not None:
+                left = b.remaining(now)
+                if req is None or left < req_left:
+                    req, req_left = b, left
+            b = s.tpm
+            if b is not None:
+                left = b.remaining(now)
+                if tok is None or left < tok_left:
+                    tok, tok_left = b, left
+        if req is not None:
+            headers["x-ratelimit-limit-requests"] = req.limit_text
+            headers["x-ratelimit-remaining-requests"] = str(req_left)
+            headers["x-ratelimit-reset-requests"] = go_duration(req.reset(now))
+        if tok is not None:
+            headers["x-ratelimit-limit-tokens"] = tok.limit_text
+            headers["x-ratelimit-remaining-tokens"] = str(tok_left)
+            headers["x-ratelimit-reset-tokens"] = go_duration(tok.reset(now))
         return headers
 
     # -- settling --------------------------------------------------------------------
@@ -602,19 +615,10 @@ class Admission:
             period = self._period(limits, now)
             if not period.first_ord <= day < period.end_ord:
                 continue  # a call from the previous period that ended after it
-            thresholds = (
-                limits.alert_at if limits.alert_at is not None else self.config.budgets.alert_at
-            )
+            thresholds = limits.alert_at if limits.alert_at is not None else self._default_alerts
             if thresholds:
                 self.alerts.check(
-                    scope,
-                    name,
-                    key.team,
-                    period,
-                    spend.total(period),
-                    budget,
-                    tuple(thresholds),
-                    now,
+                    scope, name, key.team, period, spend.total(period), budget, thresholds, now
                 )
 
     # -- provider quotas -----------------------------------------------------------

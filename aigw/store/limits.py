@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aigw.errors import AigwError
@@ -19,6 +19,17 @@ from aigw.store.db import Database
 
 PERIODS = ("day", "week", "month")
 PRIORITIES = ("high", "normal", "low")
+
+LIMIT_FIELDS = (
+    "rpm",
+    "tpm",
+    "max_parallel",
+    "budget_nusd",
+    "period",
+    "alert_at",
+    "priority",
+    "models",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,12 @@ class Limits:
     alert_at: tuple[int, ...] | None = None  # () = alerts off
     priority: str | None = None
     models: tuple[str, ...] | None = None
+    # Precomputed: admission asks on every request.
+    empty: bool = field(init=False, repr=False, compare=False, default=False)
+
+    def __post_init__(self) -> None:
+        empty = all(getattr(self, name) is None for name in LIMIT_FIELDS)
+        object.__setattr__(self, "empty", empty)
 
     def replace(self, **changes: Any) -> Limits:
         """A copy with ``changes`` applied (``None`` removes a limit)."""
@@ -43,22 +60,8 @@ class Limits:
         values.update(changes)
         return Limits(**values)
 
-    @property
-    def empty(self) -> bool:
-        return self is NO_LIMITS or self == NO_LIMITS
-
 
 NO_LIMITS = Limits()
-LIMIT_FIELDS = (
-    "rpm",
-    "tpm",
-    "max_parallel",
-    "budget_nusd",
-    "period",
-    "alert_at",
-    "priority",
-    "models",
-)
 # The SQL column list, shared by the keys and teams tables.
 COLUMNS = ", ".join(LIMIT_FIELDS)
 
