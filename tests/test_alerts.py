@@ -119,6 +119,16 @@ async def test_a_key_budget_alerts_too(
     assert "(team t) is out of budget" in hooks[0]["text"]
 
 
+async def test_alerts_off_means_no_refusal_alert_either(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI, webhook: Webhook
+) -> None:
+    gw = await start_gateway(config=config(fake_openai, webhook))
+    await team(gw, "quiet", budget_nusd=1, alert_at=())
+    key = await gw.key(team="quiet")
+    assert await calls(gw, key, 1) == ["budget_exceeded"]
+    assert gw.gw.admission.alerts.fired == set()
+
+
 async def test_a_dead_webhook_never_slows_requests(
     start_gateway: StartGateway, fake_openai: FakeOpenAI
 ) -> None:

@@ -172,6 +172,7 @@ async def test_calls_in_flight_hold_their_reservation(gateway: RunningGateway) -
     assert "held by requests in flight" in info.value.message
     assert "try again shortly" in info.value.message
     assert info.value.response.headers["Retry-After"] == "1"
+    assert admission.alerts.fired == set()  # busy, not out of budget: no alert
     spend.reserved = 0
 
 

@@ -172,3 +172,13 @@ def test_exact_at_real_timestamps(limit: int) -> None:
     assert take_all(b, now) == limit
     assert b.remaining(now) == 0
     assert take_all(b, now + 60) == limit  # a minute later, exactly a full bucket again
+
+
+def test_counters_restore_a_bucket_created_before_the_load() -> None:
+    """Quota buckets exist from the config before start() has read the saved state."""
+    c = Counters(burst=1.0)
+    early = c.bucket("quota:openai:rpm", 60, T0)
+    c.restored = {"quota:openai:rpm": (T0 + 10, 1.0)}
+    assert c.bucket("quota:openai:rpm", 60, T0) is early
+    assert early.used(T0) == pytest.approx(10)
+    assert c.restored == {}

@@ -22,11 +22,10 @@ from aigw.usage import Usage
 class Spend:
     """One team's or key's spend per local day, plus its in-flight reservations."""
 
-    __slots__ = ("_end", "_first", "_kind", "_total", "days", "reserved", "unpriced")
+    __slots__ = ("_end", "_first", "_kind", "_total", "days", "reserved")
 
     def __init__(self) -> None:
         self.days: dict[int, int] = {}  # day ordinal -> nano-USD
-        self.unpriced: dict[int, int] = {}  # day ordinal -> calls with no known price
         self.reserved = 0
         self._kind = ""
         self._first = 0
@@ -46,14 +45,10 @@ class Spend:
         if self._first <= day < self._end:
             self._total += cost
 
-    def add_unpriced(self, day: int) -> None:
-        self.unpriced[day] = self.unpriced.get(day, 0) + 1
-
     def prune(self, before: int) -> None:
         """Forget days before ordinal ``before`` (no current period reaches them)."""
-        for days in (self.days, self.unpriced):
-            for d in [d for d in days if d < before]:
-                del days[d]
+        for d in [d for d in self.days if d < before]:
+            del self.days[d]
         self._kind = ""  # recompute on next use
 
 

@@ -143,15 +143,15 @@ class Counters:
         """The bucket ``bucket_id`` at ``per_minute``, created (and restored) if new."""
         b = self.buckets.get(bucket_id)
         if b is None:
-            b = Bucket(bucket_id, per_minute, self.burst)
-            saved = self.restored.pop(bucket_id, None)
-            if saved is not None:
-                b.restore(saved[0], saved[1], now)
-            self.buckets[bucket_id] = b
+            b = self.buckets[bucket_id] = Bucket(bucket_id, per_minute, self.burst)
             self.dropped.discard(bucket_id)
         elif b.limit != per_minute:
             b.configure(per_minute, self.burst, now)
             self.dirty.add(b)
+        if self.restored:  # only right after start: persisted state for this bucket?
+            saved = self.restored.pop(bucket_id, None)
+            if saved is not None:
+                b.restore(saved[0], saved[1], now)
         return b
 
     def drop(self, bucket_id: str) -> None:

@@ -229,10 +229,7 @@ class Admission:
                 for scope, name in (("team", row.team), ("key", row.key_id)):
                     if name is None:
                         continue
-                    spend = self._spend(scope, name)
-                    spend.add(ordinal, row.cost_nusd)
-                    if row.unpriced:
-                        spend.unpriced[ordinal] = spend.unpriced.get(ordinal, 0) + row.unpriced
+                    self._spend(scope, name).add(ordinal, row.cost_nusd)
             day = day.fromordinal(ordinal + 1)
 
     async def refresh(self) -> bool:
@@ -460,7 +457,7 @@ class Admission:
             spent = spend.total(period)
             if spent + spend.reserved + worst > budget:
                 raise self._over_budget(
-                    scope, name, key.team, period, spent, spend.reserved, worst, budget, ctx
+                    scope, name, key.team, limits, period, spent, spend.reserved, worst, ctx
                 )
             out.append((spend, worst))
         return out
@@ -509,16 +506,21 @@ class Admission:
         scope: str,
         name: str,
         team: str,
+        limits: Limits,
         period: Period,
         spent: int,
         reserved: int,
         worst: int,
-        budget: int,
         ctx: Context,
     ) -> GatewayError:
+        budget = limits.budget_nusd
+        assert budget is not None
         resets = self.calendar.reset_text(period)
         who = f"team {name}" if scope == "team" else f"key {name} (team {team})"
-        self.alerts.fire(scope, name, team, period, REFUSED, spent, budget, self.clock())
+        thresholds = limits.alert_at if limits.alert_at is not None else self._default_alerts
+        if spent + worst > budget and thresholds:
+            # Out of budget, not just held up by calls in flight: say so, once a period.
+            self.alerts.fire(scope, name, team, period, REFUSED, spent, budget, self.clock())
         left = max(0, budget - spent - reserved)
         message = (
             f"Budget exceeded for {who}: this request could cost up to {money(worst)} and "
@@ -601,13 +603,9 @@ class Admission:
             ("key", key.id, key.limits),
             ("team", key.team, team.limits if team is not None else NO_LIMITS),
         ):
+            if not cost:  # free, failed before any usage, or unpriced (None)
+                continue
             spend = self._spend(scope, name)
-            if cost is None:
-                if usage is not None and usage.total_tokens:
-                    spend.add_unpriced(day)
-                continue
-            if not cost:
-                continue
             spend.add(day, cost)
             budget = limits.budget_nusd
             if budget is None:

@@ -231,18 +231,16 @@ class SpendRow:
     team: str | None
     key_id: str | None
     cost_nusd: int
-    unpriced: int
 
 
 async def spend_between(db: Database, start: float, end: float) -> list[SpendRow]:
     """Ledger cost per (team, key) of calls that started in [start, end)."""
     rows = await db.fetchall(
-        "SELECT team, key_id, SUM(COALESCE(cost_nusd, 0)) AS cost, "
-        "SUM(cost_nusd IS NULL AND status < 400) AS unpriced "
+        "SELECT team, key_id, SUM(COALESCE(cost_nusd, 0)) AS cost "
         "FROM ledger WHERE ts >= ? AND ts < ? GROUP BY team, key_id",
         (start, end),
     )
-    return [SpendRow(r["team"], r["key_id"], r["cost"], r["unpriced"]) for r in rows]
+    return [SpendRow(r["team"], r["key_id"], r["cost"]) for r in rows]
 
 
 async def spend_of(
