@@ -1,9 +1,10 @@
 """Step 1, authenticate: the gateway key from the request, looked up by hash in memory.
 
-The server holds every key record in a dict keyed by hash. A background task asks
-SQLite for the key generation number twice a second and reloads the dict when it
-changed, so `aigw keys create/revoke` take effect within a second, no restart, and
-no request waits on SQLite.
+The server holds every key record (with the key's own limits) in a dict keyed by
+hash. A background task asks SQLite for the generation number twice a second and
+reloads the dict when it changed, so `aigw keys create/revoke/update` take effect
+within a second, no restart, and no request waits on SQLite. Team edits bump the same
+number (triggers in migration 0002); the limits engine reloads the teams on it.
 """
 
 from __future__ import annotations
