@@ -211,7 +211,7 @@ class Admission:
         now = self.clock()
         await self.refresh()
         self.counters.restored = await limits_store.load_counters(self.db, now)
-        # Quota buckets were created before the counters were loaded: restore them.
+        # Rebuilt so the quota buckets (made from the config) pick up their saved state.
         self.quotas = Quotas(self.config, self.counters, self._now)
         await self._load_spend(now)
         periods = [self.calendar.period(kind, now).id for kind in ("day", "week", "month")]
