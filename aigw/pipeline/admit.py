@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from aigw.config import Config
@@ -621,16 +621,18 @@ class Admission:
 
     # -- provider quotas -----------------------------------------------------------
 
-    @asynccontextmanager
-    async def upstream_slot(self, ctx: Context, provider: Provider) -> AsyncIterator[None]:
+    def upstream_slot(self, ctx: Context, provider: Provider) -> AbstractAsyncContextManager[None]:
         """Wait (by priority) for the provider's quota before calling it."""
         lease = ctx.lease
         target = ctx.target
         if lease is None or target is None or not self.quotas.gates:
-            yield
-            return
+            return _NO_SLOT  # the common case: no generator-based context per request
         model = target.upstream_model if target.provider is provider else ""
-        charges = await self.quotas.acquire(provider.name, model, lease.priority, lease.tokens)
+        return self._slot(provider.name, model, lease)
+
+    @asynccontextmanager
+    async def _slot(self, provider: str, model: str, lease: Lease) -> AsyncIterator[None]:
+        charges = await self.quotas.acquire(provider, model, lease.priority, lease.tokens)
         lease.upstream.append(charges)
         yield
 
@@ -643,6 +645,9 @@ class Admission:
         target = ctx.target
         model = target.upstream_model if target is not None and target.provider is provider else ""
         self.quotas.feedback(provider.name, model, status, retry_after)
+
+
+_NO_SLOT = nullcontext()
 
 
 def _retry_after(seconds: float) -> dict[str, str]:
