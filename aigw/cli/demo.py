@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from aigw.cli.report import print_table
 from aigw.cli.serve import run_loop
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig
 from aigw.store import keys as keystore
+from aigw.store import teams as teamstore
+from aigw.store.limits import Limits
 
 DEMO_MODEL = "demo-chat"
 
@@ -49,6 +52,8 @@ async def _demo(home: Path) -> None:
         console.print(f"state in {home}\n")
 
         web_key, web_rec = await keystore.create(gw.db, team="frontend", app="web")
+        # The batch team may send 5 requests a minute: its burst cannot drain the org.
+        await teamstore.create(gw.db, "data", Limits(rpm=5))
         batch_key, _ = await keystore.create(gw.db, team="data", app="nightly-batch")
         await gw.keys.refresh()
         console.print(
@@ -94,15 +99,23 @@ async def _demo(home: Path) -> None:
                 messages=[{"role": "user", "content": "no price for me"}],
             )
         async with openai.AsyncOpenAI(base_url=url, api_key=batch_key, max_retries=0) as batch:
-            await asyncio.gather(
+            results = await asyncio.gather(
                 *[
                     batch.chat.completions.create(
                         model=DEMO_MODEL, messages=[{"role": "user", "content": f"row {i}"}]
                     )
                     for i in range(8)
-                ]
+                ],
+                return_exceptions=True,
             )
-        console.print("   team data's batch job sent 8 concurrent requests")
+        limited = [r for r in results if isinstance(r, openai.RateLimitError)]
+        console.print(
+            f"   team data (limit: 5 requests/minute) fired 8 concurrent requests: "
+            f"{len(results) - len(limited)} answered, {len(limited)} got 429 "
+            f"rate_limit_exceeded (Retry-After {limited[0].response.headers['retry-after']} s)"
+            if limited
+            else "   team data's batch job sent 8 concurrent requests"
+        )
 
         console.print("\n[bold]3.[/] what `aigw report` shows:")
         for by in ("team", "model"):
@@ -122,6 +135,8 @@ def demo(
     ] = False,
 ) -> None:
     """Run the gateway on a built-in mock provider, send requests with the openai SDK, report."""
+    # The demo narrates what happens; the server's own warnings would only interleave.
+    logging.getLogger("aigw").setLevel(logging.ERROR)
     if keep:
         home = Path(tempfile.mkdtemp(prefix="aigw-demo-"))
         run_loop(_demo(home))
