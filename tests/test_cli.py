@@ -281,3 +281,14 @@ async def test_end_to_end_cli_serve_sdk_report(
     parsed = list(csv.DictReader(io.StringIO(await run("report", "--by", "app", "--csv"))))
     assert {r["name"] for r in parsed} == {"web", "-"}
     assert sum(int(r["requests"]) for r in parsed) == 3
+
+
+@pytest.mark.slow
+async def test_demo_runs_the_whole_job_offline() -> None:
+    out = await run("demo")
+    flat = " ".join(out.split())
+    assert "Mock answer to: What is an AI gateway?" in flat
+    assert "streamed: Mock answer to: Stream this answer word by word" in flat
+    assert "openai.RateLimitError" in flat
+    assert "5 answered, 3 got 429 rate_limit_exceeded" in flat
+    assert "spend by team" in flat and "frontend" in flat and "total" in flat
