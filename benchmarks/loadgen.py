@@ -5,11 +5,16 @@ byte), and sends the next. After ``--warmup`` seconds the measurement window of
 ``--duration`` seconds opens; a request counts when it *completes* inside it.
 The result is one JSON object on stdout (see :func:`run`).
 
+``--client`` picks the API the requests speak (see :data:`CLIENTS`): OpenAI chat
+completions, Anthropic Messages or Gemini generateContent, each with its own URL,
+key header, body and end-of-stream check.
+
 It runs in its own process (started by `benchmarks.run` once per measurement), so
 it never shares an event loop or the GIL with the servers it measures. Per request
-it does only the send, one read and a suffix check: no JSON parsing.
+it does only the send, one read and a check of the last bytes: no JSON parsing.
 
-Run alone: ``python -m benchmarks.loadgen --url http://127.0.0.1:8787/v1/chat/completions``.
+Run alone: ``python -m benchmarks.loadgen --base-url http://127.0.0.1:8787 --key KEY
+--client anthropic --model anthropic/claude-sonnet-4-5 --stream``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +37,114 @@ import orjson
 from benchmarks.common import pin, run_loop
 
 MODEL = "openai/gpt-5.4-mini"
+PROMPT = "Say hi"
+MAX_TOKENS = 16
 
 
-def request_body(stream: bool) -> bytes:
+def _last_event(data: bytes) -> bytes:
+    """The last SSE event of a stream (its blocks end with a blank line, LF or CRLF)."""
+    tail = data[-2000:].rstrip().replace(b"\r\n", b"\n")
+    return tail.rpartition(b"\n\n")[2]
+
+
+def _openai_done(data: bytes) -> bool:
+    return data.rstrip().endswith(b"data: [DONE]")
+
+
+def _anthropic_done(data: bytes) -> bool:
+    return b"message_stop" in _last_event(data)
+
+
+def _gemini_done(data: bytes) -> bool:
+    # Google sends no end marker: the stream ends at EOF, after the chunk that carries
+    # the finish reason (an error event carries none).
+    return b'"finishReason"' in _last_event(data)
+
+
+@dataclass(frozen=True)
+class Client:
+    """How one client API sends a request and how its stream ends."""
+
+    name: str
+    path: Callable[[str, bool], str]  # (model, stream) -> URL path and query
+    body: Callable[[str, bool], dict[str, Any]]  # (model, stream) -> JSON body
+    key_header: Callable[[str], tuple[str, str]]  # key -> (header, value)
+    headers: dict[str, str]
+    stream_done: Callable[[bytes], bool]
+    end_marker: str  # what a complete stream ends with, for the error message
+
+
+def _openai_body(model: str, stream: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Say hi"}],
-        "max_tokens": 16,
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": MAX_TOKENS,
     }
     if stream:
         # Ask for usage so the upstream sends the same bytes whoever forwards the call
         # (aigw always asks the upstream for usage; a bare proxy forwards the body as is).
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    return orjson.dumps(body)
+    return body
+
+
+def _anthropic_body(model: str, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": MAX_TOKENS,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _gemini_body(model: str, stream: bool) -> dict[str, Any]:
+    return {
+        "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+        "generationConfig": {"maxOutputTokens": MAX_TOKENS},
+    }
+
+
+def _gemini_path(model: str, stream: bool) -> str:
+    if stream:
+        return f"/v1beta/models/{model}:streamGenerateContent?alt=sse"
+    return f"/v1beta/models/{model}:generateContent"
+
+
+CLIENTS = {
+    "openai": Client(
+        "openai",
+        lambda model, stream: "/v1/chat/completions",
+        _openai_body,
+        lambda key: ("Authorization", "Bearer " + key),
+        {},
+        _openai_done,
+        "data: [DONE]",
+    ),
+    "anthropic": Client(
+        "anthropic",
+        lambda model, stream: "/v1/messages",
+        _anthropic_body,
+        lambda key: ("x-api-key", key),  # what the Anthropic SDK sends
+        {"anthropic-version": "2023-06-01"},
+        _anthropic_done,
+        "message_stop",
+    ),
+    "gemini": Client(
+        "gemini",
+        _gemini_path,
+        _gemini_body,
+        lambda key: ("x-goog-api-key", key),  # what google-genai sends
+        {},
+        _gemini_done,
+        "a chunk with finishReason",
+    ),
+}
+
+
+def request_body(stream: bool, client: str = "openai", model: str = MODEL) -> bytes:
+    return orjson.dumps(CLIENTS[client].body(model, stream))
 
 
 def proc_cpu_seconds(pid: int) -> float | None:
@@ -66,8 +167,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def run(
-    url: str,
+    base_url: str,
     *,
+    client: str = "openai",
+    model: str = MODEL,
     concurrency: int,
     stream: bool,
     warmup: float,
@@ -76,11 +179,15 @@ async def run(
     watch_pids: dict[str, int],
     request_timeout: float,
 ) -> dict[str, Any]:
-    body = request_body(stream)
-    headers = {"Content-Type": "application/json"}
+    api = CLIENTS[client]
+    url = base_url.rstrip("/") + api.path(model, stream)
+    body = request_body(stream, client, model)
+    headers = {"Content-Type": "application/json", **api.headers}
     if key:
-        headers["Authorization"] = "Bearer " + key
-    done_marker = b"data: [DONE]"
+        name, value = api.key_header(key)
+        headers[name] = value
+    stream_done = api.stream_done
+    stream_error = "stream without " + api.end_marker
 
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -103,11 +210,8 @@ async def run(
                     data = await resp.read()
                     if resp.status != 200:
                         error, detail = f"HTTP {resp.status}", data[:300].decode(errors="replace")
-                    elif stream and not data.rstrip().endswith(done_marker):
-                        error, detail = (
-                            "stream without [DONE]",
-                            data[-300:].decode(errors="replace"),
-                        )
+                    elif stream and not stream_done(data):
+                        error, detail = stream_error, data[-300:].decode(errors="replace")
                     else:
                         total_ok += 1
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -146,6 +250,8 @@ async def run(
     latencies_ms = sorted(x * 1000 for x in latencies)
     return {
         "url": url,
+        "client": client,
+        "model": model,
         "concurrency": concurrency,
         "stream": stream,
         "duration_s": duration,
@@ -166,12 +272,16 @@ async def run(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Closed-loop load generator (prints JSON).")
-    ap.add_argument("--url", required=True, help="the chat completions URL")
+    ap.add_argument("--base-url", required=True, help="the server's root, e.g. http://host:port")
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="openai", help="API to speak")
+    ap.add_argument("--model", default=MODEL, help="model name (in the body or the URL)")
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--warmup", type=float, default=1.5)
     ap.add_argument("--duration", type=float, default=10.0)
-    ap.add_argument("--key", help="gateway key, sent as Authorization: Bearer")
+    ap.add_argument(
+        "--key", help="gateway key, sent as the client's key header (Bearer, x-api-key...)"
+    )
     ap.add_argument(
         "--watch", action="append", default=[], metavar="NAME=PID", help="report CPU of PID"
     )
@@ -185,7 +295,9 @@ def main() -> None:
     async def go() -> None:
         result.update(
             await run(
-                args.url,
+                args.base_url,
+                client=args.client,
+                model=args.model,
                 concurrency=args.concurrency,
                 stream=args.stream,
                 warmup=args.warmup,

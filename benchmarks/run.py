@@ -1,13 +1,22 @@
-"""Benchmark aigw against a bare aiohttp pass-through proxy (and the upstream itself).
+"""Benchmark aigw against a bare aiohttp pass-through proxy, and its translated paths.
 
-Starts, each as its own process: a fake OpenAI upstream, a bare aiohttp proxy in
-front of it, and `aigw serve` (auth and ledger on) in front of it too. Then, per
-scenario and target, a separate load-generator process drives the same closed-loop
+Starts, each as its own process: a fake upstream speaking OpenAI, Anthropic and Gemini,
+a bare aiohttp proxy in front of it, and `aigw serve` (auth and ledger on) in front of
+it too. Then, per measurement, a separate load-generator process drives a closed-loop
 load (concurrency 1 or 32, plain or streamed) and reports requests/s and latency.
 
-    python -m benchmarks.run                      # everything, 10 s per measurement
+Two suites:
+
+- ``proxy``: OpenAI chat completions through aigw against the bare proxy (and the
+  upstream itself), per scenario and target.
+- ``translation``: aigw only, per scenario and *path* (client API -> provider type,
+  e.g. ``openai->anthropic``), each path's req/s as a ratio of aigw's
+  ``openai->openai`` req/s measured in the same run.
+
+    python -m benchmarks.run                      # both suites, 10 s per measurement
     python -m benchmarks.run --duration 5 --rounds 2 --json out.json
-    python -m benchmarks.run --scenarios c1,c32 --targets bare,aigw
+    python -m benchmarks.run --suite proxy --scenarios c1,c32 --targets bare,aigw
+    python -m benchmarks.run --suite translation --paths openai:anthropic,gemini:openai
 
 See benchmarks/README.md for what is measured and how to read the ratios.
 """
@@ -38,17 +47,28 @@ import orjson
 
 from aigw import config as config_mod
 from benchmarks.common import loop_name
-from benchmarks.loadgen import percentile
+from benchmarks.loadgen import CLIENTS, percentile
 
+SUITES = ("proxy", "translation", "all")
 TARGETS = ("direct", "bare", "aigw")
 DEFAULT_SCENARIOS = ("c1", "c32", "c1-stream", "c32-stream")
+DEFAULT_TRANSLATION_SCENARIOS = ("c32", "c32-stream")
 _SCENARIO = re.compile(r"^c(\d+)(-stream)?$")
 
 # The issue's targets for aigw against the bare proxy.
 MIN_RPS_RATIO = 0.60  # at concurrency 32
 MAX_ADDED_P50_MS = 1.0  # at concurrency 1
+# ... and for a translated path against openai->openai ("within 15 %").
+MIN_TRANSLATION_RATIO = 0.85
 
-PROVIDER = "openai"
+# aigw's providers, one per type, named after it; all of them are the fake upstream.
+# The model each path asks for (PROVIDER/MODEL, all in aigw's price table).
+FAMILIES = ("openai", "anthropic", "gemini")
+MODELS = {
+    "openai": "openai/gpt-5.4-mini",
+    "anthropic": "anthropic/claude-sonnet-4-5",
+    "gemini": "gemini/gemini-2.5-flash",
+}
 PROVIDER_KEY = "sk-bench-dummy"
 
 
@@ -57,6 +77,40 @@ class Scenario:
     name: str
     concurrency: int
     stream: bool
+
+
+@dataclass(frozen=True)
+class ApiPath:
+    """A client API and the type of provider aigw sends the call to."""
+
+    client: str
+    provider: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.client}->{self.provider}"
+
+    @property
+    def model(self) -> str:
+        return MODELS[self.provider]
+
+
+BASELINE = ApiPath("openai", "openai")
+ALL_PATHS = tuple(ApiPath(c, p) for c in FAMILIES for p in FAMILIES)
+assert set(FAMILIES) == set(CLIENTS)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One measurement: a suite, a target (direct, bare, aigw) and the path it takes."""
+
+    suite: str
+    target: str
+    path: ApiPath = BASELINE
+
+    @property
+    def label(self) -> str:
+        return self.target if self.suite == "proxy" else f"aigw {self.path.name}"
 
 
 def parse_scenarios(text: str) -> list[Scenario]:
@@ -68,6 +122,26 @@ def parse_scenarios(text: str) -> list[Scenario]:
         out.append(Scenario(name, int(m.group(1)), bool(m.group(2))))
     if not out:
         raise SystemExit("--scenarios: none given")
+    return out
+
+
+def parse_paths(text: str) -> list[ApiPath]:
+    """``all`` or comma-separated CLIENT->PROVIDER (or CLIENT:PROVIDER: no shell quoting)."""
+    if text.strip() == "all":
+        return list(ALL_PATHS)
+    out = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        client, sep, provider = item.replace("->", ":").partition(":")
+        if not sep or client not in FAMILIES or provider not in FAMILIES:
+            raise SystemExit(
+                f"--paths: {item!r} is not CLIENT->PROVIDER or CLIENT:PROVIDER with both in "
+                f"{', '.join(FAMILIES)} (e.g. 'openai->anthropic' or openai:anthropic)"
+            )
+        path = ApiPath(client, provider)
+        if path not in out:
+            out.append(path)
+    if not out:
+        raise SystemExit("--paths: none given")
     return out
 
 
@@ -199,17 +273,22 @@ def aigw_command() -> list[str]:
 
 
 def setup_aigw_home(home: Path, upstream_url: str, synchronous: str) -> dict[str, str]:
-    """Write config.toml and create a gateway key; returns the env for aigw and the key."""
+    """Write config.toml and create a gateway key; returns the env for aigw and the key.
+
+    One provider per type (openai, anthropic, gemini), each named after its type and
+    pointing at the fake upstream: OpenAI's base URL includes ``/v1``, the others are
+    the root (aigw appends ``/v1/messages`` and ``/v1beta/models/...``).
+    """
     cfg = config_mod.Config()
     cfg.ledger.synchronous = synchronous
-    cfg.providers[PROVIDER] = config_mod.ProviderConfig(
-        name=PROVIDER, type="openai", base_url=upstream_url + "/v1"
-    )
+    for ptype in FAMILIES:
+        base_url = upstream_url + "/v1" if ptype == "openai" else upstream_url
+        cfg.providers[ptype] = config_mod.ProviderConfig(name=ptype, type=ptype, base_url=base_url)
     config_mod.save(cfg, home / "config.toml")
     env = {
         **os.environ,
         "AIGW_HOME": str(home),
-        f"AIGW_{PROVIDER.upper()}_API_KEY": PROVIDER_KEY,
+        **{f"AIGW_{ptype.upper()}_API_KEY": PROVIDER_KEY for ptype in FAMILIES},
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
@@ -232,6 +311,7 @@ def measure(
     url: str,
     scenario: Scenario,
     *,
+    path: ApiPath = BASELINE,
     key: str | None,
     warmup: float,
     duration: float,
@@ -242,8 +322,12 @@ def measure(
         sys.executable,
         "-m",
         "benchmarks.loadgen",
-        "--url",
-        url + "/v1/chat/completions",
+        "--base-url",
+        url,
+        "--client",
+        path.client,
+        "--model",
+        path.model,
         "--concurrency",
         str(scenario.concurrency),
         "--warmup",
@@ -374,6 +458,89 @@ def compare(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[Scen
     return ratios, checks
 
 
+def pair_with_reference(sequence: list[tuple[Job, dict[str, Any]]]) -> None:
+    """Give each translation run of one (round, scenario) its neighbouring reference req/s.
+
+    ``sequence`` is the runs in the order they were measured. A path's ``ref_rps`` is
+    the mean req/s of the openai->openai runs right before and right after it, so a
+    ratio compares measurements taken minutes apart at most, not across the whole run.
+    """
+    refs = [
+        (i, r["rps"])
+        for i, (job, r) in enumerate(sequence)
+        if job.suite == "translation" and job.path == BASELINE
+    ]
+    for i, (job, r) in enumerate(sequence):
+        if job.suite != "translation" or job.path == BASELINE:
+            continue
+        before = [rps for j, rps in refs if j < i][-1:]
+        after = [rps for j, rps in refs if j > i][:1]
+        near = before + after
+        r["ref_rps"] = sum(near) / len(near) if near else None
+
+
+def compare_translation(
+    results: dict[tuple[str, Job], dict[str, Any]],
+    runs: dict[tuple[str, Job], list[dict[str, Any]]],
+    scenarios: list[Scenario],
+    paths: list[ApiPath],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each path's req/s (and aigw CPU per request) against openai->openai's, per scenario."""
+    ratios = []
+    checks = []
+    for sc in scenarios:
+        base = results.get((sc.name, Job("translation", "aigw", BASELINE)))
+        if base is None:
+            continue
+        base_cpu = base["cpu_us_per_req"].get("server")
+        for path in paths:
+            job = Job("translation", "aigw", path)
+            res = results.get((sc.name, job))
+            if path == BASELINE or res is None:
+                continue
+            # Pooled over rounds: the path's requests against what the neighbouring
+            # reference runs did in the same time.
+            path_runs = runs[(sc.name, job)]
+            ref_requests = sum((r.get("ref_rps") or 0.0) * r["duration_s"] for r in path_runs)
+            ratio = res["requests"] / ref_requests if ref_requests else float("nan")
+            cpu = res["cpu_us_per_req"].get("server")
+            ratios.append(
+                {
+                    "scenario": sc.name,
+                    "path": path.name,
+                    "rps": res["rps"],
+                    "baseline_rps": base["rps"],
+                    # against the reference runs right before and after each path run
+                    "rps_ratio": ratio,
+                    "rps_ratio_rounds": [
+                        round(r["rps"] / r["ref_rps"], 3) if r.get("ref_rps") else None
+                        for r in path_runs
+                    ],
+                    # against all of the scenario's reference runs, pooled
+                    "rps_ratio_pooled": res["rps"] / base["rps"] if base["rps"] else None,
+                    "added_p50_ms": res["p50_ms"] - base["p50_ms"],
+                    "cpu_us_per_req": cpu,
+                    "baseline_cpu_us_per_req": base_cpu,
+                    "added_cpu_us_per_req": cpu - base_cpu if cpu and base_cpu else None,
+                    "cpu_us_per_req_ratio": cpu / base_cpu if cpu and base_cpu else None,
+                    # req/s ratio if aigw had its own CPU and were the bottleneck
+                    "cpu_bound_rps_ratio": base_cpu / cpu if cpu and base_cpu else None,
+                }
+            )
+            checks.append(
+                {
+                    "scenario": sc.name,
+                    "path": path.name,
+                    "target": f"{path.name} req/s within "
+                    f"{1 - MIN_TRANSLATION_RATIO:.0%} of openai->openai",
+                    "value": f"{ratio:.3f}",
+                    "rounds": ratios[-1]["rps_ratio_rounds"],
+                    "pass": ratio >= MIN_TRANSLATION_RATIO,
+                }
+            )
+    return ratios, checks
+
+
 def ledger_rows(state_file: Path) -> tuple[int, int] | None:
     """(rows, rows with status 200) in aigw's ledger."""
     try:
@@ -429,26 +596,52 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
         description="Benchmark aigw (auth + ledger on) against a bare aiohttp pass-through "
-        "proxy and the fake upstream itself. Every server and each load generator run in "
-        "their own process.",
+        "proxy and the fake upstream itself (suite proxy), and aigw's translated paths "
+        "against its openai->openai path (suite translation). Every server and each load "
+        "generator run in their own process.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument(
+        "--suite",
+        choices=SUITES,
+        default="all",
+        help="proxy: aigw vs the bare proxy (openai->openai). translation: aigw's paths "
+        "across API families vs its openai->openai path. all: both",
     )
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds before each")
     ap.add_argument(
         "--scenarios",
-        default=",".join(DEFAULT_SCENARIOS),
-        help="comma-separated cN (concurrency N, plain) or cN-stream (streamed)",
+        help="comma-separated cN (concurrency N, plain) or cN-stream (streamed), for both "
+        f"suites; default {','.join(DEFAULT_SCENARIOS)} (proxy) and "
+        f"{','.join(DEFAULT_TRANSLATION_SCENARIOS)} (translation)",
     )
     ap.add_argument(
-        "--targets", default=",".join(TARGETS), help="comma-separated subset of direct,bare,aigw"
+        "--targets",
+        default=",".join(TARGETS),
+        help="suite proxy: comma-separated subset of direct,bare,aigw",
+    )
+    ap.add_argument(
+        "--paths",
+        default="all",
+        help="suite translation: comma-separated CLIENT->PROVIDER or CLIENT:PROVIDER "
+        f"(each one of {','.join(FAMILIES)}), or all; openai->openai, the reference, "
+        "is always measured",
+    )
+    ap.add_argument(
+        "--ref-every",
+        type=int,
+        default=2,
+        metavar="N",
+        help="suite translation: measure openai->openai first, then again after every N "
+        "paths; each path is compared with the reference runs right before and after it",
     )
     ap.add_argument(
         "--rounds",
         type=int,
         default=1,
-        help="repeat every measurement; the target order alternates each round and the "
-        "results are pooled (reduces drift on a shared machine)",
+        help="repeat every measurement; the target (and path) order alternates each round "
+        "and the results are pooled (reduces drift on a shared machine)",
     )
     ap.add_argument(
         "--pin",
@@ -468,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 when a target is missed or any request failed",
+        help="exit 1 when a target is missed, a request failed or the ledger does not add up",
     )
     return ap
 
@@ -489,100 +682,12 @@ def log(msg: str, stream: IO[str] = sys.stderr) -> None:
     print(msg, file=stream, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    scenarios = parse_scenarios(args.scenarios)
-    targets = parse_targets(args.targets)
-    if args.duration <= 0 or args.warmup < 0 or args.rounds < 1:
-        raise SystemExit("--duration must be > 0, --warmup >= 0, --rounds >= 1")
-    cpus = sorted(os.sched_getaffinity(0))
-    proxy_cpus: set[int] | None = None
-    other_cpus: set[int] | None = None
-    if args.pin == "split":
-        if len(cpus) < 2:
-            raise SystemExit("--pin split needs at least 2 CPUs")
-        proxy_cpus, other_cpus = {cpus[0]}, set(cpus[1:])
-
-    py = [sys.executable, "-m"]
-    with workdir(args.keep) as tmp:
-        fleet = Fleet(tmp)
-        try:
-            up_port, bare_port, aigw_port = free_port(), free_port(), free_port()
-            bare_argv = [*py, "benchmarks.bare_proxy", "--port", str(bare_port)]
-            upstream = fleet.start(
-                "upstream",
-                [*py, "benchmarks.upstream", "--port", str(up_port)],
-                f"http://127.0.0.1:{up_port}",
-                cpus=other_cpus,
-            )
-            wait_ready(upstream, "/healthz")
-            servers: dict[str, Server] = {"direct": upstream}
-            if "bare" in targets:
-                bare = fleet.start(
-                    "bare",
-                    [*bare_argv, "--upstream", upstream.url],
-                    f"http://127.0.0.1:{bare_port}",
-                    cpus=proxy_cpus,
-                )
-                wait_ready(bare, "/healthz")
-                servers["bare"] = bare
-            key: str | None = None
-            home = tmp / "aigw-home"
-            if "aigw" in targets:
-                env = setup_aigw_home(home, upstream.url, args.ledger_sync)
-                key = env.pop("AIGW_BENCH_KEY")
-                aigw = fleet.start(
-                    "aigw",
-                    [*aigw_command(), "serve", "--port", str(aigw_port)],
-                    f"http://127.0.0.1:{aigw_port}",
-                    env=env,
-                    cpus=proxy_cpus,
-                )
-                wait_ready(aigw, "/readyz")
-                servers["aigw"] = aigw
-
-            log(
-                f"aigw benchmark: {len(cpus)} CPUs, loop {loop_name()}, pin {args.pin}, "
-                f"{args.warmup:g} s warm-up + {args.duration:g} s per run, "
-                f"{args.rounds} round(s)"
-            )
-            runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            total = args.rounds * len(scenarios) * len(targets)
-            n = 0
-            for rnd in range(args.rounds):
-                order = targets if rnd % 2 == 0 else list(reversed(targets))
-                for sc in scenarios:
-                    for target in order:
-                        n += 1
-                        server = servers[target]
-                        watch = {"server": server.proc.pid}
-                        if target != "direct":
-                            watch["upstream"] = upstream.proc.pid
-                        r = measure(
-                            server.url,
-                            sc,
-                            key=key if target == "aigw" else None,
-                            warmup=args.warmup,
-                            duration=args.duration,
-                            watch=watch,
-                            cpus=other_cpus,
-                        )
-                        r.update(round=rnd + 1, scenario=sc.name, target=target)
-                        runs.setdefault((sc.name, target), []).append(r)
-                        log(
-                            f"[{n}/{total}] {sc.name:<11} {target:<6} {r['rps']:8.1f} req/s  "
-                            f"p50 {fmt(r['p50_ms'], '.3f')} ms  p99 {fmt(r['p99_ms'], '.3f')} ms"
-                            f"  errors {r['errors']}"
-                        )
-        finally:
-            fleet.stop()
-
-        ledger = ledger_rows(home / "state.db") if "aigw" in targets else None
-        tracebacks = {s.name: tb for s in fleet.servers if (tb := first_traceback(s.log))}
-
-    results = {k: aggregate(v) for k, v in runs.items()}
-    ratios, checks = compare(results, scenarios)
-
+def print_proxy(
+    results: dict[tuple[str, str], dict[str, Any]],
+    scenarios: list[Scenario],
+    targets: list[str],
+    ratios: list[dict[str, Any]],
+) -> None:
     rows = []
     for sc in scenarios:
         for target in targets:
@@ -648,15 +753,229 @@ def main(argv: list[str] | None = None) -> int:
                 ],
             )
         )
-    if checks:
+
+
+def print_translation(
+    results: dict[tuple[str, Job], dict[str, Any]],
+    scenarios: list[Scenario],
+    paths: list[ApiPath],
+    ratios: list[dict[str, Any]],
+) -> None:
+    by_key = {(r["scenario"], r["path"]): r for r in ratios}
+    rows = []
+    for sc in scenarios:
+        for path in [BASELINE, *(p for p in paths if p != BASELINE)]:
+            res = results.get((sc.name, Job("translation", "aigw", path)))
+            if res is None:
+                continue
+            r = by_key.get((sc.name, path.name), {})
+            cpu = res["cpu_us_per_req"]
+            rows.append(
+                [
+                    sc.name,
+                    path.name,
+                    fmt(res["rps"], ".1f"),
+                    "1 (ref)" if path == BASELINE else fmt(r.get("rps_ratio"), ".2f"),
+                    fmt(res["p50_ms"], ".3f"),
+                    fmt(res["p99_ms"], ".3f"),
+                    str(res["errors"]),
+                    fmt(cpu.get("server"), ".0f"),
+                    "" if path == BASELINE else fmt(r.get("added_cpu_us_per_req"), "+.0f"),
+                    "" if path == BASELINE else fmt(r.get("cpu_bound_rps_ratio"), ".2f"),
+                    fmt(cpu.get("upstream"), ".0f"),
+                    fmt(res["loadgen_cpu_pct"], ".0f"),
+                ]
+            )
+    print()
+    print("aigw across API families (client->provider type) vs openai->openai, same run")
+    print(
+        table(
+            [
+                "scenario",
+                "path",
+                "req/s",
+                "req/s ratio",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "aigw µs/req",
+                "vs ref µs/req",
+                "cpu-bound ratio",
+                "upstream µs/req",
+                "loadgen cpu%",
+            ],
+            rows,
+        )
+    )
+
+
+def plan(
+    rnd: int,
+    sc: Scenario,
+    proxy: list[Scenario],
+    translation: list[Scenario],
+    targets: list[str],
+    paths: list[ApiPath],
+    ref_every: int,
+) -> list[Job]:
+    """The measurements of one scenario in one round, in order.
+
+    The translation suite measures the reference, openai->openai, first and again after
+    every ``ref_every`` paths, so every path run has a reference run close before and
+    after it (see :func:`pair_with_reference`). The order reverses every round.
+    """
+    jobs = [Job("proxy", t) for t in targets] if sc in proxy else []
+    if sc in translation:
+        ref = Job("translation", "aigw", BASELINE)
+        jobs.append(ref)
+        others = [Job("translation", "aigw", p) for p in paths if p != BASELINE]
+        for i in range(0, len(others), ref_every):
+            jobs += [*others[i : i + ref_every], ref]
+    return jobs if rnd % 2 == 0 else jobs[::-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    suites = ("proxy", "translation") if args.suite == "all" else (args.suite,)
+    proxy_sc: list[Scenario] = []
+    trans_sc: list[Scenario] = []
+    if args.scenarios is not None:
+        given = parse_scenarios(args.scenarios)
+        proxy_sc = given if "proxy" in suites else []
+        trans_sc = given if "translation" in suites else []
+    else:
+        if "proxy" in suites:
+            proxy_sc = parse_scenarios(",".join(DEFAULT_SCENARIOS))
+        if "translation" in suites:
+            trans_sc = parse_scenarios(",".join(DEFAULT_TRANSLATION_SCENARIOS))
+    scenarios = list(dict.fromkeys([*proxy_sc, *trans_sc]))
+    targets = parse_targets(args.targets) if "proxy" in suites else []
+    paths = parse_paths(args.paths) if "translation" in suites else []
+    if args.duration <= 0 or args.warmup < 0 or args.rounds < 1 or args.ref_every < 1:
+        raise SystemExit("--duration must be > 0, --warmup >= 0, --rounds and --ref-every >= 1")
+    cpus = sorted(os.sched_getaffinity(0))
+    proxy_cpus: set[int] | None = None
+    other_cpus: set[int] | None = None
+    if args.pin == "split":
+        if len(cpus) < 2:
+            raise SystemExit("--pin split needs at least 2 CPUs")
+        proxy_cpus, other_cpus = {cpus[0]}, set(cpus[1:])
+    use_aigw = "aigw" in targets or "translation" in suites
+
+    py = [sys.executable, "-m"]
+    with workdir(args.keep) as tmp:
+        fleet = Fleet(tmp)
+        try:
+            up_port, bare_port, aigw_port = free_port(), free_port(), free_port()
+            bare_argv = [*py, "benchmarks.bare_proxy", "--port", str(bare_port)]
+            upstream = fleet.start(
+                "upstream",
+                [*py, "benchmarks.upstream", "--port", str(up_port)],
+                f"http://127.0.0.1:{up_port}",
+                cpus=other_cpus,
+            )
+            wait_ready(upstream, "/healthz")
+            servers: dict[str, Server] = {"direct": upstream}
+            if "bare" in targets:
+                bare = fleet.start(
+                    "bare",
+                    [*bare_argv, "--upstream", upstream.url],
+                    f"http://127.0.0.1:{bare_port}",
+                    cpus=proxy_cpus,
+                )
+                wait_ready(bare, "/healthz")
+                servers["bare"] = bare
+            key: str | None = None
+            home = tmp / "aigw-home"
+            if use_aigw:
+                env = setup_aigw_home(home, upstream.url, args.ledger_sync)
+                key = env.pop("AIGW_BENCH_KEY")
+                aigw = fleet.start(
+                    "aigw",
+                    [*aigw_command(), "serve", "--port", str(aigw_port)],
+                    f"http://127.0.0.1:{aigw_port}",
+                    env=env,
+                    cpus=proxy_cpus,
+                )
+                wait_ready(aigw, "/readyz")
+                servers["aigw"] = aigw
+
+            log(
+                f"aigw benchmark ({', '.join(suites)}): {len(cpus)} CPUs, loop {loop_name()}, "
+                f"pin {args.pin}, {args.warmup:g} s warm-up + {args.duration:g} s per run, "
+                f"{args.rounds} round(s)"
+            )
+            runs: dict[tuple[str, Job], list[dict[str, Any]]] = {}
+            sequences: dict[tuple[int, str], list[tuple[Job, dict[str, Any]]]] = {}
+            schedule = [
+                (rnd, sc, job)
+                for rnd in range(args.rounds)
+                for sc in scenarios
+                for job in plan(rnd, sc, proxy_sc, trans_sc, targets, paths, args.ref_every)
+            ]
+            for n, (rnd, sc, job) in enumerate(schedule, 1):
+                server = servers[job.target]
+                watch = {"server": server.proc.pid}
+                if job.target != "direct":
+                    watch["upstream"] = upstream.proc.pid
+                r = measure(
+                    server.url,
+                    sc,
+                    path=job.path,
+                    key=key if job.target == "aigw" else None,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    watch=watch,
+                    cpus=other_cpus,
+                )
+                r.update(
+                    round=rnd + 1,
+                    suite=job.suite,
+                    scenario=sc.name,
+                    target=job.target,
+                    path=job.path.name,
+                )
+                runs.setdefault((sc.name, job), []).append(r)
+                sequences.setdefault((rnd, sc.name), []).append((job, r))
+                log(
+                    f"[{n}/{len(schedule)}] {sc.name:<11} {job.label:<25} "
+                    f"{r['rps']:8.1f} req/s  p50 {fmt(r['p50_ms'], '.3f')} ms  "
+                    f"p99 {fmt(r['p99_ms'], '.3f')} ms  errors {r['errors']}"
+                )
+        finally:
+            fleet.stop()
+
+        ledger = ledger_rows(home / "state.db") if use_aigw else None
+        tracebacks = {s.name: tb for s in fleet.servers if (tb := first_traceback(s.log))}
+
+    results = {k: aggregate(v) for k, v in runs.items()}
+    proxy_results = {
+        (sc, job.target): res for (sc, job), res in results.items() if job.suite == "proxy"
+    }
+    ratios, checks = compare(proxy_results, proxy_sc)
+    for sequence in sequences.values():
+        pair_with_reference(sequence)
+    trans_ratios, trans_checks = compare_translation(results, runs, trans_sc, paths)
+
+    if proxy_sc:
+        print_proxy(proxy_results, proxy_sc, targets, ratios)
+    if trans_sc:
+        print_translation(results, trans_sc, paths, trans_ratios)
+    if checks or trans_checks:
         print()
-        for c in checks:
+        for c in [*checks, *trans_checks]:
             verdict = "PASS" if c["pass"] else "MISS"
-            print(f"{verdict}  {c['scenario']:<11} {c['target']}: {c['value']}")
+            rounds = c.get("rounds") or []
+            spread = (
+                " (rounds: " + ", ".join(fmt(x, ".2f") for x in rounds) + ")"
+                if len(rounds) > 1
+                else ""
+            )
+            print(f"{verdict}  {c['scenario']:<11} {c['target']}: {c['value']}{spread}")
 
     error_lines = [
-        f"  {sc}/{t}: {kind} x{n}: {res['error_samples'].get(kind, '')[:200]!r}"
-        for (sc, t), res in results.items()
+        f"  {sc}/{job.label}: {kind} x{n}: {res['error_samples'].get(kind, '')[:200]!r}"
+        for (sc, job), res in results.items()
         for kind, n in res["error_kinds"].items()
     ]
     if error_lines:
@@ -669,8 +988,8 @@ def main(argv: list[str] | None = None) -> int:
         print(tb)
 
     ledger_info: dict[str, Any] | None = None
-    if "aigw" in targets:
-        answered = sum(res["total_ok"] for (_, t), res in results.items() if t == "aigw")
+    if use_aigw:
+        answered = sum(res["total_ok"] for (_, job), res in results.items() if job.target == "aigw")
         print()
         if ledger is None:
             print("ledger: could not read aigw's state.db")
@@ -694,21 +1013,33 @@ def main(argv: list[str] | None = None) -> int:
                 "loop": loop_name(),
                 "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             },
-            "results": [{"scenario": sc, "target": t, **res} for (sc, t), res in results.items()],
+            "results": [
+                {
+                    "suite": job.suite,
+                    "scenario": sc,
+                    "target": job.target,
+                    "path": job.path.name,
+                    **res,
+                }
+                for (sc, job), res in results.items()
+            ],
             "runs": [
                 {k: v for k, v in r.items() if k != "latencies_ms"}
                 for rs in runs.values()
                 for r in rs
             ],
             "ratios": ratios,
-            "checks": checks,
+            "translation_ratios": trans_ratios,
+            "checks": [*checks, *trans_checks],
             "ledger": ledger_info,
             "tracebacks": tracebacks,
         }
         args.json.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
         log(f"wrote {args.json}")
 
-    failed = any(not c["pass"] for c in checks) or any(r["errors"] for r in results.values())
+    failed = any(not c["pass"] for c in [*checks, *trans_checks]) or any(
+        r["errors"] for r in results.values()
+    )
     if ledger_info is not None and not ledger_info["ok"]:
         failed = True
     return 1 if args.strict and failed else 0
