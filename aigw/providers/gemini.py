@@ -31,9 +31,7 @@ def _stream_error(data: JSON) -> GatewayError:
 
 def _observe(state: StreamState, data: JSON) -> None:
     """Usage, text length and finish reasons of one stream object."""
-    meta = data.get("usageMetadata")
-    if isinstance(meta, dict) and any(k.endswith("TokenCount") for k in meta):
-        state.usage = tr.usage_from_gemini(meta)
+    finishing = False
     for cand in data.get("candidates") or ():
         if not isinstance(cand, dict):
             continue
@@ -41,7 +39,13 @@ def _observe(state: StreamState, data: JSON) -> None:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 state.chars += len(part["text"])
         if cand.get("finishReason"):
-            state.finished = True
+            state.finished = finishing = True
+    # Google repeats the running usage on every chunk: read it on the first (the
+    # prompt count, should the stream break) and on the last, not on each.
+    if state.usage is None or finishing or not data.get("candidates"):
+        meta = data.get("usageMetadata")
+        if isinstance(meta, dict) and any(k.endswith("TokenCount") for k in meta):
+            state.usage = tr.usage_from_gemini(meta)
 
 
 class GeminiStream:

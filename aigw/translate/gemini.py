@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import struct
 import time
@@ -64,7 +65,9 @@ _MAX_EMBED_BATCH = 100  # batchEmbedContents rejects larger batches.
 # -- small helpers --------------------------------------------------------------------
 
 
+@functools.cache
 def _snake(name: str) -> str:
+    # Cached: field names are a small fixed set, looked up many times per request.
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
 
