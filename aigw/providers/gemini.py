@@ -81,13 +81,21 @@ class GeminiHubStream:
 
     def feed(self, event: Event) -> list[JSON]:
         data = loads(event.data)
-        if isinstance(data, dict) and "error" in data:
-            self.state.error = _stream_error(data)
-            return []
         if not isinstance(data, dict):
             return []
-        _observe(self.state, data)
-        return self._tr.feed(data)
+        if "error" in data:
+            self.state.error = _stream_error(data)
+            return []
+        chunks = self._tr.feed(data)
+        state = self.state
+        for chunk in chunks:
+            for choice in chunk["choices"]:
+                state.chars += len(choice["delta"].get("content") or "")
+                if choice.get("finish_reason"):
+                    state.finished = True
+        if state.usage is None or state.finished:
+            state.usage = self._tr.usage
+        return chunks
 
     def final_usage_chunk(self) -> JSON:
         return self._tr.final_usage_chunk()

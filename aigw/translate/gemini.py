@@ -835,13 +835,19 @@ class GeminiToChatStream:
 
     def __init__(self, *, model: str) -> None:
         self.model = model
-        self.usage = Usage()
+        self._meta: JSON | None = None  # the latest usageMetadata with counts
         self._id: str | None = None
         self._created = int(time.time())
         self._started: set[int] = set()
         self._finished: set[int] = set()
         self._calls: dict[int, int] = {}  # choice index -> tool calls so far
         self._n = 0  # tool calls so far across choices, for call_<n> ids
+
+    @property
+    def usage(self) -> Usage:
+        """Exact usage so far. Google repeats the running totals on every chunk, so
+        only the latest is kept and converted when asked for."""
+        return (usage_from_gemini(self._meta) if self._meta is not None else None) or Usage()
 
     def _chunk(
         self, index: int, delta: JSON, finish: str | None = None, logprobs: JSON | None = None
@@ -871,7 +877,7 @@ class GeminiToChatStream:
         meta = data.get("usageMetadata")
         # Vertex sends count-less metadata ({"trafficType": ...}) before the last chunk.
         if isinstance(meta, dict) and any(k.endswith("TokenCount") for k in meta):
-            self.usage = usage_from_gemini(meta) or self.usage
+            self._meta = meta
         out: list[JSON] = []
         cands = _candidates(data)
         feedback = data.get("promptFeedback")
