@@ -272,8 +272,13 @@ def aigw_command() -> list[str]:
     return [found]
 
 
-def setup_aigw_home(home: Path, upstream_url: str, synchronous: str) -> dict[str, str]:
+def setup_aigw_home(
+    home: Path, upstream_url: str, synchronous: str, limits: bool = False
+) -> dict[str, str]:
     """Write config.toml and create a gateway key; returns the env for aigw and the key.
+
+    ``limits``: the key and its team get rate limits, a concurrency cap and a budget,
+    all far above what the load reaches, so every check runs and none refuses.
 
     One provider per type (openai, anthropic, gemini), each named after its type and
     pointing at the fake upstream: OpenAI's base URL includes ``/v1``, the others are
@@ -292,8 +297,40 @@ def setup_aigw_home(home: Path, upstream_url: str, synchronous: str) -> dict[str
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
+    limit_opts: list[str] = []
+    if limits:
+        limit_opts = [
+            "--rpm",
+            "100000000",
+            "--tpm",
+            "100000000000",
+            "--max-parallel",
+            "10000",
+            "--budget",
+            "1000000",
+        ]
+        team = subprocess.run(
+            [*aigw_command(), "teams", "create", "bench", *limit_opts],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        if team.returncode != 0:
+            raise SystemExit(
+                f"`aigw teams create` failed:\n{team.stdout.decode()}{team.stderr.decode()}"
+            )
     out = subprocess.run(
-        [*aigw_command(), "keys", "create", "--team", "bench", "--app", "benchmark", "--json"],
+        [
+            *aigw_command(),
+            "keys",
+            "create",
+            "--team",
+            "bench",
+            "--app",
+            "benchmark",
+            "--json",
+            *limit_opts,
+        ],
         env=env,
         capture_output=True,
         check=False,
@@ -656,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="normal",
         help="aigw's [ledger] synchronous setting",
     )
+    ap.add_argument(
+        "--limits",
+        action="store_true",
+        help="give the benchmark key and its team rate limits, a concurrency cap and a "
+        "budget (set far above the load, so every check runs and none refuses)",
+    )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state.db)")
     ap.add_argument(
@@ -888,7 +931,7 @@ def main(argv: list[str] | None = None) -> int:
             key: str | None = None
             home = tmp / "aigw-home"
             if use_aigw:
-                env = setup_aigw_home(home, upstream.url, args.ledger_sync)
+                env = setup_aigw_home(home, upstream.url, args.ledger_sync, args.limits)
                 key = env.pop("AIGW_BENCH_KEY")
                 aigw = fleet.start(
                     "aigw",
