@@ -198,6 +198,14 @@ def usd(nusd: int) -> Decimal:
 
 
 def format_usd(nusd: int | None, places: int = 6) -> str:
+    """nano-USD as a decimal string with ``places`` (<= 9) decimals, rounded half to
+    even; integer arithmetic (it runs for every response header)."""
     if nusd is None:
         return "unpriced"
-    return f"{usd(nusd):.{places}f}"
+    sign, n = ("-", -nusd) if nusd < 0 else ("", nusd)
+    step = 10 ** (9 - places)
+    q, r = divmod(n, step)
+    if r * 2 > step or (r * 2 == step and q % 2 == 1):
+        q += 1
+    whole, frac = divmod(q, 10**places)
+    return f"{sign}{whole}.{frac:0{places}d}" if places else f"{sign}{whole}"

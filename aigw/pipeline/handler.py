@@ -57,17 +57,20 @@ def _gateway(request: web.Request) -> Gateway:
 
 async def read_body(request: web.Request, limit: int) -> Any:
     """The request's JSON body: 413 if too large, 400 if empty or not JSON."""
-    too_large = GatewayError(
-        413,
-        f"The request body is larger than this gateway accepts ({limit / 2**20:g} MiB).",
-        code="request_too_large",
-    )
+
+    def too_large() -> GatewayError:
+        return GatewayError(
+            413,
+            f"The request body is larger than this gateway accepts ({limit / 2**20:g} MiB).",
+            code="request_too_large",
+        )
+
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise too_large()
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise too_large() from None
     if not raw.strip():
         raise GatewayError(
             400, "The request body is empty; expected a JSON object.", code="invalid_json"
