@@ -6,6 +6,7 @@ the identity; this adapter still has to ask for and read the stream's usage.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,18 @@ def _count(state: StreamState, choices: list[Any]) -> None:
             state.finished = True
 
 
+# Chunks that need a closer look: usage, an error, a finish reason. Anything else is
+# a content or tool-call delta and goes through untouched. Some compatible servers
+# put a space after the colon.
+_SPECIAL = re.compile(rb'"(?:usage|finish_reason)": ?[{"]|"error"')
+_CONTENT = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)*)"')
+
+
+def _content_chars(data: bytes) -> int:
+    """Length of the text deltas in a chunk, for a usage estimate (escapes count 2)."""
+    return sum(len(m) for m in _CONTENT.findall(data))
+
+
 class OpenAIStream:
     """Pass an OpenAI chat stream through, taking out usage for the ledger.
 
@@ -67,6 +80,10 @@ class OpenAIStream:
         if data.startswith(b"[DONE]"):
             self.state.done = True
             return b""
+        if not _SPECIAL.search(data):
+            # A plain content delta, most of a stream: pass it on without parsing.
+            self.state.chars += _content_chars(data)
+            return event.encode()
         chunk = loads(data)
         if not isinstance(chunk, dict):
             return event.encode()
