@@ -128,3 +128,24 @@ async def test_reopening_is_idempotent(tmp_path: Path) -> None:
     for _ in range(3):
         db = await open_database(tmp_path / "s.db")
         await db.close()
+
+
+def test_openai_stream_fast_path_recognises_special_chunks_with_or_without_spaces() -> None:
+    from aigw.providers.openai import OpenAIStream
+    from aigw.sse import Event
+
+    def ev(data: bytes) -> Event:
+        return Event(b"data: " + data, None, data)
+
+    s = OpenAIStream(wants_usage=False)
+    content = b'{"choices":[{"delta":{"content":"Hello"},"finish_reason":null}],"usage":null}'
+    assert s.feed(ev(content)) == b"data: " + content + b"\n\n"
+    assert s.state.chars == 5 and not s.state.finished
+    spaced = b'{"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": null}'
+    assert s.feed(ev(spaced))
+    assert s.state.finished
+    usage = b'{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}'
+    assert s.feed(ev(usage)) == b""  # the client did not ask for it
+    assert s.state.usage == Usage(3, 2)
+    assert s.feed(ev(b'{"error": {"message": "boom"}}')) == b""
+    assert s.state.error is not None and "boom" in s.state.error.message
