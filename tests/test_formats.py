@@ -348,3 +348,31 @@ async def test_upstream_rejecting_gateway_credentials_is_502_for_every_provider(
             assert "rejected the gateway's credentials" in info.value.message
             assert secret not in info.value.response.text
     assert secret not in caplog.text
+
+
+async def test_json_mode_reaches_each_provider_in_its_dialect(
+    trio: RunningGateway, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}
+    key = await trio.key()
+    # Anthropic has no JSON mode: aigw forces a tool and turns its input back into text.
+    fake_anthropic.then(Reply(tool_calls=[("aigw_json_response", {"city": "Paris"})]))
+    async with trio.openai(key) as client:
+        resp = await client.chat.completions.create(
+            model="m-anthropic", messages=HI, response_format=fmt
+        )
+        assert json.loads(resp.choices[0].message.content or "") == {"city": "Paris"}
+        assert resp.choices[0].finish_reason == "stop" and not resp.choices[0].message.tool_calls
+        sent = fake_anthropic.last.body
+        assert sent["tool_choice"]["name"] == "aigw_json_response"
+        assert sent["tools"][0]["input_schema"] == schema
+        await client.chat.completions.create(model="m-gemini", messages=HI, response_format=fmt)
+    config = fake_gemini.last.body["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    assert config["responseJsonSchema"] == schema
