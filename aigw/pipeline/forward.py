@@ -18,6 +18,7 @@ Gemini chunk) is held back until it.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -174,6 +175,49 @@ class Relay(Protocol):
     def tail(self) -> bytes: ...
 
 
+class Watchdog:
+    """Calls ``expire`` when a wait runs past its deadline.
+
+    A stream waits on its upstream once per chunk. Re-arming a timer each time would
+    cost two timer-heap operations per chunk; here each wait only stores a deadline,
+    and the one timer re-arms itself when it fires early.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[], None]) -> None:
+        self.loop = loop
+        self.expire = expire
+        self.deadline = math.inf
+        self.expired = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self, seconds: float) -> None:
+        self.deadline = self.loop.time() + seconds
+        timer = self._timer
+        if timer is None or timer.when() > self.deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(self.deadline, self._fire)
+
+    def pause(self) -> None:
+        """Not waiting (e.g. writing to the client): no deadline until the next arm."""
+        self.deadline = math.inf
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self.deadline == math.inf:
+            return  # paused; the next arm() sets a new timer
+        if self.loop.time() >= self.deadline:
+            self.expired = True
+            self.expire()
+        else:
+            self._timer = self.loop.call_at(self.deadline, self._fire)
+
+
 class Translating:
     """A provider stream translated event by event into the client's stream format."""
 
@@ -219,47 +263,49 @@ async def relay_stream(
     state = relay.state
     failure: GatewayError | None = None
     client_gone = False
-    loop = asyncio.get_running_loop()
     chunks = resp.chunks().__aiter__()
     wait = up.first_byte_timeout
+    watchdog = Watchdog(asyncio.get_running_loop(), resp.close)
     try:
-        async with asyncio.timeout(None) as timer:
-            while True:
-                timer.reschedule(loop.time() + wait)
+        while True:
+            watchdog.arm(wait)
+            try:
+                data: bytes | None = await anext(chunks)
+            except StopAsyncIteration:
+                data = None
+            watchdog.pause()
+            if watchdog.expired:
+                raise TimeoutError
+            wait = up.idle_timeout
+            events = parser.feed(data) if data is not None else parser.flush()
+            payload = b"".join([relay.feed(ev) for ev in events])
+            if state.error is not None:
+                failure = state.error
+                break
+            if payload:
                 try:
-                    data: bytes | None = await anext(chunks)
-                except StopAsyncIteration:
-                    data = None
-                timer.reschedule(None)
-                wait = up.idle_timeout
-                events = parser.feed(data) if data is not None else parser.flush()
-                payload = b"".join([relay.feed(ev) for ev in events])
-                if state.error is not None:
-                    failure = state.error
+                    await out.write(payload)
+                except (ConnectionError, aiohttp.ClientConnectionError):
+                    client_gone = True
                     break
-                if payload:
-                    try:
-                        await out.write(payload)
-                    except (ConnectionError, aiohttp.ClientConnectionError):
-                        client_gone = True
-                        break
-                if data is None:
-                    break
-    except TimeoutError:
-        failure = GatewayError(
-            504,
-            f"Provider '{ctx.target.provider.name if ctx.target else '?'}'"
-            f" went silent for {wait:g} s mid-stream.",
-            type="timeout",
-            code="upstream_timeout",
-        )
-    except (aiohttp.ClientError, OSError):
-        failure = GatewayError(
-            502,
-            "The provider closed the connection mid-stream.",
-            type="upstream_error",
-            code="upstream_connection_error",
-        )
+            if data is None:
+                break
+    except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError too
+        if watchdog.expired or isinstance(exc, TimeoutError):
+            name = ctx.target.provider.name if ctx.target else "?"
+            failure = GatewayError(
+                504,
+                f"Provider '{name}' went silent for {wait:g} s mid-stream.",
+                type="timeout",
+                code="upstream_timeout",
+            )
+        else:
+            failure = GatewayError(
+                502,
+                "The provider closed the connection mid-stream.",
+                type="upstream_error",
+                code="upstream_connection_error",
+            )
     except TranslationError as exc:
         failure = GatewayError(
             502,
@@ -267,6 +313,8 @@ async def relay_stream(
             type="upstream_error",
             code="upstream_bad_response",
         )
+    finally:
+        watchdog.cancel()
     if failure is None and not client_gone and not (state.done or state.finished):
         failure = GatewayError(
             502,

@@ -20,9 +20,8 @@ class HTTPResponse:
     async def read(self) -> bytes:
         return await self._resp.read()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        async for data in self._resp.content.iter_any():
-            yield data
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._resp.content.iter_any()
 
     def close(self) -> None:
         # close(), not release(): an unfinished body must not go back to the pool.
