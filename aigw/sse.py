@@ -59,6 +59,14 @@ class SSEParser:
 
 
 def _parse_block(block: bytes) -> Event | None:
+    # Fast paths for the shapes providers send: "data: X" and "event: E\ndata: X".
+    if b"\n" not in block:
+        if block.startswith(b"data: "):
+            return Event(block, None, block[6:])
+    elif block.startswith(b"event: "):
+        nl = block.index(b"\n")
+        if block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 1) < 0:
+            return Event(block, block[7:nl].decode("utf-8", "replace").strip(), block[nl + 7 :])
     event: str | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):

@@ -149,3 +149,21 @@ def test_openai_stream_fast_path_recognises_special_chunks_with_or_without_space
     assert s.state.usage == Usage(3, 2)
     assert s.feed(ev(b'{"error": {"message": "boom"}}')) == b""
     assert s.state.error is not None and "boom" in s.state.error.message
+
+
+def test_sse_parser_fast_and_general_paths_agree() -> None:
+    stream = (
+        b"data: one\n\n"
+        b"event: message_delta\ndata: {}\n\n"
+        b"event: multi\ndata: a\ndata: b\n\n"
+        b"id: 7\ndata: with-id\n\n"
+        b"event: only-event\n\n"
+    )
+    events = SSEParser().feed(stream)
+    assert [(e.event, e.data) for e in events] == [
+        (None, b"one"),
+        ("message_delta", b"{}"),
+        ("multi", b"a\nb"),
+        (None, b"with-id"),
+        ("only-event", b""),
+    ]
