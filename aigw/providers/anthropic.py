@@ -88,6 +88,8 @@ class AnthropicHubStream:
         self._tr = tr.MessagesToChatStream(model=model)
 
     def feed(self, event: Event) -> list[JSON]:
+        if event.event == "ping":  # keep-alive: nothing to translate
+            return []
         data = loads(event.data)
         if not isinstance(data, dict):
             return []
@@ -97,16 +99,17 @@ class AnthropicHubStream:
         except tr.AnthropicStreamError:
             self.state.error = _error_event(data)
             return []
-        if kind == "message_stop":
-            self.state.done = True
-        if self._tr.finish_reason is not None:
-            self.state.finished = True
-        if kind in ("message_start", "message_delta"):
-            self.state.usage = self._tr.usage
-        for chunk in chunks:
-            for choice in chunk["choices"]:
-                delta = choice.get("delta") or {}
-                self.state.chars += len(delta.get("content") or "")
+        state = self.state
+        if kind == "content_block_delta":
+            delta = data.get("delta")
+            if isinstance(delta, dict):
+                state.chars += len(delta.get("text") or delta.get("partial_json") or "")
+        elif kind in ("message_start", "message_delta"):
+            state.usage = self._tr.usage
+            if self._tr.finish_reason is not None:
+                state.finished = True
+        elif kind == "message_stop":
+            state.done = True
         return chunks
 
     def final_usage_chunk(self) -> JSON:
