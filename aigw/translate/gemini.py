@@ -876,7 +876,7 @@ class GeminiToChatStream:
             self._id = f"chatcmpl-{rid}" if isinstance(rid, str) and rid else _new_id("chatcmpl-")
         meta = data.get("usageMetadata")
         # Vertex sends count-less metadata ({"trafficType": ...}) before the last chunk.
-        if isinstance(meta, dict) and any(k.endswith("TokenCount") for k in meta):
+        if isinstance(meta, dict) and ("promptTokenCount" in meta or "totalTokenCount" in meta):
             self._meta = meta
         out: list[JSON] = []
         cands = _candidates(data)
