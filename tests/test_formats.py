@@ -376,3 +376,20 @@ async def test_json_mode_reaches_each_provider_in_its_dialect(
     config = fake_gemini.last.body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     assert config["responseJsonSchema"] == schema
+
+
+async def test_warning_header_survives_odd_parameter_names(
+    start_gateway: StartGateway, fake_gemini: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIGW_GEMINI_API_KEY", "gemini-upstream-key")
+    cfg = Config()
+    cfg.translation.strict = False
+    gw = await start_gateway(providers={"gemini": ("gemini", fake_gemini.base_url)}, config=cfg)
+    key = await gw.key()
+    async with gw.openai(key) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gemini/gemini-2.5-flash", messages=HI, extra_body={"pärameter\nx": 1}
+        )
+    assert raw.http_response.status_code == 200
+    warning = raw.headers["x-aigw-warning"]
+    assert warning.isascii() and "p\\xe4rameter x" in warning

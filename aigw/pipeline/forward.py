@@ -56,7 +56,9 @@ def base_headers(ctx: Context) -> dict[str, str]:
     if ctx.lease is not None:
         headers.update(ctx.lease.headers())
     if ctx.warnings:
-        headers["x-aigw-warning"] = "; ".join(ctx.warnings).replace("\n", " ")
+        # Warnings may quote client-chosen parameter names: keep the header ASCII.
+        text = "; ".join(ctx.warnings).replace("\n", " ").replace("\r", " ")
+        headers["x-aigw-warning"] = text.encode("ascii", "backslashreplace").decode()
     return headers
 
 
