@@ -264,3 +264,30 @@ async def test_upstream_invalid_json_is_502(
             await client.chat.completions.create(model="fast", messages=HI)
     assert info.value.status_code == 502
     assert "not a JSON object" in info.value.message
+
+
+async def test_client_disconnecting_mid_stream_is_recorded_as_499(
+    gateway: RunningGateway, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.then(Reply(text="a long answer " * 20, chunk_delay=0.05))
+    key = await gateway.key()
+    body = {"model": "fast", "stream": True, "messages": HI}
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            gateway.url + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        rid = resp.headers["x-request-id"]
+        await resp.content.readany()  # the first chunk, then hang up
+        resp.close()
+    for _ in range(100):  # the gateway notices at its next write
+        rows = await ledger.by_request_id(gateway.gw.db, rid)
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert rows and rows[0].status == 499
+    assert rows[0].usage_estimated and rows[0].completion_tokens > 0
+    # The server is fine afterwards.
+    async with gateway.openai(key) as client:
+        await client.chat.completions.create(model="fast", messages=HI)
