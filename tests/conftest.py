@@ -3,7 +3,6 @@ gateway running on a real socket."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,10 +80,6 @@ class RunningGateway:
 
     def openai(self, key: str, **kw: object) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]
-
-    async def settle(self) -> None:
-        """Let background work (ledger commits) finish."""
-        await asyncio.sleep(0)
 
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]

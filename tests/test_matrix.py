@@ -7,7 +7,7 @@ error; the ledger must hold exactly the tokens the upstream reported.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,10 +177,6 @@ DRIVERS: dict[str, Driver] = {
 }
 
 
-def fake_for(provider: str, fakes: dict[str, FakeUpstream]) -> FakeUpstream:
-    return fakes[provider]
-
-
 @pytest.fixture
 def fakes(
     fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
@@ -295,7 +291,3 @@ async def test_native_anthropic_passthrough_keeps_client_headers(
     assert sent.headers["x-api-key"] == "anthropic-upstream-key"
     assert key not in json.dumps(sent.headers)
     assert sent.body["model"] == "claude-sonnet-4-6"
-
-
-async def _collect(it: AsyncIterator[Any]) -> list[Any]:
-    return [x async for x in it]

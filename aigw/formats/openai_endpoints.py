@@ -60,12 +60,7 @@ def parse_embeddings(body: Any) -> Call:
             code="invalid_value",
         )
     check(body, "dimensions", int, minimum=1)
-    tokens = (
-        estimate(data) + sum(len(x) for x in data if isinstance(x, list))
-        if isinstance(data, list)
-        else estimate(data)
-    )
-    return Call(model, False, body, False, tokens, 0)
+    return Call(model, False, body, False, _input_tokens(data), 0)
 
 
 def parse_responses(body: Any) -> Call:

@@ -116,7 +116,16 @@ async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
     rows = await db.fetchall(
         f"SELECT {', '.join(_NAMES)} FROM ledger WHERE request_id = ?", (request_id,)
     )
-    return [LedgerRow(**dict(r)) for r in rows]
+    return [
+        LedgerRow(
+            **{
+                **dict(r),
+                "stream": bool(r["stream"]),
+                "usage_estimated": bool(r["usage_estimated"]),
+            }
+        )
+        for r in rows
+    ]
 
 
 async def request_ids(db: Database) -> set[str]:
