@@ -38,8 +38,9 @@ class LedgerWriter:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((row, fut))
         self._wake.set()
-        # shield: a cancelled request must not cancel the commit others share.
-        await asyncio.shield(fut)
+        # The commit runs in the writer task: a cancelled request only cancels its own
+        # future (the writer skips futures that are done), never the shared commit.
+        await fut
 
     async def run(self) -> None:
         """The writer loop (a background task); returns after close() once drained."""
