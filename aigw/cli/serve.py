@@ -48,7 +48,10 @@ async def _run(cfg: Config, host: str, port: int) -> None:
         for p in gw.providers.values():
             key = "no key needed" if p.type == "mock" else f"key from {p.key_source or 'nowhere!'}"
             console.print(f"  provider {p.name} ({p.type}, {key})")
-        console.print(f"  OpenAI clients: OPENAI_BASE_URL=http://{host}:{bound}/v1")
+        base = f"http://{host}:{bound}"
+        console.print(f"  OpenAI clients:    OPENAI_BASE_URL={base}/v1")
+        console.print(f"  Anthropic clients: ANTHROPIC_BASE_URL={base}")
+        console.print(f"  Gemini clients:    genai.Client(http_options={{'base_url': '{base}'}})")
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
