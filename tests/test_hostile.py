@@ -33,6 +33,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 from aigw.config import Config, ModelConfig, ProviderConfig
 from aigw.store import keys as keystore
@@ -340,9 +341,7 @@ async def send(env: Env, case: Case) -> tuple[int, dict[str, str], bytes]:
     url = env.server.url + case.path.replace("VALID", env.key)
     for c in env.chaos:
         c.mode, c.status = case.mode, case.status
-    async with env.session.post(
-        aiohttp.client.URL(url, encoded=True), data=case.body, headers=headers
-    ) as resp:
+    async with env.session.post(URL(url, encoded=True), data=case.body, headers=headers) as resp:
         body = await resp.read()  # raises ClientPayloadError if the reply was cut
         return resp.status, dict(resp.headers), body
 

@@ -12,6 +12,7 @@ name that steered the gateway to another path on the provider host shows up ther
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -65,7 +66,11 @@ class Chaos:
         return web.Response(status=404, text=f"no such path; your key is {key}")
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
         if self.mode == "ok" or request.match_info.route.resource is None:
             return await handler(request)
         if request.match_info.get("tail") is not None:
