@@ -23,6 +23,8 @@ def _escape(m: re.Match[str]) -> str:
 
 def header_value(text: str, limit: int = MAX_HEADER_VALUE) -> str:
     """``text`` as a header value: printable ASCII, at most ``limit`` characters."""
+    if len(text) <= limit and text.isascii() and text.isprintable() and text == text.strip():
+        return text  # the common case, without a regex
     if _UNSAFE.search(text):
         text = _UNSAFE.sub(_escape, text)
     text = text.strip()

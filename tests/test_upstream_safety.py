@@ -576,3 +576,15 @@ def test_a_config_alias_that_is_not_a_valid_model_name_is_refused(tmp_path: Path
     )
     with pytest.raises(ConfigError, match="not a valid model name"):
         load(path)
+
+
+def test_the_fast_model_name_check_agrees_with_the_rules() -> None:
+    import random
+
+    from aigw.formats.validate import _VALID_MODEL_NAME, model_problem
+
+    rng = random.Random(7)
+    names = ["a" * 256, "a" * 257, "gpt-4o", "ft:gpt-4o-mini:org:custom:abc"]
+    names += ["".join(rng.choices("ab./:-@+_ \x00é", k=rng.randint(0, 8))) for _ in range(20_000)]
+    for name in names:
+        assert bool(_VALID_MODEL_NAME.fullmatch(name)) == (model_problem(name) is None), name

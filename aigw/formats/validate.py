@@ -89,6 +89,11 @@ def required_string(body: dict[str, Any], name: str) -> str:
 # claude-sonnet-4-5@20250929, models/gemini-2.0-flash, llama3:8b.
 MAX_MODEL_NAME = 256
 _MODEL_NAME = re.compile(rf"[A-Za-z0-9._:/@+-]{{1,{MAX_MODEL_NAME}}}")
+# All of model_problem's rules in one match, for the common case of a valid name.
+_VALID_MODEL_NAME = re.compile(
+    r"(?!/)(?!.*//)(?!.*\.\.)(?!(?:.*/)?\.(?:/|$))"
+    rf"[A-Za-z0-9._:/@+-]{{1,{MAX_MODEL_NAME}}}(?<!/)"
+)
 
 
 def model_problem(name: str) -> str | None:
@@ -118,6 +123,8 @@ def model_name(value: object, *, param: str = "model") -> str:
             param=param,
             code="invalid_type",
         )
+    if _VALID_MODEL_NAME.fullmatch(value):
+        return value
     problem = model_problem(value)
     if problem is not None:
         # The name itself is not quoted back: it is what failed validation.
