@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import tomli_w
 
 from aigw.errors import ConfigError
+from aigw.formats.validate import model_problem
 
 PROVIDER_TYPES = ("openai", "anthropic", "gemini", "mock")
 
@@ -449,6 +450,9 @@ def parse(data: dict[str, Any], where: str = "config.toml", path: Path | None = 
             top.fail(
                 f"models.{name}", "a model alias may not contain '/' (reserved for PROVIDER/MODEL)"
             )
+        problem = model_problem(name)
+        if problem is not None:  # clients could never ask for it
+            top.fail(f"models.{name}", f"not a valid model name: {problem}")
         cfg.models[name] = _model(where, name, raw, cfg.providers)
     for name, raw in top.get("prices", dict, {}).items():
         cfg.prices[name] = _price(where, name, raw)

@@ -392,4 +392,4 @@ async def test_warning_header_survives_odd_parameter_names(
         )
     assert raw.http_response.status_code == 200
     warning = raw.headers["x-aigw-warning"]
-    assert warning.isascii() and "p\\xe4rameter x" in warning
+    assert warning.isascii() and "p\\xe4rameter\\nx" in warning

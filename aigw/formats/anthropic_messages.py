@@ -6,7 +6,7 @@ from typing import Any
 
 from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
-from aigw.formats.validate import check, describe, required_string
+from aigw.formats.validate import check, describe, required_model
 from aigw.sse import encode
 from aigw.tokens import estimate
 from aigw.translate import anthropic as tr
@@ -50,7 +50,7 @@ def _messages(body: JSON) -> None:
 
 def parse(body: Any) -> Call:
     body = _object(body)
-    model = required_string(body, "model")
+    model = required_model(body)
     _messages(body)
     max_tokens = check(body, "max_tokens", int, minimum=1)
     if max_tokens is None:
@@ -71,7 +71,7 @@ def parse(body: Any) -> Call:
 
 def parse_count_tokens(body: Any) -> Call:
     body = _object(body)
-    model = required_string(body, "model")
+    model = required_model(body)
     _messages(body)
     return Call(model, False, body, False, prompt_estimate(body), None)
 

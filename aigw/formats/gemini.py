@@ -6,12 +6,13 @@ from typing import Any
 
 from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
-from aigw.formats.validate import describe
+from aigw.formats.validate import describe, model_name
 from aigw.tokens import estimate
 from aigw.translate import gemini as tr
 
 
 def parse(body: Any, *, model: str, stream: bool) -> Call:
+    model = model_name(model)  # from the URL path, percent-decoded
     if not isinstance(body, dict):
         raise bad_request(f"Invalid JSON payload: expected an object, got {describe(body)}.")
     contents = body.get("contents")

@@ -6,7 +6,7 @@ from typing import Any
 
 from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
-from aigw.formats.validate import check, describe, required_string
+from aigw.formats.validate import check, describe, required_model
 from aigw.sse import DONE, encode
 from aigw.tokens import chat_prompt_tokens
 
@@ -19,7 +19,7 @@ def parse(body: Any) -> Call:
         raise bad_request(
             f"The request body must be a JSON object, got {describe(body)}.", code="invalid_body"
         )
-    model = required_string(body, "model")
+    model = required_model(body)
     messages = body.get("messages")
     if messages is None:
         raise bad_request(

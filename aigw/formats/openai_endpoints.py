@@ -6,7 +6,7 @@ from typing import Any
 
 from aigw.errors import bad_request
 from aigw.formats import Call
-from aigw.formats.validate import check, describe, required_string
+from aigw.formats.validate import check, describe, required_model
 from aigw.tokens import estimate
 
 
@@ -43,7 +43,7 @@ def _input_tokens(data: Any) -> int:
 
 def parse_embeddings(body: Any) -> Call:
     body = _object(body)
-    model = required_string(body, "model")
+    model = required_model(body)
     data = body.get("input")
     if not _valid_input(data):
         raise bad_request(
@@ -65,7 +65,7 @@ def parse_embeddings(body: Any) -> Call:
 
 def parse_responses(body: Any) -> Call:
     body = _object(body)
-    model = required_string(body, "model")
+    model = required_model(body)
     data = body.get("input")
     if data is not None and not isinstance(data, (str, list)):
         raise bad_request(

@@ -14,6 +14,7 @@ import logging
 from aigw.errors import GatewayError
 from aigw.pipeline.context import Context
 from aigw.pricing import PriceBook
+from aigw.providers.base import redact
 from aigw.store import Database
 from aigw.store import ledger as ledger_store
 from aigw.store.ledger import LedgerRow
@@ -119,7 +120,10 @@ class Accountant:
             usage_estimated=ctx.usage_estimated,
             cost_nusd=ctx.cost_nusd,
             latency_ms=ctx.latency_ms(),
-            error=ctx.error,
+            # The state file is a place the provider key must never reach.
+            error=redact(ctx.error, target.provider.api_key if target else None)
+            if ctx.error
+            else ctx.error,
         )
         try:
             await self.writer.append(row)

@@ -28,11 +28,19 @@ from aiohttp import web
 
 from aigw.errors import GatewayError, Wire, bad_request
 from aigw.formats import Call, ClientFormat, ClientStream
+from aigw.headers import header_value
 from aigw.pricing import format_usd
 from aigw.providers import Provider
 from aigw.providers import gemini as gemini_provider
 from aigw.providers import openai as openai_provider
-from aigw.providers.base import HubStream, StreamState, UpstreamRequest, UpstreamResponse
+from aigw.providers.base import (
+    HubStream,
+    StreamState,
+    UpstreamFault,
+    UpstreamRequest,
+    UpstreamResponse,
+    redact_bytes,
+)
 from aigw.sse import Event, SSEParser, encode
 from aigw.tokens import chars_to_tokens
 from aigw.translate import gemini as gemini_tr
@@ -51,14 +59,14 @@ CLIENT_GONE = 499  # nginx's convention for "client closed the connection"
 def base_headers(ctx: Context) -> dict[str, str]:
     headers = {"x-request-id": ctx.request_id}
     if ctx.target is not None:
-        headers["x-aigw-provider"] = ctx.target.provider.name
-        headers["x-aigw-upstream-model"] = ctx.target.upstream_model
+        headers["x-aigw-provider"] = header_value(ctx.target.provider.name)
+        # Client-chosen (PROVIDER/MODEL) or from the config: made header-safe either way.
+        headers["x-aigw-upstream-model"] = header_value(ctx.target.upstream_model)
     if ctx.lease is not None:
         headers.update(ctx.lease.headers())
     if ctx.warnings:
-        # Warnings may quote client-chosen parameter names: keep the header ASCII.
-        text = "; ".join(ctx.warnings).replace("\n", " ").replace("\r", " ")
-        headers["x-aigw-warning"] = text.encode("ascii", "backslashreplace").decode()
+        # Warnings quote client-chosen parameter names.
+        headers["x-aigw-warning"] = header_value("; ".join(ctx.warnings), 2048)
     return headers
 
 
@@ -106,19 +114,16 @@ async def send(
 
 
 async def read_error(gw: Gateway, provider: Provider, resp: UpstreamResponse) -> GatewayError:
-    """The upstream's error, re-enveloped; keeps Retry-After."""
+    """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
     try:
         async with asyncio.timeout(gw.config.upstream.idle_timeout):
             body = await resp.read()
     except (TimeoutError, aiohttp.ClientError, OSError):
         body = b""
-    return provider.adapter.error(
-        resp.status,
-        body[:MAX_ERROR_BODY],
-        provider.name,
-        provider.api_key,
-        resp.headers.get("Retry-After"),
+    fault = provider.adapter.error(
+        resp.status, body[:MAX_ERROR_BODY], provider.name, resp.headers.get("Retry-After")
     )
+    return fault.to_error(provider.api_key)
 
 
 async def read_json(
@@ -156,12 +161,12 @@ async def read_json(
 
 
 def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
-    return GatewayError(
+    # The translator's message may quote the provider's answer: upstream text.
+    return UpstreamFault(
         502,
         f"Provider '{provider.name}' sent an answer aigw cannot translate: {exc.message}",
-        type="upstream_error",
         code="upstream_bad_response",
-    )
+    ).to_error(provider.api_key)
 
 
 # -- relaying ----------------------------------------------------------------------
@@ -252,6 +257,7 @@ async def relay_stream(
 ) -> web.StreamResponse:
     """Relay an upstream SSE stream event by event; commit the ledger before its end."""
     up = gw.config.upstream
+    api_key = ctx.target.provider.api_key if ctx.target else None
     out = web.StreamResponse(
         status=200,
         headers={
@@ -280,9 +286,9 @@ async def relay_stream(
                 raise TimeoutError
             wait = up.idle_timeout
             events = parser.feed(data) if data is not None else parser.flush()
-            payload = b"".join([relay.feed(ev) for ev in events])
+            payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), api_key)
             if state.error is not None:
-                failure = state.error
+                failure = state.error.to_error(api_key)
                 break
             if payload:
                 try:
@@ -309,12 +315,11 @@ async def relay_stream(
                 code="upstream_connection_error",
             )
     except TranslationError as exc:
-        failure = GatewayError(
+        failure = UpstreamFault(
             502,
             f"The provider's stream could not be translated: {exc.message}",
-            type="upstream_error",
             code="upstream_bad_response",
-        )
+        ).to_error(api_key)
     finally:
         watchdog.cancel()
     if failure is None and not client_gone and not (state.done or state.finished):
@@ -352,7 +357,8 @@ async def relay_stream(
             if ctx.wire is Wire.GOOGLE
             else (b": x-aigw-cost-usd " + cost_header(ctx).encode() + b"\n\n")
         )
-        await out.write(cost + (stream_error(failure) if failure else relay.tail()))
+        end = stream_error(failure) if failure else redact_bytes(relay.tail(), api_key)
+        await out.write(cost + end)
         await out.write_eof()
     except (ConnectionError, aiohttp.ClientConnectionError):
         pass
@@ -368,7 +374,7 @@ async def finish_json(
     ctx.usage = usage
     await gw.accountant.record(ctx)
     return web.Response(
-        body=body,
+        body=redact_bytes(body, ctx.target.provider.api_key if ctx.target else None),
         content_type="application/json",
         headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
     )

@@ -35,10 +35,12 @@ from aigw.formats import (
     openai_chat,
     openai_endpoints,
 )
+from aigw.headers import safe_headers
 from aigw.pipeline import forward
 from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.context import Context
 from aigw.pipeline.route import Target
+from aigw.providers.base import redact_bytes
 
 if TYPE_CHECKING:
     from aigw.app import Gateway
@@ -103,7 +105,7 @@ async def refuse(gw: Gateway, ctx: Context, err: GatewayError) -> web.Response:
             await gw.accountant.record(ctx)
         except GatewayError:
             log.error("request %s: could not record the failed call", ctx.request_id)
-    headers = {**forward.base_headers(ctx), **err.headers}
+    headers = {**forward.base_headers(ctx), **safe_headers(err.headers)}
     if ctx.target is not None:
         headers["x-aigw-cost-usd"] = forward.cost_header(ctx)
     return web.Response(
@@ -239,7 +241,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
         finally:
             resp.close()
         return web.Response(
-            body=raw,
+            body=redact_bytes(raw, provider.api_key),
             content_type="application/json",
             headers={**forward.base_headers(ctx), "x-aigw-token-count": "exact"},
         )

@@ -6,15 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigw.config import ProviderConfig
-from aigw.errors import GatewayError, Wire
+from aigw.errors import Wire
 from aigw.providers.base import (
     JSON,
     StreamState,
+    UpstreamFault,
     UpstreamRequest,
     join_url,
     loads,
     post,
-    redact,
+    stream_error,
     upstream_error,
 )
 from aigw.sse import Event
@@ -27,13 +28,11 @@ from aigw.usage import Usage
 _PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
-def _error_event(data: JSON) -> GatewayError:
+def _error_event(data: JSON) -> UpstreamFault:
     raw = data.get("error")
     err: JSON = raw if isinstance(raw, dict) else {}
     status = 529 if err.get("type") == "overloaded_error" else 502
-    return GatewayError(
-        status, f"Upstream stream error: {err.get('message') or 'unknown'}", type="upstream_error"
-    )
+    return stream_error(err.get("message") or "unknown", status=status)
 
 
 class AnthropicStream:
@@ -175,12 +174,10 @@ class AnthropicAdapter:
         return AnthropicHubStream(model)
 
     def error(
-        self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
-    ) -> GatewayError:
+        self, status: int, body: bytes, provider: str, retry_after: str | None
+    ) -> UpstreamFault:
         message, etype = tr.parse_anthropic_error(body)
-        return upstream_error(
-            status, redact(message, api_key), provider, type=etype, retry_after=retry_after
-        )
+        return upstream_error(status, message, provider, type=etype, retry_after=retry_after)
 
 
 ADAPTER = AnthropicAdapter()

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 
@@ -56,7 +56,7 @@ class StreamState:
     done: bool = False  # the provider's end-of-stream event arrived
     finished: bool = False  # some choice reported a finish reason
     chars: int = 0  # text produced, for a usage estimate if the provider reports none
-    error: GatewayError | None = None  # an error event inside the stream
+    error: UpstreamFault | None = None  # an error event inside the stream
 
 
 class NativeStream(Protocol):
@@ -114,23 +114,85 @@ class ProviderAdapter(Protocol):
     def hub_stream(self, model: str) -> HubStream: ...
 
     def error(
-        self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
-    ) -> GatewayError:
-        """The upstream error as the client sees it: key redacted, Retry-After kept."""
+        self, status: int, body: bytes, provider: str, retry_after: str | None
+    ) -> UpstreamFault:
+        """The upstream error as the client will see it, once redacted."""
         ...
 
 
-# -- helpers -----------------------------------------------------------------------
+# -- upstream text: the one redaction point ----------------------------------------
 
 # Key-shaped strings an upstream error message may echo back (OpenAI's 401 does).
 _KEYISH = re.compile(r"\b(?:sk-|sk_|gw-|AIza)[A-Za-z0-9*._-]{8,}")
+REDACTED = "[redacted]"
 
 
-def redact(message: str, api_key: str | None) -> str:
+def redact(text: str, api_key: str | None) -> str:
     """Remove the provider key, and anything shaped like a key, from upstream text."""
+    if api_key and api_key in text:
+        text = text.replace(api_key, REDACTED)
+    return _KEYISH.sub(REDACTED, text)
+
+
+def redact_bytes(data: bytes, api_key: str | None) -> bytes:
+    """Remove the provider key from upstream bytes passed through as they came."""
     if api_key:
-        message = message.replace(api_key, "[redacted]")
-    return _KEYISH.sub("[redacted]", message)
+        key = api_key.encode()
+        if key in data:
+            data = data.replace(key, REDACTED.encode())
+    return data
+
+
+# Retry-After is delay-seconds or an HTTP date (RFC 9110 10.2.3); anything else from
+# upstream is dropped rather than copied into the client's headers.
+_RETRY_SECONDS = re.compile(r"[0-9]{1,10}")
+_HTTP_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+
+
+def valid_retry_after(value: str | None) -> str | None:
+    """``value`` if it is a well-formed Retry-After, else None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _RETRY_SECONDS.fullmatch(value) or _HTTP_DATE.fullmatch(value):
+        return value
+    return None
+
+
+@dataclass(slots=True, frozen=True)
+class UpstreamFault:
+    """An error the provider reported, before redaction.
+
+    Every text field may echo the provider key. Adapters describe upstream errors with
+    this type and never build a :class:`GatewayError` from upstream text themselves:
+    :meth:`to_error` is the only way to one, and it redacts every field with the key.
+    """
+
+    status: int
+    message: str
+    type: str = "upstream_error"
+    code: str | None = None
+    param: str | None = None
+    retry_after: str | None = None
+
+    def to_error(self, api_key: str | None) -> GatewayError:
+        retry_after = valid_retry_after(self.retry_after)
+
+        def clean(text: str | None) -> str | None:
+            return None if text is None else redact(text, api_key)
+
+        return GatewayError(
+            self.status,
+            redact(self.message, api_key),
+            type=redact(self.type, api_key),
+            code=clean(self.code),
+            param=clean(self.param),
+            headers={"Retry-After": retry_after} if retry_after else {},
+        )
 
 
 def upstream_error(
@@ -143,32 +205,66 @@ def upstream_error(
     param: str | None = None,
     retry_after: str | None = None,
     auth_failed: bool = False,
-) -> GatewayError:
-    """An upstream error as the client should see it.
+) -> UpstreamFault:
+    """An upstream error response as the client should see it (once redacted).
 
     401/403 from the provider mean aigw's own credentials are wrong: the client can
     do nothing about that, so it becomes a 502 instead of passing as "your key is bad".
     """
     if auth_failed or status in (401, 403):
-        return GatewayError(
+        return UpstreamFault(
             502,
             f"Upstream provider '{provider}' rejected the gateway's credentials "
             f"({status}): {message}",
             type="upstream_error",
             code="upstream_auth_failed",
         )
-    return GatewayError(
+    return UpstreamFault(
         status,
         f"Upstream provider '{provider}' returned {status}: {message}",
         type=type or ("server_error" if status >= 500 else "invalid_request_error"),
         code=code,
         param=param,
-        headers={"Retry-After": retry_after} if retry_after else {},
+        retry_after=retry_after,
     )
 
 
+def stream_error(message: object, *, status: int = 502) -> UpstreamFault:
+    """An error event inside a provider's stream."""
+    return UpstreamFault(status, f"Upstream stream error: {message}")
+
+
+# -- upstream URLs -------------------------------------------------------------------
+
+
+def segment(text: str) -> str:
+    """``text`` as one URL path segment: every reserved character escaped.
+
+    Dot segments survive escaping ("." is unreserved) and the HTTP client would
+    normalise them away, so they are refused.
+    """
+    quoted = quote(text, safe="")
+    if quoted in ("", ".", ".."):
+        raise GatewayError(
+            400, "Invalid model name for this provider.", code="invalid_model", param="model"
+        )
+    return quoted
+
+
+# What a path built from constants and segment() can contain: no "?", "#", "\\",
+# spaces or controls, and (checked separately) no dot segments.
+_PATH = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
+
+
 def join_url(base: str, path: str, query: Mapping[str, str] | None = None) -> str:
-    """``base`` + ``path`` (without doubling a version segment both contain) + query."""
+    """``base`` + ``path`` (without doubling a version segment both contain) + query.
+
+    ``path`` is a constant, with any client-chosen part escaped by :func:`segment`.
+    """
+    if not _PATH.fullmatch(path) or any(s in (".", "..") for s in path.split("/")):
+        raise GatewayError(
+            400, "Invalid model name for this provider.", code="invalid_model", param="model"
+        )
     for version in ("/v1beta", "/v1"):
         if path.startswith(version + "/") and base.endswith(version):
             path = path[len(version) :]

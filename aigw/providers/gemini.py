@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aigw.config import ProviderConfig
-from aigw.errors import GatewayError, Wire
+from aigw.errors import Wire
 from aigw.providers.base import (
     JSON,
     StreamState,
+    UpstreamFault,
     UpstreamRequest,
     join_url,
     loads,
     post,
-    redact,
+    segment,
+    stream_error,
     upstream_error,
 )
 from aigw.sse import Event
@@ -22,11 +24,9 @@ from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage
 
 
-def _stream_error(data: JSON) -> GatewayError:
+def _stream_error(data: JSON) -> UpstreamFault:
     err = data["error"] if isinstance(data.get("error"), dict) else {}
-    return GatewayError(
-        502, f"Upstream stream error: {err.get('message') or data['error']}", type="upstream_error"
-    )
+    return stream_error(err.get("message") or data["error"])
 
 
 def _observe(state: StreamState, data: JSON) -> None:
@@ -102,7 +102,11 @@ class GeminiHubStream:
 
 
 def model_path(model: str) -> str:
-    return model if model.startswith(("models/", "tunedModels/")) else "models/" + model
+    """``models/{id}`` (or ``tunedModels/{id}``), the id escaped as one path segment."""
+    collection, sep, rest = model.partition("/")
+    if sep and collection in ("models", "tunedModels"):
+        return f"{collection}/{segment(rest)}"
+    return "models/" + segment(model)
 
 
 class GeminiAdapter:
@@ -162,14 +166,14 @@ class GeminiAdapter:
         return GeminiHubStream(model)
 
     def error(
-        self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
-    ) -> GatewayError:
+        self, status: int, body: bytes, provider: str, retry_after: str | None
+    ) -> UpstreamFault:
         message, google_status = tr.parse_gemini_error(body)
         # Google answers a wrong key with 400 INVALID_ARGUMENT "API key not valid".
         bad_key = status in (400, 401, 403) and "API key" in message
         return upstream_error(
             status,
-            redact(message, api_key),
+            message,
             provider,
             type=google_status,
             retry_after=retry_after,

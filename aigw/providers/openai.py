@@ -11,15 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigw.config import ProviderConfig
-from aigw.errors import GatewayError, Wire
+from aigw.errors import Wire
 from aigw.providers.base import (
     JSON,
     StreamState,
+    UpstreamFault,
     UpstreamRequest,
     join_url,
     loads,
     post,
-    redact,
+    stream_error,
     upstream_error,
 )
 from aigw.sse import DONE, Event
@@ -27,10 +28,10 @@ from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage, usage_from_openai
 
 
-def _stream_error(chunk: JSON) -> GatewayError:
+def _stream_error(chunk: JSON) -> UpstreamFault:
     err = chunk["error"]
     msg = err.get("message") if isinstance(err, dict) else str(err)
-    return GatewayError(502, f"Upstream stream error: {msg}", type="upstream_error")
+    return stream_error(msg)
 
 
 def _count(state: StreamState, choices: list[Any]) -> None:
@@ -165,10 +166,9 @@ class ResponsesStream:
         if not isinstance(data, dict):
             return event.encode()
         if kind == "error":
-            msg = data.get("message") or (data.get("error") or {}).get("message")
-            self.state.error = GatewayError(
-                502, f"Upstream stream error: {msg}", type="upstream_error"
-            )
+            err = data.get("error")
+            msg = data.get("message") or (err.get("message") if isinstance(err, dict) else err)
+            self.state.error = stream_error(msg)
             return b""
         if kind == "response.output_text.delta":
             self.state.chars += len(data.get("delta") or "")
@@ -238,12 +238,12 @@ class OpenAIAdapter:
         return OpenAIHubStream(model)
 
     def error(
-        self, status: int, body: bytes, provider: str, api_key: str | None, retry_after: str | None
-    ) -> GatewayError:
+        self, status: int, body: bytes, provider: str, retry_after: str | None
+    ) -> UpstreamFault:
         message, type_, code, param = _parse_error(body)
         return upstream_error(
             status,
-            redact(message, api_key),
+            message,
             provider,
             type=type_,
             code=code,

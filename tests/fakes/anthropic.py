@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Reply
+from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Inject, Reply
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -109,6 +109,11 @@ class FakeAnthropic(FakeUpstream):
         bad = self.check_headers(request)
         if bad is not None:
             return bad
+        # Counting consumes a scripted Fail only, so queued replies stay for messages.
+        if self.script and isinstance(self.script[0], Fail):
+            b = self.script.popleft()
+            assert isinstance(b, Fail)
+            return self.error(b.status, b.message, b.headers, b.body)
         body = rec.body if isinstance(rec.body, dict) else {}
         n = _count([body.get("system"), body.get("messages"), body.get("tools")])
         return web.json_response({"input_tokens": n})
@@ -204,6 +209,8 @@ class FakeAnthropic(FakeUpstream):
             if isinstance(b, DieMidStream) and i == b.after:
                 self.die(request)
                 return resp
+            if isinstance(b, Inject) and i == b.after:
+                return await self.inject(resp, b)
             await resp.write(_sse(name, data))
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)

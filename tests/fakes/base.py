@@ -26,6 +26,7 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw_path: str = ""  # as sent, percent-escapes intact
 
 
 @dataclass
@@ -64,7 +65,18 @@ class DieMidStream:
     after: int = 2
 
 
-Behavior = Reply | Fail | Hang | DieMidStream
+@dataclass
+class Inject:
+    """Stream ``after`` events, then send ``raw`` bytes as they are and end the stream.
+
+    For error events in the middle of a stream, malformed chunks and the like.
+    """
+
+    raw: bytes
+    after: int = 2
+
+
+Behavior = Reply | Fail | Hang | DieMidStream | Inject
 
 
 class FakeUpstream:
@@ -72,12 +84,14 @@ class FakeUpstream:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.strays: list[Recorded] = []  # requests to a path this fake does not serve
         self.script: deque[Behavior] = deque()
         self.default: Behavior = Reply()
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.add_routes(self.app)
+        self.app.router.add_route("*", "/{tail:.*}", self._stray)
 
     # -- for tests -------------------------------------------------------------
     def then(self, *behaviors: Behavior) -> Self:
@@ -120,10 +134,21 @@ class FakeUpstream:
         except ValueError:
             body = raw
         rec = Recorded(
-            request.method, request.path, dict(request.query), dict(request.headers), body
+            request.method,
+            request.path,
+            dict(request.query),
+            dict(request.headers),
+            body,
+            request.raw_path,
         )
         self.requests.append(rec)
         return rec
+
+    async def _stray(self, request: web.Request) -> web.Response:
+        rec = await self.record(request)
+        self.requests.pop()
+        self.strays.append(rec)
+        return web.Response(status=404, text="stray request")
 
     def next_behavior(self) -> Behavior:
         return self.script.popleft() if self.script else self.default
@@ -136,6 +161,13 @@ class FakeUpstream:
     async def sse_start(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
+        return resp
+
+    @staticmethod
+    async def inject(resp: web.StreamResponse, b: Inject) -> web.StreamResponse:
+        """Send ``b.raw`` and end the stream (see :class:`Inject`)."""
+        await resp.write(b.raw)
+        await resp.write_eof()
         return resp
 
     @staticmethod

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Reply
+from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Inject, Reply
 
 # HTTP status -> google.rpc status string, as in Google's error envelope.
 _STATUS = {
@@ -215,6 +215,8 @@ class FakeGemini(FakeUpstream):
             if isinstance(b, DieMidStream) and i == b.after:
                 self.die(request)
                 return resp
+            if isinstance(b, Inject) and i == b.after:
+                return await self.inject(resp, b)
             await resp.write(b"data: " + orjson.dumps(ev) + b"\r\n\r\n")
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)

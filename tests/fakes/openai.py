@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Reply
+from tests.fakes.base import DieMidStream, Fail, FakeUpstream, Hang, Inject, Reply
 
 
 def _usage(r: Reply) -> dict[str, Any]:
@@ -144,6 +144,8 @@ class FakeOpenAI(FakeUpstream):
             if isinstance(b, DieMidStream) and i == b.after:
                 self.die(request)
                 return resp
+            if isinstance(b, Inject) and i == b.after:
+                return await self.inject(resp, b)
             await resp.write(c)
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
@@ -229,6 +231,8 @@ class FakeOpenAI(FakeUpstream):
             )
         events.append(("response.completed", {"response": full}))
         for seq, (name, data) in enumerate(events):
+            if isinstance(b, Inject) and seq == b.after:
+                return await self.inject(resp, b)
             data = {"type": name, "sequence_number": seq, **data}
             await resp.write(f"event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n")
         await resp.write_eof()
