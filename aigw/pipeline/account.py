@@ -121,6 +121,7 @@ class Accountant:
             latency_ms=ctx.latency_ms(),
             error=ctx.error,
         )
+        ctx.recorded = True
         try:
             await self.writer.append(row)
         except Exception as exc:
