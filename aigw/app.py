@@ -15,6 +15,7 @@ from aiohttp import web
 
 from aigw import providers as providers_mod
 from aigw.config import Config
+from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire, error_body
 from aigw.pipeline import handler as lifecycle
 from aigw.pipeline.account import Accountant, LedgerWriter
@@ -45,6 +46,7 @@ class Gateway:
     router: Router
     admission: Admission
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    drain: Drain = field(default_factory=Drain)
 
     @property
     def max_body(self) -> int:
@@ -147,6 +149,19 @@ def _wire_for(path: str) -> Wire:
 
 
 @web.middleware
+async def inflight_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Track every request in flight, so a shutdown can wait for it (and cut it)."""
+    drain = request.app[GATEWAY].drain
+    task = drain.enter()
+    try:
+        return await handler(request)
+    finally:
+        drain.leave(task)
+
+
+@web.middleware
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
@@ -207,7 +222,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, state_file: Path) -> web.Application:
     max_body = int(config.server.max_request_mb * 1024 * 1024)
-    app = web.Application(client_max_size=max_body, middlewares=[errors_middleware])
+    app = web.Application(
+        client_max_size=max_body, middlewares=[inflight_middleware, errors_middleware]
+    )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -227,3 +244,20 @@ def bound_port(site: web.TCPSite) -> int:
     """The port a started site listens on (useful with port 0)."""
     server: Any = site._server
     return int(server.sockets[0].getsockname()[1])
+
+
+async def drain(runner: web.AppRunner) -> int:
+    """Stop taking requests, give those in flight ``drain_seconds``, cut the rest.
+
+    Returns how many were cut (each recorded in the ledger). ``runner.cleanup()``
+    afterwards commits the ledger and closes everything.
+    """
+    for site in list(runner.sites):
+        await site.stop()  # close the listening socket: a load balancer moves on
+    server = runner.server
+    if server is not None:
+        # Idle keep-alive connections close now; busy ones after their reply, so no
+        # new request starts on them.
+        server.pre_shutdown()
+    gw = runner.app[GATEWAY]
+    return await gw.drain.run(gw.config.server.drain_seconds)

@@ -37,6 +37,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     max_request_mb: float = 32.0
+    # On SIGTERM: seconds to let calls in flight finish before they are cut (and
+    # recorded with estimated usage). Keep it below the supervisor's kill timeout.
+    drain_seconds: float = 30.0
 
 
 @dataclass(slots=True)
@@ -246,6 +249,7 @@ def _server(where: str, raw: object) -> ServerConfig:
         host=r.get("host", str, d.host),
         port=port,
         max_request_mb=r.number("max_request_mb", d.max_request_mb, minimum=0.001),
+        drain_seconds=r.number("drain_seconds", d.drain_seconds),
     )
     r.done()
     return cfg
@@ -491,7 +495,13 @@ _HEADER = """\
 """
 
 _COMMENTS = {
-    "server": "# Where `aigw serve` listens; max_request_mb caps a request body.",
+    "server": (
+        "# Where `aigw serve` listens; max_request_mb caps a request body. On SIGTERM the\n"
+        "# server stops accepting connections and lets calls in flight finish for up to\n"
+        "# drain_seconds; calls still running then are cut and recorded with estimated\n"
+        "# usage. Keep it below your supervisor's kill timeout (e.g. Kubernetes'\n"
+        "# terminationGracePeriodSeconds, `docker stop -t`, systemd's TimeoutStopSec)."
+    ),
     "upstream": (
         "# Timeouts in seconds for calls to providers: connecting, waiting for the first\n"
         "# byte of the answer, and the longest silence inside a streamed answer."
@@ -556,6 +566,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             "host": cfg.server.host,
             "port": cfg.server.port,
             "max_request_mb": cfg.server.max_request_mb,
+            "drain_seconds": cfg.server.drain_seconds,
         },
         "upstream": {
             "connect_timeout": cfg.upstream.connect_timeout,

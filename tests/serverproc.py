@@ -19,6 +19,7 @@ class ServerProcess:
     proc: asyncio.subprocess.Process
     port: int
     output: list[str]
+    home: Path
 
     @property
     def url(self) -> str:
@@ -27,10 +28,24 @@ class ServerProcess:
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
 
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
     async def stop(self) -> int:
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.proc.wait(), 15)
+
+    async def wait_output(self, text: str, limit: float = 10) -> str:
+        """The first line of output containing ``text``, waiting up to ``limit`` seconds."""
+        async with asyncio.timeout(limit):
+            while True:
+                for line in self.output:
+                    if text in line:
+                        return line
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"exited without {text!r}:\n" + "".join(self.output))
+                await asyncio.sleep(0.02)
 
 
 async def start_server(home: Path, cfg: Config, env: dict[str, str] | None = None) -> ServerProcess:
@@ -58,7 +73,7 @@ async def start_server(home: Path, cfg: Config, env: dict[str, str] | None = Non
         m = re.search(r"listening on http://[\d.]+:(\d+)", line)
         if m:
             break
-    server = ServerProcess(proc, int(m.group(1)), output)
+    server = ServerProcess(proc, int(m.group(1)), output, home)
 
     async def drain() -> None:
         assert proc.stdout is not None

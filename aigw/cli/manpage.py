@@ -26,6 +26,23 @@ _ENVIRONMENT = [
     ("CREDENTIALS_DIRECTORY", "systemd credentials directory; aigw reads aigw-<name> from it."),
 ]
 
+_SIGNALS = [
+    (
+        "SIGTERM, SIGINT",
+        "aigw serve stops accepting connections and lets the calls in flight finish for up "
+        "to [server] drain_seconds (30). Calls still running then are cut, answered with a "
+        "503 (a stream ends with an error event) and recorded in the ledger with estimated "
+        "usage; then the ledger is committed and the process exits. A second signal cuts "
+        "at once.",
+    ),
+    (
+        "SIGHUP",
+        "Does not stop the server and does not reload config.toml: aigw serve logs whether "
+        "the file changed (restart to apply it) or is invalid. Gateway keys and teams "
+        "reload by themselves.",
+    ),
+]
+
 
 def _esc(text: str) -> str:
     text = text.replace("\\", "\\\\").replace("-", "\\-")
@@ -89,6 +106,9 @@ def render() -> str:
         out.extend(_options(cmd))
     out.append(".SH ENVIRONMENT")
     for name, text in _ENVIRONMENT:
+        out += [".TP", f"\\fB{_esc(name)}\\fR", _esc(text)]
+    out.append(".SH SIGNALS")
+    for name, text in _SIGNALS:
         out += [".TP", f"\\fB{_esc(name)}\\fR", _esc(text)]
     out += [
         ".SH FILES",

@@ -12,8 +12,12 @@ from typing import Annotated, Any
 import typer
 
 from aigw import __version__, paths
+from aigw import config as config_mod
 from aigw.cli.common import console, load_config
 from aigw.config import Config
+from aigw.errors import ConfigError
+
+log = logging.getLogger("aigw.serve")
 
 
 def run_loop(coro: Coroutine[Any, Any, None]) -> None:
@@ -26,22 +30,66 @@ def run_loop(coro: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coro)
 
 
+def _requests(n: int) -> str:
+    return f"{n} request" if n == 1 else f"{n} requests"
+
+
+def _hangup(cfg: Config) -> None:
+    """SIGHUP: check the config file and say whether a restart is needed.
+
+    The configuration is not reloaded: providers, routes, quotas and the HTTP
+    session are built from it once at start, and swapping them under requests in
+    flight is not worth the risk. Gateway keys and teams live in the state database
+    and already reload by themselves.
+    """
+    path = cfg.path
+    if path is None:
+        log.warning("SIGHUP ignored: aigw serve does not reload its configuration")
+        return
+    try:
+        changed = config_mod.to_dict(config_mod.load(path)) != config_mod.to_dict(cfg)
+    except ConfigError as exc:
+        log.warning("SIGHUP: %s; the running server keeps the configuration it started with", exc)
+        return
+    if changed:
+        log.warning(
+            "SIGHUP: %s changed; restart aigw serve to apply it (the configuration is "
+            "not reloaded while running; keys and teams reload by themselves)",
+            path,
+        )
+    else:
+        log.warning("SIGHUP: %s is unchanged; the configuration is not reloaded", path)
+
+
 async def _run(cfg: Config, host: str, port: int) -> None:
     from aiohttp import web
 
-    from aigw.app import GATEWAY, bound_port, create_app
+    from aigw.app import GATEWAY, bound_port, create_app, drain
 
     state_file = paths.resolve().state_file
     app = create_app(cfg, state_file)
     # handler_cancellation=False: a client that disconnects must not cancel the handler
-    # before its ledger row is written.
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False, shutdown_timeout=10)
+    # before its ledger row is written. shutdown_timeout is only a backstop: drain()
+    # has already finished or cut (and recorded) every proxied call when cleanup runs.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False, shutdown_timeout=5)
     await runner.setup()
     try:
+        gw = app[GATEWAY]
+        stop = asyncio.Event()
+
+        def on_stop() -> None:
+            if stop.is_set():
+                gw.drain.hurry()  # a second SIGTERM or Ctrl-C: cut now
+            stop.set()
+
+        # Before the socket opens: a signal must never find the default action (exit).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_stop)
+        loop.add_signal_handler(signal.SIGHUP, _hangup, cfg)
         site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
         bound = bound_port(site)
-        gw = app[GATEWAY]
         console.print(f"[bold]aigw {__version__}[/] listening on [bold]http://{host}:{bound}[/]")
         console.print(f"  state   {state_file}")
         console.print(f"  config  {cfg.path}")
@@ -53,12 +101,20 @@ async def _run(cfg: Config, host: str, port: int) -> None:
         console.print(f"  Anthropic clients: ANTHROPIC_BASE_URL={base}")
         console.print(f"  Gemini clients:    genai.Client(http_options={{'base_url': '{base}'}})")
         sys.stdout.flush()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        console.print("shutting down: finishing requests and committing the ledger")
+        seconds = cfg.server.drain_seconds
+        console.print(
+            f"shutting down: new connections refused; waiting up to {seconds:g} s for "
+            f"{_requests(len(gw.drain.tasks))} in flight (signal again to cut them now)"
+        )
+        sys.stdout.flush()
+        cut = await drain(runner)
+        if cut:
+            console.print(
+                f"cut {_requests(cut)} still running after {gw.drain.waited:.1f} s; "
+                "recorded in the ledger with estimated usage"
+            )
+        console.print("committing the ledger and closing")
     finally:
         await runner.cleanup()
 

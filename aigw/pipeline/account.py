@@ -125,6 +125,7 @@ class Accountant:
             if ctx.error
             else ctx.error,
         )
+        ctx.recorded = True
         try:
             await self.writer.append(row)
         except Exception as exc:

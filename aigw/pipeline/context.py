@@ -44,11 +44,13 @@ class Context:
     prompt_estimate: int = 0
     max_output: int | None = None  # the client's max_tokens, if it set one
     lease: Lease | None = None
+    upstream_called: bool = False  # the provider got the request (so it may bill it)
     status: int = 200
     usage: Usage | None = None
     usage_estimated: bool = False
     cost_nusd: int | None = None
     error: str | None = None
+    recorded: bool = False  # its ledger row is committed or being committed
     warnings: list[str] = field(default_factory=list)
 
     def latency_ms(self) -> int:

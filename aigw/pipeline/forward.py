@@ -86,6 +86,7 @@ async def send(
     async with gw.admission.upstream_slot(ctx, provider):
         try:
             async with asyncio.timeout(limit):
+                ctx.upstream_called = True
                 resp = await provider.transport.send(req)
         except TimeoutError:
             raise GatewayError(
@@ -320,6 +321,10 @@ async def relay_stream(
             f"The provider's stream could not be translated: {exc.message}",
             code="upstream_bad_response",
         ).to_error(api_key)
+    except asyncio.CancelledError:
+        if not gw.drain.cutting:
+            raise
+        failure = gw.drain.cut(ctx)  # shutdown: recorded below with the text so far
     finally:
         watchdog.cancel()
     if failure is None and not client_gone and not (state.done or state.finished):

@@ -17,6 +17,7 @@ A step refuses by raising :class:`GatewayError`; :func:`refuse` records the refu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -146,6 +147,11 @@ async def lifecycle(
         return await forwarder(gw, ctx, request, call)
     except GatewayError as err:
         return await refuse(gw, ctx, err)
+    except asyncio.CancelledError:
+        # Cut at shutdown: recorded, since the provider bills it (unless already done).
+        if not gw.drain.cutting or ctx.recorded:
+            raise
+        return await refuse(gw, ctx, gw.drain.cut(ctx))
     except Exception:
         return await refuse(gw, ctx, internal_error(ctx))
 
