@@ -16,6 +16,7 @@ from aiohttp import web
 from aigw import providers as providers_mod
 from aigw.config import Config
 from aigw.errors import GatewayError, Wire, error_body
+from aigw.paths import too_open
 from aigw.pipeline import handler as lifecycle
 from aigw.pipeline.account import Accountant, LedgerWriter
 from aigw.pipeline.admit import Admission
@@ -89,6 +90,9 @@ def _lifecycle(
         db = await open_database(
             state_file, synchronous=config.ledger.synchronous, fast_writes=True
         )
+        private = [state_file, Path(f"{state_file}-wal"), Path(f"{state_file}-shm")]
+        for warning in too_open(*private, *([config.path] if config.path else [])):
+            log.warning("%s", warning)
         try:
             keys = KeyCache(db)
             await keys.refresh()

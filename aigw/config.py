@@ -8,6 +8,7 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import tomli_w
 
 from aigw.errors import ConfigError
+from aigw.paths import PRIVATE_FILE, private_dir
 
 PROVIDER_TYPES = ("openai", "anthropic", "gemini", "mock")
 
@@ -636,9 +638,13 @@ def render(cfg: Config) -> str:
 
 def save(cfg: Config, path: Path) -> None:
     """Write ``cfg`` atomically (write a sibling file, then rename over)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(cfg), encoding="utf-8")
+    tmp.unlink(missing_ok=True)
+    # Owner-only from creation: the file may hold a webhook URL (often secret).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render(cfg))
     tmp.replace(path)
 
 
