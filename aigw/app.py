@@ -211,7 +211,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, state_file: Path) -> web.Application:
     max_body = int(config.server.max_request_mb * 1024 * 1024)
-    app = web.Application(client_max_size=max_body, middlewares=[errors_middleware])
+    server = config.server
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=[errors_middleware],
+        # aiohttp closes a connection that has not sent a whole request head within
+        # keepalive_timeout of opening or of its last response: the header timeout.
+        # lingering_time bounds how long a body we did not read is still drained.
+        handler_args={
+            "keepalive_timeout": server.header_timeout,
+            "lingering_time": min(10.0, server.body_timeout),
+        },
+    )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -38,6 +38,11 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     max_request_mb: float = 32.0
+    # Seconds a client has to send a request's headers, from connecting or from the
+    # end of its previous response (so an idle keep-alive connection closes too).
+    header_timeout: float = 10.0
+    # Seconds a client has to send a request's body once its headers are in.
+    body_timeout: float = 60.0
 
 
 @dataclass(slots=True)
@@ -247,6 +252,8 @@ def _server(where: str, raw: object) -> ServerConfig:
         host=r.get("host", str, d.host),
         port=port,
         max_request_mb=r.number("max_request_mb", d.max_request_mb, minimum=0.001),
+        header_timeout=r.number("header_timeout", d.header_timeout, minimum=0.1),
+        body_timeout=r.number("body_timeout", d.body_timeout, minimum=0.1),
     )
     r.done()
     return cfg
@@ -489,7 +496,12 @@ _HEADER = """\
 """
 
 _COMMENTS = {
-    "server": "# Where `aigw serve` listens; max_request_mb caps a request body.",
+    "server": (
+        "# Where `aigw serve` listens; max_request_mb caps a request body. A client has\n"
+        "# header_timeout seconds to send a request's headers (from connecting, or from\n"
+        "# its previous response: idle keep-alive connections close then too) and\n"
+        "# body_timeout seconds to send its body; slower connections are closed."
+    ),
     "upstream": (
         "# Timeouts in seconds for calls to providers: connecting, waiting for the first\n"
         "# byte of the answer, and the longest silence inside a streamed answer."
@@ -554,6 +566,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             "host": cfg.server.host,
             "port": cfg.server.port,
             "max_request_mb": cfg.server.max_request_mb,
+            "header_timeout": cfg.server.header_timeout,
+            "body_timeout": cfg.server.body_timeout,
         },
         "upstream": {
             "connect_timeout": cfg.upstream.connect_timeout,

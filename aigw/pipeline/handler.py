@@ -17,6 +17,7 @@ A step refuses by raising :class:`GatewayError`; :func:`refuse` records the refu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -67,10 +68,16 @@ async def read_body(request: web.Request, limit: int) -> Any:
 
     if request.content_length is not None and request.content_length > limit:
         raise too_large()
+    timeout = _gateway(request).config.server.body_timeout
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):  # a body trickled in forever (slowloris)
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large() from None
+    except TimeoutError:
+        raise GatewayError(
+            408, f"The request body did not arrive within {timeout:g} s.", code="request_timeout"
+        ) from None
     if not raw.strip():
         raise GatewayError(
             400, "The request body is empty; expected a JSON object.", code="invalid_json"
