@@ -11,6 +11,7 @@ import pytest
 
 from aigw import config as config_mod
 from aigw.config import Config
+from aigw.errors import ConfigError
 from tests.conftest import RunningGateway, StartGateway
 
 HEADER_TIMEOUT = 0.5
@@ -126,5 +127,5 @@ def test_timeouts_are_read_written_and_checked() -> None:
     text = config_mod.render(Config())
     assert "header_timeout = 10.0" in text and "body_timeout = 60.0" in text
     assert "header_timeout seconds" in text
-    with pytest.raises(config_mod.ConfigError, match=r"server\.body_timeout: must be a number"):
+    with pytest.raises(ConfigError, match=r"server\.body_timeout: must be a number"):
         config_mod.parse({"server": {"body_timeout": 0}})
