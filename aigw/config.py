@@ -110,8 +110,8 @@ class BudgetsConfig:
     unpriced: str = "refuse"
     # Worst-case output tokens when neither the request nor the price table bounds them.
     max_output_tokens: int = 32768
-    # Prompt tokens are estimated (about 4 characters a token); the reservation
-    # multiplies the estimate by this so text that tokenizes densely stays covered.
+    # Obsolete: the reservation now uses an upper bound of the prompt's tokens (one per
+    # byte of text), which needs no margin. Still accepted so older configs load.
     prompt_margin: float = 1.5
 
 
@@ -540,8 +540,9 @@ _COMMENTS = {
     "budgets": (
         "# Hard budgets (`aigw teams create NAME --budget 100 --period month`) count\n"
         "# calendar periods in this time zone; weeks start on Monday. A request is refused\n"
-        "# when its worst case (prompt estimate x prompt_margin + max_tokens, or the\n"
-        "# model's maximum output, else max_output_tokens) would pass the budget.\n"
+        "# when its worst case would pass the budget: the prompt at one token per byte of\n"
+        "# text (a flat allowance per image), at most the model's context window, plus\n"
+        "# max_tokens (or the model's maximum output, else max_output_tokens).\n"
         '# unpriced = "refuse" refuses models with no known price under a budget; "allow"\n'
         "# counts them as $0. alert_at: default alert thresholds in percent."
     ),
@@ -619,7 +620,6 @@ def to_dict(cfg: Config) -> dict[str, Any]:
         "alert_at": list(bud.alert_at),
         "unpriced": bud.unpriced,
         "max_output_tokens": bud.max_output_tokens,
-        "prompt_margin": bud.prompt_margin,
     }
     doc["alerts"] = {
         "webhook_url": al.webhook_url,
@@ -654,9 +654,10 @@ def save(cfg: Config, path: Path) -> None:
     """Write ``cfg`` atomically (write a sibling file, then rename over)."""
     private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
     # Owner-only from creation: the file may hold a webhook URL (often secret).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    if hasattr(os, "fchmod"):  # a leftover tmp file keeps its mode through O_CREAT
+        os.fchmod(fd, PRIVATE_FILE)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(render(cfg))
     tmp.replace(path)

@@ -448,7 +448,7 @@ class Admission:
             cfg,
             self.config.translation.default_max_tokens,
         )
-        worst = worst_case(price, ctx.prompt_estimate, output, cfg.prompt_margin)
+        worst = worst_case(price, ctx.prompt_bound, output)
         out: list[tuple[Spend, int]] = []
         for scope, name, limits in checks:
             budget = limits.budget_nusd

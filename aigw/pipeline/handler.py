@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from aigw import tokens
 from aigw.errors import GatewayError, Wire, error_body
 from aigw.formats import (
     Call,
@@ -146,6 +147,9 @@ async def lifecycle(
         call = parse(await read_body(request, gw.max_body))
         ctx.model, ctx.stream, ctx.body = call.model, call.stream, call.body
         ctx.prompt_estimate, ctx.max_output = call.prompt_estimate, call.max_output
+        ctx.prompt_bound = (
+            tokens.bound(call.body) if call.prompt_bound is None else call.prompt_bound
+        )
         ctx.target = route(gw, ctx.key, call.model)
         ctx.lease = await gw.admission.admit(ctx)
         return await forwarder(gw, ctx, request, call)
