@@ -255,8 +255,14 @@ def prompt(body: Mapping[str, Any], kind: Kind) -> Estimate:
     arguments reach the prompt too), not just the fields the estimate reads.
     """
     media = media_parts(body, kind)
-    typical = 3 + sum(_walk(body.get(f), media)[0] for f in _FIELDS[kind])
-    upper = 16 + _walk({k: v for k, v in body.items() if k not in _PARAMS}, media)[1]
+    fields = _FIELDS[kind]
+    typical, upper = 3, 16
+    for k, v in body.items():  # one walk serves both numbers
+        if k not in _PARAMS:
+            t, b = _walk(v, media)
+            upper += b + _utf8(k) + 4
+            if k in fields:
+                typical += t
     tools = _dicts(body.get("tools"))
     if tools:
         upper += TOOLS_BASE + PER_TOOL * len(tools)
