@@ -17,6 +17,7 @@ from aigw import providers as providers_mod
 from aigw.config import Config
 from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire, error_body
+from aigw.paths import too_open
 from aigw.pipeline import handler as lifecycle
 from aigw.pipeline.account import Accountant, LedgerWriter
 from aigw.pipeline.admit import Admission
@@ -91,6 +92,9 @@ def _lifecycle(
         db = await open_database(
             state_file, synchronous=config.ledger.synchronous, fast_writes=True
         )
+        private = [state_file, Path(f"{state_file}-wal"), Path(f"{state_file}-shm")]
+        for warning in too_open(*private, *([config.path] if config.path else [])):
+            log.warning("%s", warning)
         try:
             keys = KeyCache(db)
             await keys.refresh()
@@ -222,8 +226,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, state_file: Path) -> web.Application:
     max_body = int(config.server.max_request_mb * 1024 * 1024)
+    server = config.server
     app = web.Application(
-        client_max_size=max_body, middlewares=[inflight_middleware, errors_middleware]
+        client_max_size=max_body,
+        middlewares=[inflight_middleware, errors_middleware],
+        # aiohttp closes a connection that has not sent a whole request head within
+        # keepalive_timeout of opening or of its last response: the header timeout.
+        # lingering_time bounds how long a body we did not read is still drained.
+        handler_args={
+            "keepalive_timeout": server.header_timeout,
+            "lingering_time": min(10.0, server.body_timeout),
+        },
     )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
     app.router.add_get("/healthz", healthz)

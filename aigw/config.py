@@ -8,6 +8,7 @@ Unknown keys are errors: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
@@ -19,6 +20,7 @@ import tomli_w
 
 from aigw.errors import ConfigError
 from aigw.formats.validate import model_problem
+from aigw.paths import PRIVATE_FILE, private_dir
 
 PROVIDER_TYPES = ("openai", "anthropic", "gemini", "mock")
 
@@ -40,6 +42,11 @@ class ServerConfig:
     # On SIGTERM: seconds to let calls in flight finish before they are cut (and
     # recorded with estimated usage). Keep it below the supervisor's kill timeout.
     drain_seconds: float = 30.0
+    # Seconds a client has to send a request's headers, from connecting or from the
+    # end of its previous response (so an idle keep-alive connection closes too).
+    header_timeout: float = 10.0
+    # Seconds a client has to send a request's body once its headers are in.
+    body_timeout: float = 60.0
 
 
 @dataclass(slots=True)
@@ -107,8 +114,8 @@ class BudgetsConfig:
     unpriced: str = "refuse"
     # Worst-case output tokens when neither the request nor the price table bounds them.
     max_output_tokens: int = 32768
-    # Prompt tokens are estimated (about 4 characters a token); the reservation
-    # multiplies the estimate by this so text that tokenizes densely stays covered.
+    # Obsolete: the reservation now uses an upper bound of the prompt's tokens (one per
+    # byte of text), which needs no margin. Still accepted so older configs load.
     prompt_margin: float = 1.5
 
 
@@ -250,6 +257,8 @@ def _server(where: str, raw: object) -> ServerConfig:
         port=port,
         max_request_mb=r.number("max_request_mb", d.max_request_mb, minimum=0.001),
         drain_seconds=r.number("drain_seconds", d.drain_seconds),
+        header_timeout=r.number("header_timeout", d.header_timeout, minimum=0.1),
+        body_timeout=r.number("body_timeout", d.body_timeout, minimum=0.1),
     )
     r.done()
     return cfg
@@ -496,11 +505,15 @@ _HEADER = """\
 
 _COMMENTS = {
     "server": (
-        "# Where `aigw serve` listens; max_request_mb caps a request body. On SIGTERM the\n"
-        "# server stops accepting connections and lets calls in flight finish for up to\n"
-        "# drain_seconds; calls still running then are cut and recorded with estimated\n"
-        "# usage. Keep it below your supervisor's kill timeout (e.g. Kubernetes'\n"
-        "# terminationGracePeriodSeconds, `docker stop -t`, systemd's TimeoutStopSec)."
+        "# Where `aigw serve` listens; max_request_mb caps a request body. A client has\n"
+        "# header_timeout seconds to send a request's headers (from connecting, or from\n"
+        "# its previous response: idle keep-alive connections close then too) and\n"
+        "# body_timeout seconds to send its body; slower connections are closed. On\n"
+        "# SIGTERM the server stops accepting connections and lets calls in flight\n"
+        "# finish for up to drain_seconds; calls still running then are cut and\n"
+        "# recorded with estimated usage. Keep it below your supervisor's kill timeout\n"
+        "# (Kubernetes' terminationGracePeriodSeconds, `docker stop -t`, systemd's\n"
+        "# TimeoutStopSec)."
     ),
     "upstream": (
         "# Timeouts in seconds for calls to providers: connecting, waiting for the first\n"
@@ -540,8 +553,9 @@ _COMMENTS = {
     "budgets": (
         "# Hard budgets (`aigw teams create NAME --budget 100 --period month`) count\n"
         "# calendar periods in this time zone; weeks start on Monday. A request is refused\n"
-        "# when its worst case (prompt estimate x prompt_margin + max_tokens, or the\n"
-        "# model's maximum output, else max_output_tokens) would pass the budget.\n"
+        "# when its worst case would pass the budget: the prompt at one token per byte of\n"
+        "# text (a flat allowance per image), at most the model's context window, plus\n"
+        "# max_tokens (or the model's maximum output, else max_output_tokens).\n"
         '# unpriced = "refuse" refuses models with no known price under a budget; "allow"\n'
         "# counts them as $0. alert_at: default alert thresholds in percent."
     ),
@@ -567,6 +581,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             "port": cfg.server.port,
             "max_request_mb": cfg.server.max_request_mb,
             "drain_seconds": cfg.server.drain_seconds,
+            "header_timeout": cfg.server.header_timeout,
+            "body_timeout": cfg.server.body_timeout,
         },
         "upstream": {
             "connect_timeout": cfg.upstream.connect_timeout,
@@ -618,7 +634,6 @@ def to_dict(cfg: Config) -> dict[str, Any]:
         "alert_at": list(bud.alert_at),
         "unpriced": bud.unpriced,
         "max_output_tokens": bud.max_output_tokens,
-        "prompt_margin": bud.prompt_margin,
     }
     doc["alerts"] = {
         "webhook_url": al.webhook_url,
@@ -651,9 +666,14 @@ def render(cfg: Config) -> str:
 
 def save(cfg: Config, path: Path) -> None:
     """Write ``cfg`` atomically (write a sibling file, then rename over)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(cfg), encoding="utf-8")
+    # Owner-only from creation: the file may hold a webhook URL (often secret).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    if hasattr(os, "fchmod"):  # a leftover tmp file keeps its mode through O_CREAT
+        os.fchmod(fd, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render(cfg))
     tmp.replace(path)
 
 

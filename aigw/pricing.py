@@ -20,6 +20,7 @@ from typing import Any
 
 from aigw.config import PriceConfig
 from aigw.errors import ConfigError
+from aigw.memo import Memo
 from aigw.usage import Usage
 
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
@@ -153,19 +154,16 @@ class PriceBook:
                     name, price.base, None, None, base.max_output_tokens, base.context_window
                 )
             self.overrides[name] = price
-        self._cache: dict[tuple[str, str], Price | None] = {}
+        # Keyed by client-chosen model names: bounded (aigw.memo).
+        self._memo: Memo[tuple[str, str], Price | None] = Memo(
+            self._find, lambda k: len(k[0]) + len(k[1])
+        )
 
     def lookup(self, provider: str, model: str) -> Price | None:
-        key = (provider, model)
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        price = self._find(provider, model)
-        self._cache[key] = price
-        return price
+        return self._memo((provider, model))
 
-    def _find(self, provider: str, model: str) -> Price | None:
+    def _find(self, key: tuple[str, str]) -> Price | None:
+        provider, model = key
         for name in (f"{provider}/{model}", model):
             if name in self.overrides:
                 return self.overrides[name]

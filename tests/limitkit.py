@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,14 +17,14 @@ from aigw.app import bound_port, create_app
 from aigw.config import Config
 from aigw.store import teams as teamstore
 from aigw.store.limits import Limits
-from aigw.tokens import chat_prompt_tokens
+from aigw.tokens import prompt
 from tests.conftest import RunningGateway
 
 HI = [{"role": "user", "content": "hi"}]
 # gpt-4o-mini costs 150 / 600 nano-USD per prompt / completion token. The fakes answer
-# with 11 + 7 tokens; admission reserves the prompt estimate x 1.5 plus max_tokens.
+# with 11 + 7 tokens; admission reserves the prompt's upper bound plus max_tokens.
 PER_CALL = 11 * 150 + 7 * 600
-WORST_20 = math.ceil(chat_prompt_tokens({"messages": HI}) * 1.5) * 150 + 20 * 600
+WORST_20 = prompt({"messages": HI}, "chat").bound * 150 + 20 * 600
 
 
 class Clock:

@@ -86,7 +86,8 @@ async def test_refusal_alerts_once_and_alerts_survive_a_restart(
     budget = PER_CALL + WORST_20  # two calls; the third's worst case would not fit
     async with gateways(tmp_path / "state.db") as start:
         gw = await start(config(fake_openai, webhook))
-        await team(gw, "ops", budget_nusd=budget, alert_at=(50,))
+        # Two calls spend PER_CALL / budget > 40% of it.
+        await team(gw, "ops", budget_nusd=budget, alert_at=(40,))
         key = await gw.key(team="ops")
         assert await calls(gw, key, 3) == ["ok", "ok", "budget_exceeded"]
         assert await calls(gw, key, 2) == ["budget_exceeded"] * 2
@@ -100,7 +101,7 @@ async def test_refusal_alerts_once_and_alerts_survive_a_restart(
         await asyncio.sleep(0.1)
         assert len(webhook.received) == 2  # neither alert fired again
         rows = await report.budgets(again.gw.db, again.gw.config, time.time())
-        assert (rows[0].alerts, rows[0].refused) == ([50], True)
+        assert (rows[0].alerts, rows[0].refused) == ([40], True)
 
 
 async def test_a_key_budget_alerts_too(

@@ -26,6 +26,9 @@ class Call:
     prompt_estimate: int = 0
     max_output: int | None = None
     array: bool = False  # Gemini streamGenerateContent without alt=sse: answer a JSON array
+    # Upper bound on the prompt's tokens for any tokenizer (aigw.tokens); None: the
+    # handler bounds the whole body, taking no part for an image.
+    prompt_bound: int | None = None
 
 
 class ClientStream(Protocol):

@@ -8,7 +8,7 @@ from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
 from aigw.formats.validate import check, describe, required_model
 from aigw.sse import encode
-from aigw.tokens import estimate
+from aigw.tokens import prompt
 from aigw.translate import anthropic as tr
 
 
@@ -16,15 +16,6 @@ def _object(body: Any) -> JSON:
     if not isinstance(body, dict):
         raise bad_request(f"The request body must be a JSON object, got {describe(body)}.")
     return body
-
-
-def prompt_estimate(body: JSON) -> int:
-    return (
-        3
-        + estimate(body.get("system"))
-        + estimate(body.get("messages"))
-        + estimate(body.get("tools"))
-    )
 
 
 def _messages(body: JSON) -> None:
@@ -66,14 +57,16 @@ def parse(body: Any) -> Call:
             f"system: expected a string or an array of text blocks, got {describe(system)}.",
             param="system",
         )
-    return Call(model, stream, body, False, prompt_estimate(body), max_tokens)
+    est = prompt(body, "messages")
+    return Call(model, stream, body, False, est.tokens, max_tokens, prompt_bound=est.bound)
 
 
 def parse_count_tokens(body: Any) -> Call:
     body = _object(body)
     model = required_model(body)
     _messages(body)
-    return Call(model, False, body, False, prompt_estimate(body), None)
+    est = prompt(body, "messages")
+    return Call(model, False, body, False, est.tokens, None, prompt_bound=est.bound)
 
 
 class MessagesStream:

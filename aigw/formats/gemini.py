@@ -7,7 +7,7 @@ from typing import Any
 from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
 from aigw.formats.validate import describe, model_name
-from aigw.tokens import estimate
+from aigw.tokens import prompt
 from aigw.translate import gemini as tr
 
 
@@ -38,13 +38,8 @@ def parse(body: Any, *, model: str, stream: bool) -> Call:
             f"generationConfig.maxOutputTokens: expected a positive integer, got {limit!r}.",
             param="generationConfig.maxOutputTokens",
         )
-    prompt = (
-        3
-        + estimate(contents)
-        + estimate(body.get("systemInstruction", body.get("system_instruction")))
-        + estimate(body.get("tools"))
-    )
-    return Call(model, stream, body, False, prompt, limit)
+    est = prompt(body, "gemini")
+    return Call(model, stream, body, False, est.tokens, limit, prompt_bound=est.bound)
 
 
 class GeminiStream:

@@ -8,7 +8,7 @@ from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
 from aigw.formats.validate import check, describe, required_model
 from aigw.sse import DONE, encode
-from aigw.tokens import chat_prompt_tokens
+from aigw.tokens import prompt
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -88,8 +88,15 @@ def parse(body: Any) -> Call:
             code="invalid_type",
         )
     wants_usage = bool(options and options.get("include_usage") is True)
+    est = prompt(body, "chat")
     return Call(
-        model, stream, body, wants_usage, chat_prompt_tokens(body), max_completion or max_tokens
+        model,
+        stream,
+        body,
+        wants_usage,
+        est.tokens,
+        max_completion or max_tokens,
+        prompt_bound=est.bound,
     )
 
 

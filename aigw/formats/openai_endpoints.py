@@ -7,7 +7,7 @@ from typing import Any
 from aigw.errors import bad_request
 from aigw.formats import Call
 from aigw.formats.validate import check, describe, required_model
-from aigw.tokens import estimate
+from aigw.tokens import bound, estimate, prompt
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -60,7 +60,8 @@ def parse_embeddings(body: Any) -> Call:
             code="invalid_value",
         )
     check(body, "dimensions", int, minimum=1)
-    return Call(model, False, body, False, _input_tokens(data), 0)
+    # A token id is one token; text is bounded by its bytes.
+    return Call(model, False, body, False, _input_tokens(data), 0, prompt_bound=bound(data))
 
 
 def parse_responses(body: Any) -> Call:
@@ -76,5 +77,5 @@ def parse_responses(body: Any) -> Call:
     stream = bool(check(body, "stream", bool))
     limit = check(body, "max_output_tokens", int, minimum=1)
     check(body, "temperature", float, minimum=0, maximum=2)
-    prompt = 3 + estimate(data) + estimate(body.get("instructions")) + estimate(body.get("tools"))
-    return Call(model, stream, body, False, prompt, limit)
+    est = prompt(body, "responses")
+    return Call(model, stream, body, False, est.tokens, limit, prompt_bound=est.bound)

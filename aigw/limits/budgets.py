@@ -10,7 +10,6 @@ refuses a call whose worst case would push it past the budget.
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from aigw.config import BudgetsConfig
@@ -70,9 +69,13 @@ def output_bound(
     return cfg.max_output_tokens
 
 
-def worst_case(price: Price, prompt_estimate: int, output_tokens: int, margin: float) -> int:
-    """Worst-case cost in nano-USD: margin-inflated prompt estimate, full output, no cache."""
-    prompt = math.ceil(prompt_estimate * margin)
+def worst_case(price: Price, prompt_bound: int, output_tokens: int) -> int:
+    """Worst-case cost in nano-USD: the prompt's upper bound (:mod:`aigw.tokens`), at
+    most the model's context window (a provider refuses a longer prompt unbilled),
+    full output, no cache."""
+    prompt = prompt_bound
+    if price.context_window is not None:
+        prompt = min(prompt, price.context_window)
     return price.cost_nusd(Usage(prompt_tokens=prompt, completion_tokens=output_tokens))
 
 

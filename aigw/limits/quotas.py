@@ -28,6 +28,7 @@ from aigw.config import Config
 from aigw.errors import GatewayError
 from aigw.limits.alerts import retry_after_seconds
 from aigw.limits.gcra import Bucket, Counters, go_duration
+from aigw.memo import MAX_KEY
 
 log = logging.getLogger("aigw.quotas")
 
@@ -36,6 +37,7 @@ RANK = {"high": 0, "normal": 1, "low": 2}
 # capped so a bogus header cannot stop traffic for hours.
 DEFAULT_PAUSE = 1.0
 MAX_PAUSE = 300.0
+MAX_PAUSED_MODELS = 1024  # models paused by an upstream 429 at once, per provider
 
 
 class Scope:
@@ -243,7 +245,14 @@ class Quotas:
         gate = self._gate(provider)
         scope = gate.models.get(model)
         if scope is None:
-            scope = gate.models[model] = Scope(f"{provider}/{model}")
+            # A pause-only scope is keyed by a client-chosen name: expired ones go, and
+            # a long name or a full table is not paused (the provider still refuses it).
+            models = gate.models
+            for name in [m for m, s in models.items() if not s.active and s.paused_until <= now]:
+                del models[name]
+            if len(model) > MAX_KEY or len(models) >= MAX_PAUSED_MODELS:
+                return
+            scope = models[model] = Scope(f"{provider}/{model}")
         until = now + pause
         if until > scope.paused_until:
             if scope.paused_until <= now:

@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aigw.config import Config
@@ -41,6 +42,7 @@ from aigw.limits.budgets import Spend, money, output_bound, worst_case
 from aigw.limits.gcra import Bucket, Counters, go_duration
 from aigw.limits.periods import Calendar, Period
 from aigw.limits.quotas import Charge, Quotas
+from aigw.memo import Memo
 from aigw.pricing import Price, PriceBook
 from aigw.store import Database
 from aigw.store import keys as keystore
@@ -195,7 +197,7 @@ class Admission:
         self.alerts = Alerts(config.alerts, self.calendar, webhook)
         self.quotas = Quotas(config, self.counters, self._now)
         self.generation = -1
-        self._model_globs: dict[tuple[str, ...], dict[str, bool]] = {}
+        self._model_globs: dict[tuple[str, ...], Memo[str, bool]] = {}
         self._default_period = config.budgets.period
         self._default_alerts = tuple(config.budgets.alert_at)
         self._horizon = 0
@@ -317,17 +319,16 @@ class Admission:
     def _matches(self, globs: tuple[str, ...], model: str) -> bool:
         memo = self._model_globs.get(globs)
         if memo is None:
-            memo = self._model_globs[globs] = {}
-        hit = memo.get(model)
-        if hit is None:
-            names = [model]
-            alias = self.config.models.get(model)
-            if alias is not None:
-                names.append(f"{alias.provider}/{alias.model}")
-            hit = any(fnmatch.fnmatchcase(n, g) for n in names for g in globs)
-            if len(memo) < 10_000:  # client-chosen strings: keep the memo bounded
-                memo[model] = hit
-        return hit
+            # Keyed by client-chosen model names: bounded in size (aigw.memo).
+            memo = self._model_globs[globs] = Memo(partial(self._match, globs), len)
+        return memo(model)
+
+    def _match(self, globs: tuple[str, ...], model: str) -> bool:
+        names = [model]
+        alias = self.config.models.get(model)
+        if alias is not None:
+            names.append(f"{alias.provider}/{alias.model}")
+        return any(fnmatch.fnmatchcase(n, g) for n in names for g in globs)
 
     def _spend(self, scope: str, name: str) -> Spend:
         spend = self.spend.get((scope, name))
@@ -447,7 +448,7 @@ class Admission:
             cfg,
             self.config.translation.default_max_tokens,
         )
-        worst = worst_case(price, ctx.prompt_estimate, output, cfg.prompt_margin)
+        worst = worst_case(price, ctx.prompt_bound, output)
         out: list[tuple[Spend, int]] = []
         for scope, name, limits in checks:
             budget = limits.budget_nusd

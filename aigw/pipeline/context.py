@@ -42,6 +42,7 @@ class Context:
     target: Target | None = None
     # Estimates for admission, before the provider has counted anything.
     prompt_estimate: int = 0
+    prompt_bound: int = 0  # never less than the provider can bill: budgets reserve it
     max_output: int | None = None  # the client's max_tokens, if it set one
     lease: Lease | None = None
     upstream_called: bool = False  # the provider got the request (so it may bill it)

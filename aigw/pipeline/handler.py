@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from aigw import tokens
 from aigw.errors import GatewayError, Wire, error_body
 from aigw.formats import (
     Call,
@@ -70,10 +71,16 @@ async def read_body(request: web.Request, limit: int) -> Any:
 
     if request.content_length is not None and request.content_length > limit:
         raise too_large()
+    timeout = _gateway(request).config.server.body_timeout
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):  # a body trickled in forever (slowloris)
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large() from None
+    except TimeoutError:
+        raise GatewayError(
+            408, f"The request body did not arrive within {timeout:g} s.", code="request_timeout"
+        ) from None
     if not raw.strip():
         raise GatewayError(
             400, "The request body is empty; expected a JSON object.", code="invalid_json"
@@ -142,6 +149,9 @@ async def lifecycle(
         call = parse(await read_body(request, gw.max_body))
         ctx.model, ctx.stream, ctx.body = call.model, call.stream, call.body
         ctx.prompt_estimate, ctx.max_output = call.prompt_estimate, call.max_output
+        ctx.prompt_bound = (
+            tokens.bound(call.body) if call.prompt_bound is None else call.prompt_bound
+        )
         ctx.target = route(gw, ctx.key, call.model)
         ctx.lease = await gw.admission.admit(ctx)
         return await forwarder(gw, ctx, request, call)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aigw.config import Config
 from aigw.errors import GatewayError
+from aigw.memo import Memo
 from aigw.providers import Provider
 
 # Bare model names route without config to the one provider of their family.
@@ -41,15 +42,11 @@ class Router:
     def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
         self.config = config
         self.providers = providers
-        self._cache: dict[str, Target] = {}
+        # Keyed by client-chosen model names: bounded in size (aigw.memo).
+        self._memo: Memo[str, Target] = Memo(self._resolve, len)
 
     def route(self, model: str) -> Target:
-        target = self._cache.get(model)
-        if target is None:
-            target = self._resolve(model)
-            if len(self._cache) < 10_000:  # client-chosen strings: keep the memo bounded
-                self._cache[model] = target
-        return target
+        return self._memo(model)
 
     def _resolve(self, model: str) -> Target:
         alias = self.config.models.get(model)

@@ -23,6 +23,7 @@ from typing import Any
 import aiosqlite
 
 from aigw.errors import StoreError
+from aigw.paths import private_dir, private_file
 from aigw.store.migrations import MIGRATIONS
 
 
@@ -166,7 +167,9 @@ async def open_database(
     ledger; only with ``synchronous="normal"``, where a commit does not fsync).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: SQLite gives the -wal and -shm files the database file's mode.
+        private_dir(path.parent)
+        private_file(path)
         writer = await _connect(path, synchronous)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"{path}: cannot open the state database: {exc}") from exc
