@@ -377,7 +377,7 @@ def test_hostile_requests(env: Env, endpoint: str, data: st.DataObject) -> None:
         raise AssertionError(f"{case}: {exc!r}") from exc
     assert env.server.proc.returncode is None, "the server died"
     for c in env.chaos:
-        assert not c.stray, f"a request left the provider's API paths: {c.stray}"
+        assert not c.fake.strays, f"a request left the provider's API paths: {c.fake.strays}"
 
 
 def test_after_the_storm(env: Env) -> None:

@@ -6,7 +6,7 @@ the upstream misbehave the way real ones do: echo the provider key it was sent i
 field of an error (and in ``Retry-After``), send an error event in the middle of a
 stream, send malformed chunks, send JSON of the wrong shape, or hang up mid-answer.
 
-Requests to any path the provider does not serve are recorded in ``stray``: a model
+Requests to any path the provider does not serve land in the fake's ``strays``: a model
 name that steered the gateway to another path on the provider host shows up there.
 """
 
@@ -56,14 +56,7 @@ class Chaos:
         self.wire = wire  # "openai" | "anthropic" | "gemini"
         self.mode = "ok"
         self.status = 500
-        self.stray: list[str] = []
         fake.app.middlewares.append(self._middleware)
-        fake.app.router.add_route("*", "/{tail:.*}", self._stray)
-
-    async def _stray(self, request: web.Request) -> web.StreamResponse:
-        self.stray.append(f"{request.method} {request.raw_path}")
-        key = presented_key(request)
-        return web.Response(status=404, text=f"no such path; your key is {key}")
 
     @web.middleware
     async def _middleware(
@@ -74,7 +67,7 @@ class Chaos:
         if self.mode == "ok" or request.match_info.route.resource is None:
             return await handler(request)
         if request.match_info.get("tail") is not None:
-            return await handler(request)  # a stray path: recorded by _stray
+            return await handler(request)  # a stray path: the fake records it
         raw = await request.read()
         try:
             body = orjson.loads(raw)
