@@ -150,7 +150,8 @@ def _wire_for(path: str) -> Wire:
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Unknown routes and wrong methods answer in the client's error envelope."""
+    """Unknown routes, wrong methods and unexpected failures answer in the client's
+    error envelope (never aiohttp's bare text page)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -164,12 +165,26 @@ async def errors_middleware(
         headers = {"x-request-id": new_request_id()}
         if exc.status == 405 and "Allow" in exc.headers:
             headers["Allow"] = exc.headers["Allow"]
-        return web.Response(
-            status=exc.status,
-            body=error_body(err, _wire_for(request.path)),
-            content_type="application/json",
-            headers=headers,
+    except ConnectionError:
+        raise  # the client is gone; aiohttp drops the connection quietly
+    except Exception:
+        if request.writer.output_size > 0:
+            raise  # a response is under way; a second one cannot follow
+        rid = new_request_id()
+        log.exception("request %s (%s %s) failed", rid, request.method, request.path)
+        err = GatewayError(
+            500,
+            f"Internal gateway error (request id {rid}).",
+            type="server_error",
+            code="internal_error",
         )
+        headers = {"x-request-id": rid}
+    return web.Response(
+        status=err.status,
+        body=error_body(err, _wire_for(request.path)),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -207,7 +222,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, state_file: Path) -> web.Application:
     max_body = int(config.server.max_request_mb * 1024 * 1024)
-    app = web.Application(client_max_size=max_body, middlewares=[errors_middleware])
+    # auto_decompress off: read_body decodes Content-Encoding itself, so that a bad or
+    # unknown encoding is a 4xx in the client's envelope, not a parser error page.
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=[errors_middleware],
+        handler_args={"auto_decompress": False},
+    )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
