@@ -16,12 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import orjson
 import pytest
+from google import genai
+from google.genai import errors as gerrors
+from google.genai import types
 
 from aigw.config import Config
+from aigw.pipeline import forward
 from aigw.pipeline.handler import MAX_JSON_DEPTH, too_deep
+from aigw.sse import Event, SSEParser
+from aigw.store import ledger
 from tests.conftest import RunningGateway, StartGateway
 
 PNG = (
@@ -199,6 +206,10 @@ RESPONSES = {
     "max_output_tokens": 50,
     "temperature": 0.5,
 }
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
 
 HUGE = "x" * 50_000
 WRONG: list[Any] = [{}, [], 7, -1.5, 2**63 - 1, None, True, "", HUGE, {"a": {}}, [[]]]
@@ -643,3 +654,119 @@ async def test_x_gateway_key_header_is_accepted_and_wins(gateway: RunningGateway
         assert "X-Gateway-Key" in msg
         async with http.get(gateway.url + "/v1/models", headers={"X-Gateway-Key": key}) as r:
             assert r.status == 200
+
+
+# -- failures after a stream's headers went out -----------------------------------------
+
+
+class ExplodingParser(SSEParser):
+    """Parses the first upstream chunk, then fails as a gateway bug would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self.explode()
+        return super().feed(chunk)
+
+    def flush(self) -> list[Event]:
+        self.explode()
+        return super().flush()
+
+    def explode(self) -> None:
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("injected failure after the headers went out")
+
+
+@pytest.fixture
+def exploding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forward, "SSEParser", ExplodingParser)
+
+
+async def stream_row(gw: RunningGateway, rid: str) -> Any:
+    rows = await ledger.by_request_id(gw.gw.db, rid)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.status == 500 and row.usage_estimated and "mid-stream" in (row.error or "")
+    return row
+
+
+STREAMS = [
+    # path, model, body extras, how the stream's error event looks
+    ("/v1/chat/completions", "m-openai", b'data: {"error":'),
+    ("/v1/chat/completions", "m-anthropic", b'data: {"error":'),
+    ("/v1/messages", "m-anthropic", b'event: error\ndata: {"type":"error"'),
+    ("/v1/messages", "m-gemini", b'event: error\ndata: {"type":"error"'),
+    ("/v1beta/models/m-gemini:streamGenerateContent?alt=sse", None, b'data: {"error":'),
+    ("/v1beta/models/m-openai:streamGenerateContent?alt=sse", None, b'data: {"error":'),
+    ("/v1/responses", "m-openai", b'event: error\ndata: {"type":"error"'),
+]
+
+
+@pytest.mark.parametrize(("path", "model", "marker"), STREAMS)
+async def test_failure_after_headers_ends_the_stream_with_an_error_event(
+    trio: RunningGateway,
+    exploding: None,
+    path: str,
+    model: str | None,
+    marker: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = await trio.key()
+    msgs = [{"role": "user", "content": "hi"}]
+    body: dict[str, Any]
+    if path.startswith("/v1beta/"):
+        body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    elif "responses" in path:
+        body = {"model": model, "input": "hi", "stream": True}
+    else:
+        body = {"model": model, "messages": msgs, "max_tokens": 50, "stream": True}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.post(trio.url + path, json=body, headers={"Authorization": f"Bearer {key}"}) as r,
+    ):
+        assert r.status == 200, await r.text()
+        raw = await r.read()  # a clean end: no payload error from a broken chunked body
+        rid = r.headers["x-request-id"]
+    events = raw.replace(b"\r\n", b"\n").rstrip(b"\n").split(b"\n\n")
+    assert events[-1].startswith(marker), raw
+    assert rid in events[-1].decode() and b"Internal gateway error mid-stream" in events[-1]
+    assert raw.count(b"HTTP/1.1") == 0  # no second response inside the body
+    await stream_row(trio, rid)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and rid in errors[0].getMessage()
+
+
+async def test_failure_after_headers_reaches_the_sdks_as_errors(
+    trio: RunningGateway, exploding: None
+) -> None:
+    key = await trio.key()
+    msgs: Any = [{"role": "user", "content": "hi"}]
+    async with trio.openai(key, timeout=10) as oai:
+        stream = await oai.chat.completions.create(model="m-anthropic", messages=msgs, stream=True)
+        with pytest.raises(openai.APIError, match="Internal gateway error mid-stream"):
+            async for _ in stream:
+                pass
+        events = []
+        async for ev in await oai.responses.create(model="m-openai", input="hi", stream=True):
+            events.append(ev.type)
+        assert events[-1] == "error"
+    async with anthropic.AsyncAnthropic(base_url=trio.url, api_key=key, max_retries=0) as ant:
+        with pytest.raises(anthropic.APIStatusError, match="Internal gateway error mid-stream"):
+            async with ant.messages.stream(model="m-gemini", max_tokens=50, messages=msgs) as s:
+                async for _ in s:
+                    pass
+    client = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=trio.url))
+    try:
+        with pytest.raises(gerrors.APIError, match="Internal gateway error mid-stream"):
+            async for _ in await client.aio.models.generate_content_stream(
+                model="m-openai", contents="hi"
+            ):
+                pass
+    finally:
+        await client.aio.aclose()
+    # The gateway answers normally afterwards, and every call has its row.
+    rows = await trio.gw.db.fetchall("SELECT status FROM ledger")
+    assert [r[0] for r in rows] == [500] * 4
