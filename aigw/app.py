@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from aigw import providers as providers_mod
 from aigw.config import Config
@@ -146,6 +147,28 @@ def _wire_for(path: str) -> Wire:
     return Wire.OPENAI
 
 
+class QuietMalformedRequests(logging.Filter):
+    """One short line, no traceback, for each malformed HTTP request aiohttp refuses.
+
+    aiohttp answers a bad header byte or an over-long line with its own 400 and logs
+    a traceback at ERROR: any unauthenticated client could flood the log. The
+    message is left out too, as it quotes the offending header (maybe a key).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "refused a malformed HTTP request from %s (%s)"
+            record.args = (remote, type(exc).__name__)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_QUIET = QuietMalformedRequests()
+
+
 @web.middleware
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -222,6 +245,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, state_file: Path) -> web.Application:
     max_body = int(config.server.max_request_mb * 1024 * 1024)
+    server_log = logging.getLogger("aiohttp.server")
+    if _QUIET not in server_log.filters:
+        server_log.addFilter(_QUIET)
     # auto_decompress off: read_body decodes Content-Encoding itself, so that a bad or
     # unknown encoding is a 4xx in the client's envelope, not a parser error page.
     app = web.Application(
