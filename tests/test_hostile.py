@@ -322,7 +322,7 @@ def _set(path: tuple[str | int, ...], bad: Any) -> Any:
 TARGET_MODEL = {"openai": "m-openai", "anthropic": "m-anthropic", "gemini": "m-gemini"}
 
 
-def check_envelope(kind: str, status: int, body: Any, where: str) -> None:
+def check_envelope(kind: str, status: int, body: Any) -> None:
     assert isinstance(body, dict), body
     if kind == "openai":
         err = body["error"]
@@ -372,7 +372,7 @@ async def test_wrong_types_in_every_field_never_500(trio: RunningGateway, case: 
                 failures.append(f"{target} {where}: {status} {raw[:300]!r}")
             elif status >= 400:
                 try:
-                    check_envelope(case.envelope, status, orjson.loads(raw), where)
+                    check_envelope(case.envelope, status, orjson.loads(raw))
                 except (AssertionError, KeyError, TypeError, ValueError) as exc:
                     failures.append(f"{target} {where}: bad envelope {exc!r} {raw[:300]!r}")
 
@@ -429,7 +429,7 @@ async def test_deep_nesting_is_a_400_at_any_depth(
             async with http.post(trio.url + path, data=data, headers=headers) as r:
                 status, body = r.status, await r.json()
             assert status == 400, (depth, body)
-            check_envelope(kind, 400, body, "")
+            check_envelope(kind, 400, body)
             assert "more than 64 levels" in str(body), body
             if kind == "openai":
                 assert body["error"]["code"] == "json_too_deep"
@@ -536,7 +536,7 @@ async def test_bad_encoding_uses_the_anthropic_envelope(gateway: RunningGateway)
     ):
         assert r.status == 400
         body = await r.json()
-    check_envelope("anthropic", 400, body, "")
+    check_envelope("anthropic", 400, body)
     assert "gzip" in body["error"]["message"]
 
 
@@ -645,7 +645,7 @@ async def test_non_ascii_or_oversized_keys_are_a_quiet_401(
     head, _, payload = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 "), reply[:300]
     body_json = orjson.loads(payload)
-    check_envelope(kind, 401, body_json, "")
+    check_envelope(kind, 401, body_json)
     assert "Invalid gateway key" in str(body_json)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
