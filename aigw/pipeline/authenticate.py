@@ -68,9 +68,9 @@ def presented_key(request: web.Request) -> str | None:
     ``Authorization`` header a client may still carry for its provider.
     """
     headers = request.headers
-    explicit = headers.get("X-Gateway-Key")
+    explicit = (headers.get("X-Gateway-Key") or "").strip()
     if explicit:
-        return explicit.strip()
+        return explicit
     auth = headers.get("Authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
