@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from aigw import providers as providers_mod
 from aigw.config import Config
@@ -152,6 +153,28 @@ def _wire_for(path: str) -> Wire:
     return Wire.OPENAI
 
 
+class QuietMalformedRequests(logging.Filter):
+    """One short line, no traceback, for each malformed HTTP request aiohttp refuses.
+
+    aiohttp answers a bad header byte or an over-long line with its own 400 and logs
+    a traceback at ERROR: any unauthenticated client could flood the log. The
+    message is left out too, as it quotes the offending header (maybe a key).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "refused a malformed HTTP request from %s (%s)"
+            record.args = (remote, type(exc).__name__)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_QUIET = QuietMalformedRequests()
+
+
 @web.middleware
 async def inflight_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -169,7 +192,8 @@ async def inflight_middleware(
 async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Unknown routes and wrong methods answer in the client's error envelope."""
+    """Unknown routes, wrong methods and unexpected failures answer in the client's
+    error envelope (never aiohttp's bare text page)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -183,12 +207,26 @@ async def errors_middleware(
         headers = {"x-request-id": new_request_id()}
         if exc.status == 405 and "Allow" in exc.headers:
             headers["Allow"] = exc.headers["Allow"]
-        return web.Response(
-            status=exc.status,
-            body=error_body(err, _wire_for(request.path)),
-            content_type="application/json",
-            headers=headers,
+    except ConnectionError:
+        raise  # the client is gone; aiohttp drops the connection quietly
+    except Exception:
+        if request.writer.output_size > 0:
+            raise  # a response is under way; a second one cannot follow
+        rid = new_request_id()
+        log.exception("request %s (%s %s) failed", rid, request.method, request.path)
+        err = GatewayError(
+            500,
+            f"Internal gateway error (request id {rid}).",
+            type="server_error",
+            code="internal_error",
         )
+        headers = {"x-request-id": rid}
+    return web.Response(
+        status=err.status,
+        body=error_body(err, _wire_for(request.path)),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -227,15 +265,21 @@ async def readyz(request: web.Request) -> web.Response:
 def create_app(config: Config, state_file: Path) -> web.Application:
     max_body = int(config.server.max_request_mb * 1024 * 1024)
     server = config.server
+    server_log = logging.getLogger("aiohttp.server")
+    if _QUIET not in server_log.filters:
+        server_log.addFilter(_QUIET)
     app = web.Application(
         client_max_size=max_body,
         middlewares=[inflight_middleware, errors_middleware],
         # aiohttp closes a connection that has not sent a whole request head within
         # keepalive_timeout of opening or of its last response: the header timeout.
         # lingering_time bounds how long a body we did not read is still drained.
+        # auto_decompress off: read_body decodes Content-Encoding itself, so that a bad
+        # or unknown encoding is a 4xx in the client's envelope, not a parser error page.
         handler_args={
             "keepalive_timeout": server.header_timeout,
             "lingering_time": min(10.0, server.body_timeout),
+            "auto_decompress": False,
         },
     )
     app.cleanup_ctx.append(_lifecycle(config, state_file))

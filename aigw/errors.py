@@ -37,11 +37,25 @@ class Wire(Enum):
     GOOGLE = "google"
 
 
+# Error messages may quote client input (a role, a content type): a 50 KB value must
+# not come back 50 KB long, nor fill the ledger's error column.
+MAX_MESSAGE = 1024
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return text[:head] + "\u2026" + text[len(text) - (limit - 1 - head) :]
+
+
 class GatewayError(AigwError):
     """An error returned to the client, in the envelope of the client's API.
 
     ``type`` and ``code`` follow OpenAI's vocabulary; the Anthropic and Google
-    envelopes derive their own names from ``status``.
+    envelopes derive their own names from ``status``. The message is shortened to
+    :data:`MAX_MESSAGE` characters.
     """
 
     def __init__(
@@ -54,6 +68,7 @@ class GatewayError(AigwError):
         param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = shorten(message)
         super().__init__(message)
         self.status = status
         self.message = message

@@ -6,7 +6,7 @@ from typing import Any
 
 from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
-from aigw.formats.validate import describe, model_name
+from aigw.formats.validate import describe, model_name, shown
 from aigw.tokens import prompt
 from aigw.translate import gemini as tr
 
@@ -35,7 +35,7 @@ def parse(body: Any, *, model: str, stream: bool) -> Call:
     limit = (config or {}).get("maxOutputTokens", (config or {}).get("max_output_tokens"))
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise bad_request(
-            f"generationConfig.maxOutputTokens: expected a positive integer, got {limit!r}.",
+            f"generationConfig.maxOutputTokens: expected a positive integer, got {shown(limit)}.",
             param="generationConfig.maxOutputTokens",
         )
     est = prompt(body, "gemini")

@@ -6,7 +6,7 @@ from typing import Any
 
 from aigw.errors import GatewayError, Wire, bad_request, error_payload
 from aigw.formats import JSON, Call
-from aigw.formats.validate import check, describe, required_model
+from aigw.formats.validate import check, describe, required_model, shown
 from aigw.sse import DONE, encode
 from aigw.tokens import prompt
 
@@ -46,9 +46,10 @@ def parse(body: Any) -> Call:
                 code="invalid_type",
             )
         role = m.get("role")
-        if role not in ROLES:
+        # The type check comes first: a dict or list cannot be looked up in a set.
+        if not isinstance(role, str) or role not in ROLES:
             raise bad_request(
-                f"Invalid value for '{where}.role': {role!r}; expected one of "
+                f"Invalid value for '{where}.role': {shown(role)}; expected one of "
                 f"{', '.join(sorted(ROLES))}.",
                 param=f"{where}.role",
                 code="invalid_value",

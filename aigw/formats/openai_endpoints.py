@@ -6,7 +6,7 @@ from typing import Any
 
 from aigw.errors import bad_request
 from aigw.formats import Call
-from aigw.formats.validate import check, describe, required_model
+from aigw.formats.validate import check, describe, required_model, shown
 from aigw.tokens import bound, estimate, prompt
 
 
@@ -55,7 +55,7 @@ def parse_embeddings(body: Any) -> Call:
     fmt = body.get("encoding_format")
     if fmt is not None and fmt not in ("float", "base64"):
         raise bad_request(
-            f"Invalid 'encoding_format': {fmt!r}; expected 'float' or 'base64'.",
+            f"Invalid 'encoding_format': {shown(fmt)}; expected 'float' or 'base64'.",
             param="encoding_format",
             code="invalid_value",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aigw.errors import bad_request
+from aigw.errors import bad_request, shorten
 
 _TYPE_NAMES = {
     str: "a string",
@@ -28,6 +28,11 @@ def describe(value: object) -> str:
         list: "array",
         dict: "object",
     }.get(type(value), type(value).__name__)
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A client value quoted in an error message: its repr, cut to ``limit`` characters."""
+    return shorten(repr(value), limit)
 
 
 def check(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 from aiohttp import web
@@ -52,9 +53,24 @@ class KeyCache:
                 log.exception("could not reload gateway keys; will retry")
 
 
+# Gateway keys are "gw-" + URL-safe base64. Anything outside visible ASCII, or longer
+# than any key we issue, is simply invalid: it is refused before it is hashed (a
+# non-UTF-8 header arrives as surrogates, which cannot be encoded).
+MAX_KEY_CHARS = 256
+_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_KEY_CHARS}}}")
+
+
 def presented_key(request: web.Request) -> str | None:
-    """The key from ``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key`` or ``?key=``."""
+    """The key from ``X-Gateway-Key``, ``Authorization: Bearer``, ``x-api-key``,
+    ``x-goog-api-key`` or ``?key=``, in that order.
+
+    ``X-Gateway-Key`` comes first: it can only mean the gateway, so it wins over an
+    ``Authorization`` header a client may still carry for its provider.
+    """
     headers = request.headers
+    explicit = (headers.get("X-Gateway-Key") or "").strip()
+    if explicit:
+        return explicit
     auth = headers.get("Authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -77,10 +93,10 @@ def authenticate(cache: KeyCache, request: web.Request) -> KeyRecord:
     if key is None:
         raise _unauthorized(
             "Missing gateway key. Send it as 'Authorization: Bearer gw-...' "
-            "(or x-api-key / x-goog-api-key).",
+            "(or in X-Gateway-Key, x-api-key or x-goog-api-key, or as ?key=).",
             "missing_api_key",
         )
-    rec = cache.by_hash.get(hash_key(key))
+    rec = cache.by_hash.get(hash_key(key)) if _KEY.fullmatch(key) else None
     if rec is None:
         raise _unauthorized("Invalid gateway key.", "invalid_api_key")
     state = rec.state(time.time())

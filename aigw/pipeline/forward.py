@@ -18,6 +18,7 @@ Gemini chunk) is held back until it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +51,8 @@ from aigw.usage import Usage
 if TYPE_CHECKING:
     from aigw.app import Gateway
     from aigw.pipeline.context import Context
+
+log = logging.getLogger("aigw.forward")
 
 # An upstream error body is read for its message only; cap what we buffer.
 MAX_ERROR_BODY = 64 * 1024
@@ -256,7 +259,12 @@ async def relay_stream(
     stream_error: Callable[[GatewayError], bytes],
     prompt_estimate: int,
 ) -> web.StreamResponse:
-    """Relay an upstream SSE stream event by event; commit the ledger before its end."""
+    """Relay an upstream SSE stream event by event; commit the ledger before its end.
+
+    Nothing raises out of here once the headers are sent (cancellation aside): every
+    failure, ours included, ends the stream with an error event in the client's
+    format, and the call gets its ledger row.
+    """
     up = gw.config.upstream
     api_key = ctx.target.provider.api_key if ctx.target else None
     out = web.StreamResponse(
@@ -325,6 +333,8 @@ async def relay_stream(
         if not gw.drain.cutting:
             raise
         failure = gw.drain.cut(ctx)  # shutdown: recorded below with the text so far
+    except Exception:  # our own bug: the headers went out, so end the stream properly
+        failure = stream_failed(ctx)
     finally:
         watchdog.cancel()
     if failure is None and not client_gone and not (state.done or state.finished):
@@ -344,6 +354,12 @@ async def relay_stream(
         usage.completion_tokens = max(usage.completion_tokens, chars_to_tokens(state.chars))
         ctx.usage_estimated = True
     ctx.usage = usage
+    tail = b""
+    if failure is None and not client_gone:
+        try:
+            tail = redact_bytes(relay.tail(), api_key)
+        except Exception:
+            failure = stream_failed(ctx)
     if client_gone:
         ctx.status, ctx.error = CLIENT_GONE, "client closed the connection mid-stream"
     elif failure is not None:
@@ -352,6 +368,8 @@ async def relay_stream(
         await gw.accountant.record(ctx)
     except GatewayError as err:
         failure = failure or err
+    except Exception:
+        failure = failure or stream_failed(ctx)
     if client_gone:
         return out
     try:
@@ -362,12 +380,26 @@ async def relay_stream(
             if ctx.wire is Wire.GOOGLE
             else (b": x-aigw-cost-usd " + cost_header(ctx).encode() + b"\n\n")
         )
-        end = stream_error(failure) if failure else redact_bytes(relay.tail(), api_key)
-        await out.write(cost + end)
+        await out.write(cost + (stream_error(failure) if failure else tail))
         await out.write_eof()
     except (ConnectionError, aiohttp.ClientConnectionError):
         pass
     return out
+
+
+def stream_failed(ctx: Context) -> GatewayError:
+    """Log the exception being handled (a gateway bug) and describe it for the client.
+
+    Once a stream's headers are out, no second HTTP response can follow; this error
+    goes out as the stream's own error event instead.
+    """
+    log.exception("request %s: the stream failed after its headers were sent", ctx.request_id)
+    return GatewayError(
+        500,
+        f"Internal gateway error mid-stream (request id {ctx.request_id}).",
+        type="server_error",
+        code="internal_error",
+    )
 
 
 async def finish_json(

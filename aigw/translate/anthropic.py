@@ -952,11 +952,14 @@ class MessagesToChatStream:
                 out.append(self._chunk({"content": delta["text"]}))
             elif dtype == "thinking_delta" and delta.get("thinking"):
                 out.append(self._chunk({"reasoning_content": delta["thinking"]}))
-            elif dtype == "input_json_delta" and delta.get("partial_json"):
+            # The index is checked before the set lookups: a malformed one may be unhashable.
+            elif (
+                dtype == "input_json_delta" and delta.get("partial_json") and isinstance(index, int)
+            ):
                 partial = delta["partial_json"]
                 if index in self._json_blocks:
                     out.append(self._chunk({"content": partial}))
-                elif isinstance(index, int) and index in self._tools:
+                elif index in self._tools:
                     call = {"index": self._tools[index], "function": {"arguments": partial}}
                     out.append(self._chunk({"tool_calls": [call]}))
         elif kind == "message_delta":

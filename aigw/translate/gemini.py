@@ -674,7 +674,7 @@ _FILTERED = {
 def _finish_reason(reason: Any, has_calls: bool) -> str:
     if reason == "MAX_TOKENS":
         return "length"
-    if reason in _FILTERED:
+    if isinstance(reason, str) and reason in _FILTERED:
         return "content_filter"
     # STOP and the rest (OTHER, MALFORMED_FUNCTION_CALL, ...) end the turn normally.
     return "tool_calls" if has_calls else "stop"

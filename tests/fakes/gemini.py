@@ -246,6 +246,10 @@ class FakeGemini(FakeUpstream):
                 400,
                 "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n",
             )
+        for r in reqs:
+            dims = r.get("outputDimensionality") if isinstance(r, dict) else None
+            if isinstance(dims, int) and dims > 3072:  # the real API's limit
+                return self.error(400, f"* outputDimensionality: {dims} is above 3072\n")
         return _json(
             {
                 "embeddings": [
