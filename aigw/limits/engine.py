@@ -1,8 +1,10 @@
-"""Step 3, admit: rate limits, concurrency, hard budgets and provider quotas.
+"""The in-process limits engine: rate limits, concurrency, hard budgets and provider
+quotas, all decided in memory. :class:`LocalLimiter` implements
+:class:`aigw.limits.base.Limiter`.
 
-Everything is decided in memory, in one synchronous stretch of :meth:`Admission.admit`
-(no await between checking and taking), so concurrent requests cannot both take the
-last unit: with ``--rpm 60``, 200 simultaneous calls admit exactly 60.
+Exactness comes from the event loop: :meth:`LocalLimiter.admit` checks and takes in
+one synchronous stretch (no await between them), so concurrent requests cannot both
+take the last unit: with ``--rpm 60``, 200 simultaneous calls admit exactly 60.
 
 For each call the engine looks at the key's own limits and at its team's:
 
@@ -14,51 +16,43 @@ For each call the engine looks at the key's own limits and at its team's:
 * the hard budget of the current calendar period: the call's worst-case cost is
   reserved and replaced by the real cost when it ends (:mod:`aigw.limits.budgets`).
 
-It returns a :class:`Lease`: what was taken, to be settled exactly once by the
-accountant, and the ``x-ratelimit-*`` headers for the response. The provider's quota
-is taken later, in :meth:`Admission.upstream_slot`, right before the call is sent.
+It returns a :class:`LocalLease`: what was taken, to be settled (or released) exactly
+once, and the ``x-ratelimit-*`` headers for the response. The provider's quota is
+taken later, in :meth:`LocalLease.upstream_slot`, right before the call is sent.
 
 Nothing here touches SQLite per request. Counters, spend and fired alerts are loaded
-by :meth:`start`, written back in batches by :meth:`run` and by :meth:`close`.
+by :meth:`LocalLimiter.start`, written back in batches by :meth:`LocalLimiter.run`
+and by :meth:`LocalLimiter.close`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from functools import partial
-from typing import TYPE_CHECKING
 
 from aigw.config import Config
-from aigw.errors import GatewayError
+from aigw.limits import refusals
 from aigw.limits.alerts import REFUSED, Alerts
-from aigw.limits.budgets import Spend, money, output_bound, worst_case
+from aigw.limits.base import Demand
+from aigw.limits.budgets import Spend, output_bound, worst_case
 from aigw.limits.gcra import Bucket, Counters, go_duration
 from aigw.limits.periods import Calendar, Period
 from aigw.limits.quotas import Charge, Quotas
-from aigw.memo import Memo
-from aigw.pricing import Price, PriceBook
+from aigw.pricing import Price
 from aigw.store import Database
-from aigw.store import keys as keystore
 from aigw.store import limits as limits_store
-from aigw.store import teams as teamstore
+from aigw.store.keys import KeyRecord
 from aigw.store.limits import NO_LIMITS, Limits
 from aigw.store.teams import TeamRecord
-
-if TYPE_CHECKING:
-    from aigw.pipeline.context import Context
-    from aigw.providers import Provider
-    from aigw.store.keys import KeyRecord
+from aigw.usage import Usage
 
 log = logging.getLogger("aigw.limits")
 
-POLL_SECONDS = 0.5
 WEBHOOK_DRAIN_SECONDS = 2.0
 
 
@@ -98,68 +92,87 @@ class Scope:
             self.tpm = counters.bucket(f"{prefix}:tpm", limits.tpm, now)
 
     def who(self, team: str) -> str:
-        return f"team {self.name}" if self.kind == "team" else f"key {self.name} (team {team})"
+        return refusals.subject(self.kind, self.name, team)
 
 
-class Lease:
-    """What admission took for one call; settled once when the call ends.
+_NO_SLOT = nullcontext()
 
-    ``Lease()`` with no admission is a no-op lease (nothing to give back).
+
+class LocalLease:
+    """What :class:`LocalLimiter` took for one call (a :class:`aigw.limits.base.Lease`).
+
+    ``LocalLease()`` with no limiter is a no-op lease (nothing to give back).
     """
 
     __slots__ = (
-        "_admission",
         "_headers",
+        "_limiter",
         "charges",
+        "done",
         "key",
         "parallel",
         "priority",
         "reserved",
-        "settled",
         "team",
         "tokens",
+        "ts",
         "upstream",
     )
 
     def __init__(
         self,
-        admission: Admission | None = None,
+        limiter: LocalLimiter | None = None,
         key: KeyRecord | None = None,
         team: TeamRecord | None = None,
         priority: str = "normal",
         tokens: int = 0,
+        ts: float = 0.0,
     ) -> None:
-        self._admission = admission
+        self._limiter = limiter
         self.key = key
         self.team = team
         self.priority = priority
         self.tokens = tokens  # estimated tokens taken from tokens-per-minute limits
+        self.ts = ts  # when the call started: its spend counts to that day
         self.charges: list[tuple[Bucket, float]] = []  # tpm buckets and what they got
         self.parallel: list[Scope] = []  # scopes whose in-flight count this holds
         self.reserved: list[tuple[Spend, int]] = []  # budget reservations
         self.upstream: list[list[Charge]] = []  # provider quota charges, per attempt
         self._headers: dict[str, str] = {}
-        self.settled = admission is None
+        self.done = limiter is None  # settled or released
 
     def headers(self) -> dict[str, str]:
         """Rate-limit headers for the response (x-ratelimit-*, as OpenAI sends them)."""
         return self._headers
 
-    def settle(self, ctx: Context) -> None:
-        """Replace the reservations by the real usage and cost in ``ctx``. Idempotent;
-        never raises (a failure is logged: the answer must still reach the client)."""
-        if self.settled:
-            return
-        self.settled = True
-        assert self._admission is not None
-        try:
-            self._admission.settle(self, ctx)
-        except Exception:
-            log.exception("request %s: settling its limits failed", ctx.request_id)
-            self._release()
+    def upstream_slot(self, provider: str, model: str) -> AbstractAsyncContextManager[None]:
+        """Wait (by priority) for the provider's quota before calling it."""
+        limiter = self._limiter
+        if limiter is None or not limiter.quotas.gates:
+            return _NO_SLOT  # the common case: no generator-based context per request
+        return limiter.slot(self, provider, model)
 
-    def _release(self) -> None:
-        """Give back the in-flight slots and reservations without charging anything."""
+    async def settle(self, usage: Usage | None, cost_nusd: int | None) -> None:
+        """Replace the reservations by the real usage and cost. Idempotent; never
+        raises (a failure is logged: the answer must still reach the client)."""
+        if self.done:
+            return
+        self.done = True
+        assert self._limiter is not None
+        try:
+            self._limiter.settle(self, usage, cost_nusd)
+        except Exception:
+            log.exception("settling the limits of a call failed; released its reservations")
+            self.give_back()
+
+    async def release(self) -> None:
+        """Give back what was taken, charging nothing (a call that ends unsettled)."""
+        if not self.done:
+            self.done = True
+            self.give_back()
+
+    def give_back(self) -> None:
+        """Return the in-flight slots and budget reservations."""
         for scope in self.parallel:
             scope.inflight -= 1
         self.parallel = []
@@ -167,37 +180,22 @@ class Lease:
             spend.reserved -= amount
         self.reserved = []
 
-    def __del__(self) -> None:
-        # A safety net: a call that ends without being settled (a bug elsewhere) must
-        # not hold an in-flight slot or a budget reservation forever.
-        if not self.settled:
-            self.settled = True
-            try:
-                self._release()
-                log.error("a call was admitted but never settled; released its reservations")
-            except Exception:  # pragma: no cover - interpreter shutdown
-                pass
 
+class LocalLimiter:
+    """The limits engine of one gateway process."""
 
-class Admission:
-    """The limits engine behind the admit step and the provider quota queue."""
-
-    def __init__(self, db: Database, config: Config, prices: PriceBook) -> None:
+    def __init__(self, db: Database, config: Config) -> None:
         self.db = db
         self.config = config
-        self.prices = prices
         self.clock: Callable[[], float] = time.time
         self.calendar = Calendar(config.budgets.timezone)
         self.counters = Counters(config.limits.burst)
         self.keys: dict[str, Scope] = {}
         self.team_scopes: dict[str, Scope] = {}
-        self.teams: dict[str, TeamRecord] = {}
         self.spend: dict[tuple[str, str], Spend] = {}
         webhook = os.environ.get("AIGW_ALERTS_WEBHOOK_URL") or config.alerts.webhook_url
         self.alerts = Alerts(config.alerts, self.calendar, webhook)
         self.quotas = Quotas(config, self.counters, self._now)
-        self.generation = -1
-        self._model_globs: dict[tuple[str, ...], Memo[str, bool]] = {}
         self._default_period = config.budgets.period
         self._default_alerts = tuple(config.budgets.alert_at)
         self._horizon = 0
@@ -209,9 +207,8 @@ class Admission:
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load teams, persisted counters, this period's spend and fired alerts."""
+        """Load persisted counters, this period's spend and fired alerts."""
         now = self.clock()
-        await self.refresh()
         self.counters.restored = await limits_store.load_counters(self.db, now)
         # Rebuilt so the quota buckets (made from the config) pick up their saved state.
         self.quotas = Quotas(self.config, self.counters, self._now)
@@ -231,24 +228,14 @@ class Admission:
                 for scope, name in (("team", row.team), ("key", row.key_id)):
                     if name is None:
                         continue
-                    self._spend(scope, name).add(ordinal, row.cost_nusd)
+                    self.spend_of(scope, name).add(ordinal, row.cost_nusd)
             day = day.fromordinal(ordinal + 1)
 
-    async def refresh(self) -> bool:
-        """Reload the teams if any key or team changed; True when it did."""
-        gen = await keystore.generation(self.db)
-        if gen == self.generation:
-            return False
-        self.teams = {t.name: t for t in await teamstore.list_all(self.db)}
-        self.generation = gen
-        return True
-
     async def run(self) -> None:
-        """Background work until cancelled: batched writes, team reloads, webhooks."""
+        """Background work until cancelled: batched writes and webhooks."""
         self._run_task = asyncio.current_task()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._persist_forever())
-            tg.create_task(self._watch_forever())
             tg.create_task(self.alerts.deliver_forever())
 
     async def close(self) -> None:
@@ -270,15 +257,6 @@ class Admission:
                 await self.persist()
             except Exception:  # a busy database must not stop the limits engine
                 log.exception("could not write the rate-limit counters; will retry")
-
-    async def _watch_forever(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                if await self.refresh():
-                    log.info("reloaded %d team(s)", len(self.teams))
-            except Exception:
-                log.exception("could not reload teams; will retry")
 
     async def persist(self) -> None:
         """Write changed counters and fired alerts (one batch); prune past periods."""
@@ -304,33 +282,10 @@ class Admission:
                 spend.prune(horizon)
             self.alerts.prune({self.calendar.period(k, now).id for k in ("day", "week", "month")})
 
-    # -- the admit step ------------------------------------------------------------
+    # -- admission -------------------------------------------------------------------
 
-    def allows_model(self, key: KeyRecord, model: str) -> bool:
-        """Whether ``key`` may use ``model``: it must match one of the key's ``--models``
-        globs and one of its team's (no globs = any model). An alias also matches by
-        the PROVIDER/MODEL it stands for."""
-        team = self.teams.get(key.team)
-        for globs in (key.limits.models, team.limits.models if team else None):
-            if globs is not None and not self._matches(globs, model):
-                return False
-        return True
-
-    def _matches(self, globs: tuple[str, ...], model: str) -> bool:
-        memo = self._model_globs.get(globs)
-        if memo is None:
-            # Keyed by client-chosen model names: bounded in size (aigw.memo).
-            memo = self._model_globs[globs] = Memo(partial(self._match, globs), len)
-        return memo(model)
-
-    def _match(self, globs: tuple[str, ...], model: str) -> bool:
-        names = [model]
-        alias = self.config.models.get(model)
-        if alias is not None:
-            names.append(f"{alias.provider}/{alias.model}")
-        return any(fnmatch.fnmatchcase(n, g) for n in names for g in globs)
-
-    def _spend(self, scope: str, name: str) -> Spend:
+    def spend_of(self, scope: str, name: str) -> Spend:
+        """The spend of team or key ``name`` (``scope``), made on first use."""
         spend = self.spend.get((scope, name))
         if spend is None:
             spend = self.spend[(scope, name)] = Spend()
@@ -345,21 +300,19 @@ class Admission:
     def _period(self, limits: Limits, now: float) -> Period:
         return self.calendar.period(limits.period or self._default_period, now)
 
-    async def admit(self, ctx: Context) -> Lease:
-        """Take capacity for ``ctx`` or raise GatewayError(429)."""
-        key = ctx.key
-        assert key is not None
-        team = self.teams.get(key.team)
+    async def admit(self, key: KeyRecord, team: TeamRecord | None, demand: Demand) -> LocalLease:
+        """Take capacity for one call or raise GatewayError (429, 403).
+
+        No await from the first check to the last take: that is what makes the
+        limits exact under concurrency in one process.
+        """
         team_limits = team.limits if team is not None else NO_LIMITS
         priority = key.limits.priority or team_limits.priority or "normal"
-        target = ctx.target
-        price: Price | None = None
-        if target is not None:
-            price = self.prices.lookup(target.provider.name, target.upstream_model)
-        tokens = ctx.prompt_estimate + self._output_estimate(ctx, price)
+        price = demand.price
+        tokens = demand.prompt_tokens + self._output_estimate(demand.max_output, price)
         if key.limits.empty and team_limits.empty:
             # Nothing to check; settling still records the spend and provider tokens.
-            return Lease(self, key, team, priority, tokens)
+            return LocalLease(self, key, team, priority, tokens, demand.ts)
         now = self.clock()
         scopes: list[Scope] = []
         if not key.limits.empty:
@@ -372,15 +325,15 @@ class Admission:
             scopes.append(t)
 
         # Check everything first, take nothing until all checks passed.
-        budgets = self._check_budgets(ctx, key, team_limits, price, now)
+        budgets = self._check_budgets(demand, key, team_limits, now)
         for s in scopes:
             limit = s.limits.max_parallel
             if limit is not None and s.inflight >= limit:
-                raise self._too_many_parallel(s, key.team, limit)
+                raise refusals.too_many_parallel(s.who(key.team), limit)
         self._check_rates(scopes, tokens, key.team, now)
 
         # Every check passed: take.
-        lease = Lease(self, key, team, priority, tokens)
+        lease = LocalLease(self, key, team, priority, tokens, demand.ts)
         for s in scopes:
             if s.limits.max_parallel is not None:
                 s.inflight += 1
@@ -399,22 +352,17 @@ class Admission:
         lease._headers = self._headers(scopes, now)
         return lease
 
-    def _output_estimate(self, ctx: Context, price: Price | None) -> int:
+    def _output_estimate(self, max_output: int | None, price: Price | None) -> int:
         """Output tokens counted up front against tokens-per-minute limits and quotas."""
-        if ctx.max_output is not None:
-            return ctx.max_output
+        if max_output is not None:
+            return max_output
         default = self.config.limits.default_output_tokens
         if price is not None and price.max_output_tokens is not None:
             return min(default, price.max_output_tokens)
         return default
 
     def _check_budgets(
-        self,
-        ctx: Context,
-        key: KeyRecord,
-        team_limits: Limits,
-        price: Price | None,
-        now: float,
+        self, demand: Demand, key: KeyRecord, team_limits: Limits, now: float
     ) -> list[tuple[Spend, int]]:
         """The reservations to make, or GatewayError when a budget would be passed."""
         checks: list[tuple[str, str, Limits]] = []
@@ -425,40 +373,51 @@ class Admission:
         if not checks:
             return []
         cfg = self.config.budgets
-        target = ctx.target
-        if target is None:
-            return []
+        price = demand.price
         if price is None:
             if cfg.unpriced == "allow":
                 return []
-            raise GatewayError(
-                403,
-                f"The model '{ctx.model}' has no known price, so its cost cannot be "
-                f"checked against the budget of {checks[-1][0]} {checks[-1][1]}. Add a "
-                f'[prices."{target.provider.name}/{target.upstream_model}"] entry to the '
-                'gateway\'s config.toml (or set [budgets] unpriced = "allow").',
-                type="insufficient_quota",
-                code="budget_unpriced_model",
-                param="model",
+            raise refusals.unpriced(
+                demand.model,
+                demand.provider,
+                demand.upstream_model,
+                f"{checks[-1][0]} {checks[-1][1]}",
             )
         output = output_bound(
             price,
-            ctx.max_output,
-            target.provider.type,
+            demand.max_output,
+            demand.provider_type,
             cfg,
             self.config.translation.default_max_tokens,
         )
-        worst = worst_case(price, ctx.prompt_bound, output)
+        worst = worst_case(price, demand.prompt_bound, output)
         out: list[tuple[Spend, int]] = []
         for scope, name, limits in checks:
             budget = limits.budget_nusd
             assert budget is not None
-            spend = self._spend(scope, name)
+            spend = self.spend_of(scope, name)
             period = self._period(limits, now)
             spent = spend.total(period)
             if spent + spend.reserved + worst > budget:
-                raise self._over_budget(
-                    scope, name, key.team, limits, period, spent, spend.reserved, worst, ctx
+                thresholds = (
+                    limits.alert_at if limits.alert_at is not None else self._default_alerts
+                )
+                if spent + worst > budget and thresholds:
+                    # Out of budget, not just held up by calls in flight: say so, once
+                    # a period.
+                    self.alerts.fire(
+                        scope, name, key.team, period, REFUSED, spent, budget, self.clock()
+                    )
+                raise refusals.over_budget(
+                    refusals.subject(scope, name, key.team),
+                    budget,
+                    period.kind,
+                    spent,
+                    spend.reserved,
+                    worst,
+                    self.calendar.reset_text(period),
+                    period.end_ts - self.clock(),
+                    demand.max_output is not None,
                 )
             out.append((spend, worst))
         return out
@@ -478,71 +437,17 @@ class Admission:
             return
         bucket = culprit.rpm if what == "requests" else culprit.tpm
         assert bucket is not None
-        unit = "RPM" if what == "requests" else "TPM"
         asked = 1 if what == "requests" else min(tokens, bucket.capacity)
         used = bucket.used(now)
         used = round(used) if abs(used - round(used)) < 0.01 else math.ceil(used)
-        raise GatewayError(
-            429,
-            f"Rate limit reached for {culprit.who(team)} on {what} per minute ({unit}): "
-            f"Limit {bucket.limit}, Used {used}, Requested {asked}. "
-            f"Please try again in {go_duration(longest)}.",
-            type=what,
-            code="rate_limit_exceeded",
-            headers={**self._headers(scopes, now), **_retry_after(longest)},
-        )
-
-    def _too_many_parallel(self, s: Scope, team: str, limit: int) -> GatewayError:
-        return GatewayError(
-            429,
-            f"Too many concurrent requests for {s.who(team)}: at most {limit} may be in "
-            "flight at once. Please try again when one has finished.",
-            type="requests",
-            code="rate_limit_exceeded",
-            headers=_retry_after(1.0),
-        )
-
-    def _over_budget(
-        self,
-        scope: str,
-        name: str,
-        team: str,
-        limits: Limits,
-        period: Period,
-        spent: int,
-        reserved: int,
-        worst: int,
-        ctx: Context,
-    ) -> GatewayError:
-        budget = limits.budget_nusd
-        assert budget is not None
-        resets = self.calendar.reset_text(period)
-        who = f"team {name}" if scope == "team" else f"key {name} (team {team})"
-        thresholds = limits.alert_at if limits.alert_at is not None else self._default_alerts
-        if spent + worst > budget and thresholds:
-            # Out of budget, not just held up by calls in flight: say so, once a period.
-            self.alerts.fire(scope, name, team, period, REFUSED, spent, budget, self.clock())
-        left = max(0, budget - spent - reserved)
-        message = (
-            f"Budget exceeded for {who}: this request could cost up to {money(worst)} and "
-            f"{money(left)} of the {money(budget)} {period.kind} budget is left "
-            f"({money(spent)} spent, {money(reserved)} held by requests in flight). "
-        )
-        if spent + worst <= budget:
-            # Only the reservations of calls still running are in the way.
-            message += "It may fit once requests in flight finish; try again shortly."
-            wait = 1.0
-        else:
-            message += f"The budget resets at {resets}."
-            if ctx.max_output is None:
-                message += " Setting max_tokens lowers the worst case."
-            wait = max(1.0, period.end_ts - self.clock())
-        return GatewayError(
-            429,
-            message,
-            type="insufficient_quota",
-            code="budget_exceeded",
-            headers=_retry_after(wait),
+        raise refusals.rate_limited(
+            culprit.who(team),
+            what,
+            bucket.limit,
+            used,
+            asked,
+            longest,
+            self._headers(scopes, now),
         )
 
     @staticmethod
@@ -575,10 +480,9 @@ class Admission:
 
     # -- settling --------------------------------------------------------------------
 
-    def settle(self, lease: Lease, ctx: Context) -> None:
-        """Called by :meth:`Lease.settle`: real tokens and cost replace the estimates."""
+    def settle(self, lease: LocalLease, usage: Usage | None, cost: int | None) -> None:
+        """Called by :meth:`LocalLease.settle`: real tokens and cost replace the estimates."""
         now = self.clock()
-        usage = ctx.usage
         actual = usage.total_tokens if usage is not None else 0
         dirty = self.counters.dirty
         for bucket, charged in lease.charges:
@@ -593,20 +497,19 @@ class Admission:
                 if real != c.tokens:
                     c.bucket.adjust(now, real - c.tokens)
                     dirty.add(c.bucket)
-        lease._release()
+        lease.give_back()
 
         key, team = lease.key, lease.team
         if key is None:
             return
-        cost = ctx.cost_nusd
-        day = self.calendar.day(ctx.ts)
+        day = self.calendar.day(lease.ts)
         for scope, name, limits in (
             ("key", key.id, key.limits),
             ("team", key.team, team.limits if team is not None else NO_LIMITS),
         ):
             if not cost:  # free, failed before any usage, or unpriced (None)
                 continue
-            spend = self._spend(scope, name)
+            spend = self.spend_of(scope, name)
             spend.add(day, cost)
             budget = limits.budget_nusd
             if budget is None:
@@ -622,38 +525,16 @@ class Admission:
 
     # -- provider quotas -----------------------------------------------------------
 
-    def upstream_slot(self, ctx: Context, provider: Provider) -> AbstractAsyncContextManager[None]:
-        """Wait (by priority) for the provider's quota before calling it."""
-        lease = ctx.lease
-        target = ctx.target
-        if lease is None or target is None or not self.quotas.gates:
-            return _NO_SLOT  # the common case: no generator-based context per request
-        model = target.upstream_model if target.provider is provider else ""
-        return self._slot(provider.name, model, lease)
-
     @asynccontextmanager
-    async def _slot(self, provider: str, model: str, lease: Lease) -> AsyncIterator[None]:
+    async def slot(self, lease: LocalLease, provider: str, model: str) -> AsyncIterator[None]:
+        """Wait (by the lease's priority) for room under the provider's quotas."""
         charges = await self.quotas.acquire(provider, model, lease.priority, lease.tokens)
         lease.upstream.append(charges)
         yield
 
-    def upstream_feedback(
-        self, ctx: Context, provider: Provider, status: int, retry_after: str | None
+    async def upstream_feedback(
+        self, provider: str, model: str, status: int, retry_after: str | None
     ) -> None:
         """Learn from the provider's answer: a 429 pauses the model for its Retry-After."""
-        if status != 429:
-            return
-        target = ctx.target
-        model = target.upstream_model if target is not None and target.provider is provider else ""
-        self.quotas.feedback(provider.name, model, status, retry_after)
-
-
-_NO_SLOT = nullcontext()
-
-
-def _retry_after(seconds: float) -> dict[str, str]:
-    """Retry-After in whole seconds (rounded up) and, for the OpenAI SDKs, in ms."""
-    return {
-        "Retry-After": str(max(1, math.ceil(seconds - 1e-9))),
-        "retry-after-ms": str(max(1, math.ceil(seconds * 1000 - 1e-6))),
-    }
+        if status == 429:
+            self.quotas.feedback(provider, model, status, retry_after)
