@@ -21,7 +21,9 @@ from aigw.limits.engine import LocalLease, LocalLimiter
 from aigw.pipeline import forward
 from aigw.store import keys as keystore
 from aigw.store import teams as teamstore
+from aigw.store.keys import KeyRecord
 from aigw.store.limits import Limits
+from aigw.store.teams import TeamRecord
 from tests.fakes.base import Fail, Hang, Reply
 from tests.fakes.openai import FakeOpenAI
 
@@ -41,8 +43,8 @@ class Running:
         self.leases: list[LocalLease] = []
         admit = self.limiter.admit
 
-        async def keep(*args: Any) -> LocalLease:
-            lease = await admit(*args)
+        async def keep(key: KeyRecord, team: TeamRecord | None, demand: Demand) -> LocalLease:
+            lease = await admit(key, team, demand)
             assert lease.parallel and lease.reserved  # it did take something
             self.leases.append(lease)
             return lease
