@@ -16,13 +16,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from aigw import providers as providers_mod
 from aigw.config import Config
+from aigw.directory import Directory
 from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire, error_body
+from aigw.limits.engine import LocalLimiter
+from aigw.limits.permissions import ModelPermissions
 from aigw.paths import too_open
 from aigw.pipeline import handler as lifecycle
 from aigw.pipeline.account import Accountant, LedgerWriter
-from aigw.pipeline.admit import Admission
-from aigw.pipeline.authenticate import KeyCache
 from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
@@ -39,14 +40,15 @@ class Gateway:
 
     config: Config
     db: Database
-    keys: KeyCache
+    directory: Directory
     writer: LedgerWriter
     accountant: Accountant
     prices: PriceBook
     session: aiohttp.ClientSession
     providers: dict[str, Provider]
     router: Router
-    admission: Admission
+    limiter: LocalLimiter
+    permissions: ModelPermissions
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     drain: Drain = field(default_factory=Drain)
 
@@ -97,31 +99,32 @@ def _lifecycle(
         for warning in too_open(*private, *([config.path] if config.path else [])):
             log.warning("%s", warning)
         try:
-            keys = KeyCache(db)
-            await keys.refresh()
+            directory = Directory(db)
+            await directory.refresh()
             prices = PriceBook(config.prices)
             writer = LedgerWriter(db)
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
-                admission = Admission(db, config, prices)
-                await admission.start()
+                limiter = LocalLimiter(db, config)
+                await limiter.start()
                 gw = Gateway(
                     config,
                     db,
-                    keys,
+                    directory,
                     writer,
                     Accountant(writer, prices),
                     prices,
                     session,
                     provs,
                     Router(config, provs),
-                    admission,
+                    limiter,
+                    ModelPermissions(config.models),
                 )
                 app[GATEWAY] = gw
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
-                watcher = gw.spawn(keys.watch(), "key-watcher")
-                limits_task = gw.spawn(admission.run(), "admission")
+                watcher = gw.spawn(directory.watch(), "directory-watcher")
+                limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
                 try:
                     yield
@@ -132,7 +135,8 @@ def _lifecycle(
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
-                    await admission.close()
+                    await limiter.close()
+                    await directory.close()
             finally:
                 await session.close()
         finally:

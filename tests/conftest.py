@@ -73,9 +73,8 @@ class RunningGateway:
         return f"http://127.0.0.1:{self.port}"
 
     async def key(self, team: str = "team-a", app: str | None = "web", **kw: object) -> str:
-        """Create a key and wait until the server has loaded it."""
+        """Create a key (the server finds it on its first use)."""
         key, _ = await keystore.create(self.gw.db, team=team, app=app, **kw)  # type: ignore[arg-type]
-        await self.gw.keys.refresh()
         return key
 
     def openai(self, key: str, **kw: object) -> openai.AsyncOpenAI:

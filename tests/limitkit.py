@@ -39,14 +39,14 @@ class Clock:
 
 def freeze(gw: RunningGateway) -> Clock:
     clock = Clock(time.time())
-    gw.gw.admission.clock = clock
+    gw.gw.limiter.clock = clock
     return clock
 
 
 async def team(gw: RunningGateway, name: str, **limits: Any) -> None:
     """Create a team in the gateway's database and make the server see it now."""
     await teamstore.create(gw.gw.db, name, Limits(**limits))
-    await gw.gw.admission.refresh()
+    await gw.gw.directory.refresh()
 
 
 async def outcomes(

@@ -48,7 +48,7 @@ async def test_thresholds_fire_once_each_with_a_retried_webhook(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     gw = await start_gateway(config=config(fake_openai, webhook))
-    gw.gw.admission.alerts.backoff = 0.01
+    gw.gw.limiter.alerts.backoff = 0.01
     webhook.statuses.extend([500, 503])  # the first alert needs two retries
     await team(gw, "ml", budget_nusd=20 * PER_CALL)
     key = await gw.key(team="ml")
@@ -75,7 +75,7 @@ async def test_thresholds_fire_once_each_with_a_retried_webhook(
     assert len(logged) == 2 and "used 80%" in logged[1]
     assert any("retry 2 of 5" in r.getMessage() for r in caplog.records)
 
-    await gw.gw.admission.persist()
+    await gw.gw.limiter.persist()
     rows = await report.budgets(gw.gw.db, gw.gw.config, time.time())
     assert [(r.name, r.alerts, r.refused) for r in rows] == [("ml", [50, 80], False)]
 
@@ -127,7 +127,7 @@ async def test_alerts_off_means_no_refusal_alert_either(
     await team(gw, "quiet", budget_nusd=1, alert_at=())
     key = await gw.key(team="quiet")
     assert await calls(gw, key, 1) == ["budget_exceeded"]
-    assert gw.gw.admission.alerts.fired == set()
+    assert gw.gw.limiter.alerts.fired == set()
 
 
 async def test_a_dead_webhook_never_slows_requests(
@@ -172,4 +172,4 @@ async def test_the_env_var_overrides_the_webhook_url(
 ) -> None:
     monkeypatch.setenv("AIGW_ALERTS_WEBHOOK_URL", webhook.url)
     gw = await start_gateway(providers={"mock": ("mock", "")})
-    assert gw.gw.admission.alerts.webhook_url == webhook.url
+    assert gw.gw.limiter.alerts.webhook_url == webhook.url

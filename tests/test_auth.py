@@ -116,7 +116,7 @@ async def test_rotation_with_no_grace_ends_old_key_now(
 ) -> None:
     old_key, rec = await keystore.create(cli_db, team="t")
     await keystore.rotate(cli_db, rec.id, grace=0)
-    await gateway.gw.keys.refresh()
+    await gateway.gw.directory.refresh()
     await expect_401(gateway, old_key, "expired")
 
 

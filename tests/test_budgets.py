@@ -56,7 +56,7 @@ async def test_concurrent_calls_never_push_spend_past_the_budget(
     # And the budget was used, not refused early: less than one worst case is left.
     assert budget - total < WORST_20
     assert codes.count("budget_exceeded") > 0
-    spend = gateway.gw.admission.spend[("team", "batch")]
+    spend = gateway.gw.limiter.spend[("team", "batch")]
     assert spend.reserved == 0  # every reservation was released
 
 
@@ -148,8 +148,8 @@ async def test_spend_of_the_period_survives_a_restart(
         await gw.runner.cleanup()
 
         again = await start(config())
-        day = again.gw.admission.calendar.period("day", time.time())
-        assert again.gw.admission.spend[("team", "t")].total(day) == 2 * PER_CALL
+        day = again.gw.limiter.calendar.period("day", time.time())
+        assert again.gw.limiter.spend[("team", "t")].total(day) == 2 * PER_CALL
         async with again.openai(key) as client:
             results = [
                 (await outcomes(client, 1, "openai/gpt-4o-mini", max_tokens=20))[0]
@@ -163,8 +163,8 @@ async def test_calls_in_flight_hold_their_reservation(gateway: RunningGateway) -
     """A refusal caused only by running calls says so and asks for a short wait."""
     await team(gateway, "r", budget_nusd=WORST_20 + 1)
     key = await gateway.key(team="r")
-    admission = gateway.gw.admission
-    spend = admission._spend("team", "r")
+    limiter = gateway.gw.limiter
+    spend = limiter.spend_of("team", "r")
     spend.reserved = 5  # as if a call were running
     async with gateway.openai(key) as client:
         with pytest.raises(openai.RateLimitError) as info:
@@ -172,7 +172,7 @@ async def test_calls_in_flight_hold_their_reservation(gateway: RunningGateway) -
     assert "held by requests in flight" in info.value.message
     assert "try again shortly" in info.value.message
     assert info.value.response.headers["Retry-After"] == "1"
-    assert admission.alerts.fired == set()  # busy, not out of budget: no alert
+    assert limiter.alerts.fired == set()  # busy, not out of budget: no alert
     spend.reserved = 0
 
 
@@ -195,6 +195,6 @@ async def test_budget_periods_use_the_configured_time_zone(
     assert f"resets at {month.end.isoformat()} 00:00 Pacific/Auckland" in info.value.message
     rows = await report.budgets(gw.gw.db, cfg, time.time())
     assert rows[0].period == month and rows[0].refused is False  # not persisted yet
-    await gw.gw.admission.persist()
+    await gw.gw.limiter.persist()
     rows = await report.budgets(gw.gw.db, cfg, time.time())
     assert rows[0].refused is True

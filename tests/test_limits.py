@@ -241,14 +241,16 @@ async def check_batches(gw: RunningGateway) -> None:
 def _id(gw: RunningGateway, key: str) -> str:
     from aigw.store.keys import hash_key
 
-    return gw.gw.keys.by_hash[hash_key(key)].id
+    rec = gw.gw.directory.key(hash_key(key))
+    assert rec is not None
+    return rec.id
 
 
 def test_no_limits_means_no_headers() -> None:
     """A key and team without limits get no x-ratelimit headers (nothing to report)."""
-    from aigw.pipeline.admit import Lease
+    from aigw.limits.engine import LocalLease
 
-    assert Lease().headers() == {}
+    assert LocalLease().headers() == {}
 
 
 async def test_reset_header_format_is_openais(gateway: RunningGateway) -> None:

@@ -129,7 +129,7 @@ async def test_tokens_quota_is_settled(
             await client.chat.completions.create(
                 model="openai/gpt-4o-mini", messages=HI, max_tokens=100
             )
-    bucket = gw.gw.admission.counters.buckets["quota:openai/gpt-4o-mini:tpm"]
+    bucket = gw.gw.limiter.counters.buckets["quota:openai/gpt-4o-mini:tpm"]
     # Three calls of 18 real tokens each (less the refill since), not 3 x 100+.
     assert 40 < bucket.used(time.time()) <= 54
 
@@ -175,7 +175,7 @@ async def test_through_the_server_high_priority_teams_go_first(
         await ask(batch, "warm-up")  # takes the slot
         tasks = [asyncio.create_task(ask(batch, f"batch{i}")) for i in range(3)]
         await asyncio.sleep(0.05)
-        assert gw.gw.admission.quotas.queued() == 3
+        assert gw.gw.limiter.quotas.queued() == 3
         tasks.append(asyncio.create_task(ask(app, "app")))  # the key's own priority wins
         await asyncio.gather(*tasks)
     finally:

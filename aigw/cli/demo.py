@@ -55,10 +55,6 @@ async def _demo(home: Path) -> None:
         # The batch team may send 5 requests a minute: its burst cannot drain the org.
         await teamstore.create(gw.db, "data", Limits(rpm=5))
         batch_key, _ = await keystore.create(gw.db, team="data", app="nightly-batch")
-        # Load the new keys and the data team's limits now, not at the next poll: the
-        # rate-limit step below must see rpm=5 from its first request.
-        await gw.keys.refresh()
-        await gw.admission.refresh()
         console.print(
             f"[bold]1.[/] created key {web_rec.id} for team frontend: "
             f"{web_key[:12]}… (shown once, stored as a hash)"

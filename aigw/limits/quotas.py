@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aigw.config import Config
-from aigw.errors import GatewayError
 from aigw.limits.alerts import retry_after_seconds
-from aigw.limits.gcra import Bucket, Counters, go_duration
+from aigw.limits.gcra import Bucket, Counters
+from aigw.limits.refusals import quota_wait_too_long
 from aigw.memo import MAX_KEY
 
 log = logging.getLogger("aigw.quotas")
@@ -151,7 +151,7 @@ class Quotas:
             return waiter.future.result()
         if waiter.eta - now > self.max_wait:
             self._leave(gate, waiter)
-            raise self._too_long(provider, model, waiter.eta - now)
+            raise quota_wait_too_long(provider, model, waiter.eta - now, self.max_wait)
         try:
             async with asyncio.timeout(self.max_wait):
                 return await waiter.future
@@ -160,7 +160,7 @@ class Quotas:
                 return waiter.future.result()  # granted as the time ran out
             self._leave(gate, waiter)
             eta = waiter.eta - self.clock() if waiter.eta else 1.0
-            raise self._too_long(provider, model, eta) from None
+            raise quota_wait_too_long(provider, model, eta, self.max_wait) from None
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
                 self.refund(waiter.future.result())
@@ -265,21 +265,6 @@ class Quotas:
             scope.paused_until = until
         if gate.waiters:
             self._pump(gate)
-
-    def _too_long(self, provider: str, model: str, eta: float) -> GatewayError:
-        eta = max(eta, 0.001)
-        return GatewayError(
-            429,
-            f"The organisation's quota at provider '{provider}' for '{model}' is used up "
-            f"and the wait ({go_duration(eta)}) is longer than this gateway queues "
-            f"({self.max_wait:g} s). Please try again in {go_duration(eta)}.",
-            type="requests",
-            code="upstream_quota_exceeded",
-            headers={
-                "Retry-After": str(max(1, math.ceil(eta))),
-                "retry-after-ms": str(math.ceil(eta * 1000)),
-            },
-        )
 
     def queued(self) -> int:
         """Calls waiting for a quota right now (for tests and metrics)."""

@@ -97,7 +97,7 @@ class Accountant:
         """
         self.cost(ctx)
         if ctx.lease is not None:
-            ctx.lease.settle(ctx)
+            await ctx.lease.settle(ctx.usage, ctx.cost_nusd)
         key, target = ctx.key, ctx.target
         u = ctx.usage or Usage()
         row = LedgerRow(

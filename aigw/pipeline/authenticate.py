@@ -1,57 +1,20 @@
-"""Step 1, authenticate: the gateway key from the request, looked up by hash in memory.
+"""Step 1, authenticate: the gateway key from the request, looked up by hash.
 
-The server holds every key record (with the key's own limits) in a dict keyed by
-hash. A background task asks SQLite for the generation number twice a second and
-reloads the dict when it changed, so `aigw keys create/revoke/update` take effect
-within a second, no restart, and no request waits on SQLite. Team edits bump the same
-number (triggers in migration 0002); the limits engine reloads the teams on it.
+Keys are held in memory by :class:`aigw.directory.Directory`; a key it does not
+hold is asked of the store once (so a key works the moment it is created) before
+the call gets a 401.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 import time
 
 from aiohttp import web
 
+from aigw.directory import Directory
 from aigw.errors import GatewayError
-from aigw.store import Database
-from aigw.store import keys as keystore
 from aigw.store.keys import KeyRecord, hash_key
-
-log = logging.getLogger("aigw.auth")
-
-POLL_SECONDS = 0.5
-
-
-class KeyCache:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.by_hash: dict[str, KeyRecord] = {}
-        self.generation = -1
-
-    async def refresh(self) -> bool:
-        """Reload if any key changed; True when it did."""
-        gen = await keystore.generation(self.db)
-        if gen == self.generation:
-            return False
-        records = await keystore.list_all(self.db)
-        self.by_hash = {r.hash: r for r in records}
-        self.generation = gen
-        return True
-
-    async def watch(self) -> None:
-        """Poll forever (run as a background task)."""
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                if await self.refresh():
-                    log.info("reloaded %d gateway keys", len(self.by_hash))
-            except Exception:  # a locked or busy database must not kill the watcher
-                log.exception("could not reload gateway keys; will retry")
-
 
 # Gateway keys are "gw-" + URL-safe base64. Anything outside visible ASCII, or longer
 # than any key we issue, is simply invalid: it is refused before it is hashed (a
@@ -88,7 +51,8 @@ def _unauthorized(message: str, code: str) -> GatewayError:
     return GatewayError(401, message, type="invalid_request_error", code=code)
 
 
-def authenticate(cache: KeyCache, request: web.Request) -> KeyRecord:
+async def authenticate(directory: Directory, request: web.Request) -> KeyRecord:
+    """The active key record of the caller, or GatewayError(401)."""
     key = presented_key(request)
     if key is None:
         raise _unauthorized(
@@ -96,7 +60,7 @@ def authenticate(cache: KeyCache, request: web.Request) -> KeyRecord:
             "(or in X-Gateway-Key, x-api-key or x-goog-api-key, or as ?key=).",
             "missing_api_key",
         )
-    rec = cache.by_hash.get(hash_key(key)) if _KEY.fullmatch(key) else None
+    rec = await directory.lookup(hash_key(key)) if _KEY.fullmatch(key) else None
     if rec is None:
         raise _unauthorized("Invalid gateway key.", "invalid_api_key")
     state = rec.state(time.time())

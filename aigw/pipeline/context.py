@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aigw.errors import Wire
+from aigw.limits.base import Lease
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
-    from aigw.pipeline.admit import Lease
     from aigw.pipeline.route import Target
     from aigw.store.keys import KeyRecord
 

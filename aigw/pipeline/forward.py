@@ -30,6 +30,7 @@ from aiohttp import web
 from aigw.errors import GatewayError, Wire, bad_request
 from aigw.formats import Call, ClientFormat, ClientStream
 from aigw.headers import header_value
+from aigw.pipeline import admit
 from aigw.pricing import format_usd
 from aigw.providers import Provider
 from aigw.providers import gemini as gemini_provider
@@ -86,7 +87,7 @@ async def send(
     """Send ``req`` within the provider's quota; map unreachable and silent upstreams
     to 502 and 504."""
     limit = gw.config.upstream.first_byte_timeout
-    async with gw.admission.upstream_slot(ctx, provider):
+    async with admit.upstream_slot(ctx, provider):
         try:
             async with asyncio.timeout(limit):
                 ctx.upstream_called = True
@@ -113,7 +114,9 @@ async def send(
                 type="upstream_error",
                 code="upstream_connection_error",
             ) from None
-    gw.admission.upstream_feedback(ctx, provider, resp.status, resp.headers.get("Retry-After"))
+    await admit.upstream_feedback(
+        gw.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
+    )
     return resp
 
 

@@ -41,6 +41,7 @@ from aigw.formats import (
 from aigw.formats.validate import shown
 from aigw.headers import safe_headers
 from aigw.pipeline import forward
+from aigw.pipeline.admit import admit, release
 from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.context import Context
 from aigw.pipeline.route import Target
@@ -188,7 +189,7 @@ async def read_body(request: web.Request, limit: int) -> Any:
 
 
 def route(gw: Gateway, key: KeyRecord, model: str) -> Target:
-    if not gw.admission.allows_model(key, model):
+    if not gw.permissions.allows(key, gw.directory.team(key.team), model):
         raise GatewayError(
             403,
             f"This gateway key may not use the model '{model}'.",
@@ -239,7 +240,7 @@ async def lifecycle(
     gw = _gateway(request)
     ctx = Context(wire, endpoint)
     try:
-        ctx.key = authenticate(gw.keys, request)
+        ctx.key = await authenticate(gw.directory, request)
         call = parse(await read_body(request, gw.max_body))
         ctx.model, ctx.stream, ctx.body = call.model, call.stream, call.body
         ctx.prompt_estimate, ctx.max_output = call.prompt_estimate, call.max_output
@@ -247,7 +248,7 @@ async def lifecycle(
             tokens.bound(call.body) if call.prompt_bound is None else call.prompt_bound
         )
         ctx.target = route(gw, ctx.key, call.model)
-        ctx.lease = await gw.admission.admit(ctx)
+        await admit(ctx, gw.limiter, gw.directory, gw.prices)
         return await forwarder(gw, ctx, request, call)
     except GatewayError as err:
         return await refuse(gw, ctx, err)
@@ -258,6 +259,9 @@ async def lifecycle(
         return await refuse(gw, ctx, gw.drain.cut(ctx))
     except Exception:
         return await refuse(gw, ctx, internal_error(ctx))
+    finally:
+        # Settled by the accountant on the usual paths; this covers every other one.
+        await release(ctx)
 
 
 def _chat(fmt: ClientFormat) -> Forwarder:
@@ -322,7 +326,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     ctx = Context(Wire.ANTHROPIC, "messages.count_tokens")
     try:
         # ctx.key stays unset: a count is not a billed call and not in the ledger.
-        key = authenticate(gw.keys, request)
+        key = await authenticate(gw.directory, request)
         call = anthropic_messages.parse_count_tokens(await read_body(request, gw.max_body))
         ctx.model = call.model
         ctx.target = route(gw, key, call.model)
@@ -366,14 +370,15 @@ async def list_models(request: web.Request) -> web.Response:
     gw = _gateway(request)
     ctx = Context(Wire.OPENAI, "models")
     try:
-        key = authenticate(gw.keys, request)
+        key = await authenticate(gw.directory, request)
     except GatewayError as err:
         return await refuse(gw, ctx, err)
     created = int(time.time())
+    team = gw.directory.team(key.team)
     data = [
         {"id": model_id, "object": "model", "created": created, "owned_by": owner}
         for model_id, owner in gw.router.model_ids()
-        if gw.admission.allows_model(key, model_id)
+        if gw.permissions.allows(key, team, model_id)
     ]
     return web.Response(
         body=orjson.dumps({"object": "list", "data": data}),

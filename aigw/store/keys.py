@@ -196,3 +196,9 @@ async def generation(db: Database) -> int:
     """A number that changes whenever any key or team changes."""
     row = await db.fetchone("SELECT value FROM generation WHERE id = 1")
     return int(row[0]) if row else 0
+
+
+async def find_by_hash(db: Database, key_hash: str) -> KeyRecord | None:
+    """The key with this hash, or None (one indexed lookup: ``hash`` is UNIQUE)."""
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM keys WHERE hash = ?", (key_hash,))
+    return _record(row) if row is not None else None

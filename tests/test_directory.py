@@ -1,0 +1,121 @@
+"""The directory of keys and teams: a key works the moment it is created, with its
+team's limits from its first call; unknown keys cost one store lookup per period."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+
+from aigw.directory import Directory
+from aigw.store import Database, open_database
+from aigw.store import keys as keystore
+from aigw.store import teams as teamstore
+from aigw.store.keys import KeyRecord, hash_key
+from aigw.store.limits import Limits
+from tests.conftest import RunningGateway
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def cli_db(gateway: RunningGateway) -> AsyncIterator[Database]:
+    """A second connection to the state file, as `aigw keys create` opens."""
+    db = await open_database(gateway.state_file)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every key hash the directory asks the store for."""
+    asked: list[str] = []
+    find = keystore.find_by_hash
+
+    async def counting(db: Database, key_hash: str) -> KeyRecord | None:
+        asked.append(key_hash)
+        return await find(db, key_hash)
+
+    monkeypatch.setattr(keystore, "find_by_hash", counting)
+    return asked
+
+
+async def test_a_new_key_works_on_its_first_request(
+    gateway: RunningGateway, cli_db: Database, lookups: list[str]
+) -> None:
+    key, _ = await keystore.create(cli_db, team="t")
+    async with gateway.openai(key) as client:
+        await client.chat.completions.create(model="mock/echo", messages=HI)
+        await client.chat.completions.create(model="mock/echo", messages=HI)
+    assert lookups == [hash_key(key)]  # once; then it is in memory
+
+
+async def test_a_new_teams_limits_apply_from_its_first_request(
+    gateway: RunningGateway, cli_db: Database
+) -> None:
+    await teamstore.create(cli_db, "slow", Limits(rpm=1))
+    key, _ = await keystore.create(cli_db, team="slow")
+    async with gateway.openai(key) as client:
+        await client.chat.completions.create(model="mock/echo", messages=HI)
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="mock/echo", messages=HI)
+
+
+async def test_an_unknown_key_hammered_costs_one_lookup_per_period(
+    gateway: RunningGateway, lookups: list[str]
+) -> None:
+    bad = "gw-" + "x" * 40
+    started = time.monotonic()
+
+    async def one(http: aiohttp.ClientSession) -> int:
+        async with http.get(
+            gateway.url + "/v1/models", headers={"Authorization": f"Bearer {bad}"}
+        ) as resp:
+            return resp.status
+
+    async with aiohttp.ClientSession() as http:
+        statuses = await asyncio.gather(*[one(http) for _ in range(1000)])
+    elapsed = time.monotonic() - started
+    assert set(statuses) == {401}
+    periods = 1 + int(elapsed / gateway.gw.directory.miss_seconds)
+    assert 1 <= len(lookups) <= periods
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_misses_are_remembered_briefly_and_bounded(
+    tmp_path: Path, lookups: list[str]
+) -> None:
+    db = await open_database(tmp_path / "s.db")
+    clock = Clock()
+    directory = Directory(db, clock=clock, miss_seconds=1.0, max_misses=100)
+    try:
+        # Concurrent misses of one key share a lookup; later ones hit the memory.
+        results = await asyncio.gather(*[directory.lookup("h") for _ in range(50)])
+        assert results == [None] * 50 and len(lookups) == 1
+        assert await directory.lookup("h") is None and len(lookups) == 1
+        clock.t = 1.5  # the miss has expired: asked again
+        assert await directory.lookup("h") is None and len(lookups) == 2
+        for i in range(1000):  # distinct client-chosen hashes: the memory is bounded
+            await directory.lookup(f"other{i}")
+        assert len(directory._misses) <= 100
+        # A key created meanwhile is found, and loaded with its team.
+        await teamstore.create(db, "t", Limits(rpm=3))
+        key, rec = await keystore.create(db, team="t")
+        assert await directory.lookup(hash_key(key)) == rec
+        team = directory.team("t")
+        assert team is not None and team.limits.rpm == 3
+    finally:
+        await directory.close()
+        await db.close()
