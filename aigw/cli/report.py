@@ -129,6 +129,6 @@ def print_table(rep: report_mod.Report) -> None:
     if total.unpriced:
         console.print(
             f"[yellow]{total.unpriced} request(s) used a model with no known price; "
-            'their tokens are counted but their cost is not. Add a [prices."MODEL"] '
+            'their tokens are counted but their cost is not. Add a \\[prices."MODEL"] '
             "entry to config.toml.[/]"
         )
