@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aigw import config as config_mod
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig, QuotaConfig
+from aigw.config.base import Parsed, Reader, Section
 from aigw.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "config_golden"
@@ -76,7 +79,11 @@ def full_config() -> Config:
     return cfg
 
 
-WRITTEN = {"default.toml": config_mod.default_config, "full.toml": full_config, "empty.toml": Config}
+WRITTEN = {
+    "default.toml": config_mod.default_config,
+    "full.toml": full_config,
+    "empty.toml": Config,
+}
 
 # Documents fed to parse(): each golden result is the parsed Config's repr or the error.
 P = '[providers.p]\ntype = "mock"\n'
@@ -232,6 +239,30 @@ def test_parse_results_are_unchanged() -> None:
     assert [case["toml"] for case in want] == DOCUMENTS
     for case, got in zip(want, parsed(), strict=True):
         assert got == case
+
+
+def test_sections_are_config_fields_in_file_order() -> None:
+    names = [f.name for f in fields(Config)]
+    assert names[0] == "path"
+    assert [name for name, _ in config_mod.SECTIONS] == names[1:]
+    assert list(config_mod.to_dict(Config())) == names[1:]
+    for name, section in config_mod.SECTIONS:
+        assert all(line.startswith("# ") for line in section.comment.splitlines()), name
+
+
+@pytest.mark.parametrize(("name", "section"), config_mod.SECTIONS)
+def test_each_section_reads_back_what_it_writes(name: str, section: Section[Any]) -> None:
+    full = getattr(full_config(), name)
+    parsed = Parsed()
+    for earlier_name, earlier in config_mod.SECTIONS:  # what a section may refer to
+        parsed[earlier] = getattr(full_config(), earlier_name)
+    r = Reader("c.toml", section.write(full), name)
+    back = section.read(r, parsed)
+    r.done()
+    if name == "budgets":
+        back.prompt_margin = full.prompt_margin  # obsolete: read, never written
+    assert back == full
+    assert section.default() == getattr(Config(), name)
 
 
 def _regenerate() -> None:
