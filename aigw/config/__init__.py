@@ -25,7 +25,7 @@ from typing import Any
 import tomli_w
 
 from aigw.config.alerts import ALERTS, AlertsConfig
-from aigw.config.base import SECTION, Parsed, Reader, Section
+from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
@@ -87,7 +87,7 @@ class Config:
 
 # (table name, section) in file order, taken from Config's fields.
 SECTIONS: tuple[tuple[str, Section[Any]], ...] = tuple(
-    (f.name, f.metadata[SECTION]) for f in fields(Config) if SECTION in f.metadata
+    (f.name, f.metadata[SECTION_KEY]) for f in fields(Config) if SECTION_KEY in f.metadata
 )
 
 

@@ -19,7 +19,7 @@ T = TypeVar("T")
 E = TypeVar("E")
 
 # The key under which a Config field's metadata holds its Section.
-SECTION = "aigw.section"
+SECTION_KEY = "aigw.section"
 
 
 class Reader:
@@ -100,7 +100,7 @@ class Section(Generic[T]):
 
     def field(self) -> T:
         """This section as a field of ``Config``: its default, and itself in the metadata."""
-        return dataclasses.field(default_factory=self.default, metadata={SECTION: self})
+        return dataclasses.field(default_factory=self.default, metadata={SECTION_KEY: self})
 
 
 def table(
