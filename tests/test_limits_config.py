@@ -71,7 +71,7 @@ def test_utc_works_without_tzdata(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> None:
         raise ZoneInfoNotFoundError(name)
 
-    monkeypatch.setattr(config_mod, "ZoneInfo", missing)
+    monkeypatch.setattr("aigw.config.budgets.ZoneInfo", missing)
     assert parse('[budgets]\ntimezone = "UTC"').budgets.timezone == "UTC"
     with pytest.raises(ConfigError, match="unknown time zone"):
         parse('[budgets]\ntimezone = "Europe/Paris"')
