@@ -59,3 +59,15 @@ def openai_usage(u: Usage) -> JSON:
         "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     }
+
+
+def usage_chunk(chunk_id: str, created: int, model: str, usage: Usage) -> JSON:
+    """The trailing chunk of ``stream_options.include_usage``: no choices, exact usage."""
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": openai_usage(usage),
+    }

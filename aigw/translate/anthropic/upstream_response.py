@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from aigw.translate.anthropic.shared import JSON_TOOL_NAME, _dumps, _fail, _strip_prefix
-from aigw.translate.common import JSON, openai_usage
+from aigw.translate.common import JSON, openai_usage, usage_chunk
 from aigw.usage import Usage
 
 _STOP_TO_FINISH = {
@@ -255,14 +255,7 @@ class MessagesToChatStream:
 
     def final_usage_chunk(self) -> JSON:
         """The trailing usage chunk of ``stream_options.include_usage``."""
-        return {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self.model,
-            "choices": [],
-            "usage": openai_usage(self.usage),
-        }
+        return usage_chunk(self._id, self._created, self.model, self.usage)
 
 
 def parse_anthropic_error(body: bytes) -> tuple[str, str | None]:

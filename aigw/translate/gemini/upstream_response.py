@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from aigw.translate.common import JSON, TranslationError, openai_usage
+from aigw.translate.common import JSON, TranslationError, openai_usage, usage_chunk
 from aigw.translate.gemini.shared import _dumps, _is_int
 from aigw.usage import Usage
 
@@ -279,14 +279,7 @@ class GeminiToChatStream:
 
     def final_usage_chunk(self) -> JSON:
         """The ``stream_options.include_usage`` chunk: no choices, exact usage."""
-        return {
-            "id": self._id or _new_id("chatcmpl-"),
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self.model,
-            "choices": [],
-            "usage": openai_usage(self.usage),
-        }
+        return usage_chunk(self._id or _new_id("chatcmpl-"), self._created, self.model, self.usage)
 
 
 def parse_gemini_error(body: bytes) -> tuple[str, str | None]:
