@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from aigw.usage import Usage
+
 JSON = dict[str, Any]
 
 
@@ -46,3 +48,26 @@ class TranslateOptions:
     upstream_model: str
     strict: bool = True
     default_max_tokens: int = 4096
+
+
+def openai_usage(u: Usage) -> JSON:
+    """An OpenAI ``usage`` object, as the hub's answers and final stream chunks carry it."""
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+    }
+
+
+def usage_chunk(chunk_id: str, created: int, model: str, usage: Usage) -> JSON:
+    """The trailing chunk of ``stream_options.include_usage``: no choices, exact usage."""
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": openai_usage(usage),
+    }
