@@ -18,9 +18,10 @@ from aigw import providers as providers_mod
 from aigw.config import Config
 from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire, error_body
+from aigw.model import LedgerRow
 from aigw.paths import too_open
 from aigw.pipeline import handler as lifecycle
-from aigw.pipeline.account import Accountant, LedgerWriter
+from aigw.pipeline.account import Accountant
 from aigw.pipeline.admit import Admission
 from aigw.pipeline.authenticate import KeyCache
 from aigw.pipeline.context import new_request_id
@@ -28,7 +29,9 @@ from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers import Provider
 from aigw.providers.http import new_session
-from aigw.store import Database, open_database
+from aigw.store import Database, SQLiteStore, open_database
+from aigw.store.base import Store
+from aigw.store.writer import GroupWriter
 
 log = logging.getLogger("aigw")
 
@@ -39,8 +42,9 @@ class Gateway:
 
     config: Config
     db: Database
+    store: Store
     keys: KeyCache
-    writer: LedgerWriter
+    writer: GroupWriter[LedgerRow]
     accountant: Accountant
     prices: PriceBook
     session: aiohttp.ClientSession
@@ -100,7 +104,8 @@ def _lifecycle(
             keys = KeyCache(db)
             await keys.refresh()
             prices = PriceBook(config.prices)
-            writer = LedgerWriter(db)
+            store = SQLiteStore(db)
+            writer = GroupWriter(store.ledger.append_many, name="ledger")
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
@@ -109,6 +114,7 @@ def _lifecycle(
                 gw = Gateway(
                     config,
                     db,
+                    store,
                     keys,
                     writer,
                     Accountant(writer, prices),

@@ -9,16 +9,15 @@ from typing import Any
 from aigw.config import Config
 from aigw.limits.alerts import REFUSED
 from aigw.limits.periods import Calendar, Period
+from aigw.model import REPORT_GROUPS, Limits, ReportRow
 from aigw.pricing import usd
 from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store import ledger as ledger_store
-from aigw.store import limits as limits_store
-from aigw.store import teams as teamstore
-from aigw.store.ledger import GROUPS, ReportRow
-from aigw.store.limits import Limits
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import ledger as ledger_store
+from aigw.store.sqlite import limits as limits_store
+from aigw.store.sqlite import teams as teamstore
 
-BY = tuple(GROUPS)
+BY = REPORT_GROUPS
 
 
 @dataclass(slots=True)
@@ -44,7 +43,7 @@ class Report:
 async def build(
     db: Database, *, by: str, since: float | None, until: float | None = None
 ) -> Report:
-    if by not in GROUPS:
+    if by not in REPORT_GROUPS:
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(BY)}")
     rows = await ledger_store.summarize(db, by=by, since=since, until=until)
     return Report(by, since, until, rows)

@@ -107,7 +107,7 @@ async def test_refusal_alerts_once_and_alerts_survive_a_restart(
 async def test_a_key_budget_alerts_too(
     start_gateway: StartGateway, fake_openai: FakeOpenAI, webhook: Webhook
 ) -> None:
-    from aigw.store.limits import Limits
+    from aigw.model import Limits
 
     gw = await start_gateway(config=config(fake_openai, webhook))
     key = await gw.key(

@@ -13,7 +13,7 @@ import pytest
 from aigw import report
 from aigw.config import Config, ProviderConfig
 from aigw.limits.periods import Calendar
-from aigw.store.limits import Limits
+from aigw.model import Limits
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Reply
 from tests.fakes.openai import FakeOpenAI

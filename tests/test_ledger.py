@@ -10,7 +10,7 @@ import pytest
 
 from aigw import report
 from aigw.pricing import usd
-from aigw.store import ledger
+from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Fail, Reply

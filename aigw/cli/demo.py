@@ -16,9 +16,9 @@ from aigw.cli.common import console
 from aigw.cli.report import print_table
 from aigw.cli.serve import run_loop
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.limits import Limits
+from aigw.model import Limits
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import teams as teamstore
 
 DEMO_MODEL = "demo-chat"
 

@@ -25,10 +25,9 @@ from aigw.cli.limits import (
     cells,
 )
 from aigw.config import Config
+from aigw.model import NO_LIMITS, KeyRecord
 from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store.keys import KeyRecord
-from aigw.store.limits import NO_LIMITS
+from aigw.store.sqlite import keys as keystore
 
 app = typer.Typer(
     help="Create, list, revoke and rotate gateway keys. A key is shown once; only its hash "

@@ -27,11 +27,10 @@ from aigw.cli.limits import (
 from aigw.config import Config
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
+from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
 from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.limits import NO_LIMITS, Limits
-from aigw.store.teams import TeamRecord
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import teams as teamstore
 
 app = typer.Typer(
     help="Create and change teams: rate limits, hard budgets, alerts and priority shared "
@@ -181,7 +180,7 @@ def show(name: NameArg, json: JsonOpt = False) -> None:
 
     async def run(
         db: Database,
-    ) -> tuple[TeamRecord | None, list[keystore.KeyRecord], list[report_mod.BudgetRow]]:
+    ) -> tuple[TeamRecord | None, list[KeyRecord], list[report_mod.BudgetRow]]:
         rec = await teamstore.find(db, name)
         keys = [k for k in await keystore.list_all(db) if k.team == name]
         budgets = [b for b in await report_mod.budgets(db, cfg, now) if b.team == name]

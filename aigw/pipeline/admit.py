@@ -43,18 +43,17 @@ from aigw.limits.gcra import Bucket, Counters, go_duration
 from aigw.limits.periods import Calendar, Period
 from aigw.limits.quotas import Charge, Quotas
 from aigw.memo import Memo
+from aigw.model import NO_LIMITS, Limits, TeamRecord
 from aigw.pricing import Price, PriceBook
 from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store import limits as limits_store
-from aigw.store import teams as teamstore
-from aigw.store.limits import NO_LIMITS, Limits
-from aigw.store.teams import TeamRecord
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import limits as limits_store
+from aigw.store.sqlite import teams as teamstore
 
 if TYPE_CHECKING:
+    from aigw.model import KeyRecord
     from aigw.pipeline.context import Context
     from aigw.providers import Provider
-    from aigw.store.keys import KeyRecord
 
 log = logging.getLogger("aigw.limits")
 

@@ -17,9 +17,9 @@ import time
 from aiohttp import web
 
 from aigw.errors import GatewayError
+from aigw.model import KeyRecord, hash_key
 from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store.keys import KeyRecord, hash_key
+from aigw.store.sqlite import keys as keystore
 
 log = logging.getLogger("aigw.auth")
 

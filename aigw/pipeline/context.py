@@ -12,9 +12,9 @@ from aigw.errors import Wire
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
+    from aigw.model import KeyRecord
     from aigw.pipeline.admit import Lease
     from aigw.pipeline.route import Target
-    from aigw.store.keys import KeyRecord
 
 
 _random = random.Random(int.from_bytes(os.urandom(16), "big"))
