@@ -154,7 +154,7 @@ async def test_transaction_concurrent_with_ledger_appends(tmp_path: Path, fails:
         )
         if fails:
             assert isinstance(results[0], sqlite3.IntegrityError)
-        assert results[1:] == [None, None]
+        assert results[1] is None and results[2] is None
         assert await _count(db, "ledger") == 80  # every acknowledged row is there
         assert await _count(db, "limit_counters") == (0 if fails else 200)
     finally:
