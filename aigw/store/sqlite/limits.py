@@ -70,9 +70,9 @@ async def save_counters(
 ) -> None:
     """Write ``busy`` buckets (id, tat, interval) and forget ``idle`` ones.
 
-    Single autocommit statements, never an explicit transaction: the writer
-    connection is shared with the ledger's group commits, which must not end up
-    inside a transaction of ours.
+    Single autocommit statements, not one transaction: each holds the writer only
+    briefly, so the ledger's group commits (which may need the writer when the fast
+    connection is busy) never wait behind a whole batch of counters.
     """
     for i in range(0, len(busy), _CHUNK):
         chunk = busy[i : i + _CHUNK]
