@@ -21,15 +21,18 @@ from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire, error_body
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
+from aigw.model import LedgerRow
 from aigw.paths import too_open
 from aigw.pipeline import handler as lifecycle
-from aigw.pipeline.account import Accountant, LedgerWriter
+from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers import Provider
 from aigw.providers.http import new_session
-from aigw.store import Database, open_database
+from aigw.store import Database, SQLiteStore, open_database
+from aigw.store.base import Store
+from aigw.store.writer import GroupWriter
 
 log = logging.getLogger("aigw")
 
@@ -40,8 +43,9 @@ class Gateway:
 
     config: Config
     db: Database
+    store: Store
     directory: Directory
-    writer: LedgerWriter
+    writer: GroupWriter[LedgerRow]
     accountant: Accountant
     prices: PriceBook
     session: aiohttp.ClientSession
@@ -102,7 +106,8 @@ def _lifecycle(
             directory = Directory(db)
             await directory.refresh()
             prices = PriceBook(config.prices)
-            writer = LedgerWriter(db)
+            store = SQLiteStore(db)
+            writer = GroupWriter(store.ledger.append_many, name="ledger")
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
@@ -111,6 +116,7 @@ def _lifecycle(
                 gw = Gateway(
                     config,
                     db,
+                    store,
                     directory,
                     writer,
                     Accountant(writer, prices),

@@ -23,11 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from aigw.model import KeyRecord, TeamRecord
 from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.keys import KeyRecord
-from aigw.store.teams import TeamRecord
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import teams as teamstore
 
 log = logging.getLogger("aigw.directory")
 

@@ -9,16 +9,11 @@ from typing import Any
 from aigw.config import Config
 from aigw.limits.alerts import REFUSED
 from aigw.limits.periods import Calendar, Period
+from aigw.model import REPORT_GROUPS, Limits, ReportRow
 from aigw.pricing import usd
-from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store import ledger as ledger_store
-from aigw.store import limits as limits_store
-from aigw.store import teams as teamstore
-from aigw.store.ledger import GROUPS, ReportRow
-from aigw.store.limits import Limits
+from aigw.store.base import LedgerQueries, Store
 
-BY = tuple(GROUPS)
+BY = REPORT_GROUPS
 
 
 @dataclass(slots=True)
@@ -42,11 +37,11 @@ class Report:
 
 
 async def build(
-    db: Database, *, by: str, since: float | None, until: float | None = None
+    ledger: LedgerQueries, *, by: str, since: float | None, until: float | None = None
 ) -> Report:
-    if by not in GROUPS:
+    if by not in REPORT_GROUPS:
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(BY)}")
-    rows = await ledger_store.summarize(db, by=by, since=since, until=until)
+    rows = await ledger.summarize(by=by, since=since, until=until)
     return Report(by, since, until, rows)
 
 
@@ -87,7 +82,7 @@ class BudgetRow:
         return max(0, self.budget_nusd - self.spent_nusd)
 
 
-async def budgets(db: Database, cfg: Config, now: float) -> list[BudgetRow]:
+async def budgets(store: Store, cfg: Config, now: float) -> list[BudgetRow]:
     """Every team budget, then every active key's, for the period containing ``now``.
 
     Spend is summed from the ledger, so it is exact and includes every committed call
@@ -95,11 +90,11 @@ async def budgets(db: Database, cfg: Config, now: float) -> list[BudgetRow]:
     """
     cal = Calendar(cfg.budgets.timezone)
     subjects: list[tuple[str, str, str, Limits]] = [
-        ("team", t.name, t.name, t.limits) for t in await teamstore.list_all(db)
+        ("team", t.name, t.name, t.limits) for t in await store.teams.list_all()
     ]
     subjects += [
         ("key", k.id, k.team, k.limits)
-        for k in await keystore.list_all(db)
+        for k in await store.keys.list_all()
         if k.state(now) == "active"
     ]
     rows: list[BudgetRow] = []
@@ -107,10 +102,8 @@ async def budgets(db: Database, cfg: Config, now: float) -> list[BudgetRow]:
         if limits.budget_nusd is None:
             continue
         period = cal.period(limits.period or cfg.budgets.period, now)
-        spent, unpriced = await limits_store.spend_of(
-            db, scope, name, period.start_ts, period.end_ts
-        )
-        fired = await limits_store.alert_history(db, scope, name, period.id)
+        spent, unpriced = await store.reports.spend_of(scope, name, period.start_ts, period.end_ts)
+        fired = await store.reports.alert_history(scope, name, period.id)
         rows.append(
             BudgetRow(
                 scope,

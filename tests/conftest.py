@@ -14,7 +14,7 @@ from aiohttp import web
 
 from aigw.app import GATEWAY, Gateway, bound_port, create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
-from aigw.store import keys as keystore
+from aigw.store.sqlite import keys as keystore
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from aigw.app import bound_port, create_app
 from aigw.config import Config
-from aigw.store import teams as teamstore
-from aigw.store.limits import Limits
+from aigw.model import Limits
+from aigw.store.sqlite import teams as teamstore
 from aigw.tokens import prompt
 from tests.conftest import RunningGateway
 

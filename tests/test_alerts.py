@@ -76,7 +76,7 @@ async def test_thresholds_fire_once_each_with_a_retried_webhook(
     assert any("retry 2 of 5" in r.getMessage() for r in caplog.records)
 
     await gw.gw.limiter.persist()
-    rows = await report.budgets(gw.gw.db, gw.gw.config, time.time())
+    rows = await report.budgets(gw.gw.store, gw.gw.config, time.time())
     assert [(r.name, r.alerts, r.refused) for r in rows] == [("ml", [50, 80], False)]
 
 
@@ -100,14 +100,14 @@ async def test_refusal_alerts_once_and_alerts_survive_a_restart(
         assert await calls(again, key, 1) == ["budget_exceeded"]
         await asyncio.sleep(0.1)
         assert len(webhook.received) == 2  # neither alert fired again
-        rows = await report.budgets(again.gw.db, again.gw.config, time.time())
+        rows = await report.budgets(again.gw.store, again.gw.config, time.time())
         assert (rows[0].alerts, rows[0].refused) == ([40], True)
 
 
 async def test_a_key_budget_alerts_too(
     start_gateway: StartGateway, fake_openai: FakeOpenAI, webhook: Webhook
 ) -> None:
-    from aigw.store.limits import Limits
+    from aigw.model import Limits
 
     gw = await start_gateway(config=config(fake_openai, webhook))
     key = await gw.key(

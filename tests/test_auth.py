@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from aigw.store import Database, open_database
-from aigw.store import keys as keystore
+from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway
 
 HI = [{"role": "user", "content": "hi"}]

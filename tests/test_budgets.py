@@ -13,7 +13,7 @@ import pytest
 from aigw import report
 from aigw.config import Config, ProviderConfig
 from aigw.limits.periods import Calendar
-from aigw.store.limits import Limits
+from aigw.model import Limits
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Reply
 from tests.fakes.openai import FakeOpenAI
@@ -124,7 +124,7 @@ async def test_unpriced_models_are_refused_under_a_budget_unless_allowed(
                 assert '[prices."openai/llama-local"]' in info.value.message
             else:
                 await client.chat.completions.create(model="openai/llama-local", messages=HI)
-                rows = await report.budgets(gw.gw.db, cfg, time.time())
+                rows = await report.budgets(gw.gw.store, cfg, time.time())
                 assert [(r.name, r.spent_nusd, r.unpriced) for r in rows] == [("b", 0, 1)]
 
 
@@ -193,8 +193,8 @@ async def test_budget_periods_use_the_configured_time_zone(
                 model="openai/gpt-4o-mini", messages=HI, max_tokens=1
             )
     assert f"resets at {month.end.isoformat()} 00:00 Pacific/Auckland" in info.value.message
-    rows = await report.budgets(gw.gw.db, cfg, time.time())
+    rows = await report.budgets(gw.gw.store, cfg, time.time())
     assert rows[0].period == month and rows[0].refused is False  # not persisted yet
     await gw.gw.limiter.persist()
-    rows = await report.budgets(gw.gw.db, cfg, time.time())
+    rows = await report.budgets(gw.gw.store, cfg, time.time())
     assert rows[0].refused is True

@@ -8,7 +8,7 @@ import aiohttp
 import openai
 import pytest
 
-from aigw.store import ledger
+from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Reply

@@ -10,8 +10,9 @@ import openai
 import pytest
 
 from aigw.config import Config, ProviderConfig
-from aigw.store import keys as keystore
-from aigw.store import ledger, open_database
+from aigw.store import open_database
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import ledger
 from tests.fakes.openai import FakeOpenAI
 from tests.serverproc import start_server
 

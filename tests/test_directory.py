@@ -13,11 +13,10 @@ import openai
 import pytest
 
 from aigw.directory import Directory
+from aigw.model import KeyRecord, Limits, hash_key
 from aigw.store import Database, open_database
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.keys import KeyRecord, hash_key
-from aigw.store.limits import Limits
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import teams as teamstore
 from tests.conftest import RunningGateway
 
 HI = [{"role": "user", "content": "hi"}]

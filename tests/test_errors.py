@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from aigw.config import UpstreamConfig
-from aigw.store import ledger
+from aigw.store.sqlite import ledger
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import DieMidStream, Fail, Hang, Reply
 from tests.fakes.openai import FakeOpenAI

@@ -17,7 +17,7 @@ from google.genai import errors as gerrors
 from google.genai import types
 
 from aigw.config import Config
-from aigw.store import ledger
+from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic

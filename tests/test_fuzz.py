@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from aigw.config import Config, ModelConfig, ProviderConfig
-from aigw.store import keys as keystore
 from aigw.store import open_database
+from aigw.store.sqlite import keys as keystore
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import FakeUpstream
 from tests.fakes.chaos import MODES, Chaos

@@ -28,7 +28,7 @@ from aigw.config import Config
 from aigw.pipeline import forward
 from aigw.pipeline.handler import MAX_JSON_DEPTH, too_deep
 from aigw.sse import Event, SSEParser
-from aigw.store import ledger
+from aigw.store.sqlite import ledger
 from tests.conftest import RunningGateway, StartGateway
 
 PNG = (

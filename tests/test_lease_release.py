@@ -18,12 +18,10 @@ from aigw.app import GATEWAY, bound_port, create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, QuotaConfig
 from aigw.limits.base import Demand, Lease, Limiter
 from aigw.limits.engine import LocalLease, LocalLimiter
+from aigw.model import KeyRecord, Limits, TeamRecord
 from aigw.pipeline import forward
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.keys import KeyRecord
-from aigw.store.limits import Limits
-from aigw.store.teams import TeamRecord
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import teams as teamstore
 from tests.fakes.base import Fail, Hang, Reply
 from tests.fakes.openai import FakeOpenAI
 

@@ -10,7 +10,7 @@ import pytest
 
 from aigw import report
 from aigw.pricing import usd
-from aigw.store import ledger
+from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Fail, Reply
@@ -53,7 +53,7 @@ async def test_100_concurrent_requests_are_recorded_exactly(
     assert gateway.gw.writer.commits < 100
     # Report totals equal the sum of the rows, to the nano-dollar, whatever the grouping.
     for by in ("team", "app", "key", "model", "day"):
-        rep = await report.build(gateway.gw.db, by=by, since=None)
+        rep = await report.build(gateway.gw.store.reports, by=by, since=None)
         assert rep.total.requests == 100
         assert rep.total.cost_nusd == 100 * per_call
         assert sum(report.row_dict(r, by)["cost_usd"] for r in rep.rows) == pytest.approx(
@@ -81,7 +81,7 @@ async def test_failed_calls_are_recorded(gateway: RunningGateway, fake_openai: F
         (400, None, None, "ops"),
     ]
     assert all(r["error"] for r in rows)
-    rep = await report.build(gateway.gw.db, by="team", since=None)
+    rep = await report.build(gateway.gw.store.reports, by="team", since=None)
     assert rep.rows[0].errors == 3
 
 
@@ -113,7 +113,7 @@ async def test_unpriced_model_is_flagged_not_zero(
     assert raw.headers["x-aigw-cost-usd"] == "unpriced"
     rows = await ledger.by_request_id(gateway.gw.db, raw.headers["x-request-id"])
     assert rows[0].cost_nusd is None and rows[0].prompt_tokens == 11
-    rep = await report.build(gateway.gw.db, by="model", since=None)
+    rep = await report.build(gateway.gw.store.reports, by="model", since=None)
     assert rep.total.unpriced == 1 and rep.total.prompt_tokens == 11
 
 

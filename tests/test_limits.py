@@ -12,9 +12,9 @@ import openai
 import pytest
 
 from aigw.config import Config, ModelConfig, ProviderConfig
+from aigw.model import Limits
 from aigw.store import open_database
-from aigw.store import teams as teamstore
-from aigw.store.limits import Limits
+from aigw.store.sqlite import teams as teamstore
 from aigw.tokens import chat_prompt_tokens
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
@@ -239,7 +239,7 @@ async def check_batches(gw: RunningGateway) -> None:
 
 
 def _id(gw: RunningGateway, key: str) -> str:
-    from aigw.store.keys import hash_key
+    from aigw.model import hash_key
 
     rec = gw.gw.directory.key(hash_key(key))
     assert rec is not None

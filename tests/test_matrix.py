@@ -18,7 +18,8 @@ from google import genai
 from google.genai import errors as gerrors
 from google.genai import types
 
-from aigw.store import ledger
+from aigw.model import LedgerRow
+from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -184,7 +185,7 @@ def fakes(
     return {"openai": fake_openai, "anthropic": fake_anthropic, "gemini": fake_gemini}
 
 
-async def row_for(gw: RunningGateway, request_id: str | None) -> ledger.LedgerRow:
+async def row_for(gw: RunningGateway, request_id: str | None) -> LedgerRow:
     if request_id is not None:
         rows = await ledger.by_request_id(gw.gw.db, request_id)
     else:  # some SDK paths do not expose headers: take the newest row
@@ -193,7 +194,7 @@ async def row_for(gw: RunningGateway, request_id: str | None) -> ledger.LedgerRo
     return rows[0]
 
 
-async def newest(gw: RunningGateway) -> ledger.LedgerRow:
+async def newest(gw: RunningGateway) -> LedgerRow:
     rows = await gw.gw.db.fetchall("SELECT request_id FROM ledger ORDER BY id DESC LIMIT 1")
     return (await ledger.by_request_id(gw.gw.db, rows[0][0]))[0]
 

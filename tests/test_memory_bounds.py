@@ -14,8 +14,7 @@ from aigw.config import Config, ProviderConfig
 from aigw.limits.gcra import Counters
 from aigw.limits.quotas import MAX_PAUSED_MODELS, Quotas
 from aigw.memo import MAX_ENTRIES, MAX_KEY, Memo
-from aigw.store.keys import hash_key
-from aigw.store.limits import Limits
+from aigw.model import Limits, hash_key
 from tests.conftest import RunningGateway
 
 MiB = 1 << 20

@@ -13,7 +13,7 @@ from aigw.config import Config, ProviderConfig, QuotaConfig
 from aigw.errors import GatewayError
 from aigw.limits.gcra import Counters
 from aigw.limits.quotas import Quotas
-from aigw.store.limits import Limits
+from aigw.model import Limits
 from tests.conftest import StartGateway
 from tests.fakes.base import Fail
 from tests.fakes.openai import FakeOpenAI

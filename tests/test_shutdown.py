@@ -16,9 +16,10 @@ import pytest
 from aigw import config as config_mod
 from aigw.config import Config, ProviderConfig
 from aigw.errors import ConfigError
-from aigw.store import keys as keystore
-from aigw.store import ledger, open_database
-from aigw.store.ledger import LedgerRow
+from aigw.model import LedgerRow
+from aigw.store import open_database
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import ledger
 from tests.fakes.base import Hang, Reply
 from tests.fakes.openai import FakeOpenAI
 from tests.serverproc import ServerProcess, start_server

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from aigw.cli import app
-from aigw.store import keys as keystore
+from aigw.model import NO_LIMITS, Limits
 from aigw.store import open_database
-from aigw.store import teams as teamstore
-from aigw.store.limits import NO_LIMITS, Limits
-from aigw.store.migrations import MIGRATIONS
+from aigw.store.sqlite import keys as keystore
+from aigw.store.sqlite import teams as teamstore
+from aigw.store.sqlite.migrations import MIGRATIONS
 
 
 def aigw(*args: str) -> Any:
@@ -220,8 +220,8 @@ def test_report_json_rows_carry_their_budget(isolated_home: Path) -> None:
 async def spend(*, team: str, cost_nusd: int) -> None:
     """A ledger row as the server would have written it."""
     from aigw import paths
-    from aigw.store import ledger
-    from aigw.store.ledger import LedgerRow
+    from aigw.model import LedgerRow
+    from aigw.store.sqlite import ledger
 
     row = LedgerRow(
         ts=time.time(),

@@ -13,7 +13,7 @@ from aigw.errors import StoreError
 from aigw.pricing import PriceBook, format_usd, load_shipped, micro
 from aigw.sse import SSEParser
 from aigw.store import open_database
-from aigw.store.migrations import MIGRATIONS
+from aigw.store.sqlite.migrations import MIGRATIONS
 from aigw.usage import Usage, usage_from_openai
 
 

@@ -19,7 +19,7 @@ import pytest
 from yarl import URL
 
 from aigw.config import Config
-from aigw.store.limits import Limits
+from aigw.model import Limits
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Fail, FakeUpstream, Inject

@@ -16,7 +16,8 @@ from aigw import config as config_mod
 from aigw import paths
 from aigw.config import Config
 from aigw.errors import AigwError, ConfigError
-from aigw.store import Database, open_database
+from aigw.store import SQLiteStore, open_database
+from aigw.store.base import Store
 
 T = TypeVar("T")
 
@@ -71,16 +72,17 @@ def save_config(cfg: Config) -> None:
     config_mod.save(cfg, paths.resolve().config_file)
 
 
-def with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the state database, run ``fn`` with it, close it."""
+def with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the state store, run ``fn`` with it, close it."""
     cfg = load_config()
 
     async def run() -> T:
         db = await open_database(paths.resolve().state_file, synchronous=cfg.ledger.synchronous)
+        store = SQLiteStore(db)
         try:
-            return await fn(db)
+            return await fn(store)
         finally:
-            await db.close()
+            await store.close()
 
     return asyncio.run(run())
 

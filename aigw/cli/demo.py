@@ -16,9 +16,7 @@ from aigw.cli.common import console
 from aigw.cli.report import print_table
 from aigw.cli.serve import run_loop
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.limits import Limits
+from aigw.model import Limits
 
 DEMO_MODEL = "demo-chat"
 
@@ -51,10 +49,10 @@ async def _demo(home: Path) -> None:
         console.print(f"gateway on {url} with the built-in mock provider (no keys, no network)")
         console.print(f"state in {home}\n")
 
-        web_key, web_rec = await keystore.create(gw.db, team="frontend", app="web")
+        web_key, web_rec = await gw.store.keys.create(team="frontend", app="web")
         # The batch team may send 5 requests a minute: its burst cannot drain the org.
-        await teamstore.create(gw.db, "data", Limits(rpm=5))
-        batch_key, _ = await keystore.create(gw.db, team="data", app="nightly-batch")
+        await gw.store.teams.create("data", Limits(rpm=5))
+        batch_key, _ = await gw.store.keys.create(team="data", app="nightly-batch")
         console.print(
             f"[bold]1.[/] created key {web_rec.id} for team frontend: "
             f"{web_key[:12]}… (shown once, stored as a hash)"
@@ -118,7 +116,7 @@ async def _demo(home: Path) -> None:
 
         console.print("\n[bold]3.[/] what `aigw report` shows:")
         for by in ("team", "model"):
-            rep = await report_mod.build(gw.db, by=by, since=time.time() - 3600)
+            rep = await report_mod.build(gw.store.reports, by=by, since=time.time() - 3600)
             print_table(rep)
         console.print(
             "\nNext: `aigw init`, `aigw providers add`, `aigw keys create`, "

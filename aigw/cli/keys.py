@@ -9,7 +9,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from aigw.cli.common import console, iso, load_config, parse_duration, print_json, when, with_db
+from aigw.cli.common import console, iso, load_config, parse_duration, print_json, when, with_store
 from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
@@ -25,10 +25,8 @@ from aigw.cli.limits import (
     cells,
 )
 from aigw.config import Config
-from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store.keys import KeyRecord
-from aigw.store.limits import NO_LIMITS
+from aigw.model import NO_LIMITS, KeyRecord
+from aigw.store.base import Store
 
 app = typer.Typer(
     help="Create, list, revoke and rotate gateway keys. A key is shown once; only its hash "
@@ -108,12 +106,12 @@ def create(
         models=models,
     )
 
-    async def run(db: Database) -> tuple[str, KeyRecord]:
-        return await keystore.create(
-            db, team=team, app=app_, name=name, expires_at=expires_at, limits=limits
+    async def run(store: Store) -> tuple[str, KeyRecord]:
+        return await store.keys.create(
+            team=team, app=app_, name=name, expires_at=expires_at, limits=limits
         )
 
-    key, rec = with_db(run)
+    key, rec = with_store(run)
     if json:
         print_json(_as_dict(rec, time.time(), key))
     else:
@@ -126,7 +124,7 @@ def list_(
     json: JsonOpt = False,
 ) -> None:
     """List keys (ids and prefixes, never the keys)."""
-    records = with_db(keystore.list_all)
+    records = with_store(lambda store: store.keys.list_all())
     if team is not None:
         records = [r for r in records if r.team == team]
     now = time.time()
@@ -172,8 +170,8 @@ def update(
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
 
-    async def run(db: Database) -> KeyRecord:
-        current = await keystore.get(db, key_id)
+    async def run(store: Store) -> KeyRecord:
+        current = await store.keys.get(key_id)
         limits = apply(
             current.limits,
             rpm=rpm,
@@ -185,9 +183,9 @@ def update(
             priority=priority,
             models=models,
         )
-        return await keystore.set_limits(db, key_id, limits)
+        return await store.keys.set_limits(key_id, limits)
 
-    rec = with_db(run)
+    rec = with_store(run)
     if json:
         print_json(_as_dict(rec, time.time()))
         return
@@ -205,10 +203,10 @@ def revoke(
 ) -> None:
     """Revoke a key at once."""
 
-    async def run(db: Database) -> KeyRecord:
-        return await keystore.revoke(db, key_id)
+    async def run(store: Store) -> KeyRecord:
+        return await store.keys.revoke(key_id)
 
-    rec = with_db(run)
+    rec = with_store(run)
     if json:
         print_json(_as_dict(rec, time.time()))
     else:
@@ -229,10 +227,10 @@ def rotate(
     """Issue a replacement key; the old one keeps working for the grace period."""
     seconds = parse_duration(grace)
 
-    async def run(db: Database) -> tuple[str, KeyRecord, KeyRecord]:
-        return await keystore.rotate(db, key_id, grace=seconds)
+    async def run(store: Store) -> tuple[str, KeyRecord, KeyRecord]:
+        return await store.keys.rotate(key_id, grace=seconds)
 
-    key, new, old = with_db(run)
+    key, new, old = with_store(run)
     now = time.time()
     if json:
         print_json({**_as_dict(new, now, key), "old": _as_dict(old, now)})

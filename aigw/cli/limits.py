@@ -13,8 +13,8 @@ import typer
 from aigw.config import Config
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
+from aigw.model import PERIODS, PRIORITIES, Limits
 from aigw.pricing import usd
-from aigw.store.limits import PERIODS, PRIORITIES, Limits
 
 RpmOpt = Annotated[
     str | None,

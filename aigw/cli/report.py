@@ -12,10 +12,10 @@ import typer
 from rich.table import Table
 
 from aigw import report as report_mod
-from aigw.cli.common import console, load_config, parse_since, print_json, when, with_db
+from aigw.cli.common import console, load_config, parse_since, print_json, when, with_store
 from aigw.cli.teams import print_budgets
 from aigw.pricing import format_usd
-from aigw.store import Database
+from aigw.store.base import Store
 
 
 class By(StrEnum):
@@ -57,11 +57,11 @@ def report(
     group = str(by.value)
     cfg = load_config()
 
-    async def run(db: Database) -> tuple[report_mod.Report, list[report_mod.BudgetRow]]:
-        rep = await report_mod.build(db, by=group, since=start, until=end)
-        return rep, await report_mod.budgets(db, cfg, now)
+    async def run(store: Store) -> tuple[report_mod.Report, list[report_mod.BudgetRow]]:
+        rep = await report_mod.build(store.reports, by=group, since=start, until=end)
+        return rep, await report_mod.budgets(store, cfg, now)
 
-    rep, budgets = with_db(run)
+    rep, budgets = with_store(run)
     if budgets_only:
         if json:
             print_json([report_mod.budget_dict(b) for b in budgets])

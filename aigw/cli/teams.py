@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from aigw import report as report_mod
-from aigw.cli.common import console, iso, load_config, print_json, with_db
+from aigw.cli.common import console, iso, load_config, print_json, with_store
 from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
@@ -27,11 +27,8 @@ from aigw.cli.limits import (
 from aigw.config import Config
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
-from aigw.store import Database
-from aigw.store import keys as keystore
-from aigw.store import teams as teamstore
-from aigw.store.limits import NO_LIMITS, Limits
-from aigw.store.teams import TeamRecord
+from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
+from aigw.store.base import Store
 
 app = typer.Typer(
     help="Create and change teams: rate limits, hard budgets, alerts and priority shared "
@@ -95,10 +92,10 @@ def create(
         models=models,
     )
 
-    async def run(db: Database) -> TeamRecord:
-        return await teamstore.create(db, name, limits)
+    async def run(store: Store) -> TeamRecord:
+        return await store.teams.create(name, limits)
 
-    _print_saved(with_db(run), cfg, "created", json)
+    _print_saved(with_store(run), cfg, "created", json)
 
 
 @app.command("update")
@@ -117,8 +114,8 @@ def update(
     """Change some of a team's limits; the others stay as they are."""
     cfg = load_config()
 
-    async def run(db: Database) -> TeamRecord:
-        current = await teamstore.get(db, name)
+    async def run(store: Store) -> TeamRecord:
+        current = await store.teams.get(name)
         limits = apply(
             current.limits,
             rpm=rpm,
@@ -130,9 +127,9 @@ def update(
             priority=priority,
             models=models,
         )
-        return await teamstore.update(db, name, limits)
+        return await store.teams.update(name, limits)
 
-    _print_saved(with_db(run), cfg, "updated", json)
+    _print_saved(with_store(run), cfg, "updated", json)
 
 
 @app.command("list")
@@ -140,12 +137,12 @@ def list_(json: JsonOpt = False) -> None:
     """List teams with their limits, and teams that only keys name."""
     cfg = load_config()
 
-    async def run(db: Database) -> tuple[list[TeamRecord], dict[str, int], set[str]]:
+    async def run(store: Store) -> tuple[list[TeamRecord], dict[str, int], set[str]]:
         now = time.time()
-        named = {k.team for k in await keystore.list_all(db)}
-        return await teamstore.list_all(db), await teamstore.key_counts(db, now), named
+        named = {k.team for k in await store.keys.list_all()}
+        return await store.teams.list_all(), await store.teams.key_counts(now), named
 
-    records, counts, named = with_db(run)
+    records, counts, named = with_store(run)
     by_name = {r.name: r for r in records}
     names = sorted(set(by_name) | named)
     if json:
@@ -180,14 +177,14 @@ def show(name: NameArg, json: JsonOpt = False) -> None:
     now = time.time()
 
     async def run(
-        db: Database,
-    ) -> tuple[TeamRecord | None, list[keystore.KeyRecord], list[report_mod.BudgetRow]]:
-        rec = await teamstore.find(db, name)
-        keys = [k for k in await keystore.list_all(db) if k.team == name]
-        budgets = [b for b in await report_mod.budgets(db, cfg, now) if b.team == name]
+        store: Store,
+    ) -> tuple[TeamRecord | None, list[KeyRecord], list[report_mod.BudgetRow]]:
+        rec = await store.teams.find(name)
+        keys = [k for k in await store.keys.list_all() if k.team == name]
+        budgets = [b for b in await report_mod.budgets(store, cfg, now) if b.team == name]
         return rec, keys, budgets
 
-    rec, keys, budgets = with_db(run)
+    rec, keys, budgets = with_store(run)
     if rec is None and not keys:
         raise AigwError(f"no team {name!r}: no team record and no key names it")
     active = [k for k in keys if k.state(now) == "active"]
@@ -232,10 +229,10 @@ def show(name: NameArg, json: JsonOpt = False) -> None:
 def remove(name: NameArg) -> None:
     """Delete a team's record: its keys keep working with only their own limits."""
 
-    async def run(db: Database) -> None:
-        await teamstore.remove(db, name)
+    async def run(store: Store) -> None:
+        await store.teams.remove(name)
 
-    with_db(run)
+    with_store(run)
     console.print(f"[green]✓[/] removed team {name}; its keys now have only their own limits")
 
 

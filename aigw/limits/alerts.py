@@ -25,8 +25,8 @@ import aiohttp
 from aigw.config import AlertsConfig
 from aigw.limits.budgets import money
 from aigw.limits.periods import Calendar, Period
+from aigw.model import AlertRow
 from aigw.pricing import format_usd
-from aigw.store.limits import AlertRow
 
 log = logging.getLogger("aigw.alerts")
 

@@ -15,9 +15,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from aigw.model import KeyRecord, TeamRecord
 from aigw.pricing import Price
-from aigw.store.keys import KeyRecord
-from aigw.store.teams import TeamRecord
 from aigw.usage import Usage
 
 

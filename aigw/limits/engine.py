@@ -43,12 +43,10 @@ from aigw.limits.budgets import Spend, output_bound, worst_case
 from aigw.limits.gcra import Bucket, Counters, go_duration
 from aigw.limits.periods import Calendar, Period
 from aigw.limits.quotas import Charge, Quotas
+from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
 from aigw.pricing import Price
 from aigw.store import Database
-from aigw.store import limits as limits_store
-from aigw.store.keys import KeyRecord
-from aigw.store.limits import NO_LIMITS, Limits
-from aigw.store.teams import TeamRecord
+from aigw.store.sqlite import limits as limits_store
 from aigw.usage import Usage
 
 log = logging.getLogger("aigw.limits")

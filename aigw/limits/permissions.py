@@ -8,8 +8,7 @@ from functools import partial
 
 from aigw.config import ModelConfig
 from aigw.memo import Memo
-from aigw.store.keys import KeyRecord
-from aigw.store.teams import TeamRecord
+from aigw.model import KeyRecord, TeamRecord
 
 
 class ModelPermissions:

@@ -1,84 +1,25 @@
 """Usage -> cost -> ledger, committed before the client sees the end of the response.
 
-Rows from concurrent requests share one commit (group commit): a request hands its
-row to :class:`LedgerWriter` and waits; the writer takes everything that queued up
-while the previous commit ran and writes it with one multi-row INSERT. Under load
-that is one commit for many requests; alone, one thread hop and one commit.
+Rows from concurrent requests share one commit: the ledger is a
+:class:`~aigw.store.writer.GroupWriter` over the store's ``append_many``
+(see :mod:`aigw.store.writer` for the batching and its cancellation safety).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from aigw.errors import GatewayError
+from aigw.model import LedgerRow
 from aigw.pipeline.context import Context
 from aigw.pricing import PriceBook
 from aigw.providers.base import redact
-from aigw.store import Database
-from aigw.store import ledger as ledger_store
-from aigw.store.ledger import LedgerRow
+from aigw.store.writer import GroupWriter
 from aigw.usage import Usage
-
-log = logging.getLogger("aigw.ledger")
-
-
-class LedgerWriter:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._pending: list[tuple[LedgerRow, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._closing = False
-        self.commits = 0
-        self.rows = 0
-
-    async def append(self, row: LedgerRow) -> None:
-        """Queue ``row`` and return once it is committed (raises if the commit failed)."""
-        if self._closing:
-            raise RuntimeError("the ledger is closed")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, fut))
-        self._wake.set()
-        # The commit runs in the writer task: a cancelled request only cancels its own
-        # future (the writer skips futures that are done), never the shared commit.
-        await fut
-
-    async def run(self) -> None:
-        """The writer loop (a background task); returns after close() once drained."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            if batch:
-                await self._commit(batch)
-            elif self._closing:
-                return
-
-    async def _commit(self, batch: list[tuple[LedgerRow, asyncio.Future[None]]]) -> None:
-        try:
-            await ledger_store.append_many(self.db, [row for row, _ in batch])
-        except Exception as exc:
-            log.exception("ledger commit of %d rows failed", len(batch))
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        self.commits += 1
-        self.rows += len(batch)
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_result(None)
-
-    def close(self) -> None:
-        """Stop accepting rows; run() commits what is queued, then returns."""
-        self._closing = True
-        self._wake.set()
 
 
 class Accountant:
     """Turns a finished context into a committed ledger row."""
 
-    def __init__(self, writer: LedgerWriter, prices: PriceBook) -> None:
+    def __init__(self, writer: GroupWriter[LedgerRow], prices: PriceBook) -> None:
         self.writer = writer
         self.prices = prices
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from aigw.directory import Directory
 from aigw.errors import GatewayError
-from aigw.store.keys import KeyRecord, hash_key
+from aigw.model import KeyRecord, hash_key
 
 # Gateway keys are "gw-" + URL-safe base64. Anything outside visible ASCII, or longer
 # than any key we issue, is simply invalid: it is refused before it is hashed (a

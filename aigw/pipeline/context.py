@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from aigw.errors import Wire
 from aigw.limits.base import Lease
+from aigw.model import KeyRecord
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
     from aigw.pipeline.route import Target
-    from aigw.store.keys import KeyRecord
 
 
 _random = random.Random(int.from_bytes(os.urandom(16), "big"))

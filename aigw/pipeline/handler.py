@@ -49,7 +49,7 @@ from aigw.providers.base import redact_bytes
 
 if TYPE_CHECKING:
     from aigw.app import Gateway
-    from aigw.store.keys import KeyRecord
+    from aigw.model import KeyRecord
 
 log = logging.getLogger("aigw.handler")
 

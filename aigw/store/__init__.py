@@ -1,5 +1,10 @@
-"""All SQL lives here. One :class:`~aigw.store.db.Database` owns the connections."""
+"""State behind protocols (:mod:`aigw.store.base`); SQLite is the default backend.
 
-from aigw.store.db import Database, open_database
+``Database``/``open_database`` open the SQLite state file; :class:`SQLiteStore`
+binds it to the protocols. All SQL lives in :mod:`aigw.store.sqlite`.
+"""
 
-__all__ = ["Database", "open_database"]
+from aigw.store.sqlite import SQLiteStore
+from aigw.store.sqlite.db import Database, open_database
+
+__all__ = ["Database", "SQLiteStore", "open_database"]

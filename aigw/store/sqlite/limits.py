@@ -1,92 +1,20 @@
-"""Limits of teams and keys, and the SQL behind the limits engine's persistence.
+"""Limits columns of teams and keys, and the SQL behind the limits engine's state.
 
-:class:`Limits` is the same for a team and a key; ``None`` in a field means "no
-limit" (for ``period`` and ``alert_at``: "the ``[budgets]`` default"). The engine
-itself (``aigw.limits``, ``aigw.pipeline.admit``) keeps everything in memory and
-uses the functions here only at start, in its batched background writes and at
-shutdown.
+The engine itself (``aigw.limits``, ``aigw.pipeline.admit``) keeps everything in
+memory and uses the functions here only at start, in its batched background writes
+and at shutdown.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from aigw.errors import AigwError
-from aigw.store.db import Database
+from aigw.model import LIMIT_FIELDS, NO_LIMITS, AlertRow, Limits, SpendRow
+from aigw.store.sqlite.db import Database
 
-PERIODS = ("day", "week", "month")
-PRIORITIES = ("high", "normal", "low")
-
-LIMIT_FIELDS = (
-    "rpm",
-    "tpm",
-    "max_parallel",
-    "budget_nusd",
-    "period",
-    "alert_at",
-    "priority",
-    "models",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Rate limits, budget, priority and model globs of one team or key."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    budget_nusd: int | None = None
-    period: str | None = None
-    alert_at: tuple[int, ...] | None = None  # () = alerts off
-    priority: str | None = None
-    models: tuple[str, ...] | None = None
-    # Precomputed: admission asks on every request.
-    empty: bool = field(init=False, repr=False, compare=False, default=False)
-
-    def __post_init__(self) -> None:
-        empty = all(getattr(self, name) is None for name in LIMIT_FIELDS)
-        object.__setattr__(self, "empty", empty)
-
-    def replace(self, **changes: Any) -> Limits:
-        """A copy with ``changes`` applied (``None`` removes a limit)."""
-        values = {name: getattr(self, name) for name in LIMIT_FIELDS}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise TypeError(f"unknown limit fields: {', '.join(sorted(unknown))}")
-        values.update(changes)
-        return Limits(**values)
-
-
-NO_LIMITS = Limits()
 # The SQL column list, shared by the keys and teams tables.
 COLUMNS = ", ".join(LIMIT_FIELDS)
-
-
-def validate(limits: Limits) -> Limits:
-    """Raise AigwError when a value is out of range; returns ``limits``."""
-    for name in ("rpm", "tpm", "max_parallel"):
-        value = getattr(limits, name)
-        if value is not None and value < 1:
-            raise AigwError(f"{name.replace('_', '-')} must be at least 1 (got {value})")
-    if limits.budget_nusd is not None and limits.budget_nusd < 0:
-        raise AigwError("a budget cannot be negative")
-    if limits.period is not None and limits.period not in PERIODS:
-        raise AigwError(f"period must be one of {', '.join(PERIODS)} (got {limits.period!r})")
-    if limits.priority is not None and limits.priority not in PRIORITIES:
-        raise AigwError(
-            f"priority must be one of {', '.join(PRIORITIES)} (got {limits.priority!r})"
-        )
-    for pct in limits.alert_at or ():
-        if not 1 <= pct <= 100:
-            raise AigwError(f"alert thresholds are percents from 1 to 100 (got {pct})")
-    for glob in limits.models or ():
-        if not glob or "," in glob:
-            raise AigwError(f"not a model glob: {glob!r}")
-    return limits
 
 
 def to_row(limits: Limits) -> tuple[object, ...]:
@@ -142,9 +70,9 @@ async def save_counters(
 ) -> None:
     """Write ``busy`` buckets (id, tat, interval) and forget ``idle`` ones.
 
-    Single autocommit statements, never an explicit transaction: the writer
-    connection is shared with the ledger's group commits, which must not end up
-    inside a transaction of ours.
+    Single autocommit statements, not one transaction: each holds the writer only
+    briefly, so the ledger's group commits (which may need the writer when the fast
+    connection is busy) never wait behind a whole batch of counters.
     """
     for i in range(0, len(busy), _CHUNK):
         chunk = busy[i : i + _CHUNK]
@@ -163,17 +91,6 @@ async def save_counters(
 
 
 # -- budget alerts -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    scope: str  # team | key
-    name: str
-    period: str  # 'month:2026-11-01'
-    mark: str  # '80' or 'refused'
-    fired_at: float
-    spent_nusd: int
-    budget_nusd: int
 
 
 _ALERT_COLUMNS = "scope, name, period, mark, fired_at, spent_nusd, budget_nusd"
@@ -224,13 +141,6 @@ async def alert_history(db: Database, scope: str, name: str, period: str) -> lis
 
 
 # -- spend ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SpendRow:
-    team: str | None
-    key_id: str | None
-    cost_nusd: int
 
 
 async def spend_between(db: Database, start: float, end: float) -> list[SpendRow]:

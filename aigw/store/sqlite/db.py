@@ -10,10 +10,20 @@ across vCPUs against about 60 us for the insert), so with ``synchronous=NORMAL``
 connection that never waits for a lock: if another writer holds it, the insert
 goes through the aiosqlite thread instead. That connection does not checkpoint the
 WAL (a checkpoint may fsync); :meth:`Database.checkpoint` does, off the loop.
+
+The writer connection is shared: :meth:`Database.transaction` spans several awaits,
+and any statement another task sent to the same connection meanwhile would run
+inside that transaction (and vanish with its rollback: a ledger row the client was
+told is committed). So every use of the writer holds one lock. The fast connection
+needs none: while a transaction holds SQLite's write lock it fails at once (busy)
+and its statement waits for the lock, then runs on the writer. Another process (the
+CLI while the server runs) has its own connections; SQLite's file lock and
+``busy_timeout`` order those.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -24,7 +34,7 @@ import aiosqlite
 
 from aigw.errors import StoreError
 from aigw.paths import private_dir, private_file
-from aigw.store.migrations import MIGRATIONS
+from aigw.store.sqlite.migrations import MIGRATIONS
 
 
 class Database:
@@ -41,6 +51,8 @@ class Database:
         self.writer = writer
         self.reader = reader
         self.fast = fast
+        # Held by every statement on ``writer`` (see the module docstring).
+        self.write_lock = asyncio.Lock()
 
     async def close(self) -> None:
         if self.fast is not None:
@@ -59,7 +71,7 @@ class Database:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement on the writer, atomically (autocommit); returns rows changed."""
-        async with self.writer.execute(sql, params) as cur:
+        async with self.write_lock, self.writer.execute(sql, params) as cur:
             return cur.rowcount
 
     async def write(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -72,22 +84,26 @@ class Database:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
-        await self.writer.execute_fetchall(sql, params)
+        async with self.write_lock:
+            await self.writer.execute_fetchall(sql, params)
 
     async def checkpoint(self) -> None:
         """Move the WAL into the database file without blocking writers."""
-        await self.writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        async with self.write_lock:
+            await self.writer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        """Run statements in one IMMEDIATE transaction."""
-        await self.writer.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                await self.writer.execute(sql, params)
-        except BaseException:
-            await self.writer.execute("ROLLBACK")
-            raise
-        await self.writer.execute("COMMIT")
+        """Run statements in one IMMEDIATE transaction; no other statement of this
+        process joins it."""
+        async with self.write_lock:
+            await self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await self.writer.execute(sql, params)
+            except BaseException:
+                await self.writer.execute("ROLLBACK")
+                raise
+            await self.writer.execute("COMMIT")
 
 
 async def _connect(path: Path, synchronous: str) -> aiosqlite.Connection:

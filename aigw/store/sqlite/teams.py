@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 
+import aigw.store.sqlite.limits as limits_store
 from aigw.errors import AigwError
-from aigw.store import limits as limits_store
-from aigw.store.db import Database
-from aigw.store.limits import NO_LIMITS, Limits
-
-
-class TeamNotFound(AigwError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class TeamRecord:
-    name: str
-    limits: Limits
-    created_at: float
-    updated_at: float
-
+from aigw.model import (
+    LIMIT_FIELDS,
+    NO_LIMITS,
+    Limits,
+    TeamNotFound,
+    TeamRecord,
+    check_team_name,
+    validate_limits,
+)
+from aigw.store.sqlite.db import Database
 
 _COLUMNS = f"name, {limits_store.COLUMNS}, created_at, updated_at"
 _PLACEHOLDERS = ", ".join(["?"] * (_COLUMNS.count(",") + 1))
@@ -42,18 +36,9 @@ def _record(row: sqlite3.Row) -> TeamRecord:
     )
 
 
-def check_name(name: str) -> str:
-    """A team name as typed, or AigwError when it cannot be one."""
-    if not name or name != name.strip() or any(ch.isspace() or ord(ch) < 32 for ch in name):
-        raise AigwError(f"not a team name: {name!r} (no spaces or control characters)")
-    if len(name) > 100:
-        raise AigwError("a team name has at most 100 characters")
-    return name
-
-
 async def create(db: Database, name: str, limits: Limits = NO_LIMITS) -> TeamRecord:
-    check_name(name)
-    limits_store.validate(limits)
+    check_team_name(name)
+    validate_limits(limits)
     now = time.time()
     try:
         await db.execute(
@@ -88,8 +73,8 @@ async def list_all(db: Database) -> list[TeamRecord]:
 
 async def update(db: Database, name: str, limits: Limits) -> TeamRecord:
     """Replace the team's limits (the caller merges with the current ones)."""
-    limits_store.validate(limits)
-    assignments = ", ".join(f"{c} = ?" for c in limits_store.LIMIT_FIELDS)
+    validate_limits(limits)
+    assignments = ", ".join(f"{c} = ?" for c in LIMIT_FIELDS)
     changed = await db.execute(
         f"UPDATE teams SET {assignments}, updated_at = ? WHERE name = ?",
         (*limits_store.to_row(limits), time.time(), name),

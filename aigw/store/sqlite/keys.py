@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass
 
+import aigw.store.sqlite.limits as limits_store
 from aigw.errors import AigwError
-from aigw.store import limits as limits_store
-from aigw.store.db import Database
-from aigw.store.limits import NO_LIMITS, Limits
-
-KEY_PREFIX = "gw-"
-
-
-class KeyNotFound(AigwError):
-    pass
-
-
-@dataclass(slots=True, frozen=True)
-class KeyRecord:
-    id: str
-    hash: str
-    prefix: str
-    name: str | None
-    team: str
-    app: str | None
-    created_at: float
-    expires_at: float | None
-    revoked_at: float | None
-    replaced_by: str | None
-    # The key's own limits; its team's limits apply as well.
-    limits: Limits = NO_LIMITS
-
-    def state(self, now: float) -> str:
-        """``active``, ``revoked`` or ``expired`` at time ``now``."""
-        if self.revoked_at is not None and self.revoked_at <= now:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(30)
+from aigw.model import (
+    KEY_PREFIX,
+    LIMIT_FIELDS,
+    NO_LIMITS,
+    KeyNotFound,
+    KeyRecord,
+    Limits,
+    hash_key,
+    new_key,
+    validate_limits,
+)
+from aigw.store.sqlite.db import Database
 
 
 def _record(row: sqlite3.Row) -> KeyRecord:
@@ -127,7 +97,7 @@ async def create(
     limits: Limits = NO_LIMITS,
 ) -> tuple[str, KeyRecord]:
     """Create a key; returns (the key itself, its record). The key is not stored."""
-    limits_store.validate(limits)
+    validate_limits(limits)
     key, rec = _new_record(team=team, app=app, name=name, expires_at=expires_at, limits=limits)
     await db.execute(_INSERT, _params(rec))
     return key, rec
@@ -138,6 +108,12 @@ async def get(db: Database, key_id: str) -> KeyRecord:
     if row is None:
         raise KeyNotFound(f"no key with id {key_id!r} (see `aigw keys list`)")
     return _record(row)
+
+
+async def find_by_hash(db: Database, key_hash: str) -> KeyRecord | None:
+    """The key whose sha256 is ``key_hash``, in any state; None if there is none."""
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM keys WHERE hash = ?", (key_hash,))
+    return None if row is None else _record(row)
 
 
 async def list_all(db: Database) -> list[KeyRecord]:
@@ -183,9 +159,9 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
 
 async def set_limits(db: Database, key_id: str, limits: Limits) -> KeyRecord:
     """Replace a key's own limits; returns the updated record."""
-    limits_store.validate(limits)
+    validate_limits(limits)
     await get(db, key_id)
-    assignments = ", ".join(f"{c} = ?" for c in limits_store.LIMIT_FIELDS)
+    assignments = ", ".join(f"{c} = ?" for c in LIMIT_FIELDS)
     await db.execute(
         f"UPDATE keys SET {assignments} WHERE id = ?", (*limits_store.to_row(limits), key_id)
     )
@@ -196,9 +172,3 @@ async def generation(db: Database) -> int:
     """A number that changes whenever any key or team changes."""
     row = await db.fetchone("SELECT value FROM generation WHERE id = 1")
     return int(row[0]) if row else 0
-
-
-async def find_by_hash(db: Database, key_hash: str) -> KeyRecord | None:
-    """The key with this hash, or None (one indexed lookup: ``hash`` is UNIQUE)."""
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM keys WHERE hash = ?", (key_hash,))
-    return _record(row) if row is not None else None

@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from operator import attrgetter
 
-from aigw.store.db import Database
-
-
-@dataclass(slots=True)
-class LedgerRow:
-    ts: float
-    request_id: str
-    key_id: str | None
-    team: str | None
-    app: str | None
-    endpoint: str
-    model: str | None
-    provider: str | None
-    upstream_model: str | None
-    status: int
-    stream: bool
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    usage_estimated: bool
-    cost_nusd: int | None  # None: no price known for the model
-    latency_ms: int
-    error: str | None
-
+from aigw.model import REPORT_GROUPS, LedgerRow, ReportRow
+from aigw.store.sqlite.db import Database
 
 _NAMES = [f.name for f in fields(LedgerRow)]
 _ROW_SQL = "(" + ", ".join("?" * len(_NAMES)) + ")"
@@ -52,7 +28,8 @@ async def append_many(db: Database, rows: list[LedgerRow]) -> None:
         await db.write(sql, params)
 
 
-GROUPS = {
+# The SQL of each of REPORT_GROUPS.
+_GROUPS = {
     "team": "COALESCE(team, '-')",
     "app": "COALESCE(app, '-')",
     "key": "COALESCE(key_id, '-')",
@@ -60,24 +37,14 @@ GROUPS = {
     "provider": "COALESCE(provider, '-')",
     "day": "date(ts, 'unixepoch')",
 }
-
-
-@dataclass(slots=True)
-class ReportRow:
-    name: str
-    requests: int
-    errors: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost_nusd: int
-    unpriced: int
+assert tuple(_GROUPS) == REPORT_GROUPS
 
 
 async def summarize(
     db: Database, *, by: str, since: float | None, until: float | None
 ) -> list[ReportRow]:
     """Totals per group. Costs are summed as integers, so they add up exactly."""
-    group = GROUPS[by]
+    group = _GROUPS[by]
     where, params = ["1 = 1"], []
     if since is not None:
         where.append("ts >= ?")

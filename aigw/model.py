@@ -1,0 +1,236 @@
+"""Domain records: what the store returns and takes, whatever the backend.
+
+Plain values, no I/O: gateway keys, teams and their limits, ledger rows and the
+rows the limits engine and the reports read. A leaf module (it imports nothing of
+aigw but the error types), so the store, the limits engine, the pipeline and the CLI
+can all name these types without importing one another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aigw.errors import AigwError
+
+# -- limits --------------------------------------------------------------------------
+
+PERIODS = ("day", "week", "month")
+PRIORITIES = ("high", "normal", "low")
+
+LIMIT_FIELDS = (
+    "rpm",
+    "tpm",
+    "max_parallel",
+    "budget_nusd",
+    "period",
+    "alert_at",
+    "priority",
+    "models",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Rate limits, budget, priority and model globs of one team or key.
+
+    The same for a team and a key; ``None`` in a field means "no limit" (for
+    ``period`` and ``alert_at``: "the ``[budgets]`` default").
+    """
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget_nusd: int | None = None
+    period: str | None = None
+    alert_at: tuple[int, ...] | None = None  # () = alerts off
+    priority: str | None = None
+    models: tuple[str, ...] | None = None
+    # Precomputed: admission asks on every request.
+    empty: bool = field(init=False, repr=False, compare=False, default=False)
+
+    def __post_init__(self) -> None:
+        empty = all(getattr(self, name) is None for name in LIMIT_FIELDS)
+        object.__setattr__(self, "empty", empty)
+
+    def replace(self, **changes: Any) -> Limits:
+        """A copy with ``changes`` applied (``None`` removes a limit)."""
+        values = {name: getattr(self, name) for name in LIMIT_FIELDS}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"unknown limit fields: {', '.join(sorted(unknown))}")
+        values.update(changes)
+        return Limits(**values)
+
+
+NO_LIMITS = Limits()  # shared, so the hot path can test it by identity
+
+
+def validate_limits(limits: Limits) -> Limits:
+    """Raise AigwError when a value is out of range; returns ``limits``."""
+    for name in ("rpm", "tpm", "max_parallel"):
+        value = getattr(limits, name)
+        if value is not None and value < 1:
+            raise AigwError(f"{name.replace('_', '-')} must be at least 1 (got {value})")
+    if limits.budget_nusd is not None and limits.budget_nusd < 0:
+        raise AigwError("a budget cannot be negative")
+    if limits.period is not None and limits.period not in PERIODS:
+        raise AigwError(f"period must be one of {', '.join(PERIODS)} (got {limits.period!r})")
+    if limits.priority is not None and limits.priority not in PRIORITIES:
+        raise AigwError(
+            f"priority must be one of {', '.join(PRIORITIES)} (got {limits.priority!r})"
+        )
+    for pct in limits.alert_at or ():
+        if not 1 <= pct <= 100:
+            raise AigwError(f"alert thresholds are percents from 1 to 100 (got {pct})")
+    for glob in limits.models or ():
+        if not glob or "," in glob:
+            raise AigwError(f"not a model glob: {glob!r}")
+    return limits
+
+
+# -- keys ----------------------------------------------------------------------------
+
+KEY_PREFIX = "gw-"
+
+
+class KeyNotFound(AigwError):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class KeyRecord:
+    """A gateway key as stored: only a sha256 of the key itself is kept."""
+
+    id: str
+    hash: str
+    prefix: str
+    name: str | None
+    team: str
+    app: str | None
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    replaced_by: str | None
+    # The key's own limits; its team's limits apply as well.
+    limits: Limits = NO_LIMITS
+
+    def state(self, now: float) -> str:
+        """``active``, ``revoked`` or ``expired`` at time ``now``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def hash_key(key: str) -> str:
+    """How every backend stores and looks up a key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+# -- teams ---------------------------------------------------------------------------
+
+
+class TeamNotFound(AigwError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRecord:
+    """Named limits shared by every key of the team.
+
+    A key names its team as free text; a team record is optional. A key whose team
+    has no record is limited only by its own limits.
+    """
+
+    name: str
+    limits: Limits
+    created_at: float
+    updated_at: float
+
+
+def check_team_name(name: str) -> str:
+    """A team name as typed, or AigwError when it cannot be one."""
+    if not name or name != name.strip() or any(ch.isspace() or ord(ch) < 32 for ch in name):
+        raise AigwError(f"not a team name: {name!r} (no spaces or control characters)")
+    if len(name) > 100:
+        raise AigwError("a team name has at most 100 characters")
+    return name
+
+
+# -- the ledger ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    """One call, as the cost ledger records it."""
+
+    ts: float
+    request_id: str
+    key_id: str | None
+    team: str | None
+    app: str | None
+    endpoint: str
+    model: str | None
+    provider: str | None
+    upstream_model: str | None
+    status: int
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    usage_estimated: bool
+    cost_nusd: int | None  # None: no price known for the model
+    latency_ms: int
+    error: str | None
+
+
+# What a report can group the ledger by.
+REPORT_GROUPS = ("team", "app", "key", "model", "provider", "day")
+
+
+@dataclass(slots=True)
+class ReportRow:
+    """Ledger totals of one group."""
+
+    name: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_nusd: int
+    unpriced: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """Ledger cost of one (team, key) pair over a time range."""
+
+    team: str | None
+    key_id: str | None
+    cost_nusd: int
+
+
+# -- limit state ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """A budget alert that fired (each fires at most once per period)."""
+
+    scope: str  # team | key
+    name: str
+    period: str  # 'month:2026-11-01'
+    mark: str  # '80' or 'refused'
+    fired_at: float
+    spent_nusd: int
+    budget_nusd: int

@@ -1,0 +1,172 @@
+"""What the rest of aigw needs from storage, as protocols a backend implements.
+
+SQLite (``aigw.store.sqlite``) is the default and only backend today; PostgreSQL
+(keys, ledger, audit) and Redis (limit state, cache) are meant to satisfy the same
+protocols. Each protocol is one concern, so a backend can implement some and leave
+the others to another (limit state in Redis, keys in PostgreSQL). Records are the
+plain values of :mod:`aigw.model`. Lookups that miss raise
+:class:`~aigw.model.KeyNotFound` / :class:`~aigw.model.TeamNotFound` unless they say
+they return None.
+
+The hot path reads none of these per request: keys, teams, counters and budget
+totals are loaded at start and kept in memory (the directory and the limits
+engine), the ledger is appended through :class:`~aigw.store.writer.GroupWriter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from aigw.model import (
+    NO_LIMITS,
+    AlertRow,
+    KeyRecord,
+    LedgerRow,
+    Limits,
+    ReportRow,
+    SpendRow,
+    TeamRecord,
+)
+
+
+class KeyStore(Protocol):
+    """Gateway keys. Only a hash of each key is stored (:func:`aigw.model.hash_key`)."""
+
+    async def create(
+        self,
+        *,
+        team: str,
+        app: str | None = None,
+        name: str | None = None,
+        expires_at: float | None = None,
+        limits: Limits = NO_LIMITS,
+    ) -> tuple[str, KeyRecord]:
+        """A new key: (the key itself, shown once; its record)."""
+        ...
+
+    async def get(self, key_id: str) -> KeyRecord: ...
+
+    async def find_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key with this hash in any state (active, revoked, expired), or None."""
+        ...
+
+    async def list_all(self) -> list[KeyRecord]: ...
+
+    async def revoke(self, key_id: str) -> KeyRecord: ...
+
+    async def rotate(self, key_id: str, *, grace: float) -> tuple[str, KeyRecord, KeyRecord]:
+        """A replacement key; the old one ends after ``grace`` seconds.
+
+        Returns (new key, new record, old record as updated), atomically.
+        """
+        ...
+
+    async def set_limits(self, key_id: str, limits: Limits) -> KeyRecord: ...
+
+    async def generation(self) -> int:
+        """A number that changes whenever any key or team changes (for watchers)."""
+        ...
+
+
+class TeamStore(Protocol):
+    """Teams: named limits shared by every key naming the team."""
+
+    async def create(self, name: str, limits: Limits = NO_LIMITS) -> TeamRecord: ...
+
+    async def get(self, name: str) -> TeamRecord: ...
+
+    async def find(self, name: str) -> TeamRecord | None: ...
+
+    async def list_all(self) -> list[TeamRecord]: ...
+
+    async def update(self, name: str, limits: Limits) -> TeamRecord:
+        """Replace the team's limits (the caller merges with the current ones)."""
+        ...
+
+    async def remove(self, name: str) -> None: ...
+
+    async def key_counts(self, now: float) -> dict[str, int]:
+        """Active keys per team name, including teams that have no record."""
+        ...
+
+
+class LedgerSink(Protocol):
+    """Where the ledger's group commits go."""
+
+    async def append_many(self, rows: list[LedgerRow]) -> None:
+        """Commit ``rows`` atomically: all of them or none (then raise)."""
+        ...
+
+
+class LedgerQueries(Protocol):
+    """What reports, the CLI and the budget view read from the ledger."""
+
+    async def summarize(
+        self, *, by: str, since: float | None, until: float | None
+    ) -> list[ReportRow]:
+        """Totals per group (one of :data:`aigw.model.REPORT_GROUPS`), exact integers."""
+        ...
+
+    async def by_request_id(self, request_id: str) -> list[LedgerRow]: ...
+
+    async def spend_of(self, scope: str, name: str, start: float, end: float) -> tuple[int, int]:
+        """(cost nano-USD, unpriced calls) of one team or key in [start, end)."""
+        ...
+
+    async def alert_history(self, scope: str, name: str, period: str) -> list[AlertRow]:
+        """The budget alerts one team or key fired in one period, oldest first."""
+        ...
+
+
+class LimitState(Protocol):
+    """The limits engine's persistence: read at start, written in batches and at exit."""
+
+    async def load_counters(self, now: float) -> dict[str, tuple[float, float]]:
+        """bucket id -> (tat, interval) of rate buckets not yet full again at ``now``."""
+        ...
+
+    async def save_counters(
+        self, busy: Sequence[tuple[str, float, float]], idle: Sequence[str]
+    ) -> None:
+        """Write ``busy`` buckets (id, tat, interval) and forget ``idle`` ones."""
+        ...
+
+    async def spend_between(self, start: float, end: float) -> list[SpendRow]:
+        """Ledger cost per (team, key) of calls that started in [start, end)."""
+        ...
+
+    async def load_alerts(self, periods: Sequence[str]) -> list[AlertRow]:
+        """Alerts fired in any of ``periods`` (period ids such as 'month:2026-11-01')."""
+        ...
+
+    async def save_alerts(self, alerts: Sequence[AlertRow]) -> None:
+        """Remember fired alerts; one already remembered is ignored."""
+        ...
+
+
+# Placeholders, not yet protocols: the audit log and the response cache have no code
+# to serve. When they land, declare here what they need, e.g. an ``AuditSink`` with
+# ``append_many(rows)`` fed by its own GroupWriter (as the ledger is), and a cache
+# store with get/put/expiry; then implement them in each backend.
+
+
+class Store(Protocol):
+    """A whole backend: one object per state file (or database URL)."""
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def teams(self) -> TeamStore: ...
+
+    @property
+    def ledger(self) -> LedgerSink: ...
+
+    @property
+    def reports(self) -> LedgerQueries: ...
+
+    @property
+    def limit_state(self) -> LimitState: ...
+
+    async def close(self) -> None: ...

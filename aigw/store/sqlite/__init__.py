@@ -1,0 +1,161 @@
+"""The SQLite backend (the default): one WAL-mode file holds all the state.
+
+The SQL lives in one module per table group (``keys``, ``teams``, ``ledger``,
+``limits``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
+classes here bind them to one database so they satisfy the protocols of
+:mod:`aigw.store.base`. Code that runs outside the gateway (the CLI, tests) may
+call the functions directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aigw.store.sqlite.keys as keys_sql
+import aigw.store.sqlite.ledger as ledger_sql
+import aigw.store.sqlite.limits as limits_sql
+import aigw.store.sqlite.teams as teams_sql
+from aigw.model import (
+    NO_LIMITS,
+    AlertRow,
+    KeyRecord,
+    LedgerRow,
+    Limits,
+    ReportRow,
+    SpendRow,
+    TeamRecord,
+)
+from aigw.store.sqlite.db import Database
+
+
+class SQLiteKeys:
+    """:class:`~aigw.store.base.KeyStore` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        *,
+        team: str,
+        app: str | None = None,
+        name: str | None = None,
+        expires_at: float | None = None,
+        limits: Limits = NO_LIMITS,
+    ) -> tuple[str, KeyRecord]:
+        return await keys_sql.create(
+            self.db, team=team, app=app, name=name, expires_at=expires_at, limits=limits
+        )
+
+    async def get(self, key_id: str) -> KeyRecord:
+        return await keys_sql.get(self.db, key_id)
+
+    async def find_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return await keys_sql.find_by_hash(self.db, key_hash)
+
+    async def list_all(self) -> list[KeyRecord]:
+        return await keys_sql.list_all(self.db)
+
+    async def revoke(self, key_id: str) -> KeyRecord:
+        return await keys_sql.revoke(self.db, key_id)
+
+    async def rotate(self, key_id: str, *, grace: float) -> tuple[str, KeyRecord, KeyRecord]:
+        return await keys_sql.rotate(self.db, key_id, grace=grace)
+
+    async def set_limits(self, key_id: str, limits: Limits) -> KeyRecord:
+        return await keys_sql.set_limits(self.db, key_id, limits)
+
+    async def generation(self) -> int:
+        return await keys_sql.generation(self.db)
+
+
+class SQLiteTeams:
+    """:class:`~aigw.store.base.TeamStore` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, name: str, limits: Limits = NO_LIMITS) -> TeamRecord:
+        return await teams_sql.create(self.db, name, limits)
+
+    async def get(self, name: str) -> TeamRecord:
+        return await teams_sql.get(self.db, name)
+
+    async def find(self, name: str) -> TeamRecord | None:
+        return await teams_sql.find(self.db, name)
+
+    async def list_all(self) -> list[TeamRecord]:
+        return await teams_sql.list_all(self.db)
+
+    async def update(self, name: str, limits: Limits) -> TeamRecord:
+        return await teams_sql.update(self.db, name, limits)
+
+    async def remove(self, name: str) -> None:
+        await teams_sql.remove(self.db, name)
+
+    async def key_counts(self, now: float) -> dict[str, int]:
+        return await teams_sql.key_counts(self.db, now)
+
+
+class SQLiteLedger:
+    """:class:`~aigw.store.base.LedgerSink` and :class:`~aigw.store.base.LedgerQueries`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append_many(self, rows: list[LedgerRow]) -> None:
+        await ledger_sql.append_many(self.db, rows)
+
+    async def summarize(
+        self, *, by: str, since: float | None, until: float | None
+    ) -> list[ReportRow]:
+        return await ledger_sql.summarize(self.db, by=by, since=since, until=until)
+
+    async def by_request_id(self, request_id: str) -> list[LedgerRow]:
+        return await ledger_sql.by_request_id(self.db, request_id)
+
+    async def spend_of(self, scope: str, name: str, start: float, end: float) -> tuple[int, int]:
+        return await limits_sql.spend_of(self.db, scope, name, start, end)
+
+    async def alert_history(self, scope: str, name: str, period: str) -> list[AlertRow]:
+        return await limits_sql.alert_history(self.db, scope, name, period)
+
+
+class SQLiteLimitState:
+    """:class:`~aigw.store.base.LimitState` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load_counters(self, now: float) -> dict[str, tuple[float, float]]:
+        return await limits_sql.load_counters(self.db, now)
+
+    async def save_counters(
+        self, busy: Sequence[tuple[str, float, float]], idle: Sequence[str]
+    ) -> None:
+        await limits_sql.save_counters(self.db, busy, idle)
+
+    async def spend_between(self, start: float, end: float) -> list[SpendRow]:
+        return await limits_sql.spend_between(self.db, start, end)
+
+    async def load_alerts(self, periods: Sequence[str]) -> list[AlertRow]:
+        return await limits_sql.load_alerts(self.db, periods)
+
+    async def save_alerts(self, alerts: Sequence[AlertRow]) -> None:
+        await limits_sql.save_alerts(self.db, alerts)
+
+
+class SQLiteStore:
+    """:class:`~aigw.store.base.Store`: every protocol over one state file."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.keys = SQLiteKeys(db)
+        self.teams = SQLiteTeams(db)
+        ledger = SQLiteLedger(db)
+        self.ledger = ledger
+        self.reports = ledger
+        self.limit_state = SQLiteLimitState(db)
+
+    async def close(self) -> None:
+        await self.db.close()
