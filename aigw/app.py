@@ -103,15 +103,15 @@ def _lifecycle(
         for warning in too_open(*private, *([config.path] if config.path else [])):
             log.warning("%s", warning)
         try:
-            directory = Directory(db)
+            store = SQLiteStore(db)
+            directory = Directory(store.keys, store.teams)
             await directory.refresh()
             prices = PriceBook(config.prices)
-            store = SQLiteStore(db)
             writer = GroupWriter(store.ledger.append_many, name="ledger")
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
-                limiter = LocalLimiter(db, config)
+                limiter = LocalLimiter(store.limit_state, config)
                 await limiter.start()
                 gw = Gateway(
                     config,

@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from aigw.model import KeyRecord, TeamRecord
-from aigw.store import Database
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import teams as teamstore
+from aigw.store.base import KeyStore, TeamStore
 
 log = logging.getLogger("aigw.directory")
 
@@ -49,13 +47,15 @@ class Directory:
 
     def __init__(
         self,
-        db: Database,
+        keys: KeyStore,
+        teams: TeamStore,
         *,
         clock: Callable[[], float] = time.monotonic,
         miss_seconds: float = MISS_SECONDS,
         max_misses: int = MAX_MISSES,
     ) -> None:
-        self.db = db
+        self.key_store = keys
+        self.team_store = teams
         self.snapshot = Snapshot()
         self.clock = clock
         self.miss_seconds = miss_seconds
@@ -89,7 +89,7 @@ class Directory:
 
     async def _ask(self, key_hash: str) -> KeyRecord | None:
         try:
-            found = await keystore.find_by_hash(self.db, key_hash)
+            found = await self.key_store.find_by_hash(key_hash)
             if found is None:
                 self._remember_miss(key_hash)
                 return None
@@ -116,11 +116,11 @@ class Directory:
     async def refresh(self) -> bool:
         """Reload keys and teams if anything changed; True when it did."""
         async with self._reload:  # one reload at a time: an older one never wins
-            gen = await keystore.generation(self.db)
+            gen = await self.key_store.generation()
             if gen == self.snapshot.generation:
                 return False
-            keys = await keystore.list_all(self.db)
-            teams = await teamstore.list_all(self.db)
+            keys = await self.key_store.list_all()
+            teams = await self.team_store.list_all()
             self.snapshot = Snapshot(
                 gen,
                 MappingProxyType({k.hash: k for k in keys}),

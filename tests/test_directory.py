@@ -14,7 +14,7 @@ import pytest
 
 from aigw.directory import Directory
 from aigw.model import KeyRecord, Limits, hash_key
-from aigw.store import Database, open_database
+from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
 from tests.conftest import RunningGateway
@@ -98,7 +98,9 @@ async def test_misses_are_remembered_briefly_and_bounded(
 ) -> None:
     db = await open_database(tmp_path / "s.db")
     clock = Clock()
-    directory = Directory(db, clock=clock, miss_seconds=1.0, max_misses=100)
+    directory = Directory(
+        SQLiteStore(db).keys, SQLiteStore(db).teams, clock=clock, miss_seconds=1.0, max_misses=100
+    )
     try:
         # Concurrent misses of one key share a lookup; later ones hit the memory.
         results = await asyncio.gather(*[directory.lookup("h") for _ in range(50)])

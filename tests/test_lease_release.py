@@ -20,6 +20,7 @@ from aigw.limits.base import Demand, Lease, Limiter
 from aigw.limits.engine import LocalLease, LocalLimiter
 from aigw.model import KeyRecord, Limits, TeamRecord
 from aigw.pipeline import forward
+from aigw.store import SQLiteStore
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
 from tests.fakes.base import Fail, Hang, Reply
@@ -182,7 +183,7 @@ async def test_the_in_process_engine_satisfies_the_protocols(tmp_path: Path) -> 
 
     db = await open_database(tmp_path / "s.db")
     try:
-        limiter: Limiter = LocalLimiter(db, Config())
+        limiter: Limiter = LocalLimiter(SQLiteStore(db).limit_state, Config())
         _, key = await keystore.create(db, team="t", limits=Limits(max_parallel=1))
         demand = Demand("m", "p", "openai", "m", None, 10, 10, 5, 0.0)
         lease: Lease = await limiter.admit(key, None, demand)

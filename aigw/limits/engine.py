@@ -45,8 +45,7 @@ from aigw.limits.periods import Calendar, Period
 from aigw.limits.quotas import Charge, Quotas
 from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
 from aigw.pricing import Price
-from aigw.store import Database
-from aigw.store.sqlite import limits as limits_store
+from aigw.store.base import LimitState
 from aigw.usage import Usage
 
 log = logging.getLogger("aigw.limits")
@@ -182,8 +181,8 @@ class LocalLease:
 class LocalLimiter:
     """The limits engine of one gateway process."""
 
-    def __init__(self, db: Database, config: Config) -> None:
-        self.db = db
+    def __init__(self, state: LimitState, config: Config) -> None:
+        self.state = state
         self.config = config
         self.clock: Callable[[], float] = time.time
         self.calendar = Calendar(config.budgets.timezone)
@@ -207,12 +206,12 @@ class LocalLimiter:
     async def start(self) -> None:
         """Load persisted counters, this period's spend and fired alerts."""
         now = self.clock()
-        self.counters.restored = await limits_store.load_counters(self.db, now)
+        self.counters.restored = await self.state.load_counters(now)
         # Rebuilt so the quota buckets (made from the config) pick up their saved state.
         self.quotas = Quotas(self.config, self.counters, self._now)
         await self._load_spend(now)
         periods = [self.calendar.period(kind, now).id for kind in ("day", "week", "month")]
-        self.alerts.load(await limits_store.load_alerts(self.db, periods))
+        self.alerts.load(await self.state.load_alerts(periods))
 
     async def _load_spend(self, now: float) -> None:
         cal = self.calendar
@@ -222,7 +221,7 @@ class LocalLimiter:
         while day.toordinal() <= today:
             start, end = cal.midnight(day), cal.midnight(day.fromordinal(day.toordinal() + 1))
             ordinal = day.toordinal()
-            for row in await limits_store.spend_between(self.db, start, end):
+            for row in await self.state.spend_between(start, end):
                 for scope, name in (("team", row.team), ("key", row.key_id)):
                     if name is None:
                         continue
@@ -262,8 +261,8 @@ class LocalLimiter:
         busy, idle = self.counters.snapshot(now)
         alerts, self.alerts.unsaved = self.alerts.unsaved, []
         try:
-            await limits_store.save_counters(self.db, busy, idle)
-            await limits_store.save_alerts(self.db, alerts)
+            await self.state.save_counters(busy, idle)
+            await self.state.save_alerts(alerts)
         except BaseException:
             # Keep them for the next batch.
             for bucket_id, _, _ in busy:
