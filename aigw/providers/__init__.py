@@ -42,30 +42,37 @@ def build(
     from aigw.providers import anthropic, gemini, mock, openai
     from aigw.providers.http import HTTPTransport
 
+    # One adapter per provider type: everything provider-specific is in it.
     adapters: dict[str, ProviderAdapter] = {
         "openai": openai.ADAPTER,
         "anthropic": anthropic.ADAPTER,
         "gemini": gemini.ADAPTER,
+        "mock": mock.ADAPTER,
     }
 
     http = HTTPTransport(session)
     out: dict[str, Provider] = {}
     for name, pc in config.providers.items():
-        if pc.type == "mock":
-            out[name] = Provider(
-                pc, openai.ADAPTER, mock.MockTransport(), None, None, list(mock.MODELS)
-            )
-            continue
-        found = secrets.lookup(name)
-        key, source = found if found else (None, None)
-        if key is None:
-            log.warning(
-                "provider %s has no API key (set %s, a systemd credential %s, or run "
-                "`aigw providers set-key %s`); calls go out unauthenticated",
-                name,
-                secrets.env_var_name(name),
-                secrets.credential_name(name),
-                name,
-            )
-        out[name] = Provider(pc, adapters[pc.type], http, key, source, catalog.get(pc.type, []))
+        adapter = adapters[pc.type]
+        key, source = None, None
+        if adapter.needs_key:
+            found = secrets.lookup(name)
+            key, source = found if found else (None, None)
+            if key is None:
+                log.warning(
+                    "provider %s has no API key (set %s, a systemd credential %s, or run "
+                    "`aigw providers set-key %s`); calls go out unauthenticated",
+                    name,
+                    secrets.env_var_name(name),
+                    secrets.credential_name(name),
+                    name,
+                )
+        out[name] = Provider(
+            pc,
+            adapter,
+            adapter.transport(http),
+            key,
+            source,
+            adapter.models(catalog.get(pc.type, [])),
+        )
     return out
