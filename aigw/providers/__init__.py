@@ -35,25 +35,31 @@ class Provider:
         return self.models
 
 
-def build(
-    config: Config, session: aiohttp.ClientSession, catalog: dict[str, list[str]]
-) -> dict[str, Provider]:
-    """One :class:`Provider` per configured provider; keys resolved now, once."""
+def adapters() -> dict[str, ProviderAdapter]:
+    """One adapter per provider type: everything provider-specific is in it."""
+    # Imported here: each adapter module imports aigw.providers.base, which runs this
+    # package's __init__ first.
     from aigw.providers import anthropic, gemini, mock, openai
-    from aigw.providers.http import HTTPTransport
 
-    # One adapter per provider type: everything provider-specific is in it.
-    adapters: dict[str, ProviderAdapter] = {
+    return {
         "openai": openai.ADAPTER,
         "anthropic": anthropic.ADAPTER,
         "gemini": gemini.ADAPTER,
         "mock": mock.ADAPTER,
     }
 
+
+def build(
+    config: Config, session: aiohttp.ClientSession, catalog: dict[str, list[str]]
+) -> dict[str, Provider]:
+    """One :class:`Provider` per configured provider; keys resolved now, once."""
+    from aigw.providers.http import HTTPTransport
+
+    by_type = adapters()
     http = HTTPTransport(session)
     out: dict[str, Provider] = {}
     for name, pc in config.providers.items():
-        adapter = adapters[pc.type]
+        adapter = by_type[pc.type]
         key, source = None, None
         if adapter.needs_key:
             found = secrets.lookup(name)

@@ -17,7 +17,16 @@ from typing import Any
 
 import orjson
 
-from aigw.providers.base import CHAT, EMBEDDINGS, Transport, UpstreamRequest, UpstreamResponse
+from aigw.config import ProviderConfig
+from aigw.providers.base import (
+    CHAT,
+    EMBEDDINGS,
+    JSON,
+    RESPONSES,
+    Transport,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from aigw.providers.openai import OpenAIAdapter
 from aigw.sse import DONE
 from aigw.tokens import chat_prompt_tokens, text_tokens
@@ -165,6 +174,11 @@ class MockAdapter(OpenAIAdapter):
 
     def models(self, catalog: list[str]) -> list[str]:
         return list(MODELS)
+
+    def responses_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> UpstreamRequest:
+        raise NotImplementedError(RESPONSES)  # the mock answers chat and embeddings only
 
 
 ADAPTER = MockAdapter()
