@@ -77,3 +77,49 @@ async def test_server_drain_with_nothing_in_flight() -> None:
         assert not server.runner.sites
     finally:
         await server.close()
+
+
+async def test_the_relay_reads_the_first_event_before_the_headers() -> None:
+    """Until the first upstream event, nothing has gone to the client (failover room)."""
+    from collections.abc import AsyncIterator, Mapping
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from aigw.config import UpstreamConfig
+    from aigw.drain import Drain
+    from aigw.errors import Wire
+    from aigw.pipeline.context import Context
+    from aigw.pipeline.relay import Relayer
+    from aigw.providers.openai import OpenAIStream
+
+    writer = mock.MagicMock()
+    writer.write_headers = mock.AsyncMock()
+    writer.write = mock.AsyncMock()
+    writer.write_eof = mock.AsyncMock()
+    writer.drain = mock.AsyncMock()
+    request = make_mocked_request("POST", "/v1/chat/completions", writer=writer)
+    seen: list[int] = []
+
+    class Upstream:
+        status = 200
+        headers: Mapping[str, str] = {}
+
+        async def read(self) -> bytes:
+            return b""
+
+        async def chunks(self) -> AsyncIterator[bytes]:
+            seen.append(writer.write_headers.await_count)
+            yield b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+            seen.append(writer.write_headers.await_count)
+            yield b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+
+        def close(self) -> None:
+            pass
+
+    accountant = mock.AsyncMock()
+    relayer = Relayer(UpstreamConfig(), accountant, Drain())
+    ctx = Context(Wire.OPENAI, "chat.completions", request)
+    await relayer.relay(ctx, request, Upstream(), OpenAIStream(False), lambda e: b"", 1)
+    assert seen == [0, 1]  # headers only once the first event was read
+    accountant.record.assert_awaited_once_with(ctx)
