@@ -4,71 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from aigw import pipeline
 from aigw import providers as providers_mod
 from aigw.config import Config
 from aigw.directory import Directory
-from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire, error_body
+from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
-from aigw.model import LedgerRow
 from aigw.paths import too_open
-from aigw.pipeline import handler as lifecycle
+from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
-from aigw.providers import Provider
 from aigw.providers.http import new_session
 from aigw.store import Database, SQLiteStore, open_database
-from aigw.store.base import Store
 from aigw.store.writer import GroupWriter
 
 log = logging.getLogger("aigw")
-
-
-@dataclass(eq=False)
-class Gateway:
-    """Everything a request needs, built once at start-up."""
-
-    config: Config
-    db: Database
-    store: Store
-    directory: Directory
-    writer: GroupWriter[LedgerRow]
-    accountant: Accountant
-    prices: PriceBook
-    session: aiohttp.ClientSession
-    providers: dict[str, Provider]
-    router: Router
-    limiter: LocalLimiter
-    permissions: ModelPermissions
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    drain: Drain = field(default_factory=Drain)
-
-    @property
-    def max_body(self) -> int:
-        return int(self.config.server.max_request_mb * 1024 * 1024)
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Start a background task and keep a reference to it (no orphan tasks)."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-
-GATEWAY = web.AppKey("gateway", Gateway)
 
 
 def _catalog(prices: PriceBook) -> dict[str, list[str]]:
@@ -128,6 +89,16 @@ def _lifecycle(
                     ModelPermissions(config.models),
                 )
                 app[GATEWAY] = gw
+                app[pipeline.PIPELINES] = pipeline.build(
+                    config,
+                    directory,
+                    gw.router,
+                    limiter,
+                    gw.permissions,
+                    prices,
+                    gw.accountant,
+                    gw.drain,
+                )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
@@ -135,9 +106,8 @@ def _lifecycle(
                 try:
                     yield
                 finally:
-                    watcher.cancel()
-                    limits_task.cancel()
-                    checkpointer.cancel()
+                    # Every background task is awaited, not just cancelled.
+                    await gw.stop(watcher, limits_task, checkpointer)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
@@ -295,36 +265,13 @@ def create_app(config: Config, state_file: Path) -> web.Application:
     app.cleanup_ctx.append(_lifecycle(config, state_file))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_post("/v1/chat/completions", lifecycle.chat_completions)
-    app.router.add_post("/v1/embeddings", lifecycle.embeddings)
-    app.router.add_post("/v1/responses", lifecycle.responses)
-    app.router.add_post("/v1/messages", lifecycle.messages)
-    app.router.add_post("/v1/messages/count_tokens", lifecycle.count_tokens)
-    app.router.add_get("/v1/models", lifecycle.list_models)
+    app.router.add_post("/v1/chat/completions", endpoints.chat_completions)
+    app.router.add_post("/v1/embeddings", endpoints.embeddings)
+    app.router.add_post("/v1/responses", endpoints.responses)
+    app.router.add_post("/v1/messages", endpoints.messages)
+    app.router.add_post("/v1/messages/count_tokens", endpoints.count_tokens)
+    app.router.add_get("/v1/models", endpoints.list_models)
     # Gemini clients: /v1beta/models/{model}:generateContent (google-genai uses /v1/ too).
     for version in ("v1beta", "v1", "v1alpha"):
-        app.router.add_post(f"/{version}/models/{{target:.+}}", lifecycle.generate_content)
+        app.router.add_post(f"/{version}/models/{{target:.+}}", endpoints.generate_content)
     return app
-
-
-def bound_port(site: web.TCPSite) -> int:
-    """The port a started site listens on (useful with port 0)."""
-    server: Any = site._server
-    return int(server.sockets[0].getsockname()[1])
-
-
-async def drain(runner: web.AppRunner) -> int:
-    """Stop taking requests, give those in flight ``drain_seconds``, cut the rest.
-
-    Returns how many were cut (each recorded in the ledger). ``runner.cleanup()``
-    afterwards commits the ledger and closes everything.
-    """
-    for site in list(runner.sites):
-        await site.stop()  # close the listening socket: a load balancer moves on
-    server = runner.server
-    if server is not None:
-        # Idle keep-alive connections close now; busy ones after their reply, so no
-        # new request starts on them.
-        server.pre_shutdown()
-    gw = runner.app[GATEWAY]
-    return await gw.drain.run(gw.config.server.drain_seconds)

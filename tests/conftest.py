@@ -12,8 +12,10 @@ import openai
 import pytest
 from aiohttp import web
 
-from aigw.app import GATEWAY, Gateway, bound_port, create_app
+from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
+from aigw.gateway import GATEWAY, Gateway
+from aigw.server import Server
 from aigw.store.sqlite import keys as keystore
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
@@ -84,6 +86,14 @@ class RunningGateway:
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 
 
+async def listening(app: web.Application) -> Server:
+    """``app`` set up and listening on a free port of 127.0.0.1 (close its runner)."""
+    server = Server(app, shutdown_timeout=1)
+    await server.setup()
+    await server.listen("127.0.0.1", 0)
+    return server
+
+
 def provider_config(name: str, type_: str, base_url: str) -> ProviderConfig:
     return ProviderConfig(name=name, type=type_, base_url=base_url)
 
@@ -106,13 +116,9 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
         if upstream is not None:
             cfg.upstream = upstream
         state = tmp_path / f"state{len(started)}.db"
-        app = create_app(cfg, state)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        started.append(runner)
-        return RunningGateway(app, runner, bound_port(site), state)
+        server = await listening(create_app(cfg, state))
+        started.append(server.runner)
+        return RunningGateway(server.app, server.runner, server.port, state)
 
     yield start
     for runner in reversed(started):

@@ -13,12 +13,12 @@ from typing import Any
 import openai
 from aiohttp import web
 
-from aigw.app import bound_port, create_app
+from aigw.app import create_app
 from aigw.config import Config
 from aigw.model import Limits
 from aigw.store.sqlite import teams as teamstore
 from aigw.tokens import prompt
-from tests.conftest import RunningGateway
+from tests.conftest import RunningGateway, listening
 
 HI = [{"role": "user", "content": "hi"}]
 # gpt-4o-mini costs 150 / 600 nano-USD per prompt / completion token. The fakes answer
@@ -74,13 +74,9 @@ async def gateways(state: Path) -> AsyncIterator[Start]:
     runners: list[web.AppRunner] = []
 
     async def start(cfg: Config) -> RunningGateway:
-        app = create_app(cfg, state)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return RunningGateway(app, runner, bound_port(site), state)
+        server = await listening(create_app(cfg, state))
+        runners.append(server.runner)
+        return RunningGateway(server.app, server.runner, server.port, state)
 
     try:
         yield start
@@ -114,11 +110,8 @@ class Webhook:
         return web.Response(status=status, text="ok" if status < 300 else "try later")
 
     async def start(self) -> Webhook:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = bound_port(site)
+        server = await listening(self.app)
+        self._runner, self.port = server.runner, server.port
         return self
 
     async def close(self) -> None:

@@ -25,8 +25,8 @@ from google.genai import errors as gerrors
 from google.genai import types
 
 from aigw.config import Config
-from aigw.pipeline import forward
-from aigw.pipeline.handler import MAX_JSON_DEPTH, too_deep
+from aigw.pipeline import relay
+from aigw.pipeline.body import MAX_JSON_DEPTH, too_deep
 from aigw.sse import Event, SSEParser
 from aigw.store.sqlite import ledger
 from tests.conftest import RunningGateway, StartGateway
@@ -705,7 +705,7 @@ class ExplodingParser(SSEParser):
 
 @pytest.fixture
 def exploding(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(forward, "SSEParser", ExplodingParser)
+    monkeypatch.setattr(relay, "SSEParser", ExplodingParser)
 
 
 async def stream_row(gw: RunningGateway, rid: str) -> Any:

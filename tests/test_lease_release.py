@@ -13,13 +13,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from aigw import app as app_mod
-from aigw.app import GATEWAY, bound_port, create_app
+from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, QuotaConfig
+from aigw.gateway import GATEWAY
 from aigw.limits.base import Demand, Lease, Limiter
 from aigw.limits.engine import LocalLease, LocalLimiter
 from aigw.model import KeyRecord, Limits, TeamRecord
 from aigw.pipeline import forward
+from aigw.server import Server
 from aigw.store import SQLiteStore
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
@@ -33,12 +34,12 @@ LIMITS = Limits(max_parallel=5, budget_nusd=10**12)
 class Running:
     """A gateway whose limits engine keeps every lease it handed out."""
 
-    def __init__(self, runner: web.AppRunner, port: int, key: str, key_id: str) -> None:
-        self.runner = runner
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, server: Server, key: str, key_id: str) -> None:
+        self.server = server
+        self.url = server.url
         self.key = key
         self.key_id = key_id
-        self.limiter = runner.app[GATEWAY].limiter
+        self.limiter = server.app[GATEWAY].limiter
         self.leases: list[LocalLease] = []
         admit = self.limiter.admit
 
@@ -71,7 +72,7 @@ Start = Callable[..., Awaitable[Running]]
 
 @pytest.fixture
 async def start(tmp_path: Path, fake_openai: FakeOpenAI) -> AsyncIterator[Start]:
-    runners: list[web.AppRunner] = []
+    servers: list[Server] = []
 
     async def go(
         quota_rpm: int | None = None, drain_seconds: float = 30, cancel: bool = False
@@ -84,21 +85,18 @@ async def start(tmp_path: Path, fake_openai: FakeOpenAI) -> AsyncIterator[Start]
             cfg.quotas["openai"] = QuotaConfig("openai", rpm=quota_rpm)
             cfg.limits.queue_max_wait = 0.05
         app = create_app(cfg, tmp_path / "state.db")
-        runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=0.5, handler_cancellation=cancel
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
+        server = Server(app, shutdown_timeout=0.5, handler_cancellation=cancel)
+        await server.setup()
+        await server.listen("127.0.0.1", 0)
+        servers.append(server)
         db = app[GATEWAY].db
         await teamstore.create(db, "t", LIMITS)
         key, rec = await keystore.create(db, team="t", limits=LIMITS)
-        return Running(runner, bound_port(site), key, rec.id)
+        return Running(server, key, rec.id)
 
     yield go
-    for runner in runners:
-        await runner.cleanup()
+    for server in servers:
+        await server.close()
 
 
 async def _until(check: Callable[[], bool], within: float = 5.0) -> None:
@@ -134,7 +132,7 @@ async def test_an_internal_error_after_admission(
     async def broken(*args: object) -> web.Response:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(forward, "finish_json", broken)
+    monkeypatch.setattr(forward.Forward, "finish_json", broken)
     async with aiohttp.ClientSession() as http:
         assert (await gw.post(http)).status == 500
     gw.assert_nothing_held()
@@ -158,7 +156,7 @@ async def test_cut_at_shutdown(start: Start, fake_openai: FakeOpenAI) -> None:
         call = asyncio.ensure_future(gw.post(http))
         await _until(lambda: bool(fake_openai.requests))
         assert gw.limiter.keys[gw.key_id].inflight == 1
-        assert await app_mod.drain(gw.runner) == 1
+        assert await gw.server.drain(gw.server.app[GATEWAY].drain, 0.1) == 1
         assert (await call).status == 503
     gw.assert_nothing_held()
 

@@ -33,17 +33,14 @@ def demo_config() -> Config:
 
 async def _demo(home: Path) -> None:
     import openai
-    from aiohttp import web
 
-    from aigw.app import GATEWAY, bound_port, create_app
+    from aigw.app import create_app
+    from aigw.gateway import GATEWAY
+    from aigw.server import running
 
     app = create_app(demo_config(), home / "state.db")
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{bound_port(site)}/v1"
+    async with running(app) as server:
+        url = server.url + "/v1"
         gw = app[GATEWAY]
         console.rule("[bold]aigw demo")
         console.print(f"gateway on {url} with the built-in mock provider (no keys, no network)")
@@ -122,8 +119,6 @@ async def _demo(home: Path) -> None:
             "\nNext: `aigw init`, `aigw providers add`, `aigw keys create`, "
             "`aigw serve` (see README)."
         )
-    finally:
-        await runner.cleanup()
 
 
 def demo(

@@ -73,11 +73,8 @@ def _options(cmd: Any) -> list[str]:
     return out
 
 
-def render() -> str:
-    """The roff source of aigw(1)."""
-    from aigw.cli import app
-
-    root = typer.main.get_command(app)
+def render(root: Any) -> str:
+    """The roff source of aigw(1), from ``root``, the click command of the whole CLI."""
     out = [
         f'.TH AIGW 1 "" "aigw {__version__}" "User Commands"',
         ".SH NAME",
@@ -125,6 +122,7 @@ def render() -> str:
     return "\n".join(out)
 
 
-def man() -> None:
+def man(ctx: typer.Context) -> None:
     """Print the man page (roff) generated from the command tree."""
-    typer.echo(render(), nl=False)
+    # The tree comes from the running command, not an import of aigw.cli (a cycle).
+    typer.echo(render(ctx.find_root().command), nl=False)

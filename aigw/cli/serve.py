@@ -62,17 +62,14 @@ def _hangup(cfg: Config) -> None:
 
 
 async def _run(cfg: Config, host: str, port: int) -> None:
-    from aiohttp import web
-
-    from aigw.app import GATEWAY, bound_port, create_app, drain
+    from aigw.app import create_app
+    from aigw.gateway import GATEWAY
+    from aigw.server import Server
 
     state_file = paths.resolve().state_file
     app = create_app(cfg, state_file)
-    # handler_cancellation=False: a client that disconnects must not cancel the handler
-    # before its ledger row is written. shutdown_timeout is only a backstop: drain()
-    # has already finished or cut (and recorded) every proxied call when cleanup runs.
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False, shutdown_timeout=5)
-    await runner.setup()
+    server = Server(app, shutdown_timeout=5)
+    await server.setup()
     try:
         gw = app[GATEWAY]
         stop = asyncio.Event()
@@ -87,14 +84,13 @@ async def _run(cfg: Config, host: str, port: int) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_stop)
         loop.add_signal_handler(signal.SIGHUP, _hangup, cfg)
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        bound = bound_port(site)
+        bound = await server.listen(host, port, backlog=1024)
         console.print(f"[bold]aigw {__version__}[/] listening on [bold]http://{host}:{bound}[/]")
         console.print(f"  state   {state_file}")
         console.print(f"  config  {cfg.path}")
         for p in gw.providers.values():
-            key = "no key needed" if p.type == "mock" else f"key from {p.key_source or 'nowhere!'}"
+            needs = p.adapter.needs_key
+            key = f"key from {p.key_source or 'nowhere!'}" if needs else "no key needed"
             console.print(f"  provider {p.name} ({p.type}, {key})")
         base = f"http://{host}:{bound}"
         console.print(f"  OpenAI clients:    OPENAI_BASE_URL={base}/v1")
@@ -108,7 +104,7 @@ async def _run(cfg: Config, host: str, port: int) -> None:
             f"{_requests(len(gw.drain.tasks))} in flight (signal again to cut them now)"
         )
         sys.stdout.flush()
-        cut = await drain(runner)
+        cut = await server.drain(gw.drain, seconds)
         if cut:
             console.print(
                 f"cut {_requests(cut)} still running after {gw.drain.waited:.1f} s; "
@@ -116,7 +112,7 @@ async def _run(cfg: Config, host: str, port: int) -> None:
             )
         console.print("committing the ledger and closing")
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 def serve(

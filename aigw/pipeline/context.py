@@ -1,21 +1,29 @@
-"""The per-request context the lifecycle steps share."""
+"""The per-request context the lifecycle steps share, and the headers it answers with."""
 
 from __future__ import annotations
 
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
+
 from aigw.errors import Wire
+from aigw.formats import Call, ClientFormat
+from aigw.headers import header_value
 from aigw.limits.base import Lease
 from aigw.model import KeyRecord
+from aigw.pricing import format_usd
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
-    from aigw.pipeline.route import Target
+    from aigw.routing.targets import Target
 
+
+CLIENT_GONE = 499  # nginx's convention for "client closed the connection"
 
 _random = random.Random(int.from_bytes(os.urandom(16), "big"))
 
@@ -31,11 +39,18 @@ class Context:
     """Who is calling, what was asked, where it went and what it cost."""
 
     wire: Wire
-    endpoint: str
+    endpoint: str  # as the ledger names it
+    request: web.Request | None = None
+    # What the endpoint asks of the steps: how to read its body, which client format
+    # answers (chat calls), whether the call is billed (a count or a listing is not).
+    parse: Callable[[Any], Call] | None = None
+    fmt: ClientFormat | None = None
+    billed: bool = True
     request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     key: KeyRecord | None = None
+    call: Call | None = None
     body: dict[str, Any] | None = None
     model: str | None = None  # as the client asked for it
     stream: bool = False
@@ -53,6 +68,26 @@ class Context:
     error: str | None = None
     recorded: bool = False  # its ledger row is committed or being committed
     warnings: list[str] = field(default_factory=list)
+    response: web.StreamResponse | None = None  # set by the step that answers
 
     def latency_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
+
+
+def base_headers(ctx: Context) -> dict[str, str]:
+    """The headers every answer carries: request id, target, limits, warnings."""
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.target is not None:
+        headers["x-aigw-provider"] = header_value(ctx.target.provider.name)
+        # Client-chosen (PROVIDER/MODEL) or from the config: made header-safe either way.
+        headers["x-aigw-upstream-model"] = header_value(ctx.target.upstream_model)
+    if ctx.lease is not None:
+        headers.update(ctx.lease.headers())
+    if ctx.warnings:
+        # Warnings quote client-chosen parameter names.
+        headers["x-aigw-warning"] = header_value("; ".join(ctx.warnings), 2048)
+    return headers
+
+
+def cost_header(ctx: Context) -> str:
+    return format_usd(ctx.cost_nusd, 9)

@@ -1,86 +1,34 @@
-"""Step 4, route: a model name to the provider and upstream model that serve it.
+"""Step 2, route: the caller's model name to a target (provider + upstream model).
 
-``PROVIDER/MODEL`` goes to that provider with that upstream model; a config table
-``[models.NAME]`` maps NAME to a provider and upstream model; a bare family name
-(``gpt-*``, ``o1*``/``o3*``/``o4*``, ``text-embedding-*`` -> openai, ``claude-*`` ->
-anthropic, ``gemini-*`` -> gemini) goes to the one provider of that type, if there is
-exactly one.
+Route comes before admit: the budget reservation needs the target's price. The
+mapping itself lives in :mod:`aigw.routing`; this step adds the key's permission.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from aigw.config import Config
 from aigw.errors import GatewayError
-from aigw.memo import Memo
-from aigw.providers import Provider
+from aigw.pipeline.context import Context
+from aigw.routing.targets import Permission, Router, Target, family_of
 
-# Bare model names route without config to the one provider of their family.
-_FAMILIES = (
-    (("gpt-", "o1", "o3", "o4", "text-embedding-", "chatgpt-"), "openai"),
-    (("claude-",), "anthropic"),
-    (("gemini-",), "gemini"),
-)
+__all__ = ["Route", "Router", "Target", "family_of"]
 
 
-def family_of(model: str) -> str | None:
-    """The provider type that serves a bare model name (gpt-4o -> openai), if known."""
-    for prefixes, family in _FAMILIES:
-        if model.startswith(prefixes):
-            return family
-    return None
+class Route:
+    """The step: the caller's model to ``ctx.target`` (403 for a model the key may not use)."""
 
+    def __init__(self, router: Router, allows_model: Permission) -> None:
+        self.router = router
+        self.allows_model = allows_model
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    provider: Provider
-    upstream_model: str
-
-
-class Router:
-    def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
-        self.config = config
-        self.providers = providers
-        # Keyed by client-chosen model names: bounded in size (aigw.memo).
-        self._memo: Memo[str, Target] = Memo(self._resolve, len)
-
-    def route(self, model: str) -> Target:
-        return self._memo(model)
-
-    def _resolve(self, model: str) -> Target:
-        alias = self.config.models.get(model)
-        if alias is not None:
-            return Target(self.providers[alias.provider], alias.model)
-        prefix, sep, rest = model.partition("/")
-        if sep and rest and prefix in self.providers:
-            return Target(self.providers[prefix], rest)
-        family = family_of(model)
-        if family is not None:
-            matches = [p for p in self.providers.values() if p.type == family]
-            if len(matches) == 1:
-                return Target(matches[0], model)
-            if matches:
-                names = ", ".join(sorted(p.name for p in matches))
-                raise GatewayError(
-                    404,
-                    f"The model '{model}' is ambiguous: several {family} providers could "
-                    f"serve it ({names}). Ask for PROVIDER/{model} or add a model alias.",
-                    code="model_not_found",
-                    param="model",
-                )
-        known = ", ".join(sorted(self.providers)) or "none configured"
-        raise GatewayError(
-            404,
-            f"The model '{model}' does not exist on this gateway. Use PROVIDER/MODEL "
-            f"(providers: {known}) or a model alias; GET /v1/models lists them.",
-            code="model_not_found",
-            param="model",
-        )
-
-    def model_ids(self) -> list[tuple[str, str]]:
-        """(model id, owner) pairs a client can ask for."""
-        ids = [(name, m.provider) for name, m in sorted(self.config.models.items())]
-        for name, provider in sorted(self.providers.items()):
-            ids.extend((f"{name}/{m}", name) for m in provider.known_models())
-        return ids
+    async def __call__(self, ctx: Context) -> None:
+        key, model = ctx.key, ctx.model
+        assert key is not None and model is not None
+        if not self.allows_model(key, model):
+            raise GatewayError(
+                403,
+                f"This gateway key may not use the model '{model}'.",
+                type="permission_error",
+                code="model_not_allowed",
+                param="model",
+            )
+        ctx.target = self.router.route(model)

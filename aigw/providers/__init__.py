@@ -35,37 +35,50 @@ class Provider:
         return self.models
 
 
+def adapters() -> dict[str, ProviderAdapter]:
+    """One adapter per provider type: everything provider-specific is in it."""
+    # Imported here: each adapter module imports aigw.providers.base, which runs this
+    # package's __init__ first.
+    from aigw.providers import anthropic, gemini, mock, openai
+
+    return {
+        "openai": openai.ADAPTER,
+        "anthropic": anthropic.ADAPTER,
+        "gemini": gemini.ADAPTER,
+        "mock": mock.ADAPTER,
+    }
+
+
 def build(
     config: Config, session: aiohttp.ClientSession, catalog: dict[str, list[str]]
 ) -> dict[str, Provider]:
     """One :class:`Provider` per configured provider; keys resolved now, once."""
-    from aigw.providers import anthropic, gemini, mock, openai
     from aigw.providers.http import HTTPTransport
 
-    adapters: dict[str, ProviderAdapter] = {
-        "openai": openai.ADAPTER,
-        "anthropic": anthropic.ADAPTER,
-        "gemini": gemini.ADAPTER,
-    }
-
+    by_type = adapters()
     http = HTTPTransport(session)
     out: dict[str, Provider] = {}
     for name, pc in config.providers.items():
-        if pc.type == "mock":
-            out[name] = Provider(
-                pc, openai.ADAPTER, mock.MockTransport(), None, None, list(mock.MODELS)
-            )
-            continue
-        found = secrets.lookup(name)
-        key, source = found if found else (None, None)
-        if key is None:
-            log.warning(
-                "provider %s has no API key (set %s, a systemd credential %s, or run "
-                "`aigw providers set-key %s`); calls go out unauthenticated",
-                name,
-                secrets.env_var_name(name),
-                secrets.credential_name(name),
-                name,
-            )
-        out[name] = Provider(pc, adapters[pc.type], http, key, source, catalog.get(pc.type, []))
+        adapter = by_type[pc.type]
+        key, source = None, None
+        if adapter.needs_key:
+            found = secrets.lookup(name)
+            key, source = found if found else (None, None)
+            if key is None:
+                log.warning(
+                    "provider %s has no API key (set %s, a systemd credential %s, or run "
+                    "`aigw providers set-key %s`); calls go out unauthenticated",
+                    name,
+                    secrets.env_var_name(name),
+                    secrets.credential_name(name),
+                    name,
+                )
+        out[name] = Provider(
+            pc,
+            adapter,
+            adapter.transport(http),
+            key,
+            source,
+            adapter.models(catalog.get(pc.type, [])),
+        )
     return out

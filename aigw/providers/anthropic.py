@@ -8,7 +8,10 @@ from typing import Any
 from aigw.config import ProviderConfig
 from aigw.errors import Wire
 from aigw.providers.base import (
+    CHAT,
+    COUNT_TOKENS,
     JSON,
+    AdapterDefaults,
     StreamState,
     UpstreamFault,
     UpstreamRequest,
@@ -115,8 +118,9 @@ class AnthropicHubStream:
         return self._tr.final_usage_chunk()
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(AdapterDefaults):
     wire = Wire.ANTHROPIC
+    capabilities = frozenset({CHAT, COUNT_TOKENS})
 
     def headers(
         self, pc: ProviderConfig, api_key: str | None, client_headers: Mapping[str, str] | None
@@ -172,6 +176,23 @@ class AnthropicAdapter:
 
     def hub_stream(self, model: str) -> AnthropicHubStream:
         return AnthropicHubStream(model)
+
+    def count_tokens_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        return self.request(
+            pc,
+            api_key,
+            "/v1/messages/count_tokens",
+            {**body, "model": upstream_model},
+            client_headers,
+        )
 
     def error(
         self, status: int, body: bytes, provider: str, retry_after: str | None

@@ -83,10 +83,32 @@ class HubStream(Protocol):
     def final_usage_chunk(self) -> JSON: ...
 
 
+# What an adapter can serve, beyond chat (which every adapter serves).
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
+RESPONSES = "responses"  # OpenAI's Responses API, passed through
+COUNT_TOKENS = "count_tokens"  # an exact, free token count
+
+
 class ProviderAdapter(Protocol):
-    """The provider side of one API family."""
+    """The provider side of one API family: everything provider-specific.
+
+    The pipeline asks ``capabilities`` before it calls an optional method
+    (embeddings, responses, count_tokens); the others every adapter provides.
+    """
 
     wire: Wire
+    capabilities: frozenset[str]
+    needs_key: bool  # False for an in-process provider (the mock)
+
+    def transport(self, http: Transport) -> Transport:
+        """How calls reach this provider: ``http`` unless it answers in-process."""
+        ...
+
+    def models(self, catalog: list[str]) -> list[str]:
+        """The model names GET /v1/models lists; ``catalog``: the shipped price
+        table's models of this provider type."""
+        ...
 
     def chat_request(
         self,
@@ -118,6 +140,82 @@ class ProviderAdapter(Protocol):
     ) -> UpstreamFault:
         """The upstream error as the client will see it, once redacted."""
         ...
+
+    def embeddings_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> tuple[UpstreamRequest, list[str]]:
+        """An OpenAI embeddings request (``body``) as this provider's call, and the
+        warnings of its translation. Raises TranslationError."""
+        ...
+
+    def embeddings_response(
+        self, raw: bytes, payload: JSON, *, model: str, request: JSON, prompt_tokens: int
+    ) -> tuple[bytes, Usage | None]:
+        """The answer in OpenAI's embeddings format, and its usage if the provider
+        reported any. Raises TranslationError."""
+        ...
+
+    def responses_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> UpstreamRequest: ...
+
+    def responses_stream(self) -> NativeStream: ...
+
+    def count_tokens_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest: ...
+
+
+class AdapterDefaults:
+    """What an adapter serves unless it says otherwise: chat only, over HTTP, with a key.
+
+    The optional methods refuse; the pipeline checks ``capabilities`` first, so they
+    are reached only by a bug.
+    """
+
+    capabilities: frozenset[str] = frozenset({CHAT})
+    needs_key = True
+
+    def transport(self, http: Transport) -> Transport:
+        return http
+
+    def models(self, catalog: list[str]) -> list[str]:
+        return catalog
+
+    def embeddings_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> tuple[UpstreamRequest, list[str]]:
+        raise NotImplementedError(EMBEDDINGS)
+
+    def embeddings_response(
+        self, raw: bytes, payload: JSON, *, model: str, request: JSON, prompt_tokens: int
+    ) -> tuple[bytes, Usage | None]:
+        raise NotImplementedError(EMBEDDINGS)
+
+    def responses_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> UpstreamRequest:
+        raise NotImplementedError(RESPONSES)
+
+    def responses_stream(self) -> NativeStream:
+        raise NotImplementedError(RESPONSES)
+
+    def count_tokens_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        raise NotImplementedError(COUNT_TOKENS)
 
 
 # -- upstream text: the one redaction point ----------------------------------------

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import orjson
+
 from aigw.config import ProviderConfig
 from aigw.errors import Wire
 from aigw.providers.base import (
+    CHAT,
+    EMBEDDINGS,
     JSON,
+    AdapterDefaults,
     StreamState,
     UpstreamFault,
     UpstreamRequest,
@@ -109,8 +114,9 @@ def model_path(model: str) -> str:
     return "models/" + segment(model)
 
 
-class GeminiAdapter:
+class GeminiAdapter(AdapterDefaults):
     wire = Wire.GOOGLE
+    capabilities = frozenset({CHAT, EMBEDDINGS})
 
     def headers(self, pc: ProviderConfig, api_key: str | None) -> dict[str, str]:
         headers = {"User-Agent": "aigw", **pc.headers}
@@ -164,6 +170,24 @@ class GeminiAdapter:
 
     def hub_stream(self, model: str) -> GeminiHubStream:
         return GeminiHubStream(model)
+
+    def embeddings_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> tuple[UpstreamRequest, list[str]]:
+        translated = tr.embeddings_to_gemini_request(body, upstream_model=upstream_model)
+        req = self.request(pc, api_key, upstream_model, "batchEmbedContents", translated.body)
+        return req, translated.warnings
+
+    def embeddings_response(
+        self, raw: bytes, payload: JSON, *, model: str, request: JSON, prompt_tokens: int
+    ) -> tuple[bytes, Usage | None]:
+        out = tr.gemini_to_embeddings_response(
+            payload,
+            model=model,
+            encoding_format=request.get("encoding_format"),
+            prompt_tokens=prompt_tokens,
+        )
+        return orjson.dumps(out), None  # Gemini reports no usage: estimated
 
     def error(
         self, status: int, body: bytes, provider: str, retry_after: str | None

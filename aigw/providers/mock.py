@@ -17,7 +17,17 @@ from typing import Any
 
 import orjson
 
-from aigw.providers.base import UpstreamRequest, UpstreamResponse
+from aigw.config import ProviderConfig
+from aigw.providers.base import (
+    CHAT,
+    EMBEDDINGS,
+    JSON,
+    RESPONSES,
+    Transport,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+from aigw.providers.openai import OpenAIAdapter
 from aigw.sse import DONE
 from aigw.tokens import chat_prompt_tokens, text_tokens
 
@@ -151,3 +161,24 @@ class MockTransport:
             )
         parts.append(DONE)
         return MockResponse(200, parts=parts, headers={"Content-Type": "text/event-stream"})
+
+
+class MockAdapter(OpenAIAdapter):
+    """OpenAI's wire format, answered in-process: no key, no network."""
+
+    capabilities = frozenset({CHAT, EMBEDDINGS})
+    needs_key = False
+
+    def transport(self, http: Transport) -> Transport:
+        return MockTransport()
+
+    def models(self, catalog: list[str]) -> list[str]:
+        return list(MODELS)
+
+    def responses_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> UpstreamRequest:
+        raise NotImplementedError(RESPONSES)  # the mock answers chat and embeddings only
+
+
+ADAPTER = MockAdapter()

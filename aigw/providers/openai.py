@@ -13,7 +13,11 @@ from typing import Any
 from aigw.config import ProviderConfig
 from aigw.errors import Wire
 from aigw.providers.base import (
+    CHAT,
+    EMBEDDINGS,
     JSON,
+    RESPONSES,
+    AdapterDefaults,
     StreamState,
     UpstreamFault,
     UpstreamRequest,
@@ -184,8 +188,9 @@ class ResponsesStream:
         return b"".join(self._held)
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(AdapterDefaults):
     wire = Wire.OPENAI
+    capabilities = frozenset({CHAT, EMBEDDINGS, RESPONSES})
 
     def _headers(self, pc: ProviderConfig, api_key: str | None) -> dict[str, str]:
         headers = {"User-Agent": "aigw", **pc.headers}
@@ -236,6 +241,24 @@ class OpenAIAdapter:
 
     def hub_stream(self, model: str) -> OpenAIHubStream:
         return OpenAIHubStream(model)
+
+    def embeddings_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> tuple[UpstreamRequest, list[str]]:
+        return self.request(pc, api_key, "/embeddings", {**body, "model": upstream_model}), []
+
+    def embeddings_response(
+        self, raw: bytes, payload: JSON, *, model: str, request: JSON, prompt_tokens: int
+    ) -> tuple[bytes, Usage | None]:
+        return raw, self.response_usage(payload)
+
+    def responses_request(
+        self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
+    ) -> UpstreamRequest:
+        return self.request(pc, api_key, "/responses", {**body, "model": upstream_model})
+
+    def responses_stream(self) -> ResponsesStream:
+        return ResponsesStream()
 
     def error(
         self, status: int, body: bytes, provider: str, retry_after: str | None

@@ -14,6 +14,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from aigw.server import Server
 from aigw.usage import Usage
 
 
@@ -108,13 +109,10 @@ class FakeUpstream:
         return self.requests[-1]
 
     async def start(self) -> Self:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        server = Server(self.app, shutdown_timeout=0.1)
+        await server.setup()
+        self.port = await server.listen("127.0.0.1", 0)
+        self._runner = server.runner
         return self
 
     async def close(self) -> None:

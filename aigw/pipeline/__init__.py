@@ -1,0 +1,171 @@
+"""The request lifecycle: an ordered list of steps over one per-request context.
+
+Every proxied call walks the same steps, in this order (:func:`build`):
+
+1. authenticate -- gateway key -> key record (401)
+2. body         -- read and parse the request body (413, 415, 400)
+3. route        -- model name -> provider + upstream model (404, 403 for a model the
+                   key may not use). Routing comes before admission because the budget
+                   reservation needs the target's price.
+4. admit        -- rate limits and budgets, worst case reserved up front (429)
+5. scrub        -- PII and secrets                                    [later issue]
+6. cache        -- replay an identical earlier answer                 [later issue]
+7. forward      -- call the provider, relay or translate, commit the ledger row
+
+A step is an async callable over the :class:`Context`, built once at start-up with
+the collaborators it uses; it refuses by raising :class:`GatewayError`, and the step
+that answers sets ``ctx.response``. :meth:`Pipeline.run` records a refusal (when the
+call is billed and the caller known) and renders it in the client's envelope. A new
+step is one module and one line in :func:`build`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from aigw.config import Config
+from aigw.directory import Directory
+from aigw.drain import Drain
+from aigw.errors import GatewayError, error_body
+from aigw.headers import safe_headers
+from aigw.limits.base import Limiter
+from aigw.limits.permissions import ModelPermissions
+from aigw.model import KeyRecord
+from aigw.pipeline.account import Accountant
+from aigw.pipeline.admit import admit, release
+from aigw.pipeline.authenticate import authenticate
+from aigw.pipeline.body import ReadBody
+from aigw.pipeline.context import Context, base_headers, cost_header
+from aigw.pipeline.count import CountTokens
+from aigw.pipeline.forward import Forward
+from aigw.pipeline.models import ListModels
+from aigw.pipeline.relay import Relayer
+from aigw.pipeline.route import Route, Router
+from aigw.pipeline.upstream import Upstream
+from aigw.pricing import PriceBook
+
+log = logging.getLogger("aigw.handler")
+
+Step = Callable[[Context], Awaitable[None]]
+
+
+class Pipeline:
+    """Runs its steps over a context; any refusal becomes the client's error answer."""
+
+    def __init__(self, steps: Sequence[Step], accountant: Accountant, drain: Drain) -> None:
+        self.steps = tuple(steps)
+        self.accountant = accountant
+        self.drain = drain
+
+    async def run(self, ctx: Context) -> web.StreamResponse:
+        try:
+            for step in self.steps:
+                await step(ctx)
+            assert ctx.response is not None, "no step answered"
+            return ctx.response
+        except GatewayError as err:
+            return await self.refuse(ctx, err)
+        except asyncio.CancelledError:
+            # Cut at shutdown: recorded, since the provider bills it (unless already done).
+            if not self.drain.cutting or ctx.recorded:
+                raise
+            return await self.refuse(ctx, self.drain.cut(ctx))
+        except Exception:
+            return await self.refuse(ctx, internal_error(ctx))
+        finally:
+            # Settled by the accountant on the usual paths; this covers every other one.
+            await release(ctx)
+
+    async def refuse(self, ctx: Context, err: GatewayError) -> web.Response:
+        """Record a refused or failed call (when billed and the caller is known) and
+        render the error."""
+        ctx.status, ctx.error = err.status, err.message
+        if ctx.key is not None and ctx.billed:
+            try:
+                await self.accountant.record(ctx)
+            except GatewayError:
+                log.error("request %s: could not record the failed call", ctx.request_id)
+        headers = {**base_headers(ctx), **safe_headers(err.headers)}
+        if ctx.target is not None:
+            headers["x-aigw-cost-usd"] = cost_header(ctx)
+        return web.Response(
+            status=err.status,
+            body=error_body(err, ctx.wire),
+            content_type="application/json",
+            headers=headers,
+        )
+
+
+def internal_error(ctx: Context) -> GatewayError:
+    log.exception("request %s failed", ctx.request_id)
+    return GatewayError(
+        500,
+        f"Internal gateway error (request id {ctx.request_id}).",
+        type="server_error",
+        code="internal_error",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pipelines:
+    """The step lists the endpoints run."""
+
+    proxy: Pipeline  # chat, messages, generateContent, embeddings, responses
+    count_tokens: Pipeline  # not admitted, not billed
+    models: Pipeline  # GET /v1/models
+
+
+PIPELINES = web.AppKey("pipelines", Pipelines)
+
+
+def build(
+    config: Config,
+    directory: Directory,
+    router: Router,
+    limiter: Limiter,
+    permissions: ModelPermissions,
+    prices: PriceBook,
+    accountant: Accountant,
+    drain: Drain,
+) -> Pipelines:
+    """The steps, built once with their collaborators."""
+
+    async def authenticate_step(ctx: Context) -> None:
+        assert ctx.request is not None
+        ctx.key = await authenticate(directory, ctx.request)
+
+    async def admit_step(ctx: Context) -> None:
+        await admit(ctx, limiter, directory, prices)
+
+    def allows_model(key: KeyRecord, model: str) -> bool:
+        return permissions.allows(key, directory.team(key.team), model)
+
+    upstream = Upstream(config.upstream, limiter)
+    body = ReadBody(config.server)
+    route = Route(router, allows_model)
+    steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
+        authenticate_step,
+        body,
+        route,
+        admit_step,
+        # scrub: PII and secrets [later issue]
+        # cache: replay an identical earlier answer [later issue]
+        Forward(
+            config.translation,
+            upstream,
+            Relayer(config.upstream, accountant, drain),
+            accountant,
+        ),
+    ]
+    return Pipelines(
+        proxy=Pipeline(steps, accountant, drain),
+        count_tokens=Pipeline(
+            [authenticate_step, body, route, CountTokens(upstream)], accountant, drain
+        ),
+        models=Pipeline([authenticate_step, ListModels(router, allows_model)], accountant, drain),
+    )

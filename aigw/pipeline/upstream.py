@@ -1,0 +1,141 @@
+"""Talking to a provider: send within its quota, read its answer or its error.
+
+Connecting is bounded by the session; the wait for the response headers by
+``first_byte_timeout``; reading a JSON answer or an error body by ``idle_timeout``.
+Unreachable and silent upstreams become 502 and 504 in the client's envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+
+from aigw.config import UpstreamConfig
+from aigw.errors import GatewayError
+from aigw.limits.base import Limiter
+from aigw.pipeline.admit import upstream_feedback, upstream_slot
+from aigw.pipeline.context import Context
+from aigw.providers import Provider
+from aigw.providers.base import UpstreamFault, UpstreamRequest, UpstreamResponse
+from aigw.translate.common import TranslationError
+
+# An upstream error body is read for its message only; cap what we buffer.
+MAX_ERROR_BODY = 64 * 1024
+
+
+class Upstream:
+    """Sends calls to providers and reads what comes back."""
+
+    def __init__(self, config: UpstreamConfig, limiter: Limiter) -> None:
+        self.config = config
+        self.limiter = limiter
+
+    async def send(
+        self, ctx: Context, provider: Provider, req: UpstreamRequest
+    ) -> UpstreamResponse:
+        """Send ``req`` within the provider's quota; map unreachable and silent upstreams
+        to 502 and 504."""
+        limit = self.config.first_byte_timeout
+        async with upstream_slot(ctx, provider):
+            try:
+                async with asyncio.timeout(limit):
+                    ctx.upstream_called = True
+                    resp = await provider.transport.send(req)
+            except TimeoutError:
+                raise GatewayError(
+                    504,
+                    f"Provider '{provider.name}' did not answer within {limit:g} s.",
+                    type="timeout",
+                    code="upstream_timeout",
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise GatewayError(
+                    502,
+                    f"Cannot connect to provider '{provider.name}' at {exc.host}:{exc.port} "
+                    f"({exc.os_error.strerror or exc.os_error}).",
+                    type="upstream_error",
+                    code="upstream_unreachable",
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise GatewayError(
+                    502,
+                    f"The connection to provider '{provider.name}' failed ({type(exc).__name__}).",
+                    type="upstream_error",
+                    code="upstream_connection_error",
+                ) from None
+        await upstream_feedback(
+            self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
+        )
+        return resp
+
+    async def read_error(self, provider: Provider, resp: UpstreamResponse) -> GatewayError:
+        """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            body = b""
+        fault = provider.adapter.error(
+            resp.status, body[:MAX_ERROR_BODY], provider.name, resp.headers.get("Retry-After")
+        )
+        return fault.to_error(provider.api_key)
+
+    async def read_json(
+        self, provider: Provider, resp: UpstreamResponse
+    ) -> tuple[bytes, dict[str, Any]]:
+        """The whole answer and its JSON object; 504 if it stalls, 502 if it is cut or
+        not a JSON object."""
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                raw = await resp.read()
+        except TimeoutError:
+            raise GatewayError(
+                504,
+                f"Provider '{provider.name}' stalled while sending its answer.",
+                type="timeout",
+                code="upstream_timeout",
+            ) from None
+        except (aiohttp.ClientError, OSError):
+            raise GatewayError(
+                502,
+                f"Provider '{provider.name}' closed the connection mid-answer.",
+                type="upstream_error",
+                code="upstream_connection_error",
+            ) from None
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise GatewayError(
+                502,
+                f"Provider '{provider.name}' returned a body that is not a JSON object.",
+                type="upstream_error",
+                code="upstream_bad_response",
+            )
+        return raw, payload
+
+    async def call(
+        self, ctx: Context, provider: Provider, req: UpstreamRequest
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Send ``req`` and read its JSON answer; an upstream error is raised."""
+        resp = await self.send(ctx, provider, req)
+        try:
+            if resp.status >= 400:
+                raise await self.read_error(provider, resp)
+            return await self.read_json(provider, resp)
+        finally:
+            resp.close()
+
+
+def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
+    """A provider answer the translator refused, as the client's 502."""
+    # The translator's message may quote the provider's answer: upstream text.
+    return UpstreamFault(
+        502,
+        f"Provider '{provider.name}' sent an answer aigw cannot translate: {exc.message}",
+        code="upstream_bad_response",
+    ).to_error(provider.api_key)
