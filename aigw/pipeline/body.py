@@ -109,8 +109,11 @@ async def read_body(request: web.Request, limit: int, seconds: float) -> Any:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     try:
-        async with asyncio.timeout(seconds):  # a body trickled in forever (slowloris)
+        if request.content.is_eof():  # already all here (the common case): no timer
             raw = await request.read()
+        else:
+            async with asyncio.timeout(seconds):  # a body trickled in forever (slowloris)
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
     except TimeoutError:
