@@ -48,7 +48,9 @@ class ServerProcess:
                 await asyncio.sleep(0.02)
 
 
-async def start_server(home: Path, cfg: Config, env: dict[str, str] | None = None) -> ServerProcess:
+async def start_server(
+    home: Path, cfg: Config, env: dict[str, str] | None = None, *, log_level: str = "warning"
+) -> ServerProcess:
     config_mod.save(cfg, home / "config.toml")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -58,7 +60,7 @@ async def start_server(home: Path, cfg: Config, env: dict[str, str] | None = Non
         "--port",
         "0",
         "--log-level",
-        "warning",
+        log_level,
         env={**os.environ, "AIGW_HOME": str(home), "COLUMNS": "200", **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -123,7 +123,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         key, _ = await keystore.create(db, team="fuzz")
         await db.close()
         env_vars = {f"AIGW_{n.upper()}_API_KEY": k for n, k in PROVIDER_KEYS.items()}
-        server = await start_server(home, cfg, env_vars)
+        # Every log line, debug included (it quotes SQL parameters), must be key-free.
+        server = await start_server(home, cfg, env_vars, log_level="debug")
         # One connection per request: a failure is the request's own, not an earlier one's.
         session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=30),
@@ -396,6 +397,7 @@ def test_after_the_storm(env: Env) -> None:
     status, body = env.run(normal())
     assert status == 200, body
     log = "".join(env.server.output)
+    assert " DEBUG " in log  # the whole log was checked, not just its warnings
     files = sorted(env.home.glob("state.db*"))
     assert files
     for name, secret in PROVIDER_KEYS.items():
