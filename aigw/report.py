@@ -10,7 +10,7 @@ from aigw.config import Config
 from aigw.limits.alerts import REFUSED
 from aigw.limits.periods import Calendar, Period
 from aigw.model import REPORT_GROUPS, Limits, ReportRow
-from aigw.pricing import usd
+from aigw.pricing import format_usd
 from aigw.store.base import LedgerQueries, Store
 
 BY = REPORT_GROUPS
@@ -45,8 +45,23 @@ async def build(
     return Report(by, since, until, rows)
 
 
+def known_cost(r: ReportRow) -> int | None:
+    """The group's cost in nano-USD, or None when it is unknown: the group has unpriced
+    requests and no priced spend at all (showing $0 would claim the calls were free).
+    A group with both priced and unpriced requests shows the priced part."""
+    return None if r.unpriced and r.cost_nusd == 0 else r.cost_nusd
+
+
+def money(nusd: int | None) -> str | None:
+    """nano-USD as an exact decimal string of USD with 9 places (None stays None).
+    JSON floats lose cents above about $9M (2**53 nano-USD), so scripts get strings."""
+    return None if nusd is None else format_usd(nusd, 9)
+
+
 def row_dict(r: ReportRow, by: str) -> dict[str, Any]:
-    """One group as scripts see it. ``cost_usd`` is exact to the nano-dollar."""
+    """One group as scripts see it: ``cost_usd`` an exact decimal string, ``cost_nusd``
+    the exact integer, both null when the cost is unknown (see :func:`known_cost`)."""
+    cost = known_cost(r)
     return {
         "by": by,
         "name": r.name,
@@ -54,7 +69,8 @@ def row_dict(r: ReportRow, by: str) -> dict[str, Any]:
         "errors": r.errors,
         "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens,
-        "cost_usd": float(usd(r.cost_nusd)),
+        "cost_usd": money(cost),
+        "cost_nusd": cost,
         "unpriced_requests": r.unpriced,
     }
 
@@ -122,7 +138,8 @@ async def budgets(store: Store, cfg: Config, now: float) -> list[BudgetRow]:
 
 
 def budget_dict(b: BudgetRow) -> dict[str, Any]:
-    """One budget as scripts see it: USD as floats, exact nano-USD integers beside them."""
+    """One budget as scripts see it: USD as exact decimal strings, nano-USD integers
+    beside them."""
     return {
         "scope": b.scope,
         "name": b.name,
@@ -131,9 +148,9 @@ def budget_dict(b: BudgetRow) -> dict[str, Any]:
         "period_label": b.period.label,
         "period_start": datetime.fromtimestamp(b.period.start_ts, UTC).isoformat(),
         "resets_at": datetime.fromtimestamp(b.period.end_ts, UTC).isoformat(),
-        "budget_usd": float(usd(b.budget_nusd)),
-        "spent_usd": float(usd(b.spent_nusd)),
-        "remaining_usd": float(usd(b.remaining_nusd)),
+        "budget_usd": money(b.budget_nusd),
+        "spent_usd": money(b.spent_nusd),
+        "remaining_usd": money(b.remaining_nusd),
         "budget_nusd": b.budget_nusd,
         "spent_nusd": b.spent_nusd,
         "remaining_nusd": b.remaining_nusd,

@@ -56,8 +56,8 @@ async def test_100_concurrent_requests_are_recorded_exactly(
         rep = await report.build(gateway.gw.store.reports, by=by, since=None)
         assert rep.total.requests == 100
         assert rep.total.cost_nusd == 100 * per_call
-        assert sum(report.row_dict(r, by)["cost_usd"] for r in rep.rows) == pytest.approx(
-            float(usd(100 * per_call))
+        assert sum(Decimal(report.row_dict(r, by)["cost_usd"]) for r in rep.rows) == usd(
+            100 * per_call
         )
     assert usd(100 * per_call) == Decimal("0.037215")
 

@@ -134,7 +134,7 @@ def test_teams_create_update_show_list_remove(isolated_home: Path) -> None:
 
     shown = js("teams", "show", "web")
     assert [k["app"] for k in shown["keys"]] == ["site"]
-    assert shown["budgets"][0]["budget_usd"] == 250.5
+    assert shown["budgets"][0]["budget_usd"] == "250.500000000"
     assert shown["budgets"][0]["spent_nusd"] == 0
     text = ok("teams", "show", "web")
     assert "budgets, current period" in text and "$250.50" in text
@@ -197,7 +197,8 @@ def test_report_shows_budgets(isolated_home: Path) -> None:
     budgets = js("report", "--budgets")
     assert [(b["scope"], b["name"]) for b in budgets] == [("team", "web"), ("key", key["id"])]
     web = budgets[0]
-    assert web["budget_usd"] == 100 and web["remaining_usd"] == 100 and web["spent_usd"] == 0
+    assert web["budget_usd"] == "100.000000000" and web["remaining_usd"] == "100.000000000"
+    assert web["spent_usd"] == "0.000000000"
     assert web["period"] == "month" and web["alerts_fired"] == [] and web["refused"] is False
     assert budgets[1]["period"] == "day" and budgets[1]["team"] == "web"
     text = ok("report")
@@ -210,7 +211,7 @@ def test_report_json_rows_carry_their_budget(isolated_home: Path) -> None:
     ok("teams", "create", "web", "--budget", "1")
     asyncio.run(spend(team="web", cost_nusd=250_000_000))
     rows = {r["name"]: r for r in js("report", "--by", "team")}
-    assert rows["web"]["budget"]["spent_usd"] == 0.25
+    assert rows["web"]["budget"]["spent_usd"] == "0.250000000"
     assert rows["web"]["budget"]["remaining_nusd"] == 750_000_000
     assert rows["web"]["budget"]["used_percent"] == 25.0
     app_rows = js("report", "--by", "app")

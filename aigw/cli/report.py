@@ -93,8 +93,8 @@ def report(
             sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
         )
         writer.writeheader()
-        for r, raw in zip(rows, rep.rows, strict=True):
-            writer.writerow({**r, "cost_usd": format_usd(raw.cost_nusd, 9)})
+        for r in rows:  # cost_usd: exact decimal string; empty when unknown
+            writer.writerow(r)
         return
     print_table(rep)
     if budgets:
@@ -113,7 +113,7 @@ def print_table(rep: report_mod.Report) -> None:
     table.add_column("errors", justify="right", footer=f"{total.errors:,}")
     table.add_column("prompt tok", justify="right", footer=f"{total.prompt_tokens:,}")
     table.add_column("completion tok", justify="right", footer=f"{total.completion_tokens:,}")
-    table.add_column("cost USD", justify="right", footer=format_usd(total.cost_nusd))
+    table.add_column("cost USD", justify="right", footer=format_usd(report_mod.known_cost(total)))
     table.add_column("unpriced", justify="right", footer=f"{total.unpriced:,}")
     for r in rep.rows:
         table.add_row(
@@ -122,7 +122,7 @@ def print_table(rep: report_mod.Report) -> None:
             f"{r.errors:,}",
             f"{r.prompt_tokens:,}",
             f"{r.completion_tokens:,}",
-            format_usd(r.cost_nusd),
+            format_usd(report_mod.known_cost(r)),
             f"[yellow]{r.unpriced:,}[/]" if r.unpriced else "0",
         )
     console.print(table)
