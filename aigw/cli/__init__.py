@@ -63,7 +63,7 @@ def _root(
 
 
 def _register() -> None:
-    from aigw.cli import demo, init, keys, manpage, providers, report, serve, teams
+    from aigw.cli import demo, init, keys, manpage, prices, providers, report, serve, teams
 
     app.command("init")(init.init)
     app.add_typer(providers.app, name="providers")
@@ -71,6 +71,7 @@ def _register() -> None:
     app.add_typer(teams.app, name="teams")
     app.command("serve")(serve.serve)
     app.command("report")(report.report)
+    app.add_typer(prices.app, name="prices")
     app.command("demo")(demo.demo)
     app.command("man", hidden=True)(manpage.man)
 

@@ -110,6 +110,10 @@ class LedgerQueries(Protocol):
 
     async def by_request_id(self, request_id: str) -> list[LedgerRow]: ...
 
+    async def unpriced_models(self, since: float | None) -> list[tuple[str, str, int]]:
+        """(provider, upstream model, calls) of answered calls recorded with no price."""
+        ...
+
     async def spend_of(self, scope: str, name: str, start: float, end: float) -> tuple[int, int]:
         """(cost nano-USD, unpriced calls) of one team or key in [start, end)."""
         ...

@@ -114,6 +114,9 @@ class SQLiteLedger:
     async def by_request_id(self, request_id: str) -> list[LedgerRow]:
         return await ledger_sql.by_request_id(self.db, request_id)
 
+    async def unpriced_models(self, since: float | None) -> list[tuple[str, str, int]]:
+        return await ledger_sql.unpriced_models(self.db, since)
+
     async def spend_of(self, scope: str, name: str, start: float, end: float) -> tuple[int, int]:
         return await limits_sql.spend_of(self.db, scope, name, start, end)
 

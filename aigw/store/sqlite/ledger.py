@@ -98,3 +98,15 @@ async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
 async def request_ids(db: Database) -> set[str]:
     rows = await db.fetchall("SELECT request_id FROM ledger")
     return {r[0] for r in rows}
+
+
+async def unpriced_models(db: Database, since: float | None) -> list[tuple[str, str, int]]:
+    """(provider, upstream model, calls) of answered calls that had no price, most first."""
+    rows = await db.fetchall(
+        "SELECT provider, upstream_model, COUNT(*) AS n FROM ledger "
+        "WHERE cost_nusd IS NULL AND status < 400 AND provider IS NOT NULL "
+        "AND upstream_model IS NOT NULL AND ts >= ? "
+        "GROUP BY provider, upstream_model ORDER BY n DESC, provider, upstream_model",
+        [since if since is not None else float("-inf")],
+    )
+    return [(r["provider"], r["upstream_model"], r["n"]) for r in rows]
