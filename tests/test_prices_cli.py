@@ -132,3 +132,25 @@ def test_import_litellm_file_writes_what_changed(isolated_home: Path, tmp_path: 
     out = " ".join(ok("prices", "import", str(src), "--model", "claude-*").split())
     assert "add claude-nobody-uses: in 3, out 15, cached 0.3, write 3.75" in out
     assert "bedrock" not in out and "some-model" not in out
+
+
+def test_import_refuses_a_file_that_is_not_litellms(isolated_home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aigw.cli import app
+
+    ok("init")
+    before = paths.resolve().config_file.read_text()
+    bad = tmp_path / "prices.json"
+    for text, says in [
+        ("[1, 2]", "top level is not an object"),
+        (
+            '{"gpt-4.1": {"litellm_provider": "openai", "input_cost_per_token": "x"}}',
+            "not a number",
+        ),
+        ("{not json", "cannot read it as JSON"),
+    ]:
+        bad.write_text(text)
+        result = CliRunner().invoke(app, ["prices", "import", str(bad)], env={"COLUMNS": "200"})
+        assert result.exit_code == 1 and says in " ".join(result.output.split()), result.output
+    assert paths.resolve().config_file.read_text() == before
