@@ -233,6 +233,7 @@ def import_(
         list[str] | None,
         typer.Option(
             "--model",
+            metavar="GLOB",
             help="Also import these models (globs, repeatable). By default only models "
             "aigw already prices or has seen unpriced in the ledger are imported.",
         ),
@@ -241,8 +242,8 @@ def import_(
         bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
     ] = False,
 ) -> None:
-    """Write price overrides (\\[prices."MODEL"] in config.toml) from LiteLLM's price
-    file where they differ from the prices in use, and report what changed."""
+    """Write price overrides to config.toml (a prices."MODEL" table each) from LiteLLM's
+    price file where they differ from the prices in use, and report what changed."""
     try:
         data = json_mod.loads(file.read_bytes())
     except (OSError, ValueError) as exc:
