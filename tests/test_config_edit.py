@@ -117,3 +117,28 @@ def test_saving_an_unchanged_golden_file_is_a_no_op(tmp_path: Path, golden: str)
     path.write_text(src.read_text())
     config_mod.save(config_mod.load(path), path)
     assert path.read_text() == src.read_text()
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        'providers = { mock = { type = "mock" } }  # inline\n',
+        '# dotted\nproviders.mock.type = "mock"  # dotted\n',
+        '[providers]\nmock = { type = "mock" }  # inline in a table\n',
+    ],
+)
+def test_other_toml_spellings_are_edited_too(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(written)
+    cfg = config_mod.load(path)
+    cfg.providers["openai"] = config_mod.ProviderConfig(
+        name="openai", type="openai", base_url="https://api.openai.com/v1", headers={"a": "b"}
+    )
+    config_mod.save(cfg, path)
+    comment = written.split("#")[-1].strip()
+    assert comment in path.read_text()
+    assert config_mod.load(path).providers["openai"].headers == {"a": "b"}
+    cfg = config_mod.load(path)
+    del cfg.providers["openai"]
+    config_mod.save(cfg, path)
+    assert path.read_text() == written

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from tomlkit.exceptions import TOMLKitError
 
 from aigw.config import edit
 from aigw.config.alerts import ALERTS, AlertsConfig
@@ -175,10 +176,10 @@ def _edited(before: str, cfg: Config, path: Path) -> str:
         return render(cfg)  # nothing to keep from a file that does not load
     want = to_dict(cfg)
     comments = {name: section.comment.rstrip("\n") + "\n" for name, section in SECTIONS}
-    text = edit.update(before, old, want, comments)
     try:
+        text = edit.update(before, old, want, comments)
         got = to_dict(parse(tomllib.loads(text), str(path)))
-    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+    except (tomllib.TOMLDecodeError, ConfigError, ValueError, TOMLKitError) as exc:
         raise ConfigError(f"{path}: editing the file failed, left unchanged: {exc}") from exc
     if got != want:
         raise ConfigError(f"{path}: editing the file failed (result differs), left unchanged")

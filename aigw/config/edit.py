@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 import tomlkit
 from tomlkit.container import Container
-from tomlkit.items import Item, Table
+from tomlkit.items import InlineTable, Item, Table
 
 _MISSING = object()
 
@@ -58,17 +58,31 @@ def _apply(
         elif added is not None:  # a top-level section the file lacks
             added[key] = value
         else:
-            container[key] = _table(value) if isinstance(value, dict) else value
+            container[key] = _new(container, value)
 
 
 def _replace(container: Any, key: str, value: Any) -> None:
     """Set ``container[key]`` keeping a comment that trails the old value."""
     old = container[key]
-    item: Item = _table(value) if isinstance(value, dict) else tomlkit.item(value)
+    item: Item = _new(container, value)
     if isinstance(old, Item) and not isinstance(value, dict) and old.trivia.comment:
         item.trivia.comment_ws = old.trivia.comment_ws
         item.trivia.comment = old.trivia.comment
     container[key] = item
+
+
+def _new(container: Any, value: Any) -> Item:
+    """``value`` as an item for ``container``: a dict in an inline table stays inline."""
+    if not isinstance(value, dict):
+        return tomlkit.item(value)
+    return _inline(value) if isinstance(container, InlineTable) else _table(value)
+
+
+def _inline(value: dict[str, Any]) -> InlineTable:
+    table = tomlkit.inline_table()
+    for k, v in value.items():
+        table.append(k, _inline(v) if isinstance(v, dict) else v)
+    return table
 
 
 def _table(value: dict[str, Any]) -> Table:
