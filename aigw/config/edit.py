@@ -74,7 +74,8 @@ def _replace(container: Any, key: str, value: Any) -> None:
 def _new(container: Any, value: Any) -> Item:
     """``value`` as an item for ``container``: a dict in an inline table stays inline."""
     if not isinstance(value, dict):
-        return tomlkit.item(value)
+        item: Item = tomlkit.item(value)
+        return item
     return _inline(value) if isinstance(container, InlineTable) else _table(value)
 
 
