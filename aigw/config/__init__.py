@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from tomlkit.exceptions import TOMLKitError
 
+from aigw.config import edit
 from aigw.config.alerts import ALERTS, AlertsConfig
 from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
@@ -147,15 +149,51 @@ def render(cfg: Config) -> str:
 
 
 def save(cfg: Config, path: Path) -> None:
-    """Write ``cfg`` atomically (write a sibling file, then rename over)."""
+    """Write ``cfg`` to ``path`` atomically (a sibling file, then rename over).
+
+    A missing file gets the commented :func:`render` output. An existing one is edited
+    in place (:mod:`aigw.config.edit`): only the keys that change are touched, so the
+    operator's comments and layout stay, and the previous file is kept as
+    ``config.toml.bak``. The new text is re-read with the normal loader before it
+    replaces the file."""
     private_dir(path.parent)
+    try:
+        before: str | None = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        before = None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    text = render(cfg) if before is None else _edited(before, cfg, path)
+    if before is not None:
+        _write_private(path.with_name(path.name + ".bak"), before)
+    _write_private(path, text)
+
+
+def _edited(before: str, cfg: Config, path: Path) -> str:
+    try:
+        old = to_dict(parse(tomllib.loads(before), str(path)))
+    except (tomllib.TOMLDecodeError, ConfigError):
+        return render(cfg)  # nothing to keep from a file that does not load
+    want = to_dict(cfg)
+    comments = {name: section.comment.rstrip("\n") + "\n" for name, section in SECTIONS}
+    try:
+        text = edit.update(before, old, want, comments)
+        got = to_dict(parse(tomllib.loads(text), str(path)))
+    except (tomllib.TOMLDecodeError, ConfigError, ValueError, TOMLKitError) as exc:
+        raise ConfigError(f"{path}: editing the file failed, left unchanged: {exc}") from exc
+    if got != want:
+        raise ConfigError(f"{path}: editing the file failed (result differs), left unchanged")
+    return text
+
+
+def _write_private(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     # Owner-only from creation: the file may hold a webhook URL (often secret).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     if hasattr(os, "fchmod"):  # a leftover tmp file keeps its mode through O_CREAT
         os.fchmod(fd, PRIVATE_FILE)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(render(cfg))
+        fh.write(text)
     tmp.replace(path)
 
 
