@@ -122,6 +122,51 @@ def google_error_status(status: int) -> str:
     return "INTERNAL" if status >= 500 else "FAILED_PRECONDITION"
 
 
+# An Anthropic or Gemini error, translated into OpenAI's vocabulary (type, code) so an
+# OpenAI client sees what OpenAI itself would send; the SDKs pick the exception class
+# by status, but callers branch on ``type``/``code`` (e.g. retry on rate_limit_exceeded):
+#   400, 413, 422         invalid_request_error   (code null)
+#   401 / 403             authentication_error / permission_error (rarely seen: aigw
+#                         turns the provider rejecting its key into a 502)
+#   404                   invalid_request_error   code not_found
+#   429                   "tokens" if the message speaks of tokens, else "requests",
+#                         code rate_limit_exceeded (as OpenAI's rate-limit errors;
+#                         Gemini's per-minute "exceeded your current quota" is a
+#                         rate limit too, so not mapped to insufficient_quota)
+#   529, 503, overloaded  server_error            code overloaded
+#   504, deadline         server_error            code timeout
+#   other 5xx             server_error            (code null)
+# Upstream names covered: Anthropic error.type (rate_limit_error, overloaded_error, ...)
+# and Google error.status (RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, ...).
+_OPENAI_BY_STATUS = {
+    401: ("authentication_error", None),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "not_found"),
+    503: ("server_error", "overloaded"),
+    504: ("server_error", "timeout"),
+    529: ("server_error", "overloaded"),
+}
+
+
+def openai_error_kind(
+    status: int, upstream_type: str | None, message: str
+) -> tuple[str, str | None]:
+    """OpenAI's (type, code) for a non-OpenAI upstream error; see the table above."""
+    name = (upstream_type or "").lower()
+    text = message.lower()
+    if status == 429 or name in ("rate_limit_error", "resource_exhausted"):
+        return ("tokens" if "token" in text else "requests"), "rate_limit_exceeded"
+    if name in ("overloaded_error", "unavailable"):
+        return "server_error", "overloaded"
+    if name in ("timeout_error", "deadline_exceeded"):
+        return "server_error", "timeout"
+    if status in _OPENAI_BY_STATUS:
+        return _OPENAI_BY_STATUS[status]
+    if status >= 500:
+        return "server_error", None
+    return "invalid_request_error", None
+
+
 def error_payload(err: GatewayError, wire: Wire) -> dict[str, Any]:
     """The error body a client of ``wire`` expects."""
     if wire is Wire.ANTHROPIC:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aigw.config import ProviderConfig
-from aigw.errors import Wire
+from aigw.errors import Wire, openai_error_kind
 from aigw.providers.base import (
     CHAT,
     COUNT_TOKENS,
@@ -198,7 +198,10 @@ class AnthropicAdapter(AdapterDefaults):
         self, status: int, body: bytes, provider: str, retry_after: str | None
     ) -> UpstreamFault:
         message, etype = tr.parse_anthropic_error(body)
-        return upstream_error(status, message, provider, type=etype, retry_after=retry_after)
+        type_, code = openai_error_kind(status, etype, message)
+        return upstream_error(
+            status, message, provider, type=type_, code=code, retry_after=retry_after
+        )
 
 
 ADAPTER = AnthropicAdapter()

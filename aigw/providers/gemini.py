@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import orjson
 
 from aigw.config import ProviderConfig
-from aigw.errors import Wire
+from aigw.errors import Wire, openai_error_kind
 from aigw.providers.base import (
     CHAT,
     EMBEDDINGS,
@@ -195,11 +195,13 @@ class GeminiAdapter(AdapterDefaults):
         message, google_status = tr.parse_gemini_error(body)
         # Google answers a wrong key with 400 INVALID_ARGUMENT "API key not valid".
         bad_key = status in (400, 401, 403) and "API key" in message
+        type_, code = openai_error_kind(status, google_status, message)
         return upstream_error(
             status,
             message,
             provider,
-            type=google_status,
+            type=type_,
+            code=code,
             retry_after=retry_after,
             auth_failed=bad_key,
         )

@@ -228,6 +228,18 @@ class OpenAIAdapter(AdapterDefaults):
         return self.request(pc, api_key, "/chat/completions", out)
 
     def from_hub(self, hub: JSON, opts: TranslateOptions) -> Translated:
+        """A translated (non-OpenAI-client) request for an OpenAI target.
+
+        One rule for every client format: the output limit goes out as
+        ``max_completion_tokens``, which every OpenAI chat model accepts, while the
+        legacy ``max_tokens`` is rejected by reasoning models (o1/o3/o4, GPT-5). An
+        OpenAI client's own body never comes here (native pass-through keeps it).
+        """
+        if "max_tokens" in hub:
+            hub = dict(hub)
+            legacy = hub.pop("max_tokens")
+            if hub.get("max_completion_tokens") is None and legacy is not None:
+                hub["max_completion_tokens"] = legacy
         return Translated(hub)
 
     def response_usage(self, payload: JSON) -> Usage | None:
