@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from aigw import __version__
@@ -23,7 +24,7 @@ class AigwGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except AigwError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(1) from None
 
 
