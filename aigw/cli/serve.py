@@ -112,7 +112,9 @@ async def _run(cfg: Config, host: str, port: int) -> None:
             console.print(escape(f"  provider {p.name} ({p.type}, {key})"))
         console.print(f"  OpenAI clients:    OPENAI_BASE_URL={escape(base)}/v1")
         console.print(f"  Anthropic clients: ANTHROPIC_BASE_URL={escape(base)}")
-        console.print(f"  Gemini clients:    genai.Client(http_options={{'base_url': '{escape(base)}'}})")
+        console.print(
+            f"  Gemini clients:    genai.Client(http_options={{'base_url': '{escape(base)}'}})"
+        )
         sys.stdout.flush()
         await stop.wait()
         seconds = cfg.server.drain_seconds
