@@ -49,29 +49,35 @@ def lookup(provider: str) -> tuple[str, str] | None:
     return None
 
 
-def _no_backend_message() -> str:
+def _no_backend_message(provider: str) -> str:
     return (
         "no OS keyring backend is available on this machine (common on headless servers). "
         "Give aigw the key another way: set the environment variable "
-        "AIGW_<NAME>_API_KEY, or a systemd credential (LoadCredential=aigw-<name>:/path), "
+        f"{env_var_name(provider)}, or a systemd credential "
+        f"(LoadCredential={credential_name(provider)}:/path), "
         "or install a keyring backend (e.g. `pip install keyrings.alt`)."
     )
 
 
-def _backend() -> object:
+def check_backend(provider: str) -> None:
+    """SecretError naming ``provider``'s alternatives if there is no usable keyring."""
+    _backend(provider)
+
+
+def _backend(provider: str) -> object:
     import keyring
     from keyring.backends import fail
 
     backend = keyring.get_keyring()
     # The chainer with no usable members behaves like the fail backend.
     if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
-        raise SecretError(_no_backend_message())
+        raise SecretError(_no_backend_message(provider))
     return backend
 
 
 def _keyring_get(provider: str) -> str | None:
     try:
-        backend = _backend()
+        backend = _backend(provider)
         value = backend.get_password(SERVICE, provider)  # type: ignore[attr-defined]
     except Exception:
         # A broken or absent keyring only means "not found here".
@@ -83,21 +89,21 @@ def store(provider: str, key: str) -> None:
     """Save ``key`` in the OS keyring; SecretError with alternatives if impossible."""
     if not key.strip():
         raise SecretError("the key is empty; nothing was stored")
-    backend = _backend()
+    backend = _backend(provider)
     try:
         backend.set_password(SERVICE, provider, key.strip())  # type: ignore[attr-defined]
     except SecretError:
         raise
     except Exception as exc:
         raise SecretError(
-            f"the OS keyring refused the key ({exc}). {_no_backend_message()}"
+            f"the OS keyring refused the key ({exc}). {_no_backend_message(provider)}"
         ) from exc
 
 
 def delete(provider: str) -> bool:
     """Remove a stored key; True if one was removed."""
     try:
-        backend = _backend()
+        backend = _backend(provider)
         backend.delete_password(SERVICE, provider)  # type: ignore[attr-defined]
     except Exception:
         return False

@@ -72,7 +72,7 @@ async def start_server(
         if not line:
             raise RuntimeError("aigw serve exited:\n" + "".join(output))
         output.append(line)
-        m = re.search(r"listening on http://[\d.]+:(\d+)", line)
+        m = re.search(r"listening on http://(?:[\d.]+|\[[0-9a-f:]+\]):(\d+)", line)
         if m:
             break
     server = ServerProcess(proc, int(m.group(1)), output, home)

@@ -120,8 +120,11 @@ def test_set_key_without_keyring_backend_names_the_alternatives(isolated_home: P
     assert result.exit_code == 1
     flat = " ".join(result.output.split())
     assert "no OS keyring backend" in flat
-    assert "AIGW_<NAME>_API_KEY" in flat and "LoadCredential" in flat
+    assert "AIGW_OPENAI_API_KEY" in flat and "LoadCredential=aigw-openai" in flat
     assert "sk-x" not in result.output
+    # Said before asking for the secret, not after.
+    prompted = aigw("providers", "set-key", "openai", input="sk-y\n")
+    assert prompted.exit_code == 1 and "API key for" not in prompted.output
 
 
 def test_keys_create_list_revoke_rotate_json(isolated_home: Path) -> None:

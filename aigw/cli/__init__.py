@@ -11,19 +11,56 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from rich.markup import escape
+from typer.core import TyperGroup, TyperOption
 
 from aigw import __version__
 from aigw.cli.common import err_console
 from aigw.errors import AigwError
 
 
+def _tidy(cmd: Any) -> None:
+    """Make every help text in the tree print as written.
+
+    Typer renders help as rich markup, which eats bracketed literals such as
+    ``[budgets]``: escape them.
+    """
+    for attr in ("help", "short_help", "epilog"):
+        text = getattr(cmd, attr, None)
+        if text and not getattr(cmd, "_aigw_escaped", False):
+            setattr(cmd, attr, escape(text))
+    for p in cmd.params:
+        if getattr(p, "help", None) and not getattr(p, "_aigw_escaped", False):
+            p.help = escape(p.help)
+            p._aigw_escaped = True
+    cmd._aigw_escaped = True
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        _tidy(sub)
+
+
+_display_type = TyperOption.display_type_rich
+
+
+def _flag_without_type(self: TyperOption, ctx: Any) -> str | None:
+    """Typer shows every flag as ``--json <bool>``, as if it took a value: it takes none."""
+    if self.is_flag and self.metavar is None:
+        return None
+    return _display_type(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
+
+
 class AigwGroup(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tidy(self)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except AigwError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(1) from None
 
 

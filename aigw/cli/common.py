@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from rich.console import Console
@@ -16,8 +16,9 @@ from aigw import config as config_mod
 from aigw import paths
 from aigw.config import Config
 from aigw.errors import AigwError, ConfigError
-from aigw.store import SQLiteStore, open_database
-from aigw.store.base import Store
+
+if TYPE_CHECKING:
+    from aigw.store.base import Store
 
 T = TypeVar("T")
 
@@ -74,6 +75,8 @@ def save_config(cfg: Config) -> None:
 
 def with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
     """Open the state store, run ``fn`` with it, close it."""
+    from aigw.store import SQLiteStore, open_database  # not needed for --help
+
     cfg = load_config()
 
     async def run() -> T:

@@ -11,7 +11,6 @@ from aigw import config as config_mod
 from aigw import paths
 from aigw.cli.common import console
 from aigw.errors import AigwError
-from aigw.store import open_database
 
 
 def init(
@@ -25,6 +24,8 @@ def init(
         raise AigwError(f"{p.config_file} already exists; use --force to overwrite it")
     cfg = config_mod.default_config()
     config_mod.save(cfg, p.config_file)
+
+    from aigw.store import open_database
 
     async def create_db() -> None:
         db = await open_database(p.state_file, synchronous=cfg.ledger.synchronous)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from aigw import __version__
 
@@ -52,6 +53,11 @@ def _esc(text: str) -> str:
     return "\n".join(lines)
 
 
+def _plain(text: str | None) -> str:
+    """Help text as the terminal shows it: the CLI escapes brackets for rich markup."""
+    return Text.from_markup(text or "").plain
+
+
 def _walk(cmd: Any, path: list[str]) -> list[tuple[list[str], Any]]:
     out = [(path, cmd)]
     for name in sorted(getattr(cmd, "commands", {}) or {}):
@@ -69,7 +75,7 @@ def _options(cmd: Any) -> list[str]:
         names = ", ".join(p.opts)
         long = max(p.opts, key=len).lstrip("-").replace("-", "_")
         metavar = "" if p.is_flag else " " + (p.metavar or long).upper()
-        out += [".TP", f"\\fB{_esc(names)}\\fR{_esc(metavar)}", _esc(p.help or "")]
+        out += [".TP", f"\\fB{_esc(names)}\\fR{_esc(metavar)}", _esc(_plain(p.help))]
     return out
 
 
@@ -93,7 +99,7 @@ def render(root: Any) -> str:
             continue
         has_children = bool(getattr(cmd, "commands", None))
         out.append(".SS " + _esc("aigw " + " ".join(path)))
-        out.append(_esc((cmd.help or "").strip()))
+        out.append(_esc(_plain(cmd.help).strip()))
         if has_children:
             continue
         args = [p for p in cmd.params if p.param_type_name == "argument"]

@@ -162,6 +162,7 @@ def set_key(
         raise AigwError(
             f"no provider named {name!r}; add it first with `aigw providers add {name} --type ...`"
         )
+    secrets.check_backend(name)  # before asking for the secret, not after
     if stdin:
         key = sys.stdin.readline().strip()
     else:

@@ -14,6 +14,7 @@ from rich.table import Table
 from aigw import report as report_mod
 from aigw.cli.common import console, load_config, parse_since, print_json, when, with_store
 from aigw.cli.teams import print_budgets
+from aigw.errors import AigwError
 from aigw.pricing import format_usd
 from aigw.store.base import Store
 
@@ -51,9 +52,13 @@ def report(
 ) -> None:
     """Spend and usage from the ledger, grouped by team, app, key, model, provider or day;
     then each budget's spend and remaining in its current period."""
+    if json and csv_:
+        raise AigwError("--json and --csv cannot be used together; choose one")
     now = time.time()
     start = parse_since(since, now)
     end = parse_since(until, now) if until else None
+    if end is not None and end <= start:
+        raise AigwError(f"--until ({until}) must be later than --since ({since})")
     group = str(by.value)
     cfg = load_config()
 

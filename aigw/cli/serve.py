@@ -10,12 +10,16 @@ from collections.abc import Coroutine
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from aigw import __version__, paths
 from aigw import config as config_mod
 from aigw.cli.common import console, load_config
 from aigw.config import Config
-from aigw.errors import ConfigError
+from aigw.errors import AigwError, ConfigError
+
+_ANY = ("0.0.0.0", "::", "")
+_LEVELS = ("debug", "info", "warning", "error")
 
 log = logging.getLogger("aigw.serve")
 
@@ -28,6 +32,15 @@ def run_loop(coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run(coro)
     else:
         uvloop.run(coro)
+
+
+def url_host(host: str) -> str:
+    """A host a client can put in a URL: the wildcard addresses become loopback."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _requests(n: int) -> str:
@@ -84,18 +97,24 @@ async def _run(cfg: Config, host: str, port: int) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_stop)
         loop.add_signal_handler(signal.SIGHUP, _hangup, cfg)
-        bound = await server.listen(host, port, backlog=1024)
-        console.print(f"[bold]aigw {__version__}[/] listening on [bold]http://{host}:{bound}[/]")
-        console.print(f"  state   {state_file}")
-        console.print(f"  config  {cfg.path}")
+        try:
+            bound = await server.listen(host, port, backlog=1024)
+        except OSError as exc:
+            raise AigwError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        base = f"http://{url_host(host)}:{bound}"
+        where = " (all interfaces)" if host in _ANY else ""
+        console.print(f"[bold]aigw {__version__}[/] listening on [bold]{escape(base)}[/]{where}")
+        console.print(f"  state   {escape(str(state_file))}")
+        console.print(f"  config  {escape(str(cfg.path))}")
         for p in gw.providers.values():
             needs = p.adapter.needs_key
             key = f"key from {p.key_source or 'nowhere!'}" if needs else "no key needed"
-            console.print(f"  provider {p.name} ({p.type}, {key})")
-        base = f"http://{host}:{bound}"
-        console.print(f"  OpenAI clients:    OPENAI_BASE_URL={base}/v1")
-        console.print(f"  Anthropic clients: ANTHROPIC_BASE_URL={base}")
-        console.print(f"  Gemini clients:    genai.Client(http_options={{'base_url': '{base}'}})")
+            console.print(escape(f"  provider {p.name} ({p.type}, {key})"))
+        console.print(f"  OpenAI clients:    OPENAI_BASE_URL={escape(base)}/v1")
+        console.print(f"  Anthropic clients: ANTHROPIC_BASE_URL={escape(base)}")
+        console.print(
+            f"  Gemini clients:    genai.Client(http_options={{'base_url': '{escape(base)}'}})"
+        )
         sys.stdout.flush()
         await stop.wait()
         seconds = cfg.server.drain_seconds
@@ -122,13 +141,17 @@ def serve(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", help="Port (default from config: 8787; 0 picks a free one)."),
+        typer.Option(
+            "--port", min=0, max=65535, help="Port (default from config: 8787; 0 picks a free one)."
+        ),
     ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
 ) -> None:
     """Run the gateway: OpenAI-compatible endpoint, key auth and the cost ledger."""
+    if log_level.lower() not in _LEVELS:
+        raise AigwError(f"--log-level must be one of {', '.join(_LEVELS)} (got {log_level!r})")
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

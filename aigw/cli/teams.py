@@ -261,5 +261,5 @@ def print_budgets(rows: list[report_mod.BudgetRow]) -> None:
     if any(b.unpriced for b in rows):
         console.print(
             "[yellow]Some calls under a budget used a model with no known price and count "
-            'as $0 ([budgets] unpriced = "allow").[/]'
+            'as $0 (\\[budgets] unpriced = "allow").[/]'
         )

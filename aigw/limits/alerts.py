@@ -18,15 +18,16 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from aigw.config import AlertsConfig
 from aigw.limits.budgets import money
 from aigw.limits.periods import Calendar, Period
 from aigw.model import AlertRow
 from aigw.pricing import format_usd
+
+if TYPE_CHECKING:  # aiohttp is imported when a webhook is posted: the CLI never needs it
+    import aiohttp
 
 log = logging.getLogger("aigw.alerts")
 
@@ -223,6 +224,8 @@ class Alerts:
             self._session = None
 
     async def _post(self, alert: Alert, retries: int) -> None:
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)
