@@ -50,22 +50,20 @@ async def test_client_request_id_is_kept_and_upstream_id_recorded(
     assert {r.provider for r in rows} == {"openai", "anthropic"}
     by_provider = {r.provider: r.upstream_request_id for r in rows}
     assert by_provider["openai"] is not None and by_provider["openai"].startswith("req_fakeoai")
-    assert by_provider["anthropic"] is not None and by_provider["anthropic"].startswith(
-        "req_fake"
-    )
+    assert by_provider["anthropic"] is not None and by_provider["anthropic"].startswith("req_fake")
     (gem,) = await ledger.by_request_id(trio.gw.db, "trace-gem")
     assert gem.upstream_request_id is None
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "a" * 129, "has space", "semi;colon", "caf\u00e9", "x\ty", "<script>"]
+    "bad", ["", "a" * 129, "has space", "semi;colon", "caf%C3%A9", "a/b", "<script>"]
 )
 async def test_insane_client_request_id_is_replaced(gateway: RunningGateway, bad: str) -> None:
     key = await gateway.key()
     client = gateway.openai(key)
     try:
         raw = await client.chat.completions.with_raw_response.create(
-            model="fast", messages=HI, extra_headers={"x-request-id": bad.encode().decode("latin-1")}
+            model="fast", messages=HI, extra_headers={"x-request-id": bad}
         )
     finally:
         await client.close()
