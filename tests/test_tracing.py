@@ -37,11 +37,11 @@ async def test_client_request_id_is_kept_and_upstream_id_recorded(
             assert raw.headers["x-request-id"] == "trace-abc.1:2_3"
             assert raw.headers["x-aigw-upstream-request-id"].startswith(upstream_id)
         # Gemini sends no request id: no header, NULL in the ledger.
-        raw = await client.chat.completions.with_raw_response.create(
+        graw = await client.chat.completions.with_raw_response.create(
             model="m-gemini", messages=HI, extra_headers={"x-request-id": "trace-gem"}
         )
-        assert raw.headers["x-request-id"] == "trace-gem"
-        assert "x-aigw-upstream-request-id" not in raw.headers
+        assert graw.headers["x-request-id"] == "trace-gem"
+        assert "x-aigw-upstream-request-id" not in graw.headers
     finally:
         await client.close()
     # Two calls with the same client id: both recorded (request_id is not unique).

@@ -119,7 +119,7 @@ class AnthropicHubStream:
 
 
 class AnthropicAdapter(AdapterDefaults):
-    request_id_header = "request-id"  # documented in the provider's API reference
+    request_id_header: str | None = "request-id"  # documented in the provider's API reference
     wire = Wire.ANTHROPIC
     capabilities = frozenset({CHAT, COUNT_TOKENS})
 
