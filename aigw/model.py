@@ -192,6 +192,7 @@ class LedgerRow:
     cost_nusd: int | None  # None: no price known for the model
     latency_ms: int
     error: str | None
+    upstream_request_id: str | None = None  # the provider's own id (request-id header)
 
 
 # What a report can group the ledger by.

@@ -8,6 +8,7 @@ Rows from concurrent requests share one commit: the ledger is a
 from __future__ import annotations
 
 from aigw.errors import GatewayError
+from aigw.headers import header_value
 from aigw.model import LedgerRow
 from aigw.pipeline.context import Context
 from aigw.pricing import PriceBook
@@ -61,6 +62,10 @@ class Accountant:
             usage_estimated=ctx.usage_estimated,
             cost_nusd=ctx.cost_nusd,
             latency_ms=ctx.latency_ms(),
+            # Upstream text: bounded, like the header it is also sent in.
+            upstream_request_id=header_value(ctx.upstream_request_id, 256)
+            if ctx.upstream_request_id
+            else None,
             # The state file is a place the provider key must never reach.
             error=redact(ctx.error, target.provider.api_key if target else None)
             if ctx.error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 
 CLIENT_GONE = 499  # nginx's convention for "client closed the connection"
 
+# What a client-sent x-request-id may be to be kept: anything else is ignored (and a
+# fresh id minted), so it never reaches a response header or the ledger.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
 _random = random.Random(int.from_bytes(os.urandom(16), "big"))
 
 
@@ -32,6 +37,16 @@ def new_request_id() -> str:
     # 96 random bits from a seeded PRNG: unique enough for an id, and no syscall per
     # request as os.urandom would cost.
     return f"req_{_random.getrandbits(96):024x}"
+
+
+def client_request_id(request: web.Request | None) -> str | None:
+    """The client's ``x-request-id`` when it is sane (1-128 of ``[A-Za-z0-9._:-]``)."""
+    if request is None:
+        return None
+    value = request.headers.get("x-request-id")
+    if value is not None and _SANE_REQUEST_ID.fullmatch(value):
+        return value
+    return None
 
 
 @dataclass(slots=True)
@@ -61,6 +76,7 @@ class Context:
     max_output: int | None = None  # the client's max_tokens, if it set one
     lease: Lease | None = None
     upstream_called: bool = False  # the provider got the request (so it may bill it)
+    upstream_request_id: str | None = None  # the provider's own id for the call
     status: int = 200
     usage: Usage | None = None
     usage_estimated: bool = False
@@ -69,6 +85,13 @@ class Context:
     recorded: bool = False  # its ledger row is committed or being committed
     warnings: list[str] = field(default_factory=list)
     response: web.StreamResponse | None = None  # set by the step that answers
+
+    def __post_init__(self) -> None:
+        # Kept as sent, so the client's own id finds its ledger row. Not unique: two
+        # calls with the same id get two rows (by_request_id returns both).
+        client_id = client_request_id(self.request)
+        if client_id is not None:
+            self.request_id = client_id
 
     def latency_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
@@ -81,6 +104,8 @@ def base_headers(ctx: Context) -> dict[str, str]:
         headers["x-aigw-provider"] = header_value(ctx.target.provider.name)
         # Client-chosen (PROVIDER/MODEL) or from the config: made header-safe either way.
         headers["x-aigw-upstream-model"] = header_value(ctx.target.upstream_model)
+    if ctx.upstream_request_id is not None:
+        headers["x-aigw-upstream-request-id"] = header_value(ctx.upstream_request_id, 256)
     if ctx.lease is not None:
         headers.update(ctx.lease.headers())
     if ctx.warnings:

@@ -66,6 +66,9 @@ class Upstream:
                     type="upstream_error",
                     code="upstream_connection_error",
                 ) from None
+        header = provider.adapter.request_id_header
+        if header is not None:
+            ctx.upstream_request_id = resp.headers.get(header) or None
         await upstream_feedback(
             self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
         )

@@ -119,6 +119,7 @@ class AnthropicHubStream:
 
 
 class AnthropicAdapter(AdapterDefaults):
+    request_id_header: str | None = "request-id"  # documented in the provider's API reference
     wire = Wire.ANTHROPIC
     capabilities = frozenset({CHAT, COUNT_TOKENS})
 

@@ -100,6 +100,8 @@ class ProviderAdapter(Protocol):
     wire: Wire
     capabilities: frozenset[str]
     needs_key: bool  # False for an in-process provider (the mock)
+    # The response header that carries the provider's own request id, or None.
+    request_id_header: str | None
 
     def transport(self, http: Transport) -> Transport:
         """How calls reach this provider: ``http`` unless it answers in-process."""
@@ -181,6 +183,7 @@ class AdapterDefaults:
 
     capabilities: frozenset[str] = frozenset({CHAT})
     needs_key = True
+    request_id_header: str | None = None
 
     def transport(self, http: Transport) -> Transport:
         return http

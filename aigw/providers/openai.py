@@ -189,6 +189,7 @@ class ResponsesStream:
 
 
 class OpenAIAdapter(AdapterDefaults):
+    request_id_header: str | None = "x-request-id"  # documented in the provider's API reference
     wire = Wire.OPENAI
     capabilities = frozenset({CHAT, EMBEDDINGS, RESPONSES})
 

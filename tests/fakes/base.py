@@ -156,8 +156,10 @@ class FakeUpstream:
         await asyncio.sleep(b.seconds)
 
     @staticmethod
-    async def sse_start(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    async def sse_start(
+        request: web.Request, headers: dict[str, str] | None = None
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **(headers or {})})
         await resp.prepare(request)
         return resp
 

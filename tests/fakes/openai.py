@@ -67,6 +67,8 @@ class FakeOpenAI(FakeUpstream):
         model = body.get("model", "unknown")
         created = int(time.time())
         cid = f"chatcmpl-fake{len(self.requests)}"
+        # OpenAI's own request id, in every response as the API reference documents.
+        headers = {"x-request-id": f"req_fakeoai{len(self.requests)}"}
         reply = b if isinstance(b, Reply) else Reply()
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
@@ -90,9 +92,10 @@ class FakeOpenAI(FakeUpstream):
                     "system_fingerprint": "fp_fake",
                 },
                 dumps=lambda o: orjson.dumps(o).decode(),
+                headers=headers,
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        resp = await self.sse_start(request)
+        resp = await self.sse_start(request, headers)
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             obj: dict[str, Any] = {

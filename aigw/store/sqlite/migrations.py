@@ -109,4 +109,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0003_upstream_request_id",
+        """
+        -- The provider's own id for the call (OpenAI x-request-id, Anthropic request-id),
+        -- to quote to its support. request_id stays the client's id when it sent a sane
+        -- one; it is not unique (two calls may share a client id).
+        ALTER TABLE ledger ADD COLUMN upstream_request_id TEXT;
+        """,
+    ),
 ]
