@@ -41,6 +41,8 @@ class Tier:
     output: int
     cached_input: int
     cache_write: int
+    # Anthropic's 1-hour cache write; other providers have one write rate.
+    cache_write_1h: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,13 @@ class Price:
         t = self.tier(u.prompt_tokens)
         cached = min(u.cached_tokens, u.prompt_tokens)
         writes = min(u.cache_write_tokens, u.prompt_tokens - cached)
+        writes_1h = min(u.cache_write_1h_tokens, writes)
         fresh = u.prompt_tokens - cached - writes
         micro_total = (
             fresh * t.input
             + cached * t.cached_input
-            + writes * t.cache_write
+            + (writes - writes_1h) * t.cache_write
+            + writes_1h * t.cache_write_1h
             + u.completion_tokens * t.output
         )
         # micro-USD/M * tokens = pico-USD; /1000 = nano-USD, rounded half to even.
@@ -92,7 +96,10 @@ def _tier(entry: dict[str, Any], prefix: str, fallback: Tier | None = None) -> T
     # Without a cache price the provider bills cached tokens as ordinary input.
     cached = micro(entry[f"{prefix}cached_input"]) if f"{prefix}cached_input" in entry else inp
     write = micro(entry[f"{prefix}cache_write"]) if f"{prefix}cache_write" in entry else inp
-    return Tier(inp, out, cached, write)
+    # Without a 1-hour price, a 1-hour write is billed as any other write.
+    key_1h = f"{prefix}cache_write_1h"
+    write_1h = micro(entry[key_1h]) if key_1h in entry else write
+    return Tier(inp, out, cached, write, write_1h)
 
 
 def _from_entry(model: str, entry: dict[str, Any]) -> Price:
@@ -144,6 +151,8 @@ class PriceBook:
                 entry["cached_input"] = pc.cached_input
             if pc.cache_write is not None:
                 entry["cache_write"] = pc.cache_write
+            if pc.cache_write_1h is not None:
+                entry["cache_write_1h"] = pc.cache_write_1h
             try:
                 price = _from_entry(name, entry)
             except ValueError as exc:

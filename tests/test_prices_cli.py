@@ -88,6 +88,10 @@ def test_prices_list_shows_the_table_and_its_date(isolated_home: Path) -> None:
     by_name = {m["model"]: m for m in listed["models"]}
     assert by_name["gemini-3.8-flash"]["aliases"] == ["gemini-flash-latest"]
     assert by_name["gemini-3.8-flash"]["cached_input"] == "0.075"
+    # Anthropic's 5-minute and 1-hour cache writes; one write rate elsewhere.
+    assert by_name["claude-sonnet-4-6"]["cache_write"] == "3.75"
+    assert by_name["claude-sonnet-4-6"]["cache_write_1h"] == "6"
+    assert by_name["gpt-5.6-sol"]["cache_write_1h"] == by_name["gpt-5.6-sol"]["cache_write"]
     assert "shipped table taken " + listed["taken"] in " ".join(ok("prices", "list").split())
 
 
@@ -130,7 +134,8 @@ def test_import_litellm_file_writes_what_changed(isolated_home: Path, tmp_path: 
     # Again: nothing changes. --model brings in a model no one has used yet.
     assert "0 added, 0 changed, 3 unchanged" in " ".join(ok("prices", "import", str(src)).split())
     out = " ".join(ok("prices", "import", str(src), "--model", "claude-*").split())
-    assert "add claude-nobody-uses: in 3, out 15, cached 0.3, write 3.75" in out
+    # No 1-hour price in the entry: Anthropic's 2x-input rule, not the 5-minute rate.
+    assert "add claude-nobody-uses: in 3, out 15, cached 0.3, write 3.75, 1h write 6" in out
     assert "bedrock" not in out and "some-model" not in out
 
 

@@ -47,6 +47,7 @@ def _price_dict(name: str, p: Price, source: str, aliases: list[str]) -> dict[st
         "output": per_million(t.output),
         "cached_input": per_million(t.cached_input),
         "cache_write": per_million(t.cache_write),
+        "cache_write_1h": per_million(t.cache_write_1h),
         "long_context_threshold": p.long_threshold,
         "context_window": p.context_window,
         "max_output_tokens": p.max_output_tokens,
@@ -117,7 +118,7 @@ def list_(
         print_json({"taken": taken, "models": rows})
         return
     table = Table(title=f"prices, USD per million tokens (shipped table taken {taken})")
-    for col in ("model", "input", "output", "cached in", "cache write", "source"):
+    for col in ("model", "input", "output", "cached in", "cache write", "1h write", "source"):
         table.add_column(col, justify="left" if col in ("model", "source") else "right")
     for r in rows:
         label = r["model"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
@@ -127,6 +128,7 @@ def list_(
             r["output"],
             r["cached_input"],
             r["cache_write"],
+            r["cache_write_1h"],
             r["source"],
         )
     console.print(table)
@@ -181,6 +183,12 @@ def read_litellm(data: Any) -> list[Imported]:
                 output=outp or 0.0,
                 cached_input=_usd_per_million(entry, "cache_read_input_token_cost", key),
                 cache_write=_usd_per_million(entry, "cache_creation_input_token_cost", key),
+                cache_write_1h=_usd_per_million(
+                    entry, "cache_creation_input_token_cost_above_1hr", key
+                )
+                # Anthropic bills every 1-hour write at 2x input (its pricing page);
+                # an entry without the 1h field must not drop it to the 5-minute rate.
+                or (float(Decimal(str(inp)) * 2) if provider == "anthropic" else None),
             ),
         )
     return list(out.values())
@@ -194,6 +202,14 @@ def _same(a: PriceConfig, b: Price) -> bool:
         and per_million_f(a.cached_input if a.cached_input is not None else a.input)
         == t.cached_input
         and per_million_f(a.cache_write if a.cache_write is not None else a.input) == t.cache_write
+        and per_million_f(
+            a.cache_write_1h
+            if a.cache_write_1h is not None
+            else a.cache_write
+            if a.cache_write is not None
+            else a.input
+        )
+        == t.cache_write_1h
     )
 
 
@@ -207,15 +223,20 @@ def _show(p: PriceConfig) -> str:
         parts.append(f"cached {p.cached_input:g}")
     if p.cache_write is not None:
         parts.append(f"write {p.cache_write:g}")
+    if p.cache_write_1h is not None:
+        parts.append(f"1h write {p.cache_write_1h:g}")
     return ", ".join(parts)
 
 
 def _show_price(p: Price) -> str:
     t = p.base
-    return (
+    text = (
         f"in {per_million(t.input)}, out {per_million(t.output)}, "
         f"cached {per_million(t.cached_input)}, write {per_million(t.cache_write)}"
     )
+    if t.cache_write_1h != t.cache_write:  # only Anthropic's models have a 1h rate
+        text += f", 1h write {per_million(t.cache_write_1h)}"
+    return text
 
 
 @app.command("import")

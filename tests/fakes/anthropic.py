@@ -35,6 +35,12 @@ def _usage(r: Reply) -> dict[str, Any]:
         "input_tokens": max(0, u.prompt_tokens - u.cached_tokens - u.cache_write_tokens),
         "cache_creation_input_tokens": u.cache_write_tokens,
         "cache_read_input_tokens": u.cached_tokens,
+        # The TTL split, as recorded in anthropic-sdk-python
+        # tests/fixtures/fable-fallback/stream-b-fallback.sse.
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": u.cache_write_tokens - u.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": u.cache_write_1h_tokens,
+        },
         "output_tokens": u.completion_tokens,
         "service_tier": "standard",
     }

@@ -18,7 +18,12 @@ def _usage(r: Reply) -> dict[str, Any]:
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "audio_tokens": 0},
+        # cache_write_tokens: openai-python's PromptTokensDetails (GPT-5.6/GPT-6 caching).
+        "prompt_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+            "audio_tokens": 0,
+        },
         "completion_tokens_details": {
             "reasoning_tokens": u.reasoning_tokens,
             "audio_tokens": 0,
@@ -191,7 +196,10 @@ class FakeOpenAI(FakeUpstream):
         u = reply.usage
         usage = {
             "input_tokens": u.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": u.cached_tokens},
+            "input_tokens_details": {
+                "cached_tokens": u.cached_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+            },
             "output_tokens": u.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
             "total_tokens": u.total_tokens,

@@ -49,6 +49,12 @@ def usage_from_anthropic(u: object) -> Usage | None:
         return None
     read = _int(u.get("cache_read_input_tokens"))
     write = _int(u.get("cache_creation_input_tokens"))
+    # ``cache_creation`` splits the writes by TTL; 1-hour writes cost more (2x input
+    # against 1.25x). The split cannot exceed the total the same object states.
+    ttl = u.get("cache_creation")
+    write_1h = (
+        min(_int(ttl.get("ephemeral_1h_input_tokens")), write) if isinstance(ttl, dict) else 0
+    )
     details = u.get("output_tokens_details")
     thinking = _int(details.get("thinking_tokens")) if isinstance(details, dict) else 0
     return Usage(
@@ -57,6 +63,7 @@ def usage_from_anthropic(u: object) -> Usage | None:
         cached_tokens=read,
         cache_write_tokens=write,
         reasoning_tokens=thinking,
+        cache_write_1h_tokens=write_1h,
     )
 
 
