@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import anthropic
 import pytest
+from google import genai
+from google.genai import types
 
 from aigw.store.sqlite import ledger
 from aigw.usage import Usage
@@ -25,6 +27,11 @@ from tests.fakes.base import Reply
 from tests.fakes.openai import FakeOpenAI
 
 HI = [{"role": "user", "content": "hi"}]
+
+# google-genai subclasses aiohttp's ClientSession, which aiohttp warns about.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
 
 
 async def _cost(gw: RunningGateway, request_id: str) -> int | None:
@@ -193,3 +200,72 @@ async def test_only_5m_writes_cost_less_than_the_same_tokens_written_for_1h(
         )
     # the 10,000 tokens at $3.75 instead of $6: $0.0225 less
     assert await _cost(trio, raw.headers["x-request-id"]) == SONNET_46_NUSD - 22_500_000
+
+
+# -- what clients of another format see of the cache (issue 9 item 6) ----------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_openai_client_sees_anthropic_cache_reads_and_writes(
+    trio: RunningGateway, fake_anthropic: FakeAnthropic, stream: bool
+) -> None:
+    fake_anthropic.then(Reply(usage=ANTHROPIC_USAGE))
+    key = await trio.key()
+    async with trio.openai(key) as client:
+        if stream:
+            chunks = await client.chat.completions.create(
+                model="anthropic/claude-sonnet-4-6",
+                messages=HI,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            usage = None
+            async for chunk in chunks:
+                usage = chunk.usage or usage
+        else:
+            resp = await client.chat.completions.create(
+                model="anthropic/claude-sonnet-4-6",
+                messages=HI,  # type: ignore[arg-type]
+            )
+            usage = resp.usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens == 19_003  # input + cache reads + cache writes
+    assert usage.prompt_tokens_details.cached_tokens == 2_000
+    assert usage.prompt_tokens_details.cache_write_tokens == 17_000
+
+
+async def test_anthropic_client_sees_openai_cache_writes(
+    trio: RunningGateway, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.then(Reply(usage=OPENAI_USAGE))
+    key = await trio.key()
+    async with anthropic.AsyncAnthropic(base_url=trio.url, api_key=key, max_retries=0) as c:
+        msg = await c.messages.create(
+            model="openai/gpt-5.6-sol",
+            max_tokens=100,
+            messages=HI,  # type: ignore[arg-type]
+        )
+    assert msg.usage.cache_creation_input_tokens == 6_144
+    assert msg.usage.cache_read_input_tokens == 4_096
+    assert msg.usage.input_tokens == 12_345 - 6_144 - 4_096
+
+
+async def test_gemini_client_sees_anthropic_cache_reads(
+    trio: RunningGateway, fake_anthropic: FakeAnthropic
+) -> None:
+    """Gemini's usageMetadata has a field for cache reads (cachedContentTokenCount) and
+    none for writes (google-genai's GenerateContentResponseUsageMetadata): writes stay
+    counted in promptTokenCount, as Gemini counts every prompt token there."""
+    fake_anthropic.then(Reply(usage=ANTHROPIC_USAGE))
+    key = await trio.key()
+    client = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=trio.url))
+    try:
+        resp = await client.aio.models.generate_content(
+            model="anthropic/claude-sonnet-4-6", contents="hi"
+        )
+    finally:
+        await client.aio.aclose()
+    meta = resp.usage_metadata
+    assert meta is not None
+    assert meta.prompt_token_count == 19_003
+    assert meta.cached_content_token_count == 2_000

@@ -51,12 +51,21 @@ class TranslateOptions:
 
 
 def openai_usage(u: Usage) -> JSON:
-    """An OpenAI ``usage`` object, as the hub's answers and final stream chunks carry it."""
+    """An OpenAI ``usage`` object, as the hub's answers and final stream chunks carry it.
+
+    Cache writes (Anthropic's cache creation) go where OpenAI reports its own:
+    ``prompt_tokens_details.cache_write_tokens`` (openai-python ``PromptTokensDetails``),
+    only when there were any, as OpenAI omits it for models without billed writes.
+    Like ``cached_tokens`` they are part of ``prompt_tokens``.
+    """
+    details: JSON = {"cached_tokens": u.cached_tokens}
+    if u.cache_write_tokens:
+        details["cache_write_tokens"] = u.cache_write_tokens
     return {
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+        "prompt_tokens_details": details,
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     }
 
