@@ -40,7 +40,7 @@ LITELLM: dict[str, Any] = {
         "litellm_provider": "openai",
         "mode": "chat",
     },
-    "gemini/gemini-pro-latest": {  # seen unpriced in the ledger: added
+    "gemini/gemini-nova-latest": {  # seen unpriced in the ledger: added
         "input_cost_per_token": 1.25e-06,
         "output_cost_per_token": 1e-05,
         "cache_read_input_token_cost": 1.25e-07,
@@ -74,11 +74,25 @@ LITELLM: dict[str, Any] = {
         ("gemini-flash-lite-latest", "gemini-3.5-flash-lite"),
         ("chat-latest", "chat-latest"),
         ("gpt-5.5-latest", "gpt-5.5"),
+        ("gemini-pro-latest", "gemini-3.1-pro-preview"),
+        ("models/gemini-pro-latest", "gemini-3.1-pro-preview"),
+        ("gemini-4-argon", "gemini-4-argon"),
     ],
 )
 def test_latest_aliases_are_priced(name: str, family: str) -> None:
     price = PriceBook({}).lookup("p", name)
     assert price is not None and price.model == family
+
+
+def test_gemini_4_argon_is_priced_at_the_standard_rate() -> None:
+    """$4 / $20 / $0.20 cached from 2026-12-01, when the launch price ended."""
+    price = PriceBook({}).lookup("gemini", "gemini-4-argon")
+    assert price is not None and price.long is None
+    assert (price.base.input, price.base.output, price.base.cached_input) == (
+        4_000_000,
+        20_000_000,
+        200_000,
+    )
 
 
 def test_prices_list_shows_the_table_and_its_date(isolated_home: Path) -> None:
@@ -98,19 +112,21 @@ def test_prices_list_shows_the_table_and_its_date(isolated_home: Path) -> None:
 def test_unpriced_lists_ledger_models_without_a_price(isolated_home: Path) -> None:
     ok("init")
     append(
-        row("t", "gemini-pro-latest", None),
-        row("t", "gemini-pro-latest", None),
+        row("t", "gemini-nova-latest", None),
+        row("t", "gemini-nova-latest", None),
         row("t", "gpt-4o-mini", 10),
     )
+    # Recorded unpriced before this table priced them: no longer listed.
+    append(row("t", "gemini-pro-latest", None), row("t", "gemini-4-argon", None))
     listed = json.loads(ok("prices", "list", "--unpriced", "--json"))
-    assert listed["unpriced"] == [{"provider": "p", "model": "gemini-pro-latest", "requests": 2}]
+    assert listed["unpriced"] == [{"provider": "p", "model": "gemini-nova-latest", "requests": 2}]
     text = ok("prices", "list", "--unpriced")
-    assert "gemini-pro-latest" in text and '[prices."MODEL"]' in text
+    assert "gemini-nova-latest" in text and '[prices."MODEL"]' in text
 
 
 def test_import_litellm_file_writes_what_changed(isolated_home: Path, tmp_path: Path) -> None:
     ok("init")
-    append(row("t", "gemini-pro-latest", None))
+    append(row("t", "gemini-nova-latest", None))
     src = tmp_path / "model_prices_and_context_window.json"
     src.write_text(json.dumps(LITELLM))
     config = paths.resolve().config_file
@@ -121,14 +137,14 @@ def test_import_litellm_file_writes_what_changed(isolated_home: Path, tmp_path: 
     assert config.read_text() == before
 
     out = " ".join(ok("prices", "import", str(src)).split())
-    assert "add gemini-pro-latest: in 1.25, out 10, cached 0.125" in out
+    assert "add gemini-nova-latest: in 1.25, out 10, cached 0.125" in out
     assert "change gpt-4.1: in 2, out 8, cached 0.5, write 2 -> in 1.8, out 7.2" in out
     assert "1 added, 1 changed, 1 unchanged" in out
     prices = tomllib.loads(config.read_text())["prices"]
-    assert set(prices) == {"gemini-pro-latest", "gpt-4.1"}
+    assert set(prices) == {"gemini-nova-latest", "gpt-4.1"}
     assert prices["gpt-4.1"] == {"input": 1.8, "output": 7.2, "cached_input": 0.45}
     listed = {m["model"]: m for m in json.loads(ok("prices", "list", "--json"))["models"]}
-    assert listed["gemini-pro-latest"]["source"] == "config"
+    assert listed["gemini-nova-latest"]["source"] == "config"
     assert json.loads(ok("prices", "list", "--unpriced", "--json"))["unpriced"] == []
 
     # Again: nothing changes. --model brings in a model no one has used yet.
