@@ -173,7 +173,7 @@ async def test_translated_stream_with_tool_call(fake: FakeAnthropic) -> None:
     chunks.append(stream.final_usage_chunk())
     parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
     calls = [tc for p in parsed if p.choices for tc in p.choices[0].delta.tool_calls or []]
-    assert calls[0].id == "toolu_fake0" and calls[0].function is not None
+    assert calls[0].id == "toolu_fake1_0" and calls[0].function is not None
     assert calls[0].function.name == "lookup"
     args = "".join(tc.function.arguments or "" for tc in calls if tc.function)
     assert orjson.loads(args) == {"q": "aigw"}

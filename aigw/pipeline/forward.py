@@ -27,7 +27,7 @@ from aigw.pipeline.relay import Relay, Relayer, Translating
 from aigw.pipeline.upstream import Upstream, untranslatable
 from aigw.providers.base import EMBEDDINGS, RESPONSES, redact_bytes
 from aigw.sse import encode
-from aigw.translate.common import TranslateOptions, TranslationError
+from aigw.translate.common import JSON, TranslateOptions, TranslationError
 from aigw.usage import Usage
 
 
@@ -80,6 +80,7 @@ class Forward:
         model = ctx.target.upstream_model
         native = adapter.wire is fmt.wire
         client_headers: Mapping[str, str] | None = request.headers if native else None
+        hub: JSON | None = None  # the request in the hub format, when translated
         if native:
             body = call.body
         else:
@@ -87,7 +88,8 @@ class Forward:
                 model, self.translation.strict, self.translation.default_max_tokens
             )
             try:
-                translated = adapter.from_hub(fmt.to_hub(call), opts)
+                hub = fmt.to_hub(call)
+                translated = adapter.from_hub(hub, opts)
             except TranslationError as exc:
                 raise bad_request(
                     exc.message, param=exc.param, code="unsupported_parameter"
@@ -111,7 +113,9 @@ class Forward:
                 relay: Relay = (
                     adapter.native_stream(client_wants_usage=call.wants_usage)
                     if native
-                    else Translating(adapter.hub_stream(model), fmt.stream(call, model))
+                    else Translating(
+                        adapter.hub_stream(model, request=hub), fmt.stream(call, model)
+                    )
                 )
                 return await self.relayer.relay(
                     ctx, request, resp, relay, fmt.stream_error, call.prompt_estimate
@@ -119,7 +123,8 @@ class Forward:
             raw, payload = await upstream.read_json(provider, resp)
             if not native:
                 try:
-                    raw = orjson.dumps(fmt.from_hub(adapter.response_to_hub(payload, model), model))
+                    hub_answer = adapter.response_to_hub(payload, model, request=hub)
+                    raw = orjson.dumps(fmt.from_hub(hub_answer, model))
                 except TranslationError as exc:
                     raise untranslatable(provider, exc) from None
             if call.array:  # Gemini's streamGenerateContent without alt=sse: a JSON array

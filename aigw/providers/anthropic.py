@@ -169,13 +169,13 @@ class AnthropicAdapter(AdapterDefaults):
     def response_usage(self, payload: JSON) -> Usage | None:
         return tr.usage_from_anthropic(payload.get("usage"))
 
-    def response_to_hub(self, payload: JSON, model: str) -> JSON:
+    def response_to_hub(self, payload: JSON, model: str, *, request: JSON | None = None) -> JSON:
         return tr.messages_to_chat_response(payload, model=model)
 
     def native_stream(self, *, client_wants_usage: bool) -> AnthropicStream:
         return AnthropicStream()
 
-    def hub_stream(self, model: str) -> AnthropicHubStream:
+    def hub_stream(self, model: str, *, request: JSON | None = None) -> AnthropicHubStream:
         return AnthropicHubStream(model)
 
     def count_tokens_request(

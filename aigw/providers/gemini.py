@@ -26,6 +26,7 @@ from aigw.providers.base import (
 from aigw.sse import Event
 from aigw.translate import gemini as tr
 from aigw.translate.common import Translated, TranslateOptions
+from aigw.translate.tool_ids import conversation_seed
 from aigw.usage import Usage
 
 
@@ -80,9 +81,9 @@ class GeminiStream:
 
 
 class GeminiHubStream:
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, seed: str = "") -> None:
         self.state = StreamState()
-        self._tr = tr.GeminiToChatStream(model=model)
+        self._tr = tr.GeminiToChatStream(model=model, seed=seed)
 
     def feed(self, event: Event) -> list[JSON]:
         data = loads(event.data)
@@ -162,14 +163,14 @@ class GeminiAdapter(AdapterDefaults):
     def response_usage(self, payload: JSON) -> Usage | None:
         return tr.usage_from_gemini(payload.get("usageMetadata"))
 
-    def response_to_hub(self, payload: JSON, model: str) -> JSON:
-        return tr.gemini_to_chat_response(payload, model=model)
+    def response_to_hub(self, payload: JSON, model: str, *, request: JSON | None = None) -> JSON:
+        return tr.gemini_to_chat_response(payload, model=model, seed=conversation_seed(request))
 
     def native_stream(self, *, client_wants_usage: bool) -> GeminiStream:
         return GeminiStream()
 
-    def hub_stream(self, model: str) -> GeminiHubStream:
-        return GeminiHubStream(model)
+    def hub_stream(self, model: str, *, request: JSON | None = None) -> GeminiHubStream:
+        return GeminiHubStream(model, conversation_seed(request))
 
     def embeddings_request(
         self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str

@@ -246,13 +246,13 @@ class OpenAIAdapter(AdapterDefaults):
     def response_usage(self, payload: JSON) -> Usage | None:
         return usage_from_openai(payload.get("usage"))
 
-    def response_to_hub(self, payload: JSON, model: str) -> JSON:
+    def response_to_hub(self, payload: JSON, model: str, *, request: JSON | None = None) -> JSON:
         return payload
 
     def native_stream(self, *, client_wants_usage: bool) -> OpenAIStream:
         return OpenAIStream(client_wants_usage)
 
-    def hub_stream(self, model: str) -> OpenAIHubStream:
+    def hub_stream(self, model: str, *, request: JSON | None = None) -> OpenAIHubStream:
         return OpenAIHubStream(model)
 
     def embeddings_request(

@@ -9,6 +9,7 @@ neither is there).
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import orjson
@@ -46,10 +47,56 @@ def _usage(r: Reply) -> dict[str, Any]:
     }
 
 
-def _content(r: Reply) -> list[dict[str, Any]]:
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _tool_id_error(messages: Any) -> str | None:
+    """What the real API says about tool ids, in its words (recorded in public reports:
+    anthropics/claude-code#20700 "messages.5.content.1: tool_use ids must be unique",
+    anomalyco/opencode#1279 "messages.1.content.1.tool_use.id: String should match
+    pattern '^[a-zA-Z0-9_-]+$'"), or None."""
+    seen: set[str] = set()
+    previous: set[str] = set()  # tool_use ids of the previous (assistant) turn
+    for i, msg in enumerate(messages if isinstance(messages, list) else []):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        blocks = content if isinstance(content, list) else []
+        current: set[str] = set()
+        for j, b in enumerate(blocks):
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "tool_use":
+                bid = str(b.get("id"))
+                if not _TOOL_ID.match(bid):
+                    return (
+                        f"messages.{i}.content.{j}.tool_use.id: String should match "
+                        "pattern '^[a-zA-Z0-9_-]+$'"
+                    )
+                if bid in seen:
+                    return f"messages.{i}.content.{j}: `tool_use` ids must be unique"
+                seen.add(bid)
+                current.add(bid)
+            elif b.get("type") == "tool_result":
+                tid = str(b.get("tool_use_id"))
+                if not _TOOL_ID.match(tid):
+                    return (
+                        f"messages.{i}.content.{j}.tool_result.tool_use_id: String should "
+                        "match pattern '^[a-zA-Z0-9_-]+$'"
+                    )
+                if tid not in previous:
+                    return (
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in "
+                        f"`tool_result` blocks: {tid}. Each `tool_result` block must have a "
+                        "corresponding `tool_use` block in the previous message."
+                    )
+        previous = current
+    return None
+
+
+def _content(r: Reply, n: int) -> list[dict[str, Any]]:
     if r.tool_calls:
+        # Unique per answer (n: the request number), as the real API's toolu_01... are.
         return [
-            {"type": "tool_use", "id": f"toolu_fake{i}", "name": name, "input": args}
+            {"type": "tool_use", "id": f"toolu_fake{n}_{i}", "name": name, "input": args}
             for i, (name, args) in enumerate(r.tool_calls)
         ]
     return [{"type": "text", "text": r.text}]
@@ -129,13 +176,16 @@ class FakeAnthropic(FakeUpstream):
         bad = self.check_headers(request)
         if bad is not None:
             return bad
+        body = rec.body if isinstance(rec.body, dict) else {}
+        bad_ids = _tool_id_error(body.get("messages"))
+        if bad_ids is not None:
+            return self.error(400, bad_ids)
         b = self.next_behavior()
         if isinstance(b, Fail):
             return self.error(b.status, b.message, b.headers, b.body)
         if isinstance(b, Hang):
             await self.hang(b)
             return web.Response(status=504)
-        body = rec.body if isinstance(rec.body, dict) else {}
         reply = b if isinstance(b, Reply) else Reply()
         msg_id = f"msg_fake{len(self.requests)}"
         headers = {"request-id": f"req_fake{len(self.requests)}"}
@@ -146,7 +196,7 @@ class FakeAnthropic(FakeUpstream):
             "type": "message",
             "role": "assistant",
             "model": body.get("model", "unknown"),
-            "content": _content(reply),
+            "content": _content(reply, len(self.requests)),
             "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": usage,

@@ -23,6 +23,11 @@ Design choices
   with a signed thinking block, which an OpenAI history cannot carry). While thinking
   is on, ``temperature`` other than 1 and ``top_p`` below 0.95 are dropped with a
   warning, as Anthropic rejects them.
+* **Tool-call ids** go through :func:`~aigw.translate.tool_ids.to_anthropic`: ids
+  outside Anthropic's ``^[a-zA-Z0-9_-]+$`` (``functions.get_weather:0``) are encoded
+  reversibly. An id that an earlier assistant turn already used (histories from servers
+  that restart ``call_0`` every round) is renamed in that turn and in the tool results
+  answering it, since Anthropic rejects repeated ``tool_use`` ids.
 * **Temperature** is clamped to Anthropic's 0..1 range with a warning.
 * **Unsupported parameters.** Benign ones are dropped with a warning; meaning-changing
   ones (``n > 1``, logprobs, audio output, file ids, web search...) raise
@@ -38,6 +43,7 @@ import orjson
 
 from aigw.translate.anthropic.shared import JSON_TOOL_NAME, _fail, _is_number
 from aigw.translate.common import JSON, Translated, TranslateOptions
+from aigw.translate.tool_ids import to_anthropic
 
 THINKING_BUDGETS: dict[str, int] = {
     "minimal": 1024,
@@ -298,6 +304,17 @@ class _Turns:
         return self.turns
 
 
+def _unique_id(call_id: str, where: str, sent: dict[str, str], used: set[str]) -> str:
+    """The Anthropic id of a client tool call: :func:`to_anthropic` of it, or, when an
+    earlier call already has that id, of it suffixed with its position (``where``)."""
+    out = to_anthropic(call_id)
+    if out in used:
+        out = to_anthropic(f"{call_id}#{where}")
+    used.add(out)
+    sent[call_id] = out
+    return out
+
+
 def _convert_messages(messages: object, ctx: _Ctx) -> tuple[list[JSON], list[JSON]]:
     """OpenAI messages -> (Anthropic system blocks, Anthropic turns)."""
     if not isinstance(messages, list) or not messages:
@@ -305,6 +322,8 @@ def _convert_messages(messages: object, ctx: _Ctx) -> tuple[list[JSON], list[JSO
     system: list[JSON] = []
     turns = _Turns()
     legacy_calls: list[tuple[str, str]] = []  # (name, synthesized id) of function_call turns
+    sent_ids: dict[str, str] = {}  # client tool-call id -> Anthropic id, latest call wins
+    used_ids: set[str] = set()  # Anthropic tool_use ids in the history so far
     for i, msg in enumerate(messages):
         p = f"messages[{i}]"
         if not isinstance(msg, dict):
@@ -337,12 +356,16 @@ def _convert_messages(messages: object, ctx: _Ctx) -> tuple[list[JSON], list[JSO
                     )
                 )
                 legacy_calls.append((str(legacy.get("name")), call_id))
+            for j, block in enumerate(blocks):
+                if block["type"] == "tool_use":
+                    block["id"] = _unique_id(block["id"], f"{i}.{j}", sent_ids, used_ids)
             turns.add("assistant", blocks)
         elif role == "tool":
             tool_call_id = msg.get("tool_call_id")
             if not isinstance(tool_call_id, str) or not tool_call_id:
                 raise _fail("tool message needs a 'tool_call_id'", f"{p}.tool_call_id")
-            result: JSON = {"type": "tool_result", "tool_use_id": tool_call_id}
+            tool_use_id = sent_ids.get(tool_call_id) or to_anthropic(tool_call_id)
+            result: JSON = {"type": "tool_result", "tool_use_id": tool_use_id}
             body = _tool_result_content(content, f"{p}.content", ctx)
             if body:
                 result["content"] = body
@@ -355,7 +378,7 @@ def _convert_messages(messages: object, ctx: _Ctx) -> tuple[list[JSON], list[JSO
             if match is None:
                 raise _fail("function message does not follow a matching function_call", p)
             legacy_calls.remove(match)
-            result = {"type": "tool_result", "tool_use_id": match[1]}
+            result = {"type": "tool_result", "tool_use_id": sent_ids.get(match[1], match[1])}
             body = _tool_result_content(content, f"{p}.content", ctx)
             if body:
                 result["content"] = body

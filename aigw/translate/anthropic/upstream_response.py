@@ -17,6 +17,7 @@ import orjson
 
 from aigw.translate.anthropic.shared import JSON_TOOL_NAME, _dumps, _fail, _strip_prefix
 from aigw.translate.common import JSON, openai_usage, usage_chunk
+from aigw.translate.tool_ids import from_anthropic
 from aigw.usage import Usage
 
 _STOP_TO_FINISH = {
@@ -67,6 +68,11 @@ def usage_from_anthropic(u: object) -> Usage | None:
     )
 
 
+def _call_id(value: object) -> object:
+    # An id aigw encoded for Anthropic (translate.tool_ids) goes back as the client's.
+    return from_anthropic(value) if isinstance(value, str) else value
+
+
 def _finish_reason(stop_reason: object, *, tool_calls: bool) -> str:
     if stop_reason == "tool_use" and not tool_calls:
         return "stop"  # only the JSON-mode tool was called: the answer is content
@@ -101,7 +107,7 @@ def messages_to_chat_response(resp: JSON, *, model: str) -> JSON:
                 continue
             tool_calls.append(
                 {
-                    "id": block.get("id"),
+                    "id": _call_id(block.get("id")),
                     "type": "function",
                     "function": {"name": block.get("name"), "arguments": arguments},
                 }
@@ -186,7 +192,7 @@ class MessagesToChatStream:
         arguments = _dumps(input_) if isinstance(input_, dict) and input_ else ""
         call = {
             "index": tc_index,
-            "id": block.get("id"),
+            "id": _call_id(block.get("id")),
             "type": "function",
             "function": {"name": block.get("name"), "arguments": arguments},
         }

@@ -25,8 +25,9 @@ Each module's docstring explains the design choices made there. Two span directi
 * **Tool call ids.** Gemini pairs calls and responses by position and name; the
   ``generateContent`` request schema rejects ``id`` on ``functionCall`` and
   ``functionResponse``, so ids are never sent. A ``functionCall.id`` in a response is
-  reused as the OpenAI id, otherwise ids are ``call_<n>``; a tool message's name is
-  taken from the closest preceding assistant tool call with that id.
+  reused as the OpenAI id, otherwise an id is minted from a digest of the conversation
+  (:mod:`aigw.translate.tool_ids`: unique across rounds, stable on replay); a tool
+  message's name is taken from the closest preceding assistant tool call with that id.
 """
 
 from aigw.translate.gemini.client_request import gemini_to_chat_request

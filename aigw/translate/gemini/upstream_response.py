@@ -3,6 +3,10 @@
 * **Usage.** ``prompt_tokens`` = promptTokenCount (+ toolUsePromptTokenCount, input the
   model read from tools, billed as input); ``completion_tokens`` = candidatesTokenCount +
   thoughtsTokenCount, so totals agree with ``totalTokenCount``.
+* **Tool-call ids.** A ``functionCall.id`` is used when Gemini sends one; otherwise the
+  id is minted from ``seed``, the digest of the conversation answered
+  (:mod:`aigw.translate.tool_ids`), so ids never repeat across rounds. Without a seed
+  the ``responseId`` (or a random value) stands in: unique, but not replay-stable.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import orjson
 
 from aigw.translate.common import JSON, TranslationError, openai_usage, usage_chunk
 from aigw.translate.gemini.shared import _dumps, _is_int
+from aigw.translate.tool_ids import mint
 from aigw.usage import Usage
 
 
@@ -73,13 +78,21 @@ def _visible_text(parts: list[JSON]) -> str:
     )
 
 
-def _tool_call(part: JSON, n: int) -> JSON:
+def _id_seed(seed: str, resp: JSON) -> str:
+    if seed:
+        return seed
+    rid = resp.get("responseId")
+    return f"response:{rid}" if isinstance(rid, str) and rid else uuid.uuid4().hex
+
+
+def _tool_call(part: JSON, n: int, seed: str) -> JSON:
     fc = part["functionCall"]
     cid = fc.get("id")
+    name = str(fc.get("name", ""))
     call: JSON = {
-        "id": cid if isinstance(cid, str) and cid else f"call_{n}",
+        "id": cid if isinstance(cid, str) and cid else mint(seed, n, name),
         "type": "function",
-        "function": {"name": str(fc.get("name", "")), "arguments": _dumps(fc.get("args") or {})},
+        "function": {"name": name, "arguments": _dumps(fc.get("args") or {})},
     }
     sig = part.get("thoughtSignature")
     if isinstance(sig, str) and sig:
@@ -137,17 +150,19 @@ def _candidates(resp: JSON) -> list[JSON]:
     return [c for c in cands if isinstance(c, dict)]
 
 
-def gemini_to_chat_response(resp: JSON, *, model: str) -> JSON:
-    """Gemini ``GenerateContentResponse`` -> OpenAI ``chat.completion``."""
+def gemini_to_chat_response(resp: JSON, *, model: str, seed: str = "") -> JSON:
+    """Gemini ``GenerateContentResponse`` -> OpenAI ``chat.completion``. ``seed``: the
+    :func:`~aigw.translate.tool_ids.conversation_seed` of the request answered."""
     if not isinstance(resp, dict):
         raise TranslationError("Gemini response is not a JSON object")
+    seed = _id_seed(seed, resp)
     choices: list[JSON] = []
     n = 0
     for pos, cand in enumerate(_candidates(resp)):
         parts = _parts(cand)
         calls = []
         for part in _function_calls(parts):
-            calls.append(_tool_call(part, n))
+            calls.append(_tool_call(part, n, seed))
             n += 1
         text = _visible_text(parts)
         message: JSON = {
@@ -190,15 +205,16 @@ def gemini_to_chat_response(resp: JSON, *, model: str) -> JSON:
 class GeminiToChatStream:
     """Gemini ``streamGenerateContent`` SSE data objects -> OpenAI chunks."""
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(self, *, model: str, seed: str = "") -> None:
         self.model = model
+        self._seed = seed  # see gemini_to_chat_response
         self._meta: JSON | None = None  # the latest usageMetadata with counts
         self._id: str | None = None
         self._created = int(time.time())
         self._started: set[int] = set()
         self._finished: set[int] = set()
         self._calls: dict[int, int] = {}  # choice index -> tool calls so far
-        self._n = 0  # tool calls so far across choices, for call_<n> ids
+        self._n = 0  # tool calls so far across choices, for minted ids
 
     @property
     def usage(self) -> Usage:
@@ -231,6 +247,7 @@ class GeminiToChatStream:
         if self._id is None:
             rid = data.get("responseId")
             self._id = f"chatcmpl-{rid}" if isinstance(rid, str) and rid else _new_id("chatcmpl-")
+            self._seed = _id_seed(self._seed, data)
         meta = data.get("usageMetadata")
         # Vertex sends count-less metadata ({"trafficType": ...}) before the last chunk.
         if isinstance(meta, dict) and ("promptTokenCount" in meta or "totalTokenCount" in meta):
@@ -266,7 +283,7 @@ class GeminiToChatStream:
             for part in _function_calls(parts):
                 k = self._calls.get(idx, 0)
                 self._calls[idx] = k + 1
-                call = _tool_call(part, self._n)
+                call = _tool_call(part, self._n, self._seed)
                 self._n += 1
                 out.append(self._chunk(idx, {"tool_calls": [{"index": k, **call}]}))
             reason = cand.get("finishReason")

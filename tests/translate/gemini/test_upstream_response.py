@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -15,6 +16,7 @@ from aigw.translate.gemini import (
     parse_gemini_error,
     usage_from_gemini,
 )
+from aigw.translate.tool_ids import mint
 from aigw.usage import Usage
 from tests.translate.gemini.helpers import JSON, load
 
@@ -62,7 +64,11 @@ def test_function_call_response() -> None:
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
     (call,) = choice["message"]["tool_calls"]
-    assert call["id"] == "call_0" and call["type"] == "function"
+    # No functionCall.id in the recording: minted from the responseId without a seed.
+    assert call["id"] == mint("response:" + recorded["responseId"], 0, "get_weather")
+    assert call["type"] == "function"
+    seeded = gemini_to_chat_response(recorded, model="m", seed="abc")
+    assert seeded["choices"][0]["message"]["tool_calls"][0]["id"] == mint("abc", 0, "get_weather")
     assert call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "Washington D.C."}
     sig = recorded["candidates"][0]["content"]["parts"][0]["thoughtSignature"]
@@ -86,7 +92,7 @@ def test_several_candidates_get_distinct_ids() -> None:
         model="m",
     )
     ids = [c["message"]["tool_calls"][0]["id"] for c in resp["choices"]]
-    assert ids == ["call_0", "call_1"]
+    assert len(set(ids)) == 2 and all(re.fullmatch(r"call_[0-9a-f]{24}", i) for i in ids)
     assert resp["choices"][1]["message"]["content"] == "no"
 
 
@@ -223,7 +229,8 @@ def test_function_call_stream() -> None:
     delta = calls[0]["choices"][0]["delta"]
     assert delta["role"] == "assistant"  # the thought chunk produced nothing
     (tc,) = delta["tool_calls"]
-    assert tc["index"] == 0 and tc["id"] == "call_0" and tc["type"] == "function"
+    assert tc["index"] == 0 and re.fullmatch(r"call_[0-9a-f]{24}", tc["id"])
+    assert tc["type"] == "function"
     assert tc["function"] == {"name": "get_weather", "arguments": '{"city":"Washington D.C."}'}
     assert tc["extra_content"]["google"]["thought_signature"].startswith("CiQB")
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
