@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigw.config import Config
 from aigw.limits.alerts import REFUSED
 from aigw.limits.periods import Calendar, Period
 from aigw.model import REPORT_GROUPS, Limits, ReportRow
 from aigw.pricing import format_usd
-from aigw.store.base import LedgerQueries, Store
+
+if TYPE_CHECKING:  # types only: `aigw teams --help` need not load the store
+    from aigw.store.base import LedgerQueries, Store
 
 BY = REPORT_GROUPS
 

@@ -2,21 +2,149 @@
 
 Commands live in one module per group. Core code raises aigw's own error types;
 :class:`AigwGroup` is the one place that turns them into a message and exit code 1.
+
+**Start-up time.** Only the module of the command being run is imported (the table
+:data:`COMMANDS`), so ``aigw keys list`` never loads the server, the report or the
+demo, and ``aigw --help`` lists the commands from the table without importing any of
+them. ``tests/test_cli_startup.py`` checks what a command imports and that the table's
+help texts are the commands' own.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from aigw import __version__
-from aigw.cli.common import err_console
 from aigw.errors import AigwError
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A top-level command: ``aigw.cli.<module>.<attr>``, a Typer app (a group) or a
+    function (a command), and the first paragraph of its help for ``aigw --help``."""
+
+    module: str
+    attr: str
+    help: str
+    hidden: bool = False
+
+    def load(self, name: str) -> Any:
+        obj = getattr(importlib.import_module(f"aigw.cli.{self.module}"), self.attr)
+        if isinstance(obj, typer.Typer):
+            cmd: Any = typer.main.get_group(obj)
+        else:
+            single = typer.Typer(add_completion=False)  # completion is the root's
+            single.command(name, hidden=self.hidden)(obj)
+            cmd = typer.main.get_command(single)
+        cmd.name = name
+        _tidy(cmd)
+        return cmd
+
+
+# In the order `aigw --help` lists them (Typer lists commands before groups).
+COMMANDS: dict[str, Entry] = {
+    "init": Entry(
+        "init", "init", "Write a commented default config.toml and create the state database."
+    ),
+    "serve": Entry(
+        "serve",
+        "serve",
+        "Run the gateway: OpenAI-compatible endpoint, key auth and the cost ledger.",
+    ),
+    "report": Entry(
+        "report",
+        "report",
+        "Spend and usage from the ledger, grouped by team, app, key, model, provider or day;\n"
+        "then each budget's spend and remaining in its current period.",
+    ),
+    "demo": Entry(
+        "demo",
+        "demo",
+        "Run the gateway on a built-in mock provider, send requests with the openai SDK, report.",
+    ),
+    "man": Entry(
+        "manpage",
+        "man",
+        "Print the man page (roff) generated from the command tree.",
+        hidden=True,
+    ),
+    "providers": Entry(
+        "providers",
+        "app",
+        "Configure upstream providers (OpenAI, Anthropic, Gemini, compatible servers, mock). "
+        "aigw looks for a provider's key in this order: the environment variable "
+        "AIGW_<NAME>_API_KEY (NAME upper-cased, non-alphanumerics as _), then the systemd "
+        "credential $CREDENTIALS_DIRECTORY/aigw-<name>, then the OS keyring (service 'aigw').",
+    ),
+    "keys": Entry(
+        "keys",
+        "app",
+        "Create, list, revoke and rotate gateway keys. A key is shown once; only its hash is "
+        "stored. Changes reach a running server within a second.",
+    ),
+    "teams": Entry(
+        "teams",
+        "app",
+        "Create and change teams: rate limits, hard budgets, alerts and priority shared by all "
+        "of a team's keys (a key's own limits apply on top). A key may name a team that has no "
+        "record; it then has only its own limits. Changes reach a running server within a "
+        "second.",
+    ),
+    "prices": Entry(
+        "prices",
+        "app",
+        "The price table: list it, find models with no price, import LiteLLM's prices.",
+    ),
+}
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """The root group's ``commands``: an entry's module is imported when its command is
+    first looked up. Iterating gives the names without importing anything."""
+
+    def __init__(self, entries: dict[str, Entry]) -> None:
+        self._entries = entries
+        self._loaded: dict[str, Any] = {}  # name -> click command (typer vendors click)
+
+    def __getitem__(self, name: str) -> Any:
+        cmd = self._loaded.get(name)
+        if cmd is None:
+            cmd = self._loaded[name] = self._entries[name].load(name)
+        return cmd
+
+    def __setitem__(self, name: str, cmd: Any) -> None:
+        self._loaded[name] = cmd
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self._entries and name not in self._loaded:
+            raise KeyError(name)
+        self._entries = {k: v for k, v in self._entries.items() if k != name}
+        self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._entries, *self._loaded]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._entries, *self._loaded]))
+
+    def listing(self, name: str) -> Any:
+        """What ``aigw --help`` shows for ``name``: the command if loaded, else a stand-in
+        carrying the table's help (nothing is imported)."""
+        if name in self._loaded:
+            return self._loaded[name]
+        entry = self._entries.get(name)
+        if entry is None:
+            return None
+        return TyperCommand(name, help=escape(entry.help), hidden=entry.hidden)
 
 
 def _tidy(cmd: Any) -> None:
@@ -55,11 +183,36 @@ class AigwGroup(TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _tidy(self)
+        self._listing = False
+        # The root (the only AigwGroup): its commands come from the table, on demand.
+        lazy = LazyCommands(COMMANDS)
+        lazy.update(self.commands)
+        self.commands = lazy
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        # Typer's reads commands.items(), which would import every command.
+        return list(self.commands)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        commands = self.commands
+        if self._listing and isinstance(commands, LazyCommands):
+            return commands.listing(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        # The command list needs only names and help: do not import the commands.
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except AigwError as exc:
+            from aigw.cli.common import err_console
+
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(1) from None
 
@@ -97,23 +250,6 @@ def _root(
 ) -> None:
     if home is not None:
         os.environ["AIGW_HOME"] = str(home)
-
-
-def _register() -> None:
-    from aigw.cli import demo, init, keys, manpage, prices, providers, report, serve, teams
-
-    app.command("init")(init.init)
-    app.add_typer(providers.app, name="providers")
-    app.add_typer(keys.app, name="keys")
-    app.add_typer(teams.app, name="teams")
-    app.command("serve")(serve.serve)
-    app.command("report")(report.report)
-    app.add_typer(prices.app, name="prices")
-    app.command("demo")(demo.demo)
-    app.command("man", hidden=True)(manpage.man)
-
-
-_register()
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -86,6 +85,8 @@ def with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
             return await fn(store)
         finally:
             await store.close()
+
+    import asyncio  # not at import: `aigw --help` and the like never need it
 
     return asyncio.run(run())
 

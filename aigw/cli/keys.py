@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.panel import Panel
@@ -26,7 +26,9 @@ from aigw.cli.limits import (
 )
 from aigw.config import Config
 from aigw.model import NO_LIMITS, KeyRecord
-from aigw.store.base import Store
+
+if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
+    from aigw.store.base import Store
 
 app = typer.Typer(
     help="Create, list, revoke and rotate gateway keys. A key is shown once; only its hash "
@@ -40,6 +42,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 def _as_dict(
     rec: KeyRecord, now: float, key: str | None = None, cfg: Config | None = None
 ) -> dict[str, Any]:
+
     out: dict[str, Any] = {"id": rec.id}
     if key is not None:
         out["key"] = key

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -18,7 +18,9 @@ from aigw.cli.common import console, load_config, parse_since, print_json, save_
 from aigw.config import PriceConfig
 from aigw.errors import ConfigError
 from aigw.pricing import Price, PriceBook
-from aigw.store.base import Store
+
+if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
+    from aigw.store.base import Store
 
 app = typer.Typer(
     help="The price table: list it, find models with no price, import LiteLLM's prices.",

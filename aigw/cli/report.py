@@ -6,7 +6,7 @@ import csv
 import sys
 import time
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,7 +16,9 @@ from aigw.cli.common import console, load_config, parse_since, print_json, when,
 from aigw.cli.teams import print_budgets
 from aigw.errors import AigwError
 from aigw.pricing import format_usd
-from aigw.store.base import Store
+
+if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
+    from aigw.store.base import Store
 
 
 class By(StrEnum):

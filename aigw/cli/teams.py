@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,7 +28,9 @@ from aigw.config import Config
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
 from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
-from aigw.store.base import Store
+
+if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
+    from aigw.store.base import Store
 
 app = typer.Typer(
     help="Create and change teams: rate limits, hard budgets, alerts and priority shared "
@@ -37,6 +39,7 @@ app = typer.Typer(
     "server within a second.",
     no_args_is_help=True,
 )
+
 
 NameArg = Annotated[str, typer.Argument(help="The team's name, as keys give it with --team.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from tomlkit.exceptions import TOMLKitError
 
-from aigw.config import edit
 from aigw.config.alerts import ALERTS, AlertsConfig
 from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
@@ -176,6 +174,11 @@ def _edited(before: str, cfg: Config, path: Path) -> str:
         return render(cfg)  # nothing to keep from a file that does not load
     want = to_dict(cfg)
     comments = {name: section.comment.rstrip("\n") + "\n" for name, section in SECTIONS}
+    # tomlkit only when a command changes the file: reading config does not need it.
+    from tomlkit.exceptions import TOMLKitError
+
+    from aigw.config import edit
+
     try:
         text = edit.update(before, old, want, comments)
         got = to_dict(parse(tomllib.loads(text), str(path)))
