@@ -87,13 +87,14 @@ class Forward:
                 model, self.translation.strict, self.translation.default_max_tokens
             )
             try:
-                translated = adapter.from_hub(fmt.to_hub(call), opts)
+                hub = fmt.to_hub(call, opts)
+                translated = adapter.from_hub(hub.body, opts)
             except TranslationError as exc:
                 raise bad_request(
                     exc.message, param=exc.param, code="unsupported_parameter"
                 ) from None
             body = translated.body
-            ctx.warnings.extend(translated.warnings)
+            ctx.warnings.extend(hub.warnings + translated.warnings)
         req = adapter.chat_request(
             provider.config,
             provider.api_key,

@@ -123,7 +123,7 @@ class FakeAnthropic(FakeUpstream):
         bad = self.check_headers(request)
         if bad is not None:
             return bad
-        b = self.next_behavior()
+        b = self.next_behavior(rec.body)
         if isinstance(b, Fail):
             return self.error(b.status, b.message, b.headers, b.body)
         if isinstance(b, Hang):

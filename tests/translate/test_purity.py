@@ -19,6 +19,7 @@ ALLOWED = {
     "collections",
     "dataclasses",
     "functools",
+    "hashlib",
     "re",
     "struct",
     "time",

@@ -3,6 +3,9 @@
 * **Usage.** ``prompt_tokens`` = promptTokenCount (+ toolUsePromptTokenCount, input the
   model read from tools, billed as input); ``completion_tokens`` = candidatesTokenCount +
   thoughtsTokenCount, so totals agree with ``totalTokenCount``.
+* **Thoughts.** Thought summaries (parts with ``thought: true``, sent when the request
+  has ``includeThoughts``) are not part of the answer: they become the hub's
+  ``reasoning_content``, as Anthropic thinking does.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ def _visible_text(parts: list[JSON]) -> str:
     return "".join(
         p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")
     )
+
+
+def _thought_text(parts: list[JSON]) -> str:
+    return "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought"))
 
 
 def _tool_call(part: JSON, n: int) -> JSON:
@@ -155,6 +162,9 @@ def gemini_to_chat_response(resp: JSON, *, model: str) -> JSON:
             "content": text or (None if calls else ""),
             "refusal": None,
         }
+        thoughts = _thought_text(parts)
+        if thoughts:
+            message["reasoning_content"] = thoughts
         if calls:
             message["tool_calls"] = calls
         index = cand.get("index")
@@ -254,6 +264,9 @@ class GeminiToChatStream:
             if idx in self._finished:
                 continue
             parts = _parts(cand)
+            thoughts = _thought_text(parts)
+            if thoughts:
+                out.append(self._chunk(idx, {"reasoning_content": thoughts}))
             text = _visible_text(parts)
             if text:
                 out.append(
