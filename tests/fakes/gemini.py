@@ -164,7 +164,9 @@ class FakeGemini(FakeUpstream):
         return hashlib.sha1(str(len(self.requests)).encode()).hexdigest()[:23]
 
     def response(self, model: str, reply: Reply) -> dict[str, Any]:
-        parts = _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+        parts: list[dict[str, Any]] = (
+            _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+        )
         if reply.thought:
             parts.insert(0, {"text": reply.thought, "thought": True})
         return {
