@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anthropic
 import pytest
 from anthropic.types import Message
+from google import genai
+from google.genai import types as genai_types
 
 from aigw.sse import SSEParser
 from tests.conftest import RunningGateway
@@ -26,6 +29,10 @@ from tests.fakes.openai import FakeOpenAI
 from tests.translate.anthropic.helpers import accumulate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude_code"
+# google-genai subclasses aiohttp's ClientSession, which aiohttp warns about.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
 
 
 def recorded(name: str) -> tuple[dict[str, str], dict[str, Any]]:
@@ -126,3 +133,62 @@ async def test_unknown_field_is_refused_when_strict_on_a_translated_path(
     assert err["type"] == "error" and err["error"]["type"] == "invalid_request_error"
     assert "future_field" in err["error"]["message"]
     assert fake_openai.requests == []
+
+
+# -- thinking both ways, with the official SDKs -----------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_google_genai_thinking_budget_reaches_anthropic_and_thoughts_come_back(
+    trio: RunningGateway, fake_anthropic: FakeAnthropic, stream: bool
+) -> None:
+    key = await trio.key()
+    fake_anthropic.default = Reply(text="42.", thought="Six times seven.")
+    client = genai.Client(api_key=key, http_options=genai_types.HttpOptions(base_url=trio.url))
+    config = genai_types.GenerateContentConfig(
+        thinking_config=genai_types.ThinkingConfig(thinking_budget=2048, include_thoughts=True)
+    )
+    try:
+        if stream:
+            parts = []
+            async for chunk in await client.aio.models.generate_content_stream(
+                model="m-anthropic", contents="6 x 7?", config=config
+            ):
+                if chunk.candidates and chunk.candidates[0].content:
+                    parts.extend(chunk.candidates[0].content.parts or [])
+        else:
+            resp = await client.aio.models.generate_content(
+                model="m-anthropic", contents="6 x 7?", config=config
+            )
+            parts = resp.candidates[0].content.parts or []  # type: ignore[index, union-attr]
+    finally:
+        await client.aio.aclose()
+    # The number itself, not bucketed to an effort level (which would have been 4096).
+    assert fake_anthropic.last.body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert "".join(p.text or "" for p in parts if p.thought) == "Six times seven."
+    assert "".join(p.text or "" for p in parts if not p.thought) == "42."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_sdk_thinking_to_gemini_comes_back_as_thinking_blocks(
+    trio: RunningGateway, fake_gemini: FakeGemini, stream: bool
+) -> None:
+    key = await trio.key()
+    fake_gemini.default = Reply(text="42.", thought="Six times seven.")
+    kwargs: dict[str, Any] = {
+        "model": "m-gemini",
+        "max_tokens": 8000,
+        "messages": [{"role": "user", "content": "6 x 7?"}],
+        "thinking": {"type": "enabled", "budget_tokens": 3000},
+    }
+    async with anthropic.AsyncAnthropic(base_url=trio.url, api_key=key, max_retries=0) as client:
+        if stream:
+            async with client.messages.stream(**kwargs) as s:
+                msg = await s.get_final_message()
+        else:
+            msg = await client.messages.create(**kwargs)
+    config = fake_gemini.last.body["generationConfig"]["thinkingConfig"]
+    assert config == {"thinkingBudget": 3000, "includeThoughts": True}
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    assert msg.content[0].thinking == "Six times seven."  # type: ignore[union-attr]
+    assert msg.content[1].text == "42."  # type: ignore[union-attr]

@@ -41,12 +41,16 @@ def _usage(r: Reply) -> dict[str, Any]:
 
 
 def _content(r: Reply) -> list[dict[str, Any]]:
+    # Extended thinking comes first, signed (the signature is opaque to clients).
+    head = (
+        [{"type": "thinking", "thinking": r.thought, "signature": "c2lnbmVk"}] if r.thought else []
+    )
     if r.tool_calls:
-        return [
+        return head + [
             {"type": "tool_use", "id": f"toolu_fake{i}", "name": name, "input": args}
             for i, (name, args) in enumerate(r.tool_calls)
         ]
-    return [{"type": "text", "text": r.text}]
+    return [*head, {"type": "text", "text": r.text}]
 
 
 def _sse(name: str, data: dict[str, Any]) -> bytes:
@@ -170,6 +174,16 @@ class FakeAnthropic(FakeUpstream):
             if block["type"] == "text":
                 start: dict[str, Any] = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": w} for w in self.words(block["text"])]
+            elif block["type"] == "thinking":
+                # As the API streams it: the text in deltas, the signature last.
+                start = {"type": "thinking", "thinking": "", "signature": ""}
+                deltas = [
+                    *(
+                        {"type": "thinking_delta", "thinking": w}
+                        for w in self.words(block["thinking"], 8)
+                    ),
+                    {"type": "signature_delta", "signature": block["signature"]},
+                ]
             else:
                 start = {**block, "input": {}}
                 args = orjson.dumps(block["input"]).decode()
