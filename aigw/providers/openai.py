@@ -35,6 +35,9 @@ from aigw.usage import Usage, usage_from_openai
 # families and the chat-tuned GPT-5 snapshots. Others (o-series, GPT-5, and
 # OpenAI-compatible servers, which ignore or honour it) get it.
 _NO_REASONING = re.compile(r"(?:.*/)?(?:gpt-4|gpt-3\.5|chatgpt-|gpt-5[.\d]*-chat)")
+# Reasoning models whose highest effort is "high" (xhigh arrived with GPT-5.1 Codex Max
+# and GPT-5.2).
+_NO_XHIGH = re.compile(r"(?:.*/)?(?:o\d|gpt-5(?:\.1)?(?:-(?!codex-max)|$))")
 
 
 def _stream_error(chunk: JSON) -> UpstreamFault:
@@ -250,11 +253,14 @@ class OpenAIAdapter(AdapterDefaults):
         # The hub's thinking extension (a token budget) has no OpenAI form: the
         # reasoning_effort next to it carries the request.
         hub.pop("thinking", None)
-        if hub.get("reasoning_effort") is not None and _NO_REASONING.match(opts.upstream_model):
+        effort, model = hub.get("reasoning_effort"), opts.upstream_model
+        if effort is not None and _NO_REASONING.match(model):
             del hub["reasoning_effort"]
-            warnings.append(
-                f"'reasoning_effort' was dropped: {opts.upstream_model} does not reason"
-            )
+            warnings.append(f"'reasoning_effort' was dropped: {model} does not reason")
+        elif effort == "xhigh" and _NO_XHIGH.match(model):
+            # Claude Code asks Opus for effort xhigh; older reasoning models stop at high.
+            hub["reasoning_effort"] = "high"
+            warnings.append(f"'reasoning_effort' xhigh was lowered to high for {model}")
         return Translated(hub, warnings)
 
     def response_usage(self, payload: JSON) -> Usage | None:

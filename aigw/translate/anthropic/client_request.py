@@ -13,11 +13,13 @@ Design choices
   ``mid-conversation-system`` beta Claude Code sends to non-Claude model names) become
   hub system messages at the same position; the top-level ``system`` comes first.
 * **Thinking.** ``thinking`` and ``output_config.effort`` become ``reasoning_effort``
-  (effort ``max`` is OpenAI's ``xhigh``; a budget picks low/medium/high). A numeric
-  ``budget_tokens`` also travels as the hub extension ``thinking`` (LiteLLM's OpenAI
-  dialect spells it the same way), so targets that take a token budget (Gemini's
-  ``thinkingBudget``) get the number rather than a bucket. Thinking blocks of earlier
-  turns are signed Anthropic internals no other provider can read; they are dropped.
+  (effort ``max`` is OpenAI's ``xhigh``; a budget picks low/medium/high). The thinking
+  object itself also travels as the hub extension ``thinking`` (``{"type": "enabled",
+  "budget_tokens": N}``, as LiteLLM's OpenAI dialect spells it, or ``{"type":
+  "adaptive"}``), so a target that takes a token budget (Gemini's ``thinkingBudget``)
+  gets the number rather than a bucket, and one that can show its thoughts is asked to.
+  Thinking blocks of earlier turns are signed Anthropic internals no other provider
+  can read; they are dropped.
 * **metadata.user_id** becomes the hub's ``user``; an id longer than OpenAI's 64
   characters (Claude Code sends a JSON object) is replaced by its SHA-256, which stays
   stable per user.
