@@ -327,3 +327,62 @@ def test_gemini_thinking_budget_adjusted_to_anthropic_rules(
         assert out.warnings == []
     else:
         assert any(w.startswith(warning) for w in out.warnings), out.warnings
+
+
+def test_every_field_of_the_sdk_is_known() -> None:
+    # The anthropic SDK's (beta) create parameters: none is refused as unknown, even
+    # under strict, except those whose loss changes the answer.
+    from anthropic.types.beta import message_create_params as beta
+
+    fields = {k for t in beta.MessageCreateParams.__args__ for k in t.__annotations__}  # type: ignore[attr-defined]
+    fields -= {"betas"}  # the SDK sends it as the anthropic-beta header
+    lossy = {"mcp_servers", "container", "compaction"}
+    for name in sorted(fields - lossy - {"model", "messages", "max_tokens"}):
+        body = {**claude_code("opus-4-7-turn1"), name: None}
+        an.messages_to_chat_request(body)  # a null stands for "sent": no unknown-field 400
+    body = {
+        **claude_code("opus-4-7-turn1"),
+        "speed": "fast",
+        "cache_control": {"type": "ephemeral"},
+        "thread": {"type": "create"},
+        "fallbacks": "default",
+    }
+    t = an.messages_to_chat_request(body)
+    assert t.warnings == [
+        "'speed' is Anthropic's own and was ignored",
+        "'fallbacks' is Anthropic's own and was ignored",
+        "'thread' is Anthropic's own and was ignored",
+    ]
+    with pytest.raises(TranslationError):
+        an.messages_to_chat_request({**body, "thread": {"type": "continue"}})
+
+
+def test_compaction_and_fallback_blocks_in_the_history() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "compaction", "content": "Earlier: we fixed the parser."},
+                    {"type": "text", "text": "Go on."},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "On it."},
+                    {"type": "fallback", "to": {"model": "claude-x"}},
+                ],
+            },
+            {"role": "user", "content": "Thanks."},
+        ],
+    }
+    t = an.messages_to_chat_request(body)
+    assert t.body["messages"][0]["content"][0] == {
+        "type": "text",
+        "text": "Earlier: we fixed the parser.",
+    }
+    assert t.body["messages"][1] == {"role": "assistant", "content": "On it."}
+    assert t.warnings == []

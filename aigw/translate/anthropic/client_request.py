@@ -5,10 +5,12 @@ Design choices
 * **Every field the Messages API accepts is read.** A field is translated, dropped
   silently when losing it changes nothing on another provider (``cache_control``, which
   OpenAI and Gemini replace with their own automatic caching; the ``clear_thinking``
-  context edit, as thinking blocks never leave for another provider), or dropped with
-  a warning. A loss that changes the answer (server tools, MCP servers, a container, an
-  unknown field) is an error under ``strict`` and a warning otherwise, like the other
-  translators' meaning-changing losses.
+  context edit, as thinking blocks never leave for another provider; ``fallback``
+  markers), or dropped with a warning (account, billing and speed controls). A loss
+  that changes the answer (server tools, MCP servers, a container, a compaction
+  request, a server-held thread, an unknown field) is an error under ``strict`` and a
+  warning otherwise, like the other translators' meaning-changing losses. A
+  ``compaction`` block in the history becomes its summary text.
 * **Mid-conversation system entries** (``role: "system"`` inside ``messages``, the
   ``mid-conversation-system`` beta Claude Code sends to non-Claude model names) become
   hub system messages at the same position; the top-level ``system`` comes first.
@@ -64,6 +66,10 @@ def _anthropic_part(block: JSON, param: str, ctx: _Ctx) -> JSON | None:
     kind = block.get("type")
     if kind == "search_result":
         return _search_result(block, param)
+    if kind == "compaction":
+        return _compaction_text(block, param)
+    if kind == "fallback":
+        return None  # a boundary marker, "not rendered into the prompt"
     if isinstance(kind, str) and kind in _SERVER_BLOCKS:
         ctx.lossy(param, f"content block type {kind!r} is only available on Anthropic")
         return None
@@ -106,9 +112,25 @@ _SERVER_BLOCKS = frozenset(
         "tool_search_tool_result",
         "mcp_tool_use",
         "mcp_tool_result",
+        "mcp_tool_listing",
         "container_upload",
+        "advisor_tool_result",
+        "tool_addition",
+        "tool_removal",
     }
 )
+
+
+def _compaction_text(block: JSON, param: str) -> JSON | None:
+    """A ``compaction`` block (Anthropic's summary of the turns it replaces) -> its text.
+
+    ``None`` content is a failed compaction, a no-op for Anthropic too."""
+    content = block.get("content")
+    if content is None:
+        return None
+    if not isinstance(content, str):
+        raise _fail("compaction content must be a string", f"{param}.content")
+    return {"type": "text", "text": content}
 
 
 def _search_result(block: JSON, param: str) -> JSON:
@@ -196,8 +218,12 @@ def _assistant_message(content: object, param: str, ctx: _Ctx) -> JSON | None:
                     "function": {"name": name, "arguments": _dumps(input_)},
                 }
             )
-        elif kind in ("thinking", "redacted_thinking"):
-            continue  # signed model internals; an OpenAI upstream cannot use them
+        elif kind in ("thinking", "redacted_thinking", "fallback"):
+            continue  # signed model internals and markers; another provider cannot use them
+        elif kind == "compaction":
+            summary = _compaction_text(block, p)
+            if summary is not None:
+                texts.append(summary["text"])
         elif isinstance(kind, str) and kind in _SERVER_BLOCKS:
             ctx.lossy(p, f"content block type {kind!r} is only available on Anthropic")
         else:
@@ -287,6 +313,22 @@ def _response_format(req: JSON) -> JSON | None:
     return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
 
 
+# Anthropic's account, billing and service controls: no other provider has them, and
+# dropping them does not change the answer.
+_ANTHROPIC_ONLY = (
+    "top_k",
+    "service_tier",
+    "inference_geo",
+    "speed",
+    "diagnostics",
+    "user_profile_id",
+    "workspace_id",
+    "billing_policy",
+    "fallbacks",
+    "fallback_credit_token",
+)
+
+
 # Top-level fields this translator reads, translates or drops on purpose; anything
 # else is a field newer than this gateway, reported (or refused when strict).
 _KNOWN = frozenset(
@@ -298,7 +340,6 @@ _KNOWN = frozenset(
         "stream",
         "temperature",
         "top_p",
-        "top_k",
         "stop_sequences",
         "tools",
         "tool_choice",
@@ -307,10 +348,12 @@ _KNOWN = frozenset(
         "output_config",
         "output_format",
         "context_management",
-        "service_tier",
         "mcp_servers",
         "container",
-        "inference_geo",
+        "cache_control",
+        "compaction",
+        "thread",
+        *_ANTHROPIC_ONLY,
     }
 )
 
@@ -464,9 +507,17 @@ def messages_to_chat_request(req: JSON, *, strict: bool = True) -> Translated:
     user_id = _user_id(req.get("metadata"))
     if user_id is not None:
         out["user"] = user_id
-    for key in ("top_k", "service_tier", "inference_geo"):
+    for key in _ANTHROPIC_ONLY:
         if req.get(key) is not None:
             ctx.warn(f"'{key}' is Anthropic's own and was ignored")
+    if req.get("compaction") is not None:
+        ctx.lossy("compaction", "compaction requests are only available on Anthropic")
+    thread = req.get("thread")
+    if isinstance(thread, dict) and thread.get("type") == "continue":
+        # The earlier turns are held by Anthropic: the target would see only this one.
+        ctx.lossy("thread", "continuing a server-held thread is only available on Anthropic")
+    elif thread is not None:
+        ctx.warn("'thread' is Anthropic's own and was ignored")
     for key in req:
         if key not in _KNOWN:
             # Shown by name only after validation: the name is client text.
