@@ -386,3 +386,17 @@ def test_compaction_and_fallback_blocks_in_the_history() -> None:
     }
     assert t.body["messages"][1] == {"role": "assistant", "content": "On it."}
     assert t.warnings == []
+
+
+def test_system_entry_between_a_tool_call_and_its_result_follows_the_result() -> None:
+    body = claude_code("gpt-5.5-turn2")
+    user, system, assistant, results = body["messages"]
+    # The reminder moved between the call and its result: OpenAI needs them adjacent.
+    hub = an.messages_to_chat_request({**body, "messages": [user, assistant, system, results]})
+    assert [m["role"] for m in hub.body["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "system",
+    ]

@@ -455,23 +455,38 @@ def messages_to_chat_request(req: JSON, *, strict: bool = True) -> Translated:
     system = _system_message(req.get("system"))
     if system is not None:
         out_msgs.append(system)
+    # System entries between a tool call and its result wait until the results: OpenAI
+    # wants tool messages right after the assistant message that called.
+    held: list[JSON] = []
     for i, msg in enumerate(messages):
         p = f"messages[{i}]"
         if not isinstance(msg, dict):
             raise _fail("message must be an object", p)
         role = msg.get("role")
         if role == "user":
-            out_msgs.extend(_user_messages(msg.get("content"), f"{p}.content", ctx))
+            turn = _user_messages(msg.get("content"), f"{p}.content", ctx)
+            results = 0
+            while results < len(turn) and turn[results]["role"] == "tool":
+                results += 1
+            out_msgs.extend([*turn[:results], *held, *turn[results:]])
+            held = []
         elif role == "assistant":
+            out_msgs.extend(held)
+            held = []
             assistant = _assistant_message(msg.get("content"), f"{p}.content", ctx)
             if assistant is not None:
                 out_msgs.append(assistant)
         elif role == "system":
             mid = _system_message(msg.get("content"), f"{p}.content")
-            if mid is not None:
+            if mid is None:
+                continue
+            if held or (out_msgs and out_msgs[-1].get("tool_calls")):
+                held.append(mid)
+            else:
                 out_msgs.append(mid)
         else:
             raise _fail(f"unsupported role {role!r}", f"{p}.role")
+    out_msgs.extend(held)
     out: JSON = {"model": req.get("model"), "messages": out_msgs}
     max_tokens = req.get("max_tokens")
     if max_tokens is not None:
