@@ -160,6 +160,34 @@ MESSAGES_JSON = {
     "tools": [{"name": "f", "input_schema": SCHEMA}],
     "top_p": 0.9,
 }
+# What Claude Code sends to a non-Claude model name (tests/fixtures/claude_code/).
+MESSAGES_AGENT = {
+    "model": "M",
+    "max_tokens": 32000,
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "system", "content": "Mid-conversation context."},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "tu_1", "name": "f", "input": {"a": 1}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "tu_1",
+                    "content": "42",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
+    ],
+    "tools": [{"name": "f", "description": "d", "input_schema": SCHEMA}],
+    "thinking": {"type": "adaptive"},
+    "output_config": {"effort": "high"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+}
 COUNT = {
     "model": "M",
     "system": "Be brief.",
@@ -234,6 +262,7 @@ CASES = [
     Case("chat-more-g", "/v1/chat/completions", CHAT_MORE_G, ("gemini",), "openai"),
     Case("messages", "/v1/messages", MESSAGES, ("openai", "anthropic", "gemini"), "anthropic"),
     Case("messages-json", "/v1/messages", MESSAGES_JSON, ("openai", "gemini"), "anthropic"),
+    Case("messages-agent", "/v1/messages", MESSAGES_AGENT, ("openai", "gemini"), "anthropic"),
     Case("count", "/v1/messages/count_tokens", COUNT, ("openai", "anthropic"), "anthropic"),
     Case(
         "generate",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aigw.errors import GatewayError, Wire
+from aigw.translate.common import Translated, TranslateOptions
 
 JSON = dict[str, Any]
 
@@ -44,7 +45,11 @@ class ClientStream(Protocol):
 class ClientFormat(Protocol):
     wire: Wire
 
-    def to_hub(self, call: Call) -> JSON: ...
+    def to_hub(self, call: Call, opts: TranslateOptions) -> Translated:
+        """The request in the hub format, with the warnings of what was dropped.
+
+        ``opts.strict``: refuse (TranslationError) a loss that changes the answer."""
+        ...
 
     def from_hub(self, hub: JSON, model: str) -> JSON: ...
 

@@ -10,6 +10,7 @@ from aigw.formats.validate import check, describe, required_model
 from aigw.sse import encode
 from aigw.tokens import prompt
 from aigw.translate import anthropic as tr
+from aigw.translate.common import Translated, TranslateOptions
 
 
 def _object(body: Any) -> JSON:
@@ -26,9 +27,10 @@ def _messages(body: JSON) -> None:
             param="messages",
         )
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+        # "system": a mid-conversation system entry (the mid-conversation-system beta).
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
             raise bad_request(
-                f"messages.{i}: expected an object with role 'user' or 'assistant'.",
+                f"messages.{i}: expected an object with role 'user', 'assistant' or 'system'.",
                 param=f"messages.{i}",
             )
         if not isinstance(m.get("content"), (str, list)):
@@ -84,8 +86,8 @@ class MessagesStream:
 class AnthropicMessages:
     wire = Wire.ANTHROPIC
 
-    def to_hub(self, call: Call) -> JSON:
-        return tr.messages_to_chat_request(call.body)
+    def to_hub(self, call: Call, opts: TranslateOptions) -> Translated:
+        return tr.messages_to_chat_request(call.body, strict=opts.strict)
 
     def from_hub(self, hub: JSON, model: str) -> JSON:
         return tr.chat_to_messages_response(hub, model=model)

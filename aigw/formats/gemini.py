@@ -9,6 +9,7 @@ from aigw.formats import JSON, Call
 from aigw.formats.validate import describe, model_name, shown
 from aigw.tokens import prompt
 from aigw.translate import gemini as tr
+from aigw.translate.common import Translated, TranslateOptions
 
 
 def parse(body: Any, *, model: str, stream: bool) -> Call:
@@ -57,8 +58,10 @@ class GeminiStream:
 class GeminiGenerate:
     wire = Wire.GOOGLE
 
-    def to_hub(self, call: Call) -> JSON:
-        return tr.gemini_to_chat_request(call.body, model=call.model, stream=call.stream)
+    def to_hub(self, call: Call, opts: TranslateOptions) -> Translated:
+        return Translated(
+            tr.gemini_to_chat_request(call.body, model=call.model, stream=call.stream)
+        )
 
     def from_hub(self, hub: JSON, model: str) -> JSON:
         return tr.chat_to_gemini_response(hub)

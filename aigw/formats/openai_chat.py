@@ -9,6 +9,7 @@ from aigw.formats import JSON, Call
 from aigw.formats.validate import check, describe, required_model, shown
 from aigw.sse import DONE, encode
 from aigw.tokens import prompt
+from aigw.translate.common import Translated, TranslateOptions
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -119,8 +120,8 @@ class OpenAIChat:
 
     wire = Wire.OPENAI
 
-    def to_hub(self, call: Call) -> JSON:
-        return call.body
+    def to_hub(self, call: Call, opts: TranslateOptions) -> Translated:
+        return Translated(call.body)
 
     def from_hub(self, hub: JSON, model: str) -> JSON:
         return hub

@@ -88,14 +88,15 @@ class Forward:
                 model, self.translation.strict, self.translation.default_max_tokens
             )
             try:
-                hub = fmt.to_hub(call)
+                to_hub = fmt.to_hub(call, opts)
+                hub = to_hub.body
                 translated = adapter.from_hub(hub, opts)
             except TranslationError as exc:
                 raise bad_request(
                     exc.message, param=exc.param, code="unsupported_parameter"
                 ) from None
             body = translated.body
-            ctx.warnings.extend(translated.warnings)
+            ctx.warnings.extend(to_hub.warnings + translated.warnings)
         req = adapter.chat_request(
             provider.config,
             provider.api_key,

@@ -31,6 +31,14 @@ from aigw.sse import DONE, Event
 from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage, usage_from_openai
 
+# OpenAI chat models that refuse reasoning_effort (a 400): the GPT-4 and GPT-3.5
+# families and the chat-tuned GPT-5 snapshots. Others (o-series, GPT-5, and
+# OpenAI-compatible servers, which ignore or honour it) get it.
+_NO_REASONING = re.compile(r"(?:.*/)?(?:gpt-4|gpt-3\.5|chatgpt-|gpt-5[.\d]*-chat)")
+# Reasoning models whose highest effort is "high" (xhigh arrived with GPT-5.1 Codex Max
+# and GPT-5.2).
+_NO_XHIGH = re.compile(r"(?:.*/)?(?:o\d|gpt-5(?:\.1)?(?:-(?!codex-max)|$))")
+
 
 def _stream_error(chunk: JSON) -> UpstreamFault:
     err = chunk["error"]
@@ -236,12 +244,24 @@ class OpenAIAdapter(AdapterDefaults):
         legacy ``max_tokens`` is rejected by reasoning models (o1/o3/o4, GPT-5). An
         OpenAI client's own body never comes here (native pass-through keeps it).
         """
+        hub = dict(hub)
+        warnings: list[str] = []
         if "max_tokens" in hub:
-            hub = dict(hub)
             legacy = hub.pop("max_tokens")
             if hub.get("max_completion_tokens") is None and legacy is not None:
                 hub["max_completion_tokens"] = legacy
-        return Translated(hub)
+        # The hub's thinking extension (a token budget) has no OpenAI form: the
+        # reasoning_effort next to it carries the request.
+        hub.pop("thinking", None)
+        effort, model = hub.get("reasoning_effort"), opts.upstream_model
+        if effort is not None and _NO_REASONING.match(model):
+            del hub["reasoning_effort"]
+            warnings.append(f"'reasoning_effort' was dropped: {model} does not reason")
+        elif effort == "xhigh" and _NO_XHIGH.match(model):
+            # Claude Code asks Opus for effort xhigh; older reasoning models stop at high.
+            hub["reasoning_effort"] = "high"
+            warnings.append(f"'reasoning_effort' xhigh was lowered to high for {model}")
+        return Translated(hub, warnings)
 
     def response_usage(self, payload: JSON) -> Usage | None:
         return usage_from_openai(payload.get("usage"))

@@ -50,6 +50,13 @@ class TranslateOptions:
     default_max_tokens: int = 4096
 
 
+def effort_for_budget(budget: int) -> str:
+    """A thinking budget in tokens -> the OpenAI ``reasoning_effort`` level nearest it."""
+    if budget <= 0:
+        return "none"
+    return "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
+
+
 def openai_usage(u: Usage) -> JSON:
     """An OpenAI ``usage`` object, as the hub's answers and final stream chunks carry it.
 

@@ -93,13 +93,17 @@ def _tool_id_error(messages: Any) -> str | None:
 
 
 def _content(r: Reply, n: int) -> list[dict[str, Any]]:
+    # Extended thinking comes first, signed (the signature is opaque to clients).
+    head = (
+        [{"type": "thinking", "thinking": r.thought, "signature": "c2lnbmVk"}] if r.thought else []
+    )
     if r.tool_calls:
         # Unique per answer (n: the request number), as the real API's toolu_01... are.
-        return [
+        return head + [
             {"type": "tool_use", "id": f"toolu_fake{n}_{i}", "name": name, "input": args}
             for i, (name, args) in enumerate(r.tool_calls)
         ]
-    return [{"type": "text", "text": r.text}]
+    return [*head, {"type": "text", "text": r.text}]
 
 
 def _sse(name: str, data: dict[str, Any]) -> bytes:
@@ -180,7 +184,7 @@ class FakeAnthropic(FakeUpstream):
         bad_ids = _tool_id_error(body.get("messages"))
         if bad_ids is not None:
             return self.error(400, bad_ids)
-        b = self.next_behavior()
+        b = self.next_behavior(rec.body)
         if isinstance(b, Fail):
             return self.error(b.status, b.message, b.headers, b.body)
         if isinstance(b, Hang):
@@ -226,6 +230,16 @@ class FakeAnthropic(FakeUpstream):
             if block["type"] == "text":
                 start: dict[str, Any] = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": w} for w in self.words(block["text"])]
+            elif block["type"] == "thinking":
+                # As the API streams it: the text in deltas, the signature last.
+                start = {"type": "thinking", "thinking": "", "signature": ""}
+                deltas = [
+                    *(
+                        {"type": "thinking_delta", "thinking": w}
+                        for w in self.words(block["thinking"], 8)
+                    ),
+                    {"type": "signature_delta", "signature": block["signature"]},
+                ]
             else:
                 start = {**block, "input": {}}
                 args = orjson.dumps(block["input"]).decode()

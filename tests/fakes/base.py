@@ -39,6 +39,8 @@ class Reply:
     usage: Usage = field(default_factory=lambda: Usage(prompt_tokens=11, completion_tokens=7))
     # Stream only: pause this long between chunks (to test idle timeouts).
     chunk_delay: float = 0.0
+    # A thought summary sent ahead of the answer (Gemini: a ``thought: true`` part).
+    thought: str = ""
 
 
 @dataclass
@@ -77,7 +79,35 @@ class Inject:
     after: int = 2
 
 
-Behavior = Reply | Fail | Hang | DieMidStream | Inject
+@dataclass
+class ToolLoop:
+    """An agent's round trip: ``call`` (a Reply with tool calls) until the request
+    carries a tool result, then ``answer``. Decided from each request, so it can stay
+    the default however many calls a client makes."""
+
+    call: Reply
+    answer: Reply
+
+
+Behavior = Reply | Fail | Hang | DieMidStream | Inject | ToolLoop
+
+
+def has_tool_result(body: Any) -> bool:
+    """Whether a request in any of the three wire formats carries a tool's result."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if (
+                item.get("role") == "tool"
+                or item.get("type") == "tool_result"
+                or "functionResponse" in item
+            ):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class FakeUpstream:
@@ -148,8 +178,11 @@ class FakeUpstream:
         self.strays.append(rec)
         return web.Response(status=404, text="stray request")
 
-    def next_behavior(self) -> Behavior:
-        return self.script.popleft() if self.script else self.default
+    def next_behavior(self, body: Any = None) -> Behavior:
+        b = self.script.popleft() if self.script else self.default
+        if isinstance(b, ToolLoop):
+            return b.answer if has_tool_result(body) else b.call
+        return b
 
     @staticmethod
     async def hang(b: Hang) -> None:

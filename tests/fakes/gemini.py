@@ -144,7 +144,7 @@ class FakeGemini(FakeUpstream):
             return self.error(400, "Invalid JSON payload received.")
         if method == "countTokens":
             return _json(self.count_tokens(rec.body))
-        b = self.next_behavior()
+        b = self.next_behavior(rec.body)
         if isinstance(b, Fail):
             return self.fail(b)
         if isinstance(b, Hang):
@@ -164,7 +164,11 @@ class FakeGemini(FakeUpstream):
         return hashlib.sha1(str(len(self.requests)).encode()).hexdigest()[:23]
 
     def response(self, model: str, reply: Reply) -> dict[str, Any]:
-        parts = _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+        parts: list[dict[str, Any]] = (
+            _call_parts(reply) if reply.tool_calls else [{"text": reply.text}]
+        )
+        if reply.thought:
+            parts.insert(0, {"text": reply.thought, "thought": True})
         return {
             "candidates": [
                 {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
@@ -190,17 +194,27 @@ class FakeGemini(FakeUpstream):
             }
 
         total = reply.usage.completion_tokens
+        # Google sends the thought summary whole, in an event of its own, first.
+        head = (
+            [event([{"text": reply.thought, "thought": True}], reply.usage.reasoning_tokens, False)]
+            if reply.thought
+            else []
+        )
         if reply.tool_calls:
-            return [event(_call_parts(reply), total, True)]
+            return [*head, event(_call_parts(reply), total, True)]
         pieces = self.words(reply.text, 8)
         return [
-            event(
-                [{"text": p}],
-                min(total, reply.usage.reasoning_tokens + i + 1),
-                i == len(pieces) - 1,
-            )
-            for i, p in enumerate(pieces[:-1])
-        ] + [event([{"text": pieces[-1]}], total, True)]
+            *head,
+            *(
+                event(
+                    [{"text": p}],
+                    min(total, reply.usage.reasoning_tokens + i + 1),
+                    i == len(pieces) - 1,
+                )
+                for i, p in enumerate(pieces[:-1])
+            ),
+            event([{"text": pieces[-1]}], total, True),
+        ]
 
     async def stream(
         self, request: web.Request, model: str, reply: Reply, b: object, sse: bool

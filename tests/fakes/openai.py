@@ -62,7 +62,7 @@ class FakeOpenAI(FakeUpstream):
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         rec = await self.record(request)
-        b = self.next_behavior()
+        b = self.next_behavior(rec.body)
         if isinstance(b, Fail):
             return self.error(b)
         if isinstance(b, Hang):

@@ -1,6 +1,11 @@
 """OpenAI chat completion and chunks (the hub) -> Anthropic message and SSE events.
 
 What an Anthropic-speaking client receives when another provider answered.
+
+* **Thinking.** The hub's ``reasoning_content`` (Gemini thought summaries, reasoning
+  of OpenAI-compatible servers) becomes a ``thinking`` block ahead of the text, as
+  Anthropic orders them. It carries an empty ``signature``: no Anthropic key signed
+  it, and a client sending it back reaches a non-Anthropic target, which drops it.
 """
 
 from __future__ import annotations
@@ -66,6 +71,9 @@ def chat_to_messages_response(resp: JSON, *, model: str) -> JSON:
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     blocks: list[JSON] = []
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = _message_text(message.get("content"))
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
@@ -128,6 +136,7 @@ class ChatToMessagesStream:
         self._next_index = 0
         self._open: int | None = None  # index of the open content block
         self._open_text = False
+        self._open_thinking = False
         self._tools: dict[int, int] = {}  # OpenAI tool_call index -> block index
         self._stop_reason: str | None = None
 
@@ -153,14 +162,17 @@ class ChatToMessagesStream:
     def _close(self) -> list[tuple[str, JSON]]:
         if self._open is None:
             return []
-        index, self._open, self._open_text = self._open, None, False
+        index, self._open = self._open, None
+        self._open_text = self._open_thinking = False
         return [("content_block_stop", {"type": "content_block_stop", "index": index})]
 
-    def _open_block(self, block: JSON, *, text: bool) -> list[tuple[str, JSON]]:
+    def _open_block(
+        self, block: JSON, *, text: bool, thinking: bool = False
+    ) -> list[tuple[str, JSON]]:
         out = self._close()
         index = self._next_index
         self._next_index += 1
-        self._open, self._open_text = index, text
+        self._open, self._open_text, self._open_thinking = index, text, thinking
         event = {"type": "content_block_start", "index": index, "content_block": block}
         return [*out, ("content_block_start", event)]
 
@@ -174,6 +186,15 @@ class ChatToMessagesStream:
             )
         )
         return out
+
+    def _thinking(self, text: str) -> list[tuple[str, JSON]]:
+        out = []
+        if not self._open_thinking:
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            out = self._open_block(block, text=False, thinking=True)
+        delta = {"type": "thinking_delta", "thinking": text}
+        event = {"type": "content_block_delta", "index": self._open, "delta": delta}
+        return [*out, ("content_block_delta", event)]
 
     def _tool_calls(self, calls: Iterable[object]) -> list[tuple[str, JSON]]:
         out: list[tuple[str, JSON]] = []
@@ -228,6 +249,9 @@ class ChatToMessagesStream:
                 continue  # Anthropic has one choice
             delta = choice.get("delta")
             delta = delta if isinstance(delta, dict) else {}
+            reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                out += self._thinking(reasoning)
             for key in ("content", "refusal"):
                 text = delta.get(key)
                 if isinstance(text, str) and text:

@@ -14,7 +14,9 @@ Design choices
   package docstring).
 * **reasoning_effort** maps to extended thinking ``{"type": "enabled",
   "budget_tokens": N}`` with N = 1024 for minimal/low, 4096 for medium, 16384 for high,
-  32768 for xhigh (``none`` means no thinking). ``max_tokens`` must exceed the budget:
+  32768 for xhigh (``none`` means no thinking); a numeric budget in the hub's
+  ``thinking`` extension (a Gemini client's ``thinkingBudget``) is sent as it is,
+  raised to Anthropic's 1024 minimum with a warning. ``max_tokens`` must exceed the budget:
   without an explicit client limit the default limit is raised by the budget; with an
   explicit limit the budget shrinks to fit (never below Anthropic's 1024 minimum).
   Thinking is dropped with a warning when it cannot work: the limit is too small,
@@ -98,6 +100,7 @@ _HANDLED = frozenset(
         "function_call",
         "response_format",
         "reasoning_effort",
+        "thinking",
         "user",
         "safety_identifier",
         "n",
@@ -648,15 +651,37 @@ def chat_to_messages_request(req: JSON, opts: TranslateOptions) -> Translated:
     return Translated(body, ctx.warnings)
 
 
+def _hub_budget(req: JSON) -> int | None:
+    """The numeric budget of the hub's ``thinking`` extension (a Gemini client's
+    thinkingBudget, LiteLLM's dialect), or None."""
+    thinking = req.get("thinking")
+    if thinking is None:
+        return None
+    if not isinstance(thinking, dict):
+        raise _fail("thinking must be an object", "thinking")
+    budget = thinking.get("budget_tokens")
+    if thinking.get("type") != "enabled" or budget is None:
+        return None
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+        raise _fail("thinking.budget_tokens must be a non-negative integer", "thinking")
+    return budget
+
+
 def _thinking(
     req: JSON, body: JSON, turns: list[JSON], explicit_max: int | None, ctx: _Ctx
 ) -> None:
     effort = req.get("reasoning_effort")
-    if effort is None or effort == "none":
+    asked = _hub_budget(req)
+    if asked == 0 or (asked is None and (effort is None or effort == "none")):
         return
-    if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
-        raise _fail(f"unsupported reasoning_effort {effort!r}", "reasoning_effort")
-    budget = THINKING_BUDGETS[effort]
+    if asked is None:
+        if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
+            raise _fail(f"unsupported reasoning_effort {effort!r}", "reasoning_effort")
+        budget = THINKING_BUDGETS[effort]
+    else:
+        budget = max(asked, _MIN_THINKING_BUDGET)
+        if budget != asked:
+            ctx.warn(f"thinking budget {asked} was raised to {budget}, Anthropic's minimum")
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
         ctx.warn("reasoning_effort was ignored: Anthropic cannot think while a tool is forced")
@@ -668,12 +693,18 @@ def _thinking(
         if body["max_tokens"] <= budget:
             body["max_tokens"] += budget
     elif explicit_max <= budget:
+        wanted = budget
         budget = max(_MIN_THINKING_BUDGET, explicit_max // 2)
         if explicit_max <= budget:
             ctx.warn(
                 f"reasoning_effort was ignored: max tokens {explicit_max} leave no room to think"
             )
             return
+        if asked is not None:
+            ctx.warn(
+                f"thinking budget {wanted} was lowered to {budget}: Anthropic needs it "
+                f"below max tokens {explicit_max}"
+            )
     body["thinking"] = {"type": "enabled", "budget_tokens": budget}
     temperature = body.get("temperature")
     if temperature is not None and temperature != 1:

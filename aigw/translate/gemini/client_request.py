@@ -3,6 +3,9 @@
 * **Schema dialect.** A Gemini client's OpenAPI-style ``parameters`` / ``responseSchema``
   (upper-case types, ``nullable``, int64-as-string bounds) is converted to JSON Schema;
   ``parametersJsonSchema`` / ``responseJsonSchema`` pass as they are.
+* **Thinking.** ``thinkingLevel`` or ``thinkingBudget`` becomes ``reasoning_effort``; a
+  positive budget also travels as the hub's ``thinking`` extension
+  (``{"type": "enabled", "budget_tokens": N}``) so Anthropic gets the number itself.
 * **Snake case.** Google's JSON parser accepts ``system_instruction``,
   ``inline_data``... as well as camelCase, and its curl docs use them, so client
   requests are read in either spelling.
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from aigw.translate.common import JSON, TranslationError
+from aigw.translate.common import JSON, TranslationError, effort_for_budget
 from aigw.translate.gemini.shared import _bare_model, _dumps, _guess_mime, _is_int, _is_num
 
 
@@ -336,9 +339,7 @@ def _budget_to_effort(cfg: JSON) -> str | None:
     budget = _field(cfg, "thinkingBudget")
     if not _is_int(budget) or budget < 0:  # -1 = dynamic, the default
         return None
-    if budget == 0:
-        return "none"
-    return "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
+    return effort_for_budget(budget)
 
 
 def gemini_to_chat_request(req: JSON, *, model: str, stream: bool) -> JSON:
@@ -407,6 +408,10 @@ def gemini_to_chat_request(req: JSON, *, model: str, stream: bool) -> JSON:
         effort = _budget_to_effort(thinking)
         if effort is not None:
             out["reasoning_effort"] = effort
+        budget = _field(thinking, "thinkingBudget")
+        if effort not in (None, "none") and _is_int(budget) and budget > 0:
+            # The number itself, for targets that take one (Anthropic's budget_tokens).
+            out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     # safetySettings, topK, mediaResolution, labels: no OpenAI equivalent, and none
     # changes what is asked, so they are left behind.
     if stream:

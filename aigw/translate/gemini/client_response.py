@@ -7,6 +7,9 @@ What a Gemini-speaking client receives when another provider answered.
   the chunk carrying ``finishReason``. :class:`ChatToGeminiStream` therefore buffers
   streamed tool arguments and holds the finishing candidate until the usage chunk (or
   :meth:`ChatToGeminiStream.finish`) so the last object has both.
+* **Thoughts.** The hub's ``reasoning_content`` (Anthropic thinking, reasoning of
+  OpenAI-compatible servers) becomes ``{"text": ..., "thought": true}`` parts ahead of
+  the answer, as Gemini sends thought summaries with ``includeThoughts``.
 """
 
 from __future__ import annotations
@@ -97,6 +100,9 @@ def chat_to_gemini_response(resp: JSON) -> JSON:
         message = choice.get("message")
         msg: JSON = message if isinstance(message, dict) else {}
         parts: list[JSON] = []
+        reasoning = msg.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            parts.append({"text": reasoning, "thought": True})
         text = msg.get("content")
         if isinstance(text, list):
             text = _text_of(text, f"choices[{pos}].message.content", ("text", "refusal"))
@@ -179,6 +185,10 @@ class ChatToGeminiStream:
             idx = choice["index"] if _is_int(choice.get("index")) else pos
             raw_delta = choice.get("delta")
             delta: JSON = raw_delta if isinstance(raw_delta, dict) else {}
+            reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                content = {"parts": [{"text": reasoning, "thought": True}], "role": "model"}
+                out.append(self._obj([{"content": content, "index": idx}]))
             text = delta.get("content") or delta.get("refusal")
             if isinstance(text, str) and text:
                 cand: JSON = {"content": {"parts": [{"text": text}], "role": "model"}, "index": idx}

@@ -11,7 +11,10 @@ Design choices
   to ``thinkingLevel`` (on "pro" models, which lack ``minimal``/``medium``, those round
   to ``low``/``high``); for older models to ``thinkingBudget`` tokens: none -> 0,
   minimal -> 512, low -> 1024, medium -> 8192, high/xhigh -> 24576 (Google's own
-  OpenAI-compatibility figures; 2.5 Pro cannot disable thinking so none -> 128).
+  OpenAI-compatibility figures; 2.5 Pro cannot disable thinking so none -> 128). A
+  numeric budget in the hub's ``thinking`` extension (an Anthropic client's
+  ``budget_tokens``) is sent as ``thinkingBudget`` instead, capped at the model's
+  ceiling, with ``includeThoughts`` so the thoughts come back as thinking blocks.
 """
 
 from __future__ import annotations
@@ -367,6 +370,36 @@ def _thinking(effort: Any, model: str, drops: _Drops) -> JSON:
     return {"thinkingBudget": _BUDGET[effort]}
 
 
+# Gemini 2.5's thinkingBudget ceilings (Pro, and Flash / Flash-Lite).
+_MAX_BUDGET_PRO = 32768
+_MAX_BUDGET = 24576
+
+
+def _thinking_config(req: JSON, model: str, drops: _Drops) -> JSON:
+    """``reasoning_effort`` and the hub's ``thinking`` extension -> ``thinkingConfig``.
+
+    A numeric budget goes as ``thinkingBudget`` (capped at the model's ceiling); the
+    extension's presence means the client shows thoughts (Anthropic's thinking
+    blocks), so ``includeThoughts`` is set unless it asked for them omitted."""
+    effort = req.get("reasoning_effort")
+    thinking = req.get("thinking")
+    if thinking is not None and not isinstance(thinking, dict):
+        raise TranslationError("thinking must be an object", param="thinking")
+    config: JSON = {}
+    budget = thinking.get("budget_tokens") if thinking else None
+    if thinking and thinking.get("type") == "enabled" and _is_int(budget) and budget > 0:
+        ceiling = _MAX_BUDGET_PRO if re.search(r"-pro\b", _bare_model(model)) else _MAX_BUDGET
+        if budget > ceiling:
+            drops.approximated("thinking", f"budget {budget} lowered to Gemini's {ceiling}")
+            budget = ceiling
+        config["thinkingBudget"] = budget
+    elif effort is not None:
+        config = _thinking(effort, model, drops)
+    if thinking and thinking.get("display") != "omitted" and config.get("thinkingBudget") != 0:
+        config["includeThoughts"] = True
+    return config
+
+
 def _number(req: JSON, key: str, integer: bool = False) -> Any:
     v = req[key]
     if not (_is_int(v) if integer else _is_num(v)):
@@ -413,6 +446,7 @@ _HANDLED = {
     "tool_choice",
     "parallel_tool_calls",
     "reasoning_effort",
+    "thinking",
     "modalities",
 }
 
@@ -481,9 +515,9 @@ def chat_to_gemini_request(req: JSON, opts: TranslateOptions) -> Translated:
         elif kind != "text":
             raise TranslationError(f"unsupported response_format {kind!r}", param="response_format")
 
-    effort = req.get("reasoning_effort")
-    if effort is not None:
-        gen["thinkingConfig"] = _thinking(effort, opts.upstream_model, drops)
+    thinking = _thinking_config(req, opts.upstream_model, drops)
+    if thinking:
+        gen["thinkingConfig"] = thinking
 
     modalities = req.get("modalities")
     if modalities is not None and modalities != ["text"]:

@@ -7,6 +7,9 @@
   id is minted from ``seed``, the digest of the conversation answered
   (:mod:`aigw.translate.tool_ids`), so ids never repeat across rounds. Without a seed
   the ``responseId`` (or a random value) stands in: unique, but not replay-stable.
+* **Thoughts.** Thought summaries (parts with ``thought: true``, sent when the request
+  has ``includeThoughts``) are not part of the answer: they become the hub's
+  ``reasoning_content``, as Anthropic thinking does.
 """
 
 from __future__ import annotations
@@ -83,6 +86,10 @@ def _id_seed(seed: str, resp: JSON) -> str:
         return seed
     rid = resp.get("responseId")
     return f"response:{rid}" if isinstance(rid, str) and rid else uuid.uuid4().hex
+
+
+def _thought_text(parts: list[JSON]) -> str:
+    return "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought"))
 
 
 def _tool_call(part: JSON, n: int, seed: str) -> JSON:
@@ -170,6 +177,9 @@ def gemini_to_chat_response(resp: JSON, *, model: str, seed: str = "") -> JSON:
             "content": text or (None if calls else ""),
             "refusal": None,
         }
+        thoughts = _thought_text(parts)
+        if thoughts:
+            message["reasoning_content"] = thoughts
         if calls:
             message["tool_calls"] = calls
         index = cand.get("index")
@@ -271,6 +281,9 @@ class GeminiToChatStream:
             if idx in self._finished:
                 continue
             parts = _parts(cand)
+            thoughts = _thought_text(parts)
+            if thoughts:
+                out.append(self._chunk(idx, {"reasoning_content": thoughts}))
             text = _visible_text(parts)
             if text:
                 out.append(

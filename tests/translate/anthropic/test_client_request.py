@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from aigw.translate.anthropic import messages_to_chat_request
+from aigw.translate import anthropic as tr
 from aigw.translate.common import JSON, TranslationError
 from tests.translate.anthropic.helpers import (
     PNG,
@@ -18,6 +18,10 @@ from tests.translate.anthropic.helpers import (
     tool_conversation,
     user,
 )
+
+
+def messages_to_chat_request(req: JSON, *, strict: bool = True) -> JSON:
+    return tr.messages_to_chat_request(req, strict=strict).body
 
 
 def test_anthropic_request_to_hub() -> None:
@@ -126,6 +130,8 @@ def test_anthropic_request_to_hub() -> None:
         ],
         "tool_choice": "auto",
         "parallel_tool_calls": False,
+        "reasoning_effort": "medium",
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
         "user": "u-1",
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -216,7 +222,8 @@ def test_anthropic_request_misc() -> None:
     ("req", "param"),
     [
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "system", "content": 3}]}, "messages[0].content"),
         ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
         (
             {"messages": [{"role": "user", "content": [{"type": "audio"}]}]},

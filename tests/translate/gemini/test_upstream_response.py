@@ -32,13 +32,15 @@ def test_text_response() -> None:
     assert resp["usage"]["total_tokens"] == 35
 
 
-def test_thinking_response_hides_thoughts_and_counts_them() -> None:
+def test_thinking_response_carries_thoughts_apart_and_counts_them() -> None:
     resp = gemini_to_chat_response(
         load("generate_content_thinking_max_tokens.json")["response"], model="m"
     )
     ChatCompletion.model_validate(resp)
     choice = resp["choices"][0]
     assert choice["message"]["content"] == "We are looking"
+    # The thought summary is not the answer: it rides as reasoning_content.
+    assert choice["message"]["reasoning_content"].startswith("Okay, let me break this down.")
     assert choice["finish_reason"] == "length"
     assert resp["usage"]["prompt_tokens"] == 29
     assert resp["usage"]["completion_tokens"] == 3 + 57
@@ -217,7 +219,10 @@ def test_raw_sse_capture_framing() -> None:
     assert raw.endswith("\r\n\r\n") and "[DONE]" not in raw
     events = [json.loads(block.removeprefix("data: ")) for block in raw.split("\r\n\r\n") if block]
     s, chunks = run_stream(events)
-    assert [c["choices"][0]["delta"].get("content") for c in chunks] == ["We", None]
+    assert [c["choices"][0]["delta"].get("content") for c in chunks] == [None, "We", None]
+    assert chunks[0]["choices"][0]["delta"]["reasoning_content"].startswith(
+        "**Initiating the Descent**"
+    )
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     assert s.usage.reasoning_tokens == 59 and s.usage.completion_tokens == 59
 
@@ -227,7 +232,9 @@ def test_function_call_stream() -> None:
     calls = [c for c in chunks if c["choices"][0]["delta"].get("tool_calls")]
     assert len(calls) == 1
     delta = calls[0]["choices"][0]["delta"]
-    assert delta["role"] == "assistant"  # the thought chunk produced nothing
+    # The thought chunk came first, as reasoning_content.
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[0]["choices"][0]["delta"]["reasoning_content"]
     (tc,) = delta["tool_calls"]
     assert tc["index"] == 0 and re.fullmatch(r"call_[0-9a-f]{24}", tc["id"])
     assert tc["type"] == "function"
