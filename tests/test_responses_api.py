@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types.responses import ResponseFunctionToolCall
+from openai.types.responses import FunctionToolParam, Response, ResponseFunctionToolCall
 
 from aigw.store.sqlite import ledger
 from aigw.usage import Usage
@@ -25,7 +25,7 @@ from tests.fakes.gemini import FakeGemini
 PAYLOADS = Path(__file__).parent / "translate" / "payloads"
 TRANSLATED = ["m-anthropic", "m-gemini"]
 
-WEATHER = {
+WEATHER: FunctionToolParam = {
     "type": "function",
     "name": "get_weather",
     "description": "Current weather for a city.",
@@ -174,19 +174,20 @@ async def test_tool_call_round_trip(
     )
     key = await trio.key()
     history: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first: Response
     async with trio.openai(key) as client:
         if stream:
             async with client.responses.stream(
                 model=model,
                 input=history,
-                tools=[WEATHER],  # type: ignore[list-item]
+                tools=[WEATHER],
             ) as s:
                 kinds = [e.type async for e in s]
                 first = await s.get_final_response()
             assert "response.function_call_arguments.delta" in kinds
             assert "response.function_call_arguments.done" in kinds
         else:
-            first = await client.responses.create(model=model, input=history, tools=[WEATHER])  # type: ignore[list-item]
+            first = await client.responses.create(model=model, input=history, tools=[WEATHER])
         calls = [o for o in first.output if o.type == "function_call"]
         assert len(calls) == 1
         call = calls[0]
@@ -205,7 +206,7 @@ async def test_tool_call_round_trip(
         ]
         second = await client.responses.create(
             model=model, input=history, tools=[WEATHER], stream=False
-        )  # type: ignore[list-item]
+        )
     assert second.output_text == "It is sunny in Paris."
     sent = fake.last.body
     if model == "m-anthropic":
@@ -333,7 +334,7 @@ async def test_dropped_builtin_tools_and_store_are_warned(
             model="m-anthropic",
             input="hi",
             store=True,
-            tools=[WEATHER, {"type": "web_search"}],  # type: ignore[list-item]
+            tools=[WEATHER, {"type": "web_search"}],
         )
     warning = raw.headers["x-aigw-warning"]
     assert "web_search" in warning and "store was ignored" in warning

@@ -28,11 +28,25 @@ def responses_usage(u: Usage) -> JSON:
     """A Responses ``usage`` object."""
     return {
         "input_tokens": u.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_tokens},
+        "input_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+        },
         "output_tokens": u.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.total_tokens,
     }
+
+
+def _usage(u: object) -> Usage | None:
+    """The hub's usage, with cache writes where the hub carries them."""
+    usage = usage_from_openai(u)
+    if usage is not None and isinstance(u, dict):
+        details = u.get("prompt_tokens_details")
+        writes = details.get("cache_write_tokens") if isinstance(details, dict) else None
+        if isinstance(writes, int) and not isinstance(writes, bool) and writes > 0:
+            usage.cache_write_tokens = writes
+    return usage
 
 
 def _suffix(value: object) -> str:
@@ -181,7 +195,7 @@ def chat_to_response(resp: JSON, *, model: str, request: JSON) -> JSON:
             )
         )
     out["output"] = items
-    _finish(out, choice.get("finish_reason"), usage_from_openai(resp.get("usage")) or Usage())
+    _finish(out, choice.get("finish_reason"), _usage(resp.get("usage")) or Usage())
     return out
 
 
@@ -425,7 +439,7 @@ class ChatToResponsesStream:
             finish = choice.get("finish_reason")
             if isinstance(finish, str) and finish:
                 self._finish = finish
-        usage = usage_from_openai(chunk.get("usage"))
+        usage = _usage(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
         return out
