@@ -45,16 +45,16 @@ def codex_bin(pytestconfig: pytest.Config) -> Path:
     prefix = pytestconfig.cache.mkdir(f"codex-{CODEX_VERSION}")
     binary = prefix / "node_modules" / ".bin" / "codex"
     if not binary.exists() or CODEX_VERSION == "latest":
+        package = f"@openai/codex@{CODEX_VERSION}"
         done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix)]
-            + [f"@openai/codex@{CODEX_VERSION}"],
+            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), package],
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
         if done.returncode != 0 or not binary.exists():
-            pytest.skip(f"npm install @openai/codex@{CODEX_VERSION} failed: {done.stderr[-500:]}")
+            pytest.skip(f"npm install {package} failed: {done.stderr[-500:]}")
     return binary
 
 
