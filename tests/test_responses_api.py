@@ -387,3 +387,55 @@ async def test_mock_provider_serves_responses_through_the_hub(trio: RunningGatew
         ]
     assert resp.output_text
     assert events[-1] == "response.completed"
+
+
+# -- openai-agents, whose default model speaks the Responses API ------------------------
+
+
+@pytest.mark.parametrize("model", TRANSLATED)
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_openai_agents_runs_a_tool_loop(
+    trio: RunningGateway,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    model: str,
+    streamed: bool,
+) -> None:
+    agents = pytest.importorskip("agents")
+    agents.set_tracing_disabled(True)  # tracing would post to api.openai.com
+    fake = _fake(model, fake_anthropic, fake_gemini)
+    fake.then(
+        Reply(tool_calls=[("get_weather", {"city": "Paris"})], usage=Usage(60, 12)),
+        Reply(text="Sunny in Paris.", usage=Usage(90, 5)),
+    )
+    seen: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        seen.append(city)
+        return f"sunny in {city}"
+
+    key = await trio.key()
+    async with trio.openai(key) as client:
+        agent = agents.Agent(
+            name="weather",
+            instructions="Use the tool.",
+            tools=[get_weather],
+            model=agents.OpenAIResponsesModel(model=model, openai_client=client),
+        )
+        if streamed:
+            run = agents.Runner.run_streamed(agent, "Weather in Paris?")
+            async for _ in run.stream_events():
+                pass
+            output = run.final_output
+        else:
+            output = (await agents.Runner.run(agent, "Weather in Paris?")).final_output
+    assert output == "Sunny in Paris."
+    assert seen == ["Paris"]
+    assert "sunny in Paris" in json.dumps(fake.last.body)
+    rows = await trio.gw.db.fetchall(
+        "SELECT prompt_tokens, completion_tokens, stream, endpoint FROM ledger ORDER BY id"
+    )
+    s = int(streamed)
+    assert [tuple(r) for r in rows] == [(60, 12, s, "responses"), (90, 5, s, "responses")]
