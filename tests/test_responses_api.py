@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import agents
 import openai
 import pytest
 from openai.types.responses import FunctionToolParam, Response, ResponseFunctionToolCall
@@ -401,7 +402,6 @@ async def test_openai_agents_runs_a_tool_loop(
     model: str,
     streamed: bool,
 ) -> None:
-    agents = pytest.importorskip("agents")
     agents.set_tracing_disabled(True)  # tracing would post to api.openai.com
     fake = _fake(model, fake_anthropic, fake_gemini)
     fake.then(
