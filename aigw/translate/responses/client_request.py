@@ -19,7 +19,8 @@ import orjson
 
 from aigw.translate.common import JSON, TranslationError
 
-# Tool types that run on OpenAI's side; other providers cannot execute them.
+# Tool types only OpenAI can serve: built-in tools that run on its side, and custom
+# (grammar-constrained) and namespaced tools, which have no chat-completions form.
 BUILTIN_TOOLS = frozenset(
     {
         "web_search",
@@ -41,8 +42,9 @@ BUILTIN_TOOLS = frozenset(
     }
 )
 
-# Fields with no effect through the gateway and no meaning lost: dropped silently.
-_SILENT = frozenset(
+# Fields this translator reads, or ignores on purpose (no effect through the gateway,
+# no meaning lost); any other field is named in a warning.
+_KNOWN = frozenset(
     {
         "model",
         "stream",
@@ -302,7 +304,7 @@ def _tools(tools: object, out: _Out) -> tuple[list[JSON], set[str]]:
         names.add(name)
     if dropped:
         out.warn(
-            "tools run only on OpenAI were ignored: " + ", ".join(dict.fromkeys(dropped).keys())
+            "tools only OpenAI can serve were ignored: " + ", ".join(dict.fromkeys(dropped).keys())
         )
     return kept, names
 
@@ -443,7 +445,7 @@ def responses_to_chat_request(req: JSON) -> tuple[JSON, list[str]]:
     if req.get("max_tool_calls") is not None:
         out.warn("max_tool_calls was ignored")
     for key in req:
-        if key not in _SILENT:
+        if key not in _KNOWN:
             out.warn(f"unknown parameter '{key}' was ignored")
     if req.get("stream"):
         hub["stream"] = True
