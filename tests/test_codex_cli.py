@@ -26,7 +26,7 @@ import pytest
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
 from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.base import Reply
+from tests.fakes.base import Inject, Reply
 from tests.fakes.gemini import FakeGemini
 
 # The version tests/fixtures/codex/ was captured with; AIGW_TEST_CODEX_VERSION=latest
@@ -212,3 +212,45 @@ async def test_websocket_upgrade_is_refused_with_426(trio: RunningGateway) -> No
         body = await r.json()
     assert body["error"]["code"] == "websocket_not_supported"
     assert "POST /v1/responses" in body["error"]["message"]
+
+
+async def test_codex_shows_anthropic_thinking_as_reasoning(
+    codex_bin: Path, trio: RunningGateway, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    recorded = json.loads(
+        (
+            Path(__file__).parent / "translate/payloads/anthropic/anthropic_stream_thinking.json"
+        ).read_text()
+    )
+    raw = b"".join(
+        f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in recorded["events"]
+    )
+    fake_anthropic.then(Inject(raw, after=0))
+    key = await trio.key()
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    home = codex_home(tmp_path, trio.url, "m-anthropic")
+
+    code, events, stderr = await run_codex(codex_bin, home, workdir, key, "Meaning of life?")
+
+    assert code == 0, stderr[-3000:]
+    items = [e["item"] for e in events if e.get("type") == "item.completed"]
+    shown = [i for i in items if i["type"] != "error"]  # the unknown-model-metadata note
+    assert [i["type"] for i in shown] == ["reasoning", "agent_message"], items
+    thinking = "".join(
+        e[1]["delta"].get("thinking", "")
+        for e in recorded["events"]
+        if e[0] == "content_block_delta"
+    )
+    text = "".join(
+        e[1]["delta"].get("text", "") for e in recorded["events"] if e[0] == "content_block_delta"
+    )
+    assert shown[0]["text"].strip() == thinking.strip()
+    assert shown[1]["text"] == text
+    output = next(
+        e[1]["usage"]["output_tokens"] for e in recorded["events"] if e[0] == "message_delta"
+    )
+    rows = await trio.gw.db.fetchall(
+        "SELECT endpoint, status, stream, prompt_tokens, completion_tokens FROM ledger"
+    )
+    assert [tuple(r) for r in rows] == [("responses", 200, 1, 42, output)]
