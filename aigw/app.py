@@ -268,6 +268,7 @@ def create_app(config: Config, state_file: Path) -> web.Application:
     app.router.add_post("/v1/chat/completions", endpoints.chat_completions)
     app.router.add_post("/v1/embeddings", endpoints.embeddings)
     app.router.add_post("/v1/responses", endpoints.responses)
+    app.router.add_get("/v1/responses", endpoints.responses_websocket)
     app.router.add_post("/v1/messages", endpoints.messages)
     app.router.add_post("/v1/messages/count_tokens", endpoints.count_tokens)
     app.router.add_get("/v1/models", endpoints.list_models)

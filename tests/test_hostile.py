@@ -234,6 +234,22 @@ RESPONSES = {
     "max_output_tokens": 50,
     "temperature": 0.5,
 }
+# A Responses tool round trip with the settings the translation reads (anthropic and
+# gemini targets go through the hub).
+RESPONSES_ITEMS = {
+    "model": "M",
+    "input": [
+        {"role": "developer", "content": "Be brief."},
+        {"type": "message", "role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+    ],
+    "tools": [{"type": "function", "name": "f", "parameters": SCHEMA}, {"type": "web_search"}],
+    "tool_choice": {"type": "function", "name": "f"},
+    "text": {"format": {"type": "json_schema", "name": "x", "schema": SCHEMA}},
+    "reasoning": {"effort": "low"},
+    "parallel_tool_calls": False,
+}
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
@@ -280,7 +296,8 @@ CASES = [
     ),
     Case("embeddings", "/v1/embeddings", EMBEDDINGS, ("openai", "gemini"), "openai"),
     Case("embed-tokens", "/v1/embeddings", EMBED_TOKENS, ("openai",), "openai"),
-    Case("responses", "/v1/responses", RESPONSES, ("openai",), "openai"),
+    Case("responses", "/v1/responses", RESPONSES, ALL, "openai"),
+    Case("responses-items", "/v1/responses", RESPONSES_ITEMS, ("anthropic", "gemini"), "openai"),
     # Streamed, to translated targets: the same request translation, then the stream
     # translators (native streams pass through as the unstreamed cases above do).
     Case(
@@ -300,7 +317,7 @@ CASES = [
         OTHER["gemini"],
         "google",
     ),
-    Case("responses-stream", "/v1/responses", {**RESPONSES, "stream": True}, ("openai",), "openai"),
+    Case("responses-stream", "/v1/responses", {**RESPONSES, "stream": True}, ALL, "openai"),
 ]
 
 
@@ -425,6 +442,7 @@ DEEP_CASES = [
     ("/v1/messages/count_tokens", "m-openai", "anthropic"),
     ("/v1/embeddings", "m-openai", "openai"),
     ("/v1/responses", "m-openai", "openai"),
+    ("/v1/responses", "m-anthropic", "openai"),
 ]
 
 
@@ -754,6 +772,7 @@ STREAMS = [
     ("/v1beta/models/m-gemini:streamGenerateContent?alt=sse", None, b'data: {"error":'),
     ("/v1beta/models/m-openai:streamGenerateContent?alt=sse", None, b'data: {"error":'),
     ("/v1/responses", "m-openai", b'event: error\ndata: {"type":"error"'),
+    ("/v1/responses", "m-gemini", b'event: error\ndata: {"type":"error"'),
 ]
 
 

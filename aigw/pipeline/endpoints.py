@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from aigw.errors import Wire
+from aigw.errors import GatewayError, Wire, error_body
 from aigw.formats import Call, anthropic_messages, gemini, openai_chat, openai_endpoints
 from aigw.pipeline import PIPELINES
-from aigw.pipeline.context import Context
+from aigw.pipeline.context import Context, new_request_id
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -58,6 +58,24 @@ async def responses(request: web.Request) -> web.StreamResponse:
     """POST /v1/responses (OpenAI Responses API)"""
     ctx = Context(Wire.OPENAI, "responses", request, openai_endpoints.parse_responses)
     return await request.app[PIPELINES].proxy.run(ctx)
+
+
+async def responses_websocket(request: web.Request) -> web.StreamResponse:
+    """GET /v1/responses: the Responses API's WebSocket transport, which Codex CLI tries
+    before HTTPS. It is not served; 426 makes the client fall back to POST at once
+    (other statuses make Codex retry the upgrade with backoff for seconds)."""
+    err = GatewayError(
+        426,
+        "The Responses API WebSocket transport is not served by this gateway; "
+        "use POST /v1/responses.",
+        code="websocket_not_supported",
+    )
+    return web.Response(
+        status=426,
+        body=error_body(err, Wire.OPENAI),
+        content_type="application/json",
+        headers={"x-request-id": new_request_id()},
+    )
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:

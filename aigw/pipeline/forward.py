@@ -4,7 +4,7 @@ When the client and the target speak the same API the body goes through as it ca
 (only the model is replaced) and the answer comes back byte for byte. Otherwise the
 request is translated through the hub format (OpenAI chat completions) and the
 answer, streamed or not, is translated back event by event. What a provider can
-serve (embeddings, the Responses API) its adapter says in ``capabilities``.
+serve (embeddings, the Responses API natively) its adapter says in ``capabilities``.
 
 The ledger row is committed before the last bytes go out: a JSON answer is sent
 only after the commit; a stream's end (``[DONE]``, ``message_stop``, the final
@@ -19,14 +19,14 @@ import orjson
 from aiohttp import web
 
 from aigw.config import TranslationConfig
-from aigw.errors import GatewayError, bad_request
-from aigw.formats import Call, ClientFormat
+from aigw.errors import bad_request
+from aigw.formats import Call, ClientFormat, openai_responses
+from aigw.formats.openai_responses import stream_error as responses_stream_error
 from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.relay import Relay, Relayer, Translating
 from aigw.pipeline.upstream import Upstream, untranslatable
 from aigw.providers.base import EMBEDDINGS, RESPONSES, redact_bytes
-from aigw.sse import encode
 from aigw.translate.common import JSON, TranslateOptions, TranslationError
 from aigw.usage import Usage
 
@@ -69,16 +69,19 @@ class Forward:
             headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
         )
 
-    async def chat(self, ctx: Context, call: Call) -> web.StreamResponse:
+    async def chat(
+        self, ctx: Context, call: Call, *, translate: bool = False
+    ) -> web.StreamResponse:
         """A chat call (OpenAI chat, Anthropic messages, Gemini generateContent) to any
-        target."""
+        target; ``translate``: through the hub even when the wires match (a Responses
+        call to an OpenAI-wire target without that API)."""
         assert ctx.target is not None and ctx.fmt is not None and ctx.request is not None
         fmt: ClientFormat = ctx.fmt
         request = ctx.request
         provider = ctx.target.provider
         adapter = provider.adapter
         model = ctx.target.upstream_model
-        native = adapter.wire is fmt.wire
+        native = not translate and adapter.wire is fmt.wire
         client_headers: Mapping[str, str] | None = request.headers if native else None
         hub: JSON | None = None  # the request in the hub format, when translated
         if native:
@@ -166,18 +169,14 @@ class Forward:
         return await self.finish_json(ctx, raw, usage, call.prompt_estimate)
 
     async def responses(self, ctx: Context, call: Call) -> web.StreamResponse:
-        """POST /v1/responses, passed through to a provider that serves that API."""
+        """POST /v1/responses: passed through to a provider that serves that API,
+        translated through the hub (as a chat call) to any other."""
         assert ctx.target is not None and ctx.request is not None
         provider = ctx.target.provider
         adapter = provider.adapter
         if RESPONSES not in adapter.capabilities:
-            raise bad_request(
-                f"The Responses API is available for openai providers only; "
-                f"'{provider.name}' is {provider.type}. Use /v1/chat/completions, "
-                "which reaches every provider.",
-                param="model",
-                code="unsupported_model",
-            )
+            ctx.fmt = openai_responses.bind(call)
+            return await self.chat(ctx, call, translate=True)
         req = adapter.responses_request(
             provider.config, provider.api_key, call.body, upstream_model=ctx.target.upstream_model
         )
@@ -201,10 +200,3 @@ class Forward:
             )
         finally:
             resp.close()
-
-
-def responses_stream_error(err: GatewayError) -> bytes:
-    """An ``error`` event as the Responses API streams it."""
-    return encode(
-        {"type": "error", "code": err.code, "message": err.message, "param": err.param}, "error"
-    )
