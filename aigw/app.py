@@ -25,6 +25,7 @@ from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
+from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.writer import GroupWriter
@@ -33,7 +34,8 @@ log = logging.getLogger("aigw")
 
 
 def _catalog(prices: PriceBook) -> dict[str, list[str]]:
-    """Shipped model names per provider type, for GET /v1/models."""
+    """Shipped model names per provider type: what a provider lists until its own
+    models endpoint answers (:mod:`aigw.providers.catalog`)."""
     out: dict[str, list[str]] = {}
     for model, family in prices.shipped.providers.items():
         out.setdefault(family, []).append(model)
@@ -73,6 +75,7 @@ def _lifecycle(
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
                 limiter = LocalLimiter(store.limit_state, config)
+                model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
                 gw = Gateway(
                     config,
@@ -87,6 +90,7 @@ def _lifecycle(
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
+                    model_lists,
                 )
                 app[GATEWAY] = gw
                 app[pipeline.PIPELINES] = pipeline.build(
@@ -103,11 +107,13 @@ def _lifecycle(
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
+                # In the background: a slow provider never delays the start.
+                lists_task = gw.spawn(model_lists.run(), "model-lists")
                 try:
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer)
+                    await gw.stop(watcher, limits_task, checkpointer, lists_task)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
