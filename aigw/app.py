@@ -15,7 +15,7 @@ from aigw import pipeline
 from aigw import providers as providers_mod
 from aigw.config import Config
 from aigw.directory import Directory
-from aigw.errors import GatewayError, Wire, error_body
+from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
@@ -127,18 +127,6 @@ def _lifecycle(
     return ctx
 
 
-def _wire_for(path: str) -> Wire:
-    if path.startswith("/v1/messages"):
-        return Wire.ANTHROPIC
-    if (
-        path.startswith("/v1beta/")
-        or ":generateContent" in path
-        or ":streamGenerateContent" in path
-    ):
-        return Wire.GOOGLE
-    return Wire.OPENAI
-
-
 class QuietMalformedRequests(logging.Filter):
     """One short line, no traceback, for each malformed HTTP request aiohttp refuses.
 
@@ -209,7 +197,7 @@ async def errors_middleware(
         headers = {"x-request-id": rid}
     return web.Response(
         status=err.status,
-        body=error_body(err, _wire_for(request.path)),
+        body=error_body(err, endpoints.wire_of(request)),
         content_type="application/json",
         headers=headers,
     )
@@ -276,8 +264,10 @@ def create_app(config: Config, state_file: Path) -> web.Application:
     app.router.add_post("/v1/responses", endpoints.responses)
     app.router.add_post("/v1/messages", endpoints.messages)
     app.router.add_post("/v1/messages/count_tokens", endpoints.count_tokens)
-    app.router.add_get("/v1/models", endpoints.list_models)
-    # Gemini clients: /v1beta/models/{model}:generateContent (google-genai uses /v1/ too).
-    for version in ("v1beta", "v1", "v1alpha"):
-        app.router.add_post(f"/{version}/models/{{target:.+}}", endpoints.generate_content)
+    # Gemini clients: /v1beta/models/{model}:generateContent (google-genai uses /v1/ too),
+    # and the model listings, whose /v1/models OpenAI and Anthropic clients share.
+    for version in endpoints.GEMINI_VERSIONS:
+        app.router.add_get(f"/{version}/models", endpoints.list_models)
+        app.router.add_get(f"/{version}/models/{{target:.+}}", endpoints.get_model)
+        app.router.add_post(f"/{version}/models/{{target:.+}}", endpoints.gemini_model_method)
     return app
