@@ -26,11 +26,11 @@ GEMINI_VERSIONS = ("v1beta", "v1", "v1alpha")
 
 def listing_wire(request: web.Request) -> Wire:
     """Which API a model-listing request speaks. Under ``/v1/models`` three share the
-    path: google-genai sends its key as ``x-goog-api-key`` (or ``?key=``), the
-    Anthropic SDKs send ``anthropic-version``, anything else is OpenAI."""
+    path: google-genai sends its key as ``x-goog-api-key``, the Anthropic SDKs send
+    ``anthropic-version``, anything else is OpenAI."""
     if not request.path.startswith("/v1/"):
         return Wire.GOOGLE  # /v1beta, /v1alpha
-    if "x-goog-api-key" in request.headers or "key" in request.rel_url.query:
+    if "x-goog-api-key" in request.headers:
         return Wire.GOOGLE
     if "anthropic-version" in request.headers:
         return Wire.ANTHROPIC

@@ -282,6 +282,9 @@ class FakeGemini(FakeUpstream):
         if method == "batchEmbedContents":
             return self.batch_embed(rec.body)
         if method == "embedContent":
+            dims = rec.body.get("outputDimensionality")
+            if isinstance(dims, int) and dims > 3072:  # the real API's limit
+                return self.error(400, f"* outputDimensionality: {dims} is above 3072\n")
             return _json({"embedding": {"values": self.vector(0, rec.body)}})
         if method == "generateContent":
             return _json(self.response(model, reply))

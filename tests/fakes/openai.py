@@ -83,22 +83,6 @@ class FakeOpenAI(FakeUpstream):
         _, fail = await self.record_listing(request)
         if fail is not None:
             return self.error(fail)
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
-            return self.error(
-                Fail(
-                    401,
-                    body=orjson.dumps(
-                        {
-                            "error": {
-                                "message": "You didn't provide an API key.",
-                                "type": "invalid_request_error",
-                                "param": None,
-                                "code": None,
-                            }
-                        }
-                    ),
-                )
-            )
         return web.json_response({"object": "list", "data": self.model_list})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
