@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from aigw.config import Config, UpstreamConfig
 from aigw.errors import ConfigError
+from aigw.translate.common import TranslationError
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Fail, Hang
@@ -287,3 +289,55 @@ def test_the_config_options_are_read_and_checked(tmp_path: Any) -> None:
     path.write_text("[upstream]\nmodels_refresh = -1\n")
     with pytest.raises(ConfigError, match="models_refresh"):
         config_mod.load(path)
+
+
+def test_adapters_read_only_sane_entries_from_a_model_list() -> None:
+    """A provider's list is upstream text: odd entries are skipped, never listed."""
+    from aigw.providers import adapters
+
+    by_type = adapters()
+    junk: list[Any] = [None, 7, {}, {"id": 5}, {"id": ""}, {"id": "../x"}, {"id": "a b"}]
+    page = by_type["openai"].models_page({"data": [*junk, {"id": "ok", "created": -1}]})
+    assert [(m.id, m.created) for m in page.models] == [("ok", None)]
+    page = by_type["anthropic"].models_page(
+        {"data": [*junk, {"id": "c", "created_at": "yesterday"}], "has_more": True}
+    )
+    assert [m.id for m in page.models] == ["c"] and page.next is None  # no last_id: stop
+    page = by_type["gemini"].models_page(
+        {
+            "models": [
+                *junk,
+                {"name": "models/g", "supportedGenerationMethods": "generateContent"},
+                {"name": "models/p", "supportedGenerationMethods": ["predict"]},
+            ],
+            "nextPageToken": "",
+        }
+    )
+    assert [m.id for m in page.models] == ["g"] and page.next is None
+    for type_, bad in (("openai", {"data": {}}), ("anthropic", {}), ("gemini", {"models": 1})):
+        with pytest.raises(TranslationError):
+            by_type[type_].models_page(bad)
+
+
+async def test_a_provider_that_pages_forever_is_cut_off(
+    start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aigw.providers.catalog import MAX_PAGES
+
+    class Endless(FakeGemini):
+        async def list_models(self, request: Any) -> Any:
+            await self.record_listing(request)
+            n = len(self.listings)
+            return web.json_response(
+                {"models": [{"name": f"models/m{n}"}], "nextPageToken": f"t{n}"}
+            )
+
+    fake = await Endless().start()
+    monkeypatch.setenv("AIGW_G_API_KEY", "k")
+    try:
+        gw = await start_gateway(providers={"g": ("gemini", fake.base_url)})
+        await first_round(gw)
+        assert len(fake.listings) == MAX_PAGES
+        assert len(gw.gw.providers["g"].models) == MAX_PAGES
+    finally:
+        await fake.close()
