@@ -15,7 +15,7 @@ from aigw import pipeline
 from aigw import providers as providers_mod
 from aigw.config import Config
 from aigw.directory import Directory
-from aigw.errors import GatewayError, Wire, error_body
+from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
@@ -25,6 +25,7 @@ from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
+from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.writer import GroupWriter
@@ -33,7 +34,8 @@ log = logging.getLogger("aigw")
 
 
 def _catalog(prices: PriceBook) -> dict[str, list[str]]:
-    """Shipped model names per provider type, for GET /v1/models."""
+    """Shipped model names per provider type: what a provider lists until its own
+    models endpoint answers (:mod:`aigw.providers.catalog`)."""
     out: dict[str, list[str]] = {}
     for model, family in prices.shipped.providers.items():
         out.setdefault(family, []).append(model)
@@ -73,6 +75,7 @@ def _lifecycle(
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
                 limiter = LocalLimiter(store.limit_state, config)
+                model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
                 gw = Gateway(
                     config,
@@ -87,6 +90,7 @@ def _lifecycle(
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
+                    model_lists,
                 )
                 app[GATEWAY] = gw
                 app[pipeline.PIPELINES] = pipeline.build(
@@ -103,11 +107,13 @@ def _lifecycle(
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
+                # In the background: a slow provider never delays the start.
+                lists_task = gw.spawn(model_lists.run(), "model-lists")
                 try:
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer)
+                    await gw.stop(watcher, limits_task, checkpointer, lists_task)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
@@ -119,18 +125,6 @@ def _lifecycle(
             await db.close()
 
     return ctx
-
-
-def _wire_for(path: str) -> Wire:
-    if path.startswith("/v1/messages"):
-        return Wire.ANTHROPIC
-    if (
-        path.startswith("/v1beta/")
-        or ":generateContent" in path
-        or ":streamGenerateContent" in path
-    ):
-        return Wire.GOOGLE
-    return Wire.OPENAI
 
 
 class QuietMalformedRequests(logging.Filter):
@@ -203,7 +197,7 @@ async def errors_middleware(
         headers = {"x-request-id": rid}
     return web.Response(
         status=err.status,
-        body=error_body(err, _wire_for(request.path)),
+        body=error_body(err, endpoints.wire_of(request)),
         content_type="application/json",
         headers=headers,
     )
@@ -271,8 +265,10 @@ def create_app(config: Config, state_file: Path) -> web.Application:
     app.router.add_get("/v1/responses", endpoints.responses_websocket)
     app.router.add_post("/v1/messages", endpoints.messages)
     app.router.add_post("/v1/messages/count_tokens", endpoints.count_tokens)
-    app.router.add_get("/v1/models", endpoints.list_models)
-    # Gemini clients: /v1beta/models/{model}:generateContent (google-genai uses /v1/ too).
-    for version in ("v1beta", "v1", "v1alpha"):
-        app.router.add_post(f"/{version}/models/{{target:.+}}", endpoints.generate_content)
+    # Gemini clients: /v1beta/models/{model}:generateContent (google-genai uses /v1/ too),
+    # and the model listings, whose /v1/models OpenAI and Anthropic clients share.
+    for version in endpoints.GEMINI_VERSIONS:
+        app.router.add_get(f"/{version}/models", endpoints.list_models)
+        app.router.add_get(f"/{version}/models/{{target:.+}}", endpoints.get_model)
+        app.router.add_post(f"/{version}/models/{{target:.+}}", endpoints.gemini_model_method)
     return app

@@ -178,6 +178,8 @@ def base_body(endpoint: str, model: str, stream: bool) -> dict[str, Any]:
         return {"model": model, "input": ["hi", "there"]}
     if endpoint == "responses":
         return {"model": model, "input": "hi", "stream": stream}
+    if endpoint == "gemini_embed":
+        return {"requests": [{"content": {"parts": [{"text": "hi"}]}, "taskType": "CLUSTERING"}]}
     return {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
 
@@ -265,8 +267,17 @@ def cases(draw: st.DrawFn, endpoint: str) -> Case:
         path = "/v1/embeddings"
     elif endpoint == "responses":
         path = "/v1/responses"
+    elif endpoint == "gemini_embed":
+        method = draw(st.sampled_from(["batchEmbedContents", "embedContent"]))
+        path = (
+            f"/{draw(st.sampled_from(['v1beta', 'v1']))}/models/{quote(model, safe='/:')}:{method}"
+        )
     else:
-        method = draw(st.sampled_from(["generateContent", "streamGenerateContent", "bogus", ""]))
+        method = draw(
+            st.sampled_from(
+                ["generateContent", "streamGenerateContent", "countTokens", "bogus", ""]
+            )
+        )
         version = draw(st.sampled_from(["v1beta", "v1", "v1alpha"]))
         path = f"/{version}/models/{quote(model, safe='/:')}:{method}"
         if method == "streamGenerateContent" and draw(st.booleans()):
@@ -356,7 +367,15 @@ def check_reply(status: int, headers: dict[str, str], body: bytes) -> None:
         orjson.loads(body)  # a JSON reply is whole JSON
 
 
-ENDPOINTS = ["chat", "messages", "count_tokens", "generate", "embeddings", "responses"]
+ENDPOINTS = [
+    "chat",
+    "messages",
+    "count_tokens",
+    "generate",
+    "gemini_embed",
+    "embeddings",
+    "responses",
+]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

@@ -224,6 +224,23 @@ GEMINI_JSON = {
     "contents": [{"parts": [{"text": "hi"}]}],
     "generationConfig": {"responseMimeType": "application/json", "responseSchema": SCHEMA},
 }
+GEMINI_COUNT = {
+    "generateContentRequest": {
+        "contents": [
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]},
+        ],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "tools": [{"functionDeclarations": [{"name": "f", "parameters": SCHEMA}]}],
+    }
+}
+GEMINI_EMBED = {
+    "requests": [
+        {"content": {"parts": [{"text": "a"}]}, "taskType": "RETRIEVAL_QUERY", "title": "t"},
+        {"content": {"parts": [{"text": "b"}, {"text": "c"}]}, "outputDimensionality": 8},
+    ]
+}
+GEMINI_EMBED_ONE = {"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 8}
 EMBEDDINGS = {"model": "M", "input": ["a", "b"], "encoding_format": "float", "dimensions": 8}
 EMBED_TOKENS = {"model": "M", "input": [[1, 2, 3], [4]], "user": "u"}
 RESPONSES = {
@@ -292,6 +309,21 @@ CASES = [
         "/v1beta/models/{model}:generateContent",
         GEMINI_JSON,
         ("openai", "anthropic"),
+        "google",
+    ),
+    Case("count-g", "/v1beta/models/{model}:countTokens", GEMINI_COUNT, ALL, "google"),
+    Case(
+        "embed-g",
+        "/v1beta/models/{model}:batchEmbedContents",
+        GEMINI_EMBED,
+        ("openai", "gemini"),
+        "google",
+    ),
+    Case(
+        "embed-one-g",
+        "/v1/models/{model}:embedContent",
+        GEMINI_EMBED_ONE,
+        ("openai", "gemini"),
         "google",
     ),
     Case("embeddings", "/v1/embeddings", EMBEDDINGS, ("openai", "gemini"), "openai"),
@@ -440,6 +472,8 @@ DEEP_CASES = [
     ("/v1/messages", "m-gemini", "anthropic"),
     ("/v1beta/models/m-anthropic:generateContent", None, "google"),
     ("/v1/messages/count_tokens", "m-openai", "anthropic"),
+    ("/v1beta/models/m-anthropic:countTokens", None, "google"),
+    ("/v1beta/models/m-openai:batchEmbedContents", None, "google"),
     ("/v1/embeddings", "m-openai", "openai"),
     ("/v1/responses", "m-openai", "openai"),
     ("/v1/responses", "m-anthropic", "openai"),
@@ -449,8 +483,10 @@ DEEP_CASES = [
 def deep_body(path: str, model: str | None, inner: bytes) -> bytes:
     """A valid request for ``path`` with ``inner`` as a message's extra field."""
     head = b'{"model": "' + (model or "").encode() + b'", '
-    if "generateContent" in path:
+    if "generateContent" in path or "countTokens" in path:
         return b'{"contents": [{"parts": [{"text": "hi"}], "x": ' + inner + b"}]}"
+    if "EmbedContents" in path:
+        return b'{"requests": [{"content": {"parts": [{"text": "hi"}]}, "x": ' + inner + b"}]}"
     if "embeddings" in path:
         return head + b'"input": "hi", "x": ' + inner + b"}"
     if "responses" in path:
@@ -677,6 +713,9 @@ async def test_client_hanging_up_mid_upload_is_a_quiet_499(
         (b"POST", b"/v1/messages", "anthropic"),
         (b"POST", b"/v1/messages/count_tokens", "anthropic"),
         (b"POST", b"/v1beta/models/mock%2Fecho:generateContent", "google"),
+        (b"POST", b"/v1beta/models/mock%2Fecho:countTokens", "google"),
+        (b"GET", b"/v1beta/models", "google"),
+        (b"GET", b"/v1beta/models/mock%2Fecho", "google"),
     ],
 )
 async def test_non_ascii_or_oversized_keys_are_a_quiet_401(
@@ -688,6 +727,8 @@ async def test_non_ascii_or_oversized_keys_are_a_quiet_401(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     body = b"" if method == b"GET" else CHAT_BODY
+    if path == b"/v1/models" and header.lower().startswith(b"x-goog-api-key"):
+        kind = "google"  # google-genai's key header: a Gemini client's listing
     reply = await raw_http(gateway.port, method + b" " + path + b" HTTP/1.1\r\n" + header, body)
     head, _, payload = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 "), reply[:300]

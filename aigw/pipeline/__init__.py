@@ -42,6 +42,7 @@ from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.body import ReadBody
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.count import CountTokens
+from aigw.pipeline.embed import GeminiEmbed
 from aigw.pipeline.forward import Forward
 from aigw.pipeline.models import ListModels
 from aigw.pipeline.relay import Relayer
@@ -116,8 +117,9 @@ class Pipelines:
     """The step lists the endpoints run."""
 
     proxy: Pipeline  # chat, messages, generateContent, embeddings, responses
+    gemini_embed: Pipeline  # Gemini's embedContent, batchEmbedContents: STEPS too
     count_tokens: Pipeline  # not admitted, not billed
-    models: Pipeline  # GET /v1/models
+    models: Pipeline  # the model listings (OpenAI, Anthropic, Gemini)
 
 
 PIPELINES = web.AppKey("pipelines", Pipelines)
@@ -164,8 +166,12 @@ def build(
     ]
     return Pipelines(
         proxy=Pipeline(steps, accountant, drain),
+        # The same steps; only the last answers in Gemini's embeddings format.
+        gemini_embed=Pipeline([*steps[:-1], GeminiEmbed(upstream, accountant)], accountant, drain),
         count_tokens=Pipeline(
-            [authenticate_step, body, route, CountTokens(upstream)], accountant, drain
+            [authenticate_step, body, route, CountTokens(config.translation, upstream)],
+            accountant,
+            drain,
         ),
         models=Pipeline([authenticate_step, ListModels(router, allows_model)], accountant, drain),
     )

@@ -9,7 +9,7 @@ import aiohttp
 
 from aigw import secrets
 from aigw.config import Config, ProviderConfig
-from aigw.providers.base import ProviderAdapter, Transport
+from aigw.providers.base import ModelInfo, ProviderAdapter, Transport
 
 log = logging.getLogger("aigw.providers")
 
@@ -22,6 +22,10 @@ class Provider:
     api_key: str | None = field(default=None, repr=False)
     key_source: str | None = None
     models: list[str] = field(default_factory=list)
+    # What the provider says about each of ``models`` (by id); set with use_models.
+    infos: dict[str, ModelInfo] = field(default_factory=dict)
+    # Where ``models`` came from: "price table" (shipped), "built-in" or "provider".
+    models_source: str = "price table"
 
     @property
     def name(self) -> str:
@@ -33,6 +37,12 @@ class Provider:
 
     def known_models(self) -> list[str]:
         return self.models
+
+    def use_models(self, infos: list[ModelInfo], source: str) -> None:
+        """Replace the model list (one assignment each: readers never see a mix)."""
+        self.infos = {m.id: m for m in infos}
+        self.models = list(self.infos)
+        self.models_source = source
 
 
 def adapters() -> dict[str, ProviderAdapter]:
@@ -73,12 +83,11 @@ def build(
                     secrets.credential_name(name),
                     name,
                 )
-        out[name] = Provider(
-            pc,
-            adapter,
-            adapter.transport(http),
-            key,
-            source,
-            adapter.models(catalog.get(pc.type, [])),
+        provider = Provider(pc, adapter, adapter.transport(http), key, source)
+        fetches = adapter.models_request(pc, key, None) is not None
+        provider.use_models(
+            [ModelInfo(m) for m in adapter.models(catalog.get(pc.type, []))],
+            "price table" if fetches else "built-in",
         )
+        out[name] = provider
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from aigw.config import ProviderConfig
@@ -12,23 +13,55 @@ from aigw.providers.base import (
     COUNT_TOKENS,
     JSON,
     AdapterDefaults,
+    ModelInfo,
+    ModelPage,
     StreamState,
     UpstreamFault,
     UpstreamRequest,
+    count,
+    get,
     join_url,
+    listed_id,
     loads,
     post,
     stream_error,
+    text,
     upstream_error,
 )
 from aigw.sse import Event
 from aigw.translate import anthropic as tr
-from aigw.translate.common import Translated, TranslateOptions
+from aigw.translate.common import Translated, TranslateOptions, TranslationError
 from aigw.usage import Usage
 
 # Client headers worth passing on when an Anthropic client talks to an Anthropic
 # provider: the API version it was written for and the betas it opted into.
 _PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+# Messages fields that only shape generation: /v1/messages/count_tokens refuses them
+# ("max_tokens: Extra inputs are not permitted"), and a request translated from
+# another format always has max_tokens.
+_NOT_COUNTED = frozenset(
+    {
+        "max_tokens",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "metadata",
+        "service_tier",
+    }
+)
+
+
+def _unix(value: object) -> int | None:
+    """An RFC 3339 time (``created_at``) as Unix seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(value).timestamp())
+    except ValueError:
+        return None
 
 
 def _error_event(data: JSON) -> UpstreamFault:
@@ -187,13 +220,44 @@ class AnthropicAdapter(AdapterDefaults):
         upstream_model: str,
         client_headers: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
-        return self.request(
-            pc,
-            api_key,
-            "/v1/messages/count_tokens",
-            {**body, "model": upstream_model},
-            client_headers,
-        )
+        out = {k: v for k, v in body.items() if k not in _NOT_COUNTED}
+        out["model"] = upstream_model
+        return self.request(pc, api_key, "/v1/messages/count_tokens", out, client_headers)
+
+    def count_tokens_total(self, payload: JSON) -> int | None:
+        return count(payload.get("input_tokens"))
+
+    def models_request(
+        self, pc: ProviderConfig, api_key: str | None, cursor: str | None
+    ) -> UpstreamRequest | None:
+        """GET /v1/models, 1000 a page (the most it allows), after the last page's id."""
+        query = {**pc.query, "limit": "1000"}
+        if cursor is not None:
+            query["after_id"] = cursor
+        return get(join_url(pc.base_url, "/v1/models", query), self.headers(pc, api_key, None))
+
+    def models_page(self, payload: JSON) -> ModelPage:
+        # {"data": [{"type": "model", "id", "display_name", "created_at"}],
+        #  "has_more", "first_id", "last_id"}
+        data = payload.get("data")
+        if not isinstance(data, list):
+            raise TranslationError("the model list has no 'data' array")
+        out: list[ModelInfo] = []
+        for item in data:
+            mid = listed_id(item.get("id")) if isinstance(item, dict) else None
+            if mid is not None:
+                out.append(
+                    ModelInfo(
+                        mid,
+                        display_name=text(item.get("display_name")),
+                        created=_unix(item.get("created_at")),
+                        input_token_limit=count(item.get("max_input_tokens")),
+                        output_token_limit=count(item.get("max_tokens")),
+                    )
+                )
+        last = payload.get("last_id")
+        more = payload.get("has_more") is True and isinstance(last, str) and bool(last)
+        return ModelPage(out, last if more else None)
 
     def error(
         self, status: int, body: bytes, provider: str, retry_after: str | None

@@ -18,6 +18,7 @@ import orjson
 
 from aigw.config import ProviderConfig
 from aigw.errors import GatewayError, Wire
+from aigw.formats.validate import model_problem
 from aigw.sse import Event
 from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage
@@ -90,6 +91,52 @@ RESPONSES = "responses"  # OpenAI's Responses API, passed through
 COUNT_TOKENS = "count_tokens"  # an exact, free token count
 
 
+@dataclass(slots=True, frozen=True)
+class ModelInfo:
+    """One model a provider's own models endpoint lists (what it says about it).
+
+    Every field but ``id`` is optional: each API reports a different subset, and
+    the client formats render what is known.
+    """
+
+    id: str
+    display_name: str | None = None
+    description: str | None = None
+    created: int | None = None  # Unix seconds
+    input_token_limit: int | None = None
+    output_token_limit: int | None = None
+    # Gemini's supportedGenerationMethods, when the provider reports them.
+    methods: tuple[str, ...] | None = None
+
+
+def listed_id(value: object) -> str | None:
+    """A model id from a provider's list, if it is one clients could ask for (ids
+    reach listings, URLs and logs: the same rules as a client's model name)."""
+    if isinstance(value, str) and model_problem(value) is None:
+        return value
+    return None
+
+
+def count(value: object) -> int | None:
+    """A non-negative integer from a provider's JSON, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def text(value: object, limit: int = 1024) -> str | None:
+    """A short string from a provider's JSON (cut to ``limit``), else None."""
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+@dataclass(slots=True, frozen=True)
+class ModelPage:
+    """One page of a provider's model list; ``next`` is the cursor of the next page."""
+
+    models: list[ModelInfo]
+    next: str | None = None
+
+
 class ProviderAdapter(Protocol):
     """The provider side of one API family: everything provider-specific.
 
@@ -108,8 +155,20 @@ class ProviderAdapter(Protocol):
         ...
 
     def models(self, catalog: list[str]) -> list[str]:
-        """The model names GET /v1/models lists; ``catalog``: the shipped price
-        table's models of this provider type."""
+        """The model names listed until (or unless) the provider's own list arrives;
+        ``catalog``: the shipped price table's models of this provider type."""
+        ...
+
+    def models_request(
+        self, pc: ProviderConfig, api_key: str | None, cursor: str | None
+    ) -> UpstreamRequest | None:
+        """GET one page of the provider's own model list (``cursor``: from the previous
+        :class:`ModelPage`); None when the provider has no models endpoint."""
+        ...
+
+    def models_page(self, payload: JSON) -> ModelPage:
+        """A page of the provider's model list, read from its JSON answer. Raises
+        TranslationError when the answer is not a model list."""
         ...
 
     def chat_request(
@@ -174,7 +233,28 @@ class ProviderAdapter(Protocol):
         *,
         upstream_model: str,
         client_headers: Mapping[str, str] | None = None,
-    ) -> UpstreamRequest: ...
+    ) -> UpstreamRequest:
+        """An exact token count. ``body`` is a chat request in this provider's format,
+        the client's own (native) or translated from the hub."""
+        ...
+
+    def count_tokens_total(self, payload: JSON) -> int | None:
+        """The token count in the provider's answer to :meth:`count_tokens_request`."""
+        ...
+
+    def native_embeddings_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        method: str,
+    ) -> UpstreamRequest:
+        """An embeddings call whose ``body`` is already in this provider's own format
+        (a client of the same API family); ``method`` names the client's call
+        (Gemini: ``embedContent`` or ``batchEmbedContents``)."""
+        ...
 
 
 class AdapterDefaults:
@@ -193,6 +273,28 @@ class AdapterDefaults:
 
     def models(self, catalog: list[str]) -> list[str]:
         return catalog
+
+    def models_request(
+        self, pc: ProviderConfig, api_key: str | None, cursor: str | None
+    ) -> UpstreamRequest | None:
+        return None
+
+    def models_page(self, payload: JSON) -> ModelPage:
+        raise NotImplementedError("models")
+
+    def count_tokens_total(self, payload: JSON) -> int | None:
+        raise NotImplementedError(COUNT_TOKENS)
+
+    def native_embeddings_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        method: str,
+    ) -> UpstreamRequest:
+        raise NotImplementedError(EMBEDDINGS)
 
     def embeddings_request(
         self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
@@ -375,6 +477,10 @@ def join_url(base: str, path: str, query: Mapping[str, str] | None = None) -> st
             break
     url = base + path
     return url + "?" + urlencode(query) if query else url
+
+
+def get(url: str, headers: dict[str, str]) -> UpstreamRequest:
+    return UpstreamRequest("GET", url, {"Accept": "application/json", **headers}, b"")
 
 
 def post(url: str, headers: dict[str, str], body: JSON) -> UpstreamRequest:

@@ -10,22 +10,29 @@ from aigw.config import ProviderConfig
 from aigw.errors import Wire, openai_error_kind
 from aigw.providers.base import (
     CHAT,
+    COUNT_TOKENS,
     EMBEDDINGS,
     JSON,
     AdapterDefaults,
+    ModelInfo,
+    ModelPage,
     StreamState,
     UpstreamFault,
     UpstreamRequest,
+    count,
+    get,
     join_url,
+    listed_id,
     loads,
     post,
     segment,
     stream_error,
+    text,
     upstream_error,
 )
 from aigw.sse import Event
 from aigw.translate import gemini as tr
-from aigw.translate.common import Translated, TranslateOptions
+from aigw.translate.common import Translated, TranslateOptions, TranslationError
 from aigw.translate.tool_ids import conversation_seed
 from aigw.usage import Usage
 
@@ -115,9 +122,104 @@ def model_path(model: str) -> str:
     return "models/" + segment(model)
 
 
+def resource_name(model: str) -> str:
+    """``models/{id}`` as a request body names a model (unescaped)."""
+    if model.startswith(("models/", "tunedModels/")):
+        return model
+    return "models/" + model
+
+
+# What a listed model must support for the gateway to serve it: Google's list also
+# has image, video and question-answering models (predict, generateAnswer...).
+_SERVED_METHODS = frozenset({"generateContent", "embedContent"})
+
+
+def _model_info(item: JSON) -> ModelInfo | None:
+    name = item.get("name")
+    mid = listed_id(name.removeprefix("models/")) if isinstance(name, str) else None
+    methods = item.get("supportedGenerationMethods")
+    if isinstance(methods, list):
+        methods = tuple(m for m in methods if isinstance(m, str))
+        if not _SERVED_METHODS.intersection(methods):
+            return None
+    else:
+        methods = None
+    if mid is None:
+        return None
+    return ModelInfo(
+        mid,
+        display_name=text(item.get("displayName")),
+        description=text(item.get("description")),
+        input_token_limit=count(item.get("inputTokenLimit")),
+        output_token_limit=count(item.get("outputTokenLimit")),
+        methods=methods,
+    )
+
+
 class GeminiAdapter(AdapterDefaults):
     wire = Wire.GOOGLE
-    capabilities = frozenset({CHAT, EMBEDDINGS})
+    capabilities = frozenset({CHAT, EMBEDDINGS, COUNT_TOKENS})
+
+    def models_request(
+        self, pc: ProviderConfig, api_key: str | None, cursor: str | None
+    ) -> UpstreamRequest | None:
+        """GET /v1beta/models, 1000 a page (the most it allows), from ``pageToken``."""
+        query = {**pc.query, "pageSize": "1000"}
+        if cursor is not None:
+            query["pageToken"] = cursor
+        return get(join_url(pc.base_url, "/v1beta/models", query), self.headers(pc, api_key))
+
+    def models_page(self, payload: JSON) -> ModelPage:
+        # {"models": [{"name": "models/ID", "displayName", "inputTokenLimit",
+        #  "supportedGenerationMethods", ...}], "nextPageToken"}; an empty page has no
+        # "models" at all.
+        models = payload.get("models", [])
+        if not isinstance(models, list):
+            raise TranslationError("the model list's 'models' is not an array")
+        out = [info for m in models if isinstance(m, dict) and (info := _model_info(m))]
+        token = payload.get("nextPageToken")
+        return ModelPage(out, token if isinstance(token, str) and token else None)
+
+    def count_tokens_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        client_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamRequest:
+        """``models/M:countTokens``. ``body`` is a generateContent request: contents
+        alone are counted as they are; with a system instruction, tools or generation
+        config it goes whole, as ``generateContentRequest`` (which must name the model)."""
+        req = {k: v for k, v in body.items() if k != "model"}
+        if set(req) <= {"contents"}:
+            out: JSON = {"contents": req.get("contents", [])}
+        else:
+            out = {"generateContentRequest": {**req, "model": resource_name(upstream_model)}}
+        return self.request(pc, api_key, upstream_model, "countTokens", out)
+
+    def count_tokens_total(self, payload: JSON) -> int | None:
+        return count(payload.get("totalTokens"))
+
+    def native_embeddings_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        method: str,
+    ) -> UpstreamRequest:
+        """A Gemini client's embedContent or batchEmbedContents, each request's model
+        replaced by the upstream one."""
+        name = resource_name(upstream_model)
+        out = dict(body)
+        if method == "batchEmbedContents":
+            out["requests"] = [{**r, "model": name} for r in body.get("requests") or ()]
+        elif "model" in out:
+            out["model"] = name
+        return self.request(pc, api_key, upstream_model, method, out)
 
     def headers(self, pc: ProviderConfig, api_key: str | None) -> dict[str, str]:
         headers = {"User-Agent": "aigw", **pc.headers}

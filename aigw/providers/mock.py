@@ -175,6 +175,11 @@ class MockAdapter(OpenAIAdapter):
     def models(self, catalog: list[str]) -> list[str]:
         return list(MODELS)
 
+    def models_request(
+        self, pc: ProviderConfig, api_key: str | None, cursor: str | None
+    ) -> UpstreamRequest | None:
+        return None  # its models are built in: nothing to fetch
+
     def responses_request(
         self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str
     ) -> UpstreamRequest:

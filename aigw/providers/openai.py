@@ -18,17 +18,22 @@ from aigw.providers.base import (
     JSON,
     RESPONSES,
     AdapterDefaults,
+    ModelInfo,
+    ModelPage,
     StreamState,
     UpstreamFault,
     UpstreamRequest,
+    count,
+    get,
     join_url,
+    listed_id,
     loads,
     post,
     stream_error,
     upstream_error,
 )
 from aigw.sse import DONE, Event
-from aigw.translate.common import Translated, TranslateOptions
+from aigw.translate.common import Translated, TranslateOptions, TranslationError
 from aigw.usage import Usage, usage_from_openai
 
 # OpenAI chat models that refuse reasoning_effort (a 400): the GPT-4 and GPT-3.5
@@ -216,6 +221,31 @@ class OpenAIAdapter(AdapterDefaults):
         """POST ``body`` to ``path`` under the provider's base URL."""
         return post(join_url(pc.base_url, path, pc.query), self._headers(pc, api_key), body)
 
+    def models_request(
+        self, pc: ProviderConfig, api_key: str | None, cursor: str | None
+    ) -> UpstreamRequest | None:
+        """GET /models: OpenAI, vLLM, Ollama, LM Studio... all serve it, unpaged."""
+        return get(join_url(pc.base_url, "/models", pc.query), self._headers(pc, api_key))
+
+    def models_page(self, payload: JSON) -> ModelPage:
+        # {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]};
+        # vLLM adds max_model_len, the context window.
+        data = payload.get("data")
+        if not isinstance(data, list):
+            raise TranslationError("the model list has no 'data' array")
+        out: list[ModelInfo] = []
+        for item in data:
+            mid = listed_id(item.get("id")) if isinstance(item, dict) else None
+            if mid is not None:
+                out.append(
+                    ModelInfo(
+                        mid,
+                        created=count(item.get("created")),
+                        input_token_limit=count(item.get("max_model_len")),
+                    )
+                )
+        return ModelPage(out)
+
     def chat_request(
         self,
         pc: ProviderConfig,
@@ -284,6 +314,17 @@ class OpenAIAdapter(AdapterDefaults):
         self, raw: bytes, payload: JSON, *, model: str, request: JSON, prompt_tokens: int
     ) -> tuple[bytes, Usage | None]:
         return raw, self.response_usage(payload)
+
+    def native_embeddings_request(
+        self,
+        pc: ProviderConfig,
+        api_key: str | None,
+        body: JSON,
+        *,
+        upstream_model: str,
+        method: str,
+    ) -> UpstreamRequest:
+        return self.request(pc, api_key, "/embeddings", {**body, "model": upstream_model})
 
     def responses_request(
         self, pc: ProviderConfig, api_key: str | None, body: JSON, *, upstream_model: str

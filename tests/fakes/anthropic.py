@@ -125,10 +125,39 @@ def _count(value: Any) -> int:
     return max(1, chars // 4)
 
 
+# GET /v1/models entries in the documented shape (API reference, "List Models":
+# {"type": "model", "id", "display_name", "created_at"}), newest first as the API lists.
+ANTHROPIC_MODELS: list[dict[str, Any]] = [
+    {
+        "type": "model",
+        "id": "claude-opus-4-6",
+        "display_name": "Claude Opus 4.6",
+        "created_at": "2026-02-04T00:00:00Z",
+    },
+    {
+        "type": "model",
+        "id": "claude-sonnet-4-6",
+        "display_name": "Claude Sonnet 4.6",
+        "created_at": "2026-02-17T00:00:00Z",
+    },
+    {
+        "type": "model",
+        "id": "claude-haiku-4-5-20251001",
+        "display_name": "Claude Haiku 4.5",
+        "created_at": "2025-10-15T00:00:00Z",
+    },
+]
+
+
 class FakeAnthropic(FakeUpstream):
     """Speaks https://api.anthropic.com. Mount ``base_url`` as the provider URL."""
 
+    def __init__(self, model_list: list[dict[str, Any]] | None = None) -> None:
+        self.model_list = ANTHROPIC_MODELS if model_list is None else model_list
+        super().__init__()
+
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
 
@@ -161,6 +190,33 @@ class FakeAnthropic(FakeUpstream):
             return self.error(400, "anthropic-version: header is required")
         return None
 
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        """Paged as the API pages: ``limit`` (default 20, 1 to 1000) after ``after_id``."""
+        rec, fail = await self.record_listing(request)
+        if fail is not None:
+            return self.error(fail.status, fail.message, fail.headers, fail.body)
+        bad = self.check_headers(request)
+        if bad is not None:
+            return bad
+        try:
+            limit = int(rec.query.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return self.error(400, "limit: Input should be between 1 and 1000")
+        ids = [m["id"] for m in self.model_list]
+        after = rec.query.get("after_id")
+        start = ids.index(after) + 1 if after in ids else 0
+        page = self.model_list[start : start + limit]
+        return web.json_response(
+            {
+                "data": page,
+                "has_more": start + limit < len(ids),
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+            }
+        )
+
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         rec = await self.record(request)
         bad = self.check_headers(request)
@@ -172,6 +228,9 @@ class FakeAnthropic(FakeUpstream):
             assert isinstance(b, Fail)
             return self.error(b.status, b.message, b.headers, b.body)
         body = rec.body if isinstance(rec.body, dict) else {}
+        if "max_tokens" in body:
+            # As the real endpoint refuses it (seen by Wei-Shaw/sub2api#4913).
+            return self.error(400, "max_tokens: Extra inputs are not permitted")
         n = _count([body.get("system"), body.get("messages"), body.get("tools")])
         return web.json_response({"input_tokens": n})
 

@@ -116,6 +116,10 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.strays: list[Recorded] = []  # requests to a path this fake does not serve
+        # Model-list requests (GET .../models), kept apart: the gateway fetches them in
+        # the background, so they must not show up as ``last`` nor eat the script.
+        self.listings: list[Recorded] = []
+        self.listing_fails: deque[Fail | Hang] = deque()  # the next listings' failures
         self.script: deque[Behavior] = deque()
         self.default: Behavior = Reply()
         self._runner: web.AppRunner | None = None
@@ -177,6 +181,18 @@ class FakeUpstream:
         self.requests.pop()
         self.strays.append(rec)
         return web.Response(status=404, text="stray request")
+
+    async def record_listing(self, request: web.Request) -> tuple[Recorded, Fail | None]:
+        """Record a model-list request; the scripted failure for it, if any (a
+        scripted Hang hangs here)."""
+        rec = await self.record(request)
+        self.requests.pop()
+        self.listings.append(rec)
+        b = self.listing_fails.popleft() if self.listing_fails else None
+        if isinstance(b, Hang):
+            await self.hang(b)
+            b = Fail(504, "deadline exceeded")
+        return rec, b
 
     def next_behavior(self, body: Any = None) -> Behavior:
         b = self.script.popleft() if self.script else self.default

@@ -1,4 +1,5 @@
-"""A fake Gemini API (``v1beta``): generateContent, streamGenerateContent, embeddings, countTokens.
+"""A fake Gemini API (``v1beta``): generateContent, streamGenerateContent, embeddings,
+countTokens, and the model list (models.list, paged; models.get).
 
 The provider base URL is ``fake.base_url``; clients append ``/v1beta/models/...``.
 Streams are framed as Google frames them: ``data: {json}\\r\\n\\r\\n`` per event, no
@@ -8,6 +9,7 @@ terminator; without ``?alt=sse`` the stream endpoint answers one JSON array.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from typing import Any
 
@@ -53,6 +55,94 @@ def _call_parts(r: Reply) -> list[dict[str, Any]]:
     return [{"functionCall": {"name": name, "args": args}} for name, args in r.tool_calls]
 
 
+# Entries of a real GET https://generativelanguage.googleapis.com/v1beta/models answer
+# (a curl transcript kept in a public repository, December 2025), trimmed to five:
+# chat, embedding, and an image model the gateway cannot serve (predict).
+GEMINI_MODELS: list[dict[str, Any]] = [
+    {
+        "name": "models/gemini-2.5-flash",
+        "version": "001",
+        "displayName": "Gemini 2.5 Flash",
+        "description": "Stable version of Gemini 2.5 Flash, our mid-size multimodal model "
+        "that supports up to 1 million tokens, released in June of 2025.",
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": [
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": True,
+    },
+    {
+        "name": "models/gemini-2.5-pro",
+        "version": "2.5",
+        "displayName": "Gemini 2.5 Pro",
+        "description": "Stable release (June 17th, 2025) of Gemini 2.5 Pro",
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": [
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": True,
+    },
+    {
+        "name": "models/gemini-flash-latest",
+        "version": "Gemini Flash Latest",
+        "displayName": "Gemini Flash Latest",
+        "description": "Latest release of Gemini Flash",
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": [
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": True,
+    },
+    {
+        "name": "models/imagen-4.0-generate-001",
+        "version": "001",
+        "displayName": "Imagen 4",
+        "description": "Vertex served Imagen 4.0 model",
+        "inputTokenLimit": 480,
+        "outputTokenLimit": 8192,
+        "supportedGenerationMethods": ["predict"],
+    },
+    {
+        "name": "models/gemini-embedding-001",
+        "version": "001",
+        "displayName": "Gemini Embedding 001",
+        "description": "Obtain a distributed representation of a text.",
+        "inputTokenLimit": 2048,
+        "outputTokenLimit": 1,
+        "supportedGenerationMethods": [
+            "embedContent",
+            "countTextTokens",
+            "countTokens",
+            "asyncBatchEmbedContent",
+        ],
+    },
+]
+
+
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
@@ -68,14 +158,19 @@ class FakeGemini(FakeUpstream):
     request with no key at all gets 403 ``PERMISSION_DENIED`` either way.
     """
 
-    def __init__(self, api_key: str | None = None) -> None:
+    def __init__(
+        self, api_key: str | None = None, model_list: list[dict[str, Any]] | None = None
+    ) -> None:
         self.api_key = api_key
+        self.model_list = GEMINI_MODELS if model_list is None else model_list
         super().__init__()
 
     def add_routes(self, app: web.Application) -> None:
         # aiohttp cannot route on "model:method" directly; take the whole segment.
         # Google serves the same methods under v1 (the google-genai SDK's default) too.
         for version in ("v1beta", "v1", "v1alpha"):
+            app.router.add_get(f"/{version}/models", self.list_models)
+            app.router.add_get(f"/{version}/models/{{target}}", self.get_model)
             app.router.add_post(f"/{version}/models/{{target}}", self.dispatch)
 
     @staticmethod
@@ -126,6 +221,39 @@ class FakeGemini(FakeUpstream):
             )
         return None
 
+    # -- models.list, models.get ------------------------------------------------------
+    async def list_models(self, request: web.Request) -> web.StreamResponse:
+        """Paged as Google pages: ``pageSize`` (default 50, at most 1000) and an
+        opaque ``nextPageToken``, absent on the last page."""
+        rec, fail = await self.record_listing(request)
+        if fail is not None:
+            return self.fail(fail)
+        denied = self.auth_error(request)
+        if denied is not None:
+            return denied
+        try:
+            size = min(int(rec.query.get("pageSize", "50")), 1000)
+            start = int(base64.b64decode(rec.query.get("pageToken", "MA==")).decode())
+        except ValueError:
+            return self.error(400, "Invalid page token or page size.")
+        page = self.model_list[start : start + max(size, 1)]
+        body: dict[str, Any] = {"models": page} if page else {}
+        end = start + len(page)
+        if end < len(self.model_list):
+            body["nextPageToken"] = base64.b64encode(str(end).encode()).decode()
+        return _json(body)
+
+    async def get_model(self, request: web.Request) -> web.StreamResponse:
+        await self.record_listing(request)
+        denied = self.auth_error(request)
+        if denied is not None:
+            return denied
+        name = "models/" + request.match_info["target"]
+        for m in self.model_list:
+            if m["name"] == name:
+                return _json(m)
+        return self.error(404, f"{name} is not found for API version v1beta.")
+
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         rec = await self.record(request)
         denied = self.auth_error(request)
@@ -154,6 +282,9 @@ class FakeGemini(FakeUpstream):
         if method == "batchEmbedContents":
             return self.batch_embed(rec.body)
         if method == "embedContent":
+            dims = rec.body.get("outputDimensionality")
+            if isinstance(dims, int) and dims > 3072:  # the real API's limit
+                return self.error(400, f"* outputDimensionality: {dims} is above 3072\n")
             return _json({"embedding": {"values": self.vector(0, rec.body)}})
         if method == "generateContent":
             return _json(self.response(model, reply))

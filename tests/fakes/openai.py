@@ -1,4 +1,10 @@
-"""A fake OpenAI API: chat completions (JSON and SSE), embeddings, responses, models."""
+"""A fake OpenAI API: chat completions (JSON and SSE), embeddings, responses, models.
+
+GET /v1/models answers in the documented list format, which vLLM and Ollama's
+OpenAI-compatible servers share ({"object": "list", "data": [{"id", "object":
+"model", "created", "owned_by"}]}; vLLM adds ``max_model_len``). ``model_list``
+sets what it lists, so the fake can stand in for a local server.
+"""
 
 from __future__ import annotations
 
@@ -44,10 +50,28 @@ def _tool_calls(r: Reply) -> list[dict[str, Any]]:
     ]
 
 
+# Entries as api.openai.com's GET /v1/models returns them (API reference, "List models").
+OPENAI_MODELS: list[dict[str, Any]] = [
+    {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+    {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"},
+    {
+        "id": "text-embedding-3-small",
+        "object": "model",
+        "created": 1705948997,
+        "owned_by": "system",
+    },
+]
+
+
 class FakeOpenAI(FakeUpstream):
     """Speaks https://api.openai.com/v1. Mount base_url + '/v1' as the provider URL."""
 
+    def __init__(self, model_list: list[dict[str, Any]] | None = None) -> None:
+        self.model_list = OPENAI_MODELS if model_list is None else model_list
+        super().__init__()
+
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_post("/v1/responses", self.responses)
@@ -59,6 +83,12 @@ class FakeOpenAI(FakeUpstream):
         return web.Response(
             status=b.status, body=body, headers={"Content-Type": "application/json", **b.headers}
         )
+
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        _, fail = await self.record_listing(request)
+        if fail is not None:
+            return self.error(fail)
+        return web.json_response({"object": "list", "data": self.model_list})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         rec = await self.record(request)
