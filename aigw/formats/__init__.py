@@ -8,10 +8,12 @@ completions) when the target speaks another API.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aigw.errors import GatewayError, Wire
-from aigw.translate.common import Translated, TranslateOptions
+
+if TYPE_CHECKING:  # the CLI validates names through this package: keep it light
+    from aigw.translate.common import Translated, TranslateOptions
 
 JSON = dict[str, Any]
 
