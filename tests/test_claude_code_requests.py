@@ -20,8 +20,9 @@ from anthropic.types import Message
 from google import genai
 from google.genai import types as genai_types
 
+from aigw.config import Config
 from aigw.sse import SSEParser
-from tests.conftest import RunningGateway
+from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Reply, ToolLoop
 from tests.fakes.gemini import FakeGemini
@@ -123,11 +124,30 @@ async def test_claude_code_request_passes_untouched_to_anthropic(
     assert "x-aigw-warning" not in resp.headers
 
 
-async def test_unknown_field_is_refused_when_strict_on_a_translated_path(
+async def test_unknown_field_is_reported_on_a_translated_path(
     trio: RunningGateway, fake_openai: FakeOpenAI
 ) -> None:
+    # Strict (the default) refuses answer-changing losses, never a field the real API
+    # may accept: a newer field is dropped and named in x-aigw-warning.
     key = await trio.key()
     resp, raw = await post(trio, key, "opus-4-7-turn1", "m-openai", future_field={"x": 1})
+    assert resp.status == 200, raw
+    assert "future_field" in resp.headers["x-aigw-warning"]
+    assert "future_field" not in fake_openai.last.body
+
+
+async def test_unknown_field_is_refused_when_the_operator_asks(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI
+) -> None:
+    cfg = Config()
+    cfg.translation.unknown_fields = "refuse"
+    gw = await start_gateway(
+        providers={"openai": ("openai", fake_openai.base_url + "/v1")},
+        models={"m-openai": ("openai", "gpt-4o-mini")},
+        config=cfg,
+    )
+    key = await gw.key()
+    resp, raw = await post(gw, key, "opus-4-7-turn1", "m-openai", future_field={"x": 1})
     assert resp.status == 400
     err = json.loads(raw)
     assert err["type"] == "error" and err["error"]["type"] == "invalid_request_error"

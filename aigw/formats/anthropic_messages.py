@@ -87,7 +87,9 @@ class AnthropicMessages:
     wire = Wire.ANTHROPIC
 
     def to_hub(self, call: Call, opts: TranslateOptions) -> Translated:
-        return tr.messages_to_chat_request(call.body, strict=opts.strict)
+        return tr.messages_to_chat_request(
+            call.body, strict=opts.strict, refuse_unknown=opts.refuse_unknown
+        )
 
     def from_hub(self, hub: JSON, model: str) -> JSON:
         return tr.chat_to_messages_response(hub, model=model)

@@ -59,7 +59,10 @@ class CountTokens:
             body = call.body
         else:
             opts = TranslateOptions(
-                model, self.translation.strict, self.translation.default_max_tokens
+                model,
+                self.translation.strict,
+                self.translation.default_max_tokens,
+                refuse_unknown=self.translation.unknown_fields == "refuse",
             )
             try:
                 body = adapter.from_hub(ctx.fmt.to_hub(call, opts).body, opts).body

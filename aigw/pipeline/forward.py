@@ -88,7 +88,10 @@ class Forward:
             body = call.body
         else:
             opts = TranslateOptions(
-                model, self.translation.strict, self.translation.default_max_tokens
+                model,
+                self.translation.strict,
+                self.translation.default_max_tokens,
+                refuse_unknown=self.translation.unknown_fields == "refuse",
             )
             try:
                 to_hub = fmt.to_hub(call, opts)

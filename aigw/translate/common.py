@@ -42,12 +42,14 @@ class TranslateOptions:
     request (``n > 1``, ``logprobs``, an unsupported response schema...) raises
     :class:`TranslationError`; when False it is dropped with a warning instead.
     Parameters whose loss does not change the meaning (``seed``, ``user``...) are
-    always dropped with a warning.
+    always dropped with a warning. ``refuse_unknown``: a field newer than this gateway
+    raises :class:`TranslationError` instead of being dropped with a warning.
     """
 
     upstream_model: str
     strict: bool = True
     default_max_tokens: int = 4096
+    refuse_unknown: bool = False
 
 
 def effort_for_budget(budget: int) -> str:

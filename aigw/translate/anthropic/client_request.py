@@ -435,12 +435,15 @@ def _user_id(metadata: object) -> str | None:
     return user_id if len(user_id) <= 64 else hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def messages_to_chat_request(req: JSON, *, strict: bool = True) -> Translated:
+def messages_to_chat_request(
+    req: JSON, *, strict: bool = True, refuse_unknown: bool = False
+) -> Translated:
     """Anthropic Messages request (from a client) -> OpenAI chat request (the hub).
 
-    ``strict``: a loss that changes the answer (server tools, MCP servers, containers,
-    unknown fields) raises :class:`TranslationError`; otherwise it is dropped with a
-    warning, as benign losses always are.
+    ``strict``: a loss that changes the answer (server tools, MCP servers, containers)
+    raises :class:`TranslationError`; otherwise it is dropped with a warning, as benign
+    losses always are. A field newer than this gateway is reported with a warning (a
+    field the real API accepts is never refused), unless ``refuse_unknown``.
     """
     if not isinstance(req, dict):
         raise _fail("request body must be a JSON object", "body")
@@ -537,7 +540,10 @@ def messages_to_chat_request(req: JSON, *, strict: bool = True) -> Translated:
         if key not in _KNOWN:
             # Shown by name only after validation: the name is client text.
             name = key if key.isidentifier() and len(key) <= 40 else "(unprintable)"
-            ctx.lossy(name, f"the field '{name}' is unknown to the gateway")
+            message = f"the field '{name}' is unknown to the gateway"
+            if refuse_unknown:
+                raise _fail(message, name)
+            ctx.warn(f"{message}; '{name}' was ignored")
     stream = req.get("stream")
     if stream is not None:
         out["stream"] = bool(stream)
