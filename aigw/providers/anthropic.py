@@ -19,9 +19,9 @@ from aigw.providers.base import (
     UpstreamFault,
     UpstreamRequest,
     count,
+    data_models,
     get,
     join_url,
-    listed_id,
     loads,
     post,
     stream_error,
@@ -30,7 +30,7 @@ from aigw.providers.base import (
 )
 from aigw.sse import Event
 from aigw.translate import anthropic as tr
-from aigw.translate.common import Translated, TranslateOptions, TranslationError
+from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage
 
 # Client headers worth passing on when an Anthropic client talks to an Anthropic
@@ -239,22 +239,16 @@ class AnthropicAdapter(AdapterDefaults):
     def models_page(self, payload: JSON) -> ModelPage:
         # {"data": [{"type": "model", "id", "display_name", "created_at"}],
         #  "has_more", "first_id", "last_id"}
-        data = payload.get("data")
-        if not isinstance(data, list):
-            raise TranslationError("the model list has no 'data' array")
-        out: list[ModelInfo] = []
-        for item in data:
-            mid = listed_id(item.get("id")) if isinstance(item, dict) else None
-            if mid is not None:
-                out.append(
-                    ModelInfo(
-                        mid,
-                        display_name=text(item.get("display_name")),
-                        created=_unix(item.get("created_at")),
-                        input_token_limit=count(item.get("max_input_tokens")),
-                        output_token_limit=count(item.get("max_tokens")),
-                    )
-                )
+        out = data_models(
+            payload,
+            lambda mid, item: ModelInfo(
+                mid,
+                display_name=text(item.get("display_name")),
+                created=_unix(item.get("created_at")),
+                input_token_limit=count(item.get("max_input_tokens")),
+                output_token_limit=count(item.get("max_tokens")),
+            ),
+        )
         last = payload.get("last_id")
         more = payload.get("has_more") is True and isinstance(last, str) and bool(last)
         return ModelPage(out, last if more else None)

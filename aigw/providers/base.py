@@ -9,7 +9,7 @@ the hub format (OpenAI chat completions). Transports do the I/O:
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -20,7 +20,7 @@ from aigw.config import ProviderConfig
 from aigw.errors import GatewayError, Wire
 from aigw.formats.validate import model_problem
 from aigw.sse import Event
-from aigw.translate.common import Translated, TranslateOptions
+from aigw.translate.common import Translated, TranslateOptions, TranslationError
 from aigw.usage import Usage
 
 JSON = dict[str, Any]
@@ -135,6 +135,20 @@ class ModelPage:
 
     models: list[ModelInfo]
     next: str | None = None
+
+
+def data_models(payload: JSON, info: Callable[[str, JSON], ModelInfo]) -> list[ModelInfo]:
+    """The entries of a ``{"data": [{"id", ...}]}`` list (OpenAI's and Anthropic's
+    shape), each made a :class:`ModelInfo` by ``info``; odd entries are skipped."""
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise TranslationError("the model list has no 'data' array")
+    out: list[ModelInfo] = []
+    for item in data:
+        mid = listed_id(item.get("id")) if isinstance(item, dict) else None
+        if mid is not None:
+            out.append(info(mid, item))
+    return out
 
 
 class ProviderAdapter(Protocol):

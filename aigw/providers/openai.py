@@ -24,16 +24,16 @@ from aigw.providers.base import (
     UpstreamFault,
     UpstreamRequest,
     count,
+    data_models,
     get,
     join_url,
-    listed_id,
     loads,
     post,
     stream_error,
     upstream_error,
 )
 from aigw.sse import DONE, Event
-from aigw.translate.common import Translated, TranslateOptions, TranslationError
+from aigw.translate.common import Translated, TranslateOptions
 from aigw.usage import Usage, usage_from_openai
 
 # OpenAI chat models that refuse reasoning_effort (a 400): the GPT-4 and GPT-3.5
@@ -230,20 +230,14 @@ class OpenAIAdapter(AdapterDefaults):
     def models_page(self, payload: JSON) -> ModelPage:
         # {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]};
         # vLLM adds max_model_len, the context window.
-        data = payload.get("data")
-        if not isinstance(data, list):
-            raise TranslationError("the model list has no 'data' array")
-        out: list[ModelInfo] = []
-        for item in data:
-            mid = listed_id(item.get("id")) if isinstance(item, dict) else None
-            if mid is not None:
-                out.append(
-                    ModelInfo(
-                        mid,
-                        created=count(item.get("created")),
-                        input_token_limit=count(item.get("max_model_len")),
-                    )
-                )
+        out = data_models(
+            payload,
+            lambda mid, item: ModelInfo(
+                mid,
+                created=count(item.get("created")),
+                input_token_limit=count(item.get("max_model_len")),
+            ),
+        )
         return ModelPage(out)
 
     def chat_request(
