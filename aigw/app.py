@@ -26,6 +26,7 @@ from aigw.pipeline.context import new_request_id
 from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers.http import new_session
+from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.writer import GroupWriter
 
@@ -87,6 +88,7 @@ def _lifecycle(
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
+                    LocalHealth(config.routing),
                 )
                 app[GATEWAY] = gw
                 app[pipeline.PIPELINES] = pipeline.build(
@@ -98,6 +100,7 @@ def _lifecycle(
                     prices,
                     gw.accountant,
                     gw.drain,
+                    gw.health,
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
@@ -215,7 +218,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the state database answers and the ledger writer runs."""
+    """Readiness: the state database answers and the ledger writer runs; the circuit
+    breaker of every target called so far."""
     gw = request.app[GATEWAY]
     checks: dict[str, str] = {}
     try:
@@ -233,6 +237,9 @@ async def readyz(request: web.Request) -> web.Response:
         "providers": {
             n: {"type": p.type, "key": p.key_source or "none"} for n, p in gw.providers.items()
         },
+        # Circuit breakers of the targets called so far; an open one does not make the
+        # gateway unready (other targets may serve).
+        "breakers": {t: v.to_json() for t, v in gw.health.snapshot().items()},
     }
     return web.Response(
         status=200 if ok else 503,

@@ -23,6 +23,7 @@ from aigw.model import LedgerRow
 from aigw.pipeline.account import Accountant
 from aigw.pricing import PriceBook
 from aigw.providers import Provider
+from aigw.routing.health import LocalHealth
 from aigw.routing.targets import Router
 from aigw.store import Database
 from aigw.store.base import Store
@@ -45,6 +46,7 @@ class Gateway:
     router: Router
     limiter: LocalLimiter
     permissions: ModelPermissions
+    health: LocalHealth
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     drain: Drain = field(default_factory=Drain)
 

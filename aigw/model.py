@@ -193,6 +193,9 @@ class LedgerRow:
     latency_ms: int
     error: str | None
     upstream_request_id: str | None = None  # the provider's own id (request-id header)
+    attempts: int = 0  # upstream attempts made (failover and retries included)
+    # JSON: the failed attempts and skipped targets ({"failed": [..], "skipped": [..]}).
+    routing: str | None = None
 
 
 # What a report can group the ledger by.

@@ -1,8 +1,9 @@
 """Relaying a provider's stream to the client, event by event.
 
-The relay reads the upstream's first event before it sends the client's headers:
-until then nothing is committed to the client, so a failover (a later issue) can
-still switch target. Every later wait is bounded by ``idle_timeout`` through one
+The relay reads the upstream's stream up to its first content (text, a tool call, a
+finish) before it sends the client's headers: until then nothing is committed to
+the client, so a failure raises :class:`UpstreamFailed` and another target can
+still answer, invisibly. Every later wait is bounded by ``idle_timeout`` through one
 :class:`Watchdog`. Once the headers are out nothing raises (cancellation aside):
 every failure ends the stream with an error event in the client's format, and the
 ledger row is committed before the stream's end goes out.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,12 +34,17 @@ from aigw.providers.base import (
     UpstreamResponse,
     redact_bytes,
 )
+from aigw.routing.retry import CUT, RETRY_STATUSES, STATUS, STREAM, TIMEOUT, UpstreamFailed
 from aigw.sse import Event, SSEParser
 from aigw.tokens import chars_to_tokens
 from aigw.translate.common import TranslationError
 from aigw.usage import Usage
 
 log = logging.getLogger("aigw.forward")
+
+# The most a stream's opening (events before any content: metadata, thinking) is held
+# back from the client; past it the stream starts even without content.
+HOLD_LIMIT = 64 * 1024
 
 
 class Relay(Protocol):
@@ -182,6 +189,61 @@ class Relayer:
             return stream_failed(ctx)
         raise exc
 
+    async def _hold(
+        self, ctx: Context, reader: _Reader, relay: Relay, api_key: str | None
+    ) -> tuple[bytes, list[Event]]:
+        """Read and translate the stream up to its first content (event by event: one
+        read may bring content and an error after it). Return the bytes so far, not
+        yet sent, and the events read but not yet fed. Raise :class:`UpstreamFailed`
+        if the stream fails before its first content."""
+        state = relay.state
+        held: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                events = await reader.read()
+                for i, event in enumerate(events):
+                    payload = redact_bytes(relay.feed(event), api_key)
+                    if state.error is not None:
+                        fault = state.error
+                        retry = fault.status >= 500 or fault.status in RETRY_STATUSES
+                        raise UpstreamFailed(
+                            fault.to_error(api_key),
+                            STREAM if retry else STATUS,
+                            fault.status,
+                            None,
+                            state.usage,
+                        )
+                    held.append(payload)
+                    size += len(payload)
+                    if state.chars or state.finished or state.done or size > HOLD_LIMIT:
+                        ctx.first_byte = time.perf_counter()
+                        return b"".join(held), events[i + 1 :]
+                if reader.ended:
+                    raise UpstreamFailed(
+                        GatewayError(
+                            502,
+                            "The provider ended the stream before its first content.",
+                            type="upstream_error",
+                            code="upstream_incomplete",
+                        ),
+                        CUT,
+                        usage=state.usage,
+                    )
+        except UpstreamFailed:
+            reader.watchdog.cancel()
+            raise
+        except (aiohttp.ClientError, OSError, TranslationError) as exc:
+            reader.watchdog.cancel()
+            raise UpstreamFailed(
+                self._failure(ctx, reader, exc),
+                TIMEOUT if reader.watchdog.expired or isinstance(exc, TimeoutError) else CUT,
+                usage=state.usage,
+            ) from None
+        except BaseException:
+            reader.watchdog.cancel()
+            raise
+
     async def relay(
         self,
         ctx: Context,
@@ -191,20 +253,17 @@ class Relayer:
         stream_error: Callable[[GatewayError], bytes],
         prompt_estimate: int,
     ) -> web.StreamResponse:
-        """Relay an upstream SSE stream event by event; commit the ledger before its end."""
+        """Relay an upstream SSE stream event by event; commit the ledger before its end.
+
+        Raises :class:`UpstreamFailed` if the stream fails before its first content:
+        nothing has reached the client then, so another target may still answer.
+        """
         api_key = ctx.target.provider.api_key if ctx.target else None
         reader = _Reader(resp, self.config)
         state = relay.state
         failure: GatewayError | None = None
         client_gone = False
-        events: list[Event] = []
-        try:
-            # Up to the first event, nothing has gone to the client yet.
-            while not events and not reader.ended:
-                events = await reader.read()
-        except BaseException as exc:
-            reader.watchdog.cancel()
-            failure = self._failure(ctx, reader, exc)
+        held, events = await self._hold(ctx, reader, relay, api_key)
         out = web.StreamResponse(
             status=200,
             headers={
@@ -218,26 +277,30 @@ class Relayer:
         except BaseException:
             reader.watchdog.cancel()
             raise
-        if failure is None:
-            try:
-                while True:
-                    payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), api_key)
-                    if state.error is not None:
-                        failure = state.error.to_error(api_key)
-                        break
-                    if payload:
-                        try:
-                            await out.write(payload)
-                        except (ConnectionError, aiohttp.ClientConnectionError):
-                            client_gone = True
-                            break
-                    if reader.ended:
-                        break
-                    events = await reader.read()
-            except BaseException as exc:
-                failure = self._failure(ctx, reader, exc)
-            finally:
-                reader.watchdog.cancel()
+        try:
+            if held:
+                try:
+                    await out.write(held)
+                except (ConnectionError, aiohttp.ClientConnectionError):
+                    client_gone = True
+            while not client_gone and state.error is None:
+                payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), api_key)
+                if state.error is not None:
+                    break
+                if payload:
+                    try:
+                        await out.write(payload)
+                    except (ConnectionError, aiohttp.ClientConnectionError):
+                        client_gone = True
+                if reader.ended:
+                    break
+                events = await reader.read()
+            if state.error is not None:
+                failure = state.error.to_error(api_key)
+        except BaseException as exc:
+            failure = self._failure(ctx, reader, exc)
+        finally:
+            reader.watchdog.cancel()
         if failure is None and not client_gone and not (state.done or state.finished):
             failure = GatewayError(
                 502,

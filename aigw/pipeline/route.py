@@ -1,24 +1,38 @@
-"""Step 2, route: the caller's model name to a target (provider + upstream model).
+"""Step 3, route: the caller's model name to the call's candidate targets, in order.
 
-Route comes before admit: the budget reservation needs the target's price. The
-mapping itself lives in :mod:`aigw.routing`; this step adds the key's permission.
+Route comes before admit: the budget reservation needs the candidates' prices. The
+mapping lives in :mod:`aigw.routing.targets`, the per-call order in
+:mod:`aigw.routing.strategy`; this step adds the key's permission. ``ctx.target`` is
+the first candidate until the forward step's attempts move it.
 """
 
 from __future__ import annotations
 
+import os
+import random
+
 from aigw.errors import GatewayError
 from aigw.pipeline.context import Context
+from aigw.pricing import PriceBook
+from aigw.routing.health import Health
+from aigw.routing.strategy import order
 from aigw.routing.targets import Permission, Router, Target, family_of
 
 __all__ = ["Route", "Router", "Target", "family_of"]
 
 
 class Route:
-    """The step: the caller's model to ``ctx.target`` (403 for a model the key may not use)."""
+    """The step: the caller's model to ``ctx.candidates`` (403 for a model the key may
+    not use)."""
 
-    def __init__(self, router: Router, allows_model: Permission) -> None:
+    def __init__(
+        self, router: Router, allows_model: Permission, prices: PriceBook, health: Health
+    ) -> None:
         self.router = router
         self.allows_model = allows_model
+        self.prices = prices
+        self.health = health
+        self.rng = random.Random(int.from_bytes(os.urandom(16), "big"))
 
     async def __call__(self, ctx: Context) -> None:
         key, model = ctx.key, ctx.model
@@ -31,4 +45,16 @@ class Route:
                 code="model_not_allowed",
                 param="model",
             )
-        ctx.target = self.router.route(model)
+        route = ctx.route = self.router.route(model)
+        if len(route.targets) == 1:  # the common case: nothing to order
+            ctx.candidates = route.targets
+        else:
+            ctx.candidates, ctx.skipped = order(
+                route,
+                prices=self.prices.lookup,
+                latency=self.health.latency,
+                prompt_tokens=ctx.prompt_estimate,
+                max_output=ctx.max_output,
+                rng=self.rng,
+            )
+        ctx.target = ctx.candidates[0]

@@ -19,7 +19,13 @@ from aigw.limits.base import Limiter
 from aigw.pipeline.admit import upstream_feedback, upstream_slot
 from aigw.pipeline.context import Context
 from aigw.providers import Provider
-from aigw.providers.base import UpstreamFault, UpstreamRequest, UpstreamResponse
+from aigw.providers.base import (
+    UpstreamFault,
+    UpstreamRequest,
+    UpstreamResponse,
+    valid_retry_after,
+)
+from aigw.routing.retry import CONNECT, CUT, STATUS, TIMEOUT, UpstreamFailed
 from aigw.translate.common import TranslationError
 
 # An upstream error body is read for its message only; cap what we buffer.
@@ -34,37 +40,57 @@ class Upstream:
         self.limiter = limiter
 
     async def send(
-        self, ctx: Context, provider: Provider, req: UpstreamRequest
+        self,
+        ctx: Context,
+        provider: Provider,
+        req: UpstreamRequest,
+        within: float | None = None,
     ) -> UpstreamResponse:
         """Send ``req`` within the provider's quota; map unreachable and silent upstreams
-        to 502 and 504."""
+        to 502 and 504 (:class:`UpstreamFailed`, so another attempt may follow).
+
+        ``within``: a shorter wait for the answer's headers than ``first_byte_timeout``
+        (what is left of the call's deadline)."""
         limit = self.config.first_byte_timeout
+        if within is not None and within < limit:
+            limit = within
         async with upstream_slot(ctx, provider):
             try:
                 async with asyncio.timeout(limit):
                     ctx.upstream_called = True
+                    ctx.tries += 1
                     resp = await provider.transport.send(req)
             except TimeoutError:
-                raise GatewayError(
-                    504,
-                    f"Provider '{provider.name}' did not answer within {limit:g} s.",
-                    type="timeout",
-                    code="upstream_timeout",
+                raise UpstreamFailed(
+                    GatewayError(
+                        504,
+                        f"Provider '{provider.name}' did not answer within {limit:g} s.",
+                        type="timeout",
+                        code="upstream_timeout",
+                    ),
+                    TIMEOUT,
                 ) from None
             except aiohttp.ClientConnectorError as exc:
-                raise GatewayError(
-                    502,
-                    f"Cannot connect to provider '{provider.name}' at {exc.host}:{exc.port} "
-                    f"({exc.os_error.strerror or exc.os_error}).",
-                    type="upstream_error",
-                    code="upstream_unreachable",
+                raise UpstreamFailed(
+                    GatewayError(
+                        502,
+                        f"Cannot connect to provider '{provider.name}' at "
+                        f"{exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error}).",
+                        type="upstream_error",
+                        code="upstream_unreachable",
+                    ),
+                    CONNECT,
                 ) from None
             except (aiohttp.ClientError, OSError) as exc:
-                raise GatewayError(
-                    502,
-                    f"The connection to provider '{provider.name}' failed ({type(exc).__name__}).",
-                    type="upstream_error",
-                    code="upstream_connection_error",
+                raise UpstreamFailed(
+                    GatewayError(
+                        502,
+                        f"The connection to provider '{provider.name}' failed "
+                        f"({type(exc).__name__}).",
+                        type="upstream_error",
+                        code="upstream_connection_error",
+                    ),
+                    CONNECT,
                 ) from None
         header = provider.adapter.request_id_header
         if header is not None:
@@ -74,17 +100,20 @@ class Upstream:
         )
         return resp
 
-    async def read_error(self, provider: Provider, resp: UpstreamResponse) -> GatewayError:
+    async def read_error(self, provider: Provider, resp: UpstreamResponse) -> UpstreamFailed:
         """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
         try:
             async with asyncio.timeout(self.config.idle_timeout):
                 body = await resp.read()
         except (TimeoutError, aiohttp.ClientError, OSError):
             body = b""
+        retry_after = resp.headers.get("Retry-After")
         fault = provider.adapter.error(
-            resp.status, body[:MAX_ERROR_BODY], provider.name, resp.headers.get("Retry-After")
+            resp.status, body[:MAX_ERROR_BODY], provider.name, retry_after
         )
-        return fault.to_error(provider.api_key)
+        return UpstreamFailed(
+            fault.to_error(provider.api_key), STATUS, resp.status, valid_retry_after(retry_after)
+        )
 
     async def read_json(
         self, provider: Provider, resp: UpstreamResponse
@@ -95,37 +124,46 @@ class Upstream:
             async with asyncio.timeout(self.config.idle_timeout):
                 raw = await resp.read()
         except TimeoutError:
-            raise GatewayError(
-                504,
-                f"Provider '{provider.name}' stalled while sending its answer.",
-                type="timeout",
-                code="upstream_timeout",
+            raise UpstreamFailed(
+                GatewayError(
+                    504,
+                    f"Provider '{provider.name}' stalled while sending its answer.",
+                    type="timeout",
+                    code="upstream_timeout",
+                ),
+                TIMEOUT,
             ) from None
         except (aiohttp.ClientError, OSError):
-            raise GatewayError(
-                502,
-                f"Provider '{provider.name}' closed the connection mid-answer.",
-                type="upstream_error",
-                code="upstream_connection_error",
+            raise UpstreamFailed(
+                GatewayError(
+                    502,
+                    f"Provider '{provider.name}' closed the connection mid-answer.",
+                    type="upstream_error",
+                    code="upstream_connection_error",
+                ),
+                CUT,
             ) from None
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
             payload = None
         if not isinstance(payload, dict):
-            raise GatewayError(
-                502,
-                f"Provider '{provider.name}' returned a body that is not a JSON object.",
-                type="upstream_error",
-                code="upstream_bad_response",
+            raise UpstreamFailed(
+                GatewayError(
+                    502,
+                    f"Provider '{provider.name}' returned a body that is not a JSON object.",
+                    type="upstream_error",
+                    code="upstream_bad_response",
+                ),
+                CUT,
             )
         return raw, payload
 
     async def call(
-        self, ctx: Context, provider: Provider, req: UpstreamRequest
+        self, ctx: Context, provider: Provider, req: UpstreamRequest, within: float | None = None
     ) -> tuple[bytes, dict[str, Any]]:
         """Send ``req`` and read its JSON answer; an upstream error is raised."""
-        resp = await self.send(ctx, provider, req)
+        resp = await self.send(ctx, provider, req, within)
         try:
             if resp.status >= 400:
                 raise await self.read_error(provider, resp)
