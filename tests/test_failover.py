@@ -5,7 +5,9 @@ token, a slow first byte. Checked: what the client sees and what the ledger hold
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,8 +17,10 @@ import orjson
 import pytest
 from google import genai
 from google.genai import types
+from typer.testing import CliRunner
 
-from aigw.config import Config, ModelConfig, ProviderConfig, TargetConfig, UpstreamConfig
+from aigw.cli import app as cli_app
+from aigw.config import Config, ModelConfig, ProviderConfig, TargetConfig, UpstreamConfig, save
 from aigw.model import Limits
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -510,3 +514,44 @@ async def test_a_budget_reserves_for_the_dearest_candidate_and_settles_the_real_
     assert sum(spend.days.values()) == row["cost_nusd"]
     sonnet = gw.gw.prices.cost_nusd("anthropic", "claude-sonnet-4-6", _fake_usage())
     assert row["cost_nusd"] == sonnet
+
+
+async def test_models_list_shows_routes_prices_and_live_breakers(
+    start_gateway: StartGateway,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    keys: None,
+    isolated_home: Path,
+) -> None:
+    cfg = config(
+        fake_openai,
+        fake_anthropic,
+        fake_gemini,
+        [("dead", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-6")],
+    )
+    cfg.routing.breaker_failures = 1
+    gw = await start_gateway(config=cfg)
+    key = await gw.key()
+    await ask(gw, key, "openai", False)  # opens the dead target's breaker
+    await asyncio.to_thread(save, cfg, isolated_home / "config.toml")
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli_app, ["models", "list", "--json", "--url", gw.url]
+    )
+    assert result.exit_code == 0, result.output
+    out = orjson.loads(result.output)
+    assert out["server"] is True
+    [route] = out["routes"]
+    assert route["name"] == "smart" and route["strategy"] == "failover"
+    dead, claude = route["targets"]
+    assert dead["health"]["state"] == "open"
+    assert claude["health"]["state"] == "closed"
+    assert dead["input_usd_per_mtok"] == "0.15" and claude["output_usd_per_mtok"] == "15.00"
+    # Without a server the health is unknown, the rest is the same.
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli_app,
+        ["models", "list", "--url", f"http://127.0.0.1:{dead_port()}"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0 and "no server" in result.output

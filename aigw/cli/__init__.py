@@ -100,7 +100,18 @@ def _root(
 
 
 def _register() -> None:
-    from aigw.cli import demo, init, keys, manpage, prices, providers, report, serve, teams
+    from aigw.cli import (
+        demo,
+        init,
+        keys,
+        manpage,
+        models,
+        prices,
+        providers,
+        report,
+        serve,
+        teams,
+    )
 
     app.command("init")(init.init)
     app.add_typer(providers.app, name="providers")
@@ -109,6 +120,7 @@ def _register() -> None:
     app.command("serve")(serve.serve)
     app.command("report")(report.report)
     app.add_typer(prices.app, name="prices")
+    app.add_typer(models.app, name="models")
     app.command("demo")(demo.demo)
     app.command("man", hidden=True)(manpage.man)
 
