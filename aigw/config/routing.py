@@ -23,7 +23,7 @@ class RoutingConfig:
     # breaker_failure_ratio or more; stay open breaker_cooldown seconds, then let one
     # probe through.
     breaker_failures: int = 5
-    breaker_failure_ratio: float = 0.5
+    breaker_failure_ratio: float = 0.8
     breaker_min_calls: int = 20
     breaker_window: float = 30.0
     breaker_cooldown: float = 30.0
