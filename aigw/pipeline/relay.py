@@ -12,6 +12,7 @@ ledger row is committed before the stream's end goes out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -278,15 +279,15 @@ class Relayer:
             reader.watchdog.cancel()
             raise
         try:
-            if held:
-                try:
-                    await out.write(held)
-                except (ConnectionError, aiohttp.ClientConnectionError):
-                    client_gone = True
             while not client_gone and state.error is None:
                 payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), api_key)
                 if state.error is not None:
+                    if held:  # the content before the error still goes out
+                        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+                            await out.write(held)
                     break
+                if held:  # one write for the opening and what came with it
+                    payload, held = held + payload, b""
                 if payload:
                     try:
                         await out.write(payload)
