@@ -43,6 +43,8 @@ CIRCUIT_OPEN = "circuit_open"  # skipped: its breaker is open
 MOVED_ON = "retry_after"  # skipped after a long Retry-After
 UNSUPPORTED = "unsupported"  # skipped: it cannot take this request
 
+_NONE: set[str] = set()  # never added to: "no target dropped yet"
+
 
 class Attempts:
     """Runs one call's attempts over its candidates (see the module docstring)."""
@@ -63,7 +65,8 @@ class Attempts:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cfg.deadline
         at = 0  # index of the next candidate
-        dropped: set[str] = set()  # targets not to try again in this call
+        # Made on the first failure: the common call succeeds at once and needs neither.
+        dropped: set[str] = _NONE  # targets not to try again in this call
         tried: dict[str, int] = {}
         last: UpstreamFailed | None = None
         refused: GatewayError | None = None  # the first "cannot take this request"
@@ -74,6 +77,8 @@ class Attempts:
                 if t.id in dropped:
                     continue
                 if not health.allow(t.id):
+                    if dropped is _NONE:
+                        dropped = set()
                     dropped.add(t.id)
                     ctx.skipped.append((t, CIRCUIT_OPEN))
                     continue
@@ -89,6 +94,8 @@ class Attempts:
             try:
                 resp = await send(ctx, target, deadline - loop.time())
             except UpstreamFailed as failed:
+                if dropped is _NONE:
+                    dropped = set()
                 self._failed(ctx, target, failed)
                 last = failed
                 if failed.unhealthy:
@@ -120,6 +127,8 @@ class Attempts:
                     raise  # it reached the provider, or there is nowhere else to go
                 # The target cannot take this request (e.g. its translation refused it).
                 refused = refused or err
+                if dropped is _NONE:
+                    dropped = set()
                 dropped.add(target.id)
                 ctx.skipped.append((target, f"{UNSUPPORTED}: {err.code or err.status}"))
                 at += 1
