@@ -152,7 +152,7 @@ class Relayer:
 
     def _failure(self, ctx: Context, reader: _Reader, exc: BaseException) -> GatewayError:
         """The error that ends the stream, for the exception being handled."""
-        api_key = ctx.target.provider.api_key if ctx.target else None
+        api_key = ctx.target.provider.secrets if ctx.target else None
         if isinstance(exc, asyncio.CancelledError):
             if not self.drain.cutting:
                 raise exc
@@ -192,7 +192,7 @@ class Relayer:
         prompt_estimate: int,
     ) -> web.StreamResponse:
         """Relay an upstream SSE stream event by event; commit the ledger before its end."""
-        api_key = ctx.target.provider.api_key if ctx.target else None
+        api_key = ctx.target.provider.secrets if ctx.target else None
         reader = _Reader(resp, self.config)
         state = relay.state
         failure: GatewayError | None = None

@@ -8,6 +8,7 @@ Unreachable and silent upstreams become 502 and 504 in the client's envelope.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from aigw.pipeline.admit import upstream_feedback, upstream_slot
 from aigw.pipeline.context import Context
 from aigw.providers import Provider
 from aigw.providers.base import UpstreamFault, UpstreamRequest, UpstreamResponse
+from aigw.providers.keypool import ROTATE_ON
 from aigw.translate.common import TranslationError
 
 # An upstream error body is read for its message only; cap what we buffer.
@@ -34,16 +36,42 @@ class Upstream:
         self.limiter = limiter
 
     async def send(
+        self, ctx: Context, provider: Provider, build: Callable[[str | None], UpstreamRequest]
+    ) -> UpstreamResponse:
+        """Send the request ``build(key)`` makes within the provider's quota; map
+        unreachable and silent upstreams to 502 and 504.
+
+        With a key pool, a 401/403/429 of one key is answered by trying the next key of
+        the pool's order: the client sees only the last answer (:mod:`aigw.providers.keypool`).
+        """
+        keys: Sequence[str | None] = await provider.keys.order() or (None,)
+        last = len(keys) - 1
+        for i, key in enumerate(keys):
+            resp = await self._send_one(ctx, provider, build(key))
+            if resp.status in ROTATE_ON and key is not None:
+                retry_after = resp.headers.get("Retry-After")
+                await provider.keys.failed(key, resp.status, retry_after)
+                if i < last:
+                    resp.close()
+                    continue
+            break
+        header = provider.adapter.request_id_header
+        if header is not None:
+            ctx.upstream_request_id = resp.headers.get(header) or None
+        await upstream_feedback(
+            self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
+        )
+        return resp
+
+    async def _send_one(
         self, ctx: Context, provider: Provider, req: UpstreamRequest
     ) -> UpstreamResponse:
-        """Send ``req`` within the provider's quota; map unreachable and silent upstreams
-        to 502 and 504."""
         limit = self.config.first_byte_timeout
         async with upstream_slot(ctx, provider):
             try:
                 async with asyncio.timeout(limit):
                     ctx.upstream_called = True
-                    resp = await provider.transport.send(req)
+                    return await provider.transport.send(req)
             except TimeoutError:
                 raise GatewayError(
                     504,
@@ -66,13 +94,6 @@ class Upstream:
                     type="upstream_error",
                     code="upstream_connection_error",
                 ) from None
-        header = provider.adapter.request_id_header
-        if header is not None:
-            ctx.upstream_request_id = resp.headers.get(header) or None
-        await upstream_feedback(
-            self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
-        )
-        return resp
 
     async def read_error(self, provider: Provider, resp: UpstreamResponse) -> GatewayError:
         """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
@@ -84,7 +105,7 @@ class Upstream:
         fault = provider.adapter.error(
             resp.status, body[:MAX_ERROR_BODY], provider.name, resp.headers.get("Retry-After")
         )
-        return fault.to_error(provider.api_key)
+        return fault.to_error(provider.secrets)
 
     async def read_json(
         self, provider: Provider, resp: UpstreamResponse
@@ -122,10 +143,10 @@ class Upstream:
         return raw, payload
 
     async def call(
-        self, ctx: Context, provider: Provider, req: UpstreamRequest
+        self, ctx: Context, provider: Provider, build: Callable[[str | None], UpstreamRequest]
     ) -> tuple[bytes, dict[str, Any]]:
-        """Send ``req`` and read its JSON answer; an upstream error is raised."""
-        resp = await self.send(ctx, provider, req)
+        """Send ``build(key)`` and read its JSON answer; an upstream error is raised."""
+        resp = await self.send(ctx, provider, build)
         try:
             if resp.status >= 400:
                 raise await self.read_error(provider, resp)
@@ -141,4 +162,4 @@ def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
         502,
         f"Provider '{provider.name}' sent an answer aigw cannot translate: {exc.message}",
         code="upstream_bad_response",
-    ).to_error(provider.api_key)
+    ).to_error(provider.secrets)

@@ -118,4 +118,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ledger ADD COLUMN upstream_request_id TEXT;
         """,
     ),
+    (
+        "0004_regions",
+        """
+        -- Data residency: comma-separated regions a team's or key's calls may go to
+        -- (providers' [providers.X] region); NULL = any provider.
+        ALTER TABLE teams ADD COLUMN regions TEXT;
+        ALTER TABLE keys ADD COLUMN regions TEXT;
+        """,
+    ),
 ]
