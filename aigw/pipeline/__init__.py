@@ -48,6 +48,8 @@ from aigw.pipeline.relay import Relayer
 from aigw.pipeline.route import Route, Router
 from aigw.pipeline.upstream import Upstream
 from aigw.pricing import PriceBook
+from aigw.routing.capabilities import CapabilityBook
+from aigw.routing.regions import Regions, allowed_regions
 
 log = logging.getLogger("aigw.handler")
 
@@ -147,7 +149,11 @@ def build(
 
     upstream = Upstream(config.upstream, limiter)
     body = ReadBody(config.server)
-    route = Route(router, allows_model)
+
+    def regions_of(key: KeyRecord) -> Regions:
+        return allowed_regions(key, directory.team(key.team))
+
+    route = Route(router, allows_model, regions_of, CapabilityBook(prices))
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,

@@ -21,6 +21,7 @@ from aigw.pricing import format_usd
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
+    from aigw.routing.constraints import Constraints
     from aigw.routing.targets import Target
 
 
@@ -70,6 +71,8 @@ class Context:
     model: str | None = None  # as the client asked for it
     stream: bool = False
     target: Target | None = None
+    # What routing must respect: the caller's regions narrowed by x-aigw-route.
+    constraints: Constraints | None = None
     # Estimates for admission, before the provider has counted anything.
     prompt_estimate: int = 0
     prompt_bound: int = 0  # never less than the provider can bill: budgets reserve it

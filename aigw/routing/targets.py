@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aigw.config import Config
+from aigw.config.capabilities import NO_CAPABILITIES, Capabilities
 from aigw.errors import GatewayError
 from aigw.memo import Memo
 from aigw.model import KeyRecord
@@ -42,6 +43,8 @@ Permission = Callable[[KeyRecord, str], bool]
 class Target:
     provider: Provider
     upstream_model: str
+    # The route's overrides of the shipped capability table ([models.NAME] tools = false).
+    overrides: Capabilities = NO_CAPABILITIES
 
 
 class Router:
@@ -57,7 +60,7 @@ class Router:
     def _resolve(self, model: str) -> Target:
         alias = self.config.models.get(model)
         if alias is not None:
-            return Target(self.providers[alias.provider], alias.model)
+            return Target(self.providers[alias.provider], alias.model, alias.capabilities)
         prefix, sep, rest = model.partition("/")
         if sep and rest and prefix in self.providers:
             return Target(self.providers[prefix], rest)
