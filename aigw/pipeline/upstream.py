@@ -8,7 +8,7 @@ Unreachable and silent upstreams become 502 and 504 in the client's envelope.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -48,9 +48,17 @@ class Upstream:
         last = len(keys) - 1
         for i, key in enumerate(keys):
             resp = await self._send_one(ctx, provider, build(key))
-            if resp.status in ROTATE_ON and key is not None:
-                retry_after = resp.headers.get("Retry-After")
-                await provider.keys.failed(key, resp.status, retry_after)
+            if key is None or resp.status < 400:
+                break
+            status = resp.status
+            if status == 400 and i < last:
+                # Gemini answers a bad key with 400 API_KEY_INVALID: ask the adapter.
+                resp = await self._buffered(provider, resp)
+                fault = provider.adapter.error(400, await resp.read(), provider.name, None)
+                if fault.code == "upstream_auth_failed":
+                    status = 401
+            if status in ROTATE_ON:
+                await provider.keys.failed(key, status, resp.headers.get("Retry-After"))
                 if i < last:
                     resp.close()
                     continue
@@ -62,6 +70,17 @@ class Upstream:
             self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
         )
         return resp
+
+    async def _buffered(self, provider: Provider, resp: UpstreamResponse) -> UpstreamResponse:
+        """``resp`` with its (error) body read, so it can still be read after a look."""
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            body = b""
+        finally:
+            resp.close()
+        return _Read(resp.status, resp.headers, body[:MAX_ERROR_BODY])
 
     async def _send_one(
         self, ctx: Context, provider: Provider, req: UpstreamRequest
@@ -153,6 +172,24 @@ class Upstream:
             return await self.read_json(provider, resp)
         finally:
             resp.close()
+
+
+class _Read:
+    """An upstream answer whose body was already read."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        pass
 
 
 def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:

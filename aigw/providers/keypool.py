@@ -132,7 +132,7 @@ class LocalKeyPool:
 
     async def failed(self, key: str, status: int, retry_after: str | None) -> None:
         i = self._index.get(key)
-        if i is None:
+        if i is None or len(self._keys) < 2:  # a lone key is used whatever it earned
             return
         seconds = bench_seconds(status, retry_after, self.auth_bench)
         self._until[i] = self.clock() + seconds
