@@ -247,7 +247,7 @@ async def test_a_prompt_over_the_context_window_is_refused(gw: RunningGateway) -
 
 async def test_tools_and_images_asked_of_a_model_without_them(gw: RunningGateway) -> None:
     key = await gw.key()
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    tool: Any = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     image = {
         "role": "user",
         "content": [
