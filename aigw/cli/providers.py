@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,9 +16,9 @@ from aigw.cli.common import console, load_config, print_json, save_config
 from aigw.config import DEFAULT_BASE_URLS, PROVIDER_TYPES, Config, ProviderConfig
 from aigw.errors import AigwError
 from aigw.pricing import Shipped, load_shipped
-from aigw.providers import build
-from aigw.providers.http import new_session
-from aigw.providers.probe import ProbeResult, default_model, probe
+
+if TYPE_CHECKING:
+    from aigw.providers.probe import ProbeResult
 
 KEY_HELP = (
     "aigw looks for a provider's key in this order: the environment variable "
@@ -251,6 +251,11 @@ def test(
 async def _probe(
     cfg: Config, name: str, model: str | None, shipped: Shipped, wait: float
 ) -> tuple[list[ProbeResult], str]:
+    # Imported here: the CLI starts without the server stack (aiohttp) otherwise.
+    from aigw.providers import build
+    from aigw.providers.http import new_session
+    from aigw.providers.probe import default_model, probe
+
     session = new_session(min(wait, cfg.upstream.connect_timeout))
     try:
         catalog: dict[str, list[str]] = {}

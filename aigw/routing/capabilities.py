@@ -43,6 +43,11 @@ class Misfit:
     message: str
 
 
+# Flags a request is refused for. Reasoning is not among them: a translated request
+# loses what its target cannot honour with a warning, and the provider answers a
+# native one itself; the flag informs the router's choice only.
+REFUSING = ("tools", "vision", "json_schema")
+
 _FEATURE_TEXT = {
     "tools": "tool calling",
     "vision": "image input",
@@ -74,7 +79,7 @@ def unfit(caps: Capabilities, req: Requirements) -> Misfit | None:
             f"the request asks for up to {req.max_output_tokens:,} output tokens; "
             f"the model writes at most {limit:,}",
         )
-    for flag in FLAGS:
+    for flag in REFUSING:
         if getattr(caps, flag) is False and getattr(req, _WANTS[flag]):
             return Misfit(flag, f"the request uses {_FEATURE_TEXT[flag]}, which the model lacks")
     return None
