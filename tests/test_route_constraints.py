@@ -26,7 +26,7 @@ from aigw.config.capabilities import Capabilities
 from aigw.errors import GatewayError
 from aigw.formats import Call
 from aigw.model import Limits
-from aigw.routing.capabilities import Requirements, requirements, unfit
+from aigw.routing.capabilities import Requirements, requirements, requirements_for, unfit
 from aigw.routing.constraints import ROUTE_HEADER, parse_route_header
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -313,6 +313,9 @@ def test_requirements_in_every_client_format() -> None:
     r = requirements(call(responses))
     assert r.images and r.json_schema and r.reasoning
     assert not requirements(call(responses), images=False).images
+    # The fast path looks only for what the model is known to lack.
+    lacking = requirements_for(call(gemini), Capabilities(tools=False, vision=True))
+    assert lacking.tools and not lacking.images and not lacking.json_schema
 
 
 def test_unfit_names_the_first_missing_capability() -> None:

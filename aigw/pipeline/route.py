@@ -17,7 +17,7 @@ from aigw.errors import GatewayError
 from aigw.memo import Memo
 from aigw.model import KeyRecord
 from aigw.pipeline.context import Context
-from aigw.routing.capabilities import CapabilityBook, requirements
+from aigw.routing.capabilities import CapabilityBook, requirements_for
 from aigw.routing.constraints import (
     NO_CONSTRAINTS,
     ROUTE_HEADER,
@@ -85,7 +85,7 @@ class Route:
             caps = self._caps((provider.name, target.upstream_model, target.overrides))
             req = None
             if matched and call is not None:
-                req = requirements(call, images=caps.vision is False)
+                req = requirements_for(call, caps)
             price = None
             if c.max_cost_micro is not None and book is not None:
                 price = book.prices.lookup(provider.name, target.upstream_model)

@@ -102,6 +102,19 @@ def requirements(call: Call, *, images: bool = True) -> Requirements:
     )
 
 
+def requirements_for(call: Call, caps: Capabilities) -> Requirements:
+    """What ``call`` asks that ``caps`` could refuse: only the features the model is known
+    to lack are looked for (the per-request fast path of a single target)."""
+    body = call.body
+    return Requirements(
+        prompt_tokens=call.prompt_estimate,
+        max_output_tokens=call.max_output,
+        tools=caps.tools is False and bool(body.get("tools") or body.get("functions")),
+        images=caps.vision is False and _has_images(body),
+        json_schema=caps.json_schema is False and _wants_schema(body),
+    )
+
+
 def _get(obj: Any, *path: str) -> Any:
     for name in path:
         if not isinstance(obj, dict):
