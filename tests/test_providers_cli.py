@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +46,14 @@ def test_set_key_add_builds_a_pool_and_never_prints_a_key() -> None:
     out += ok("providers", "set-key", "openai", "--stdin", input=GOOD + "\n")
     assert js("providers", "list")[0]["keys"] == 1
     assert BAD not in out and GOOD not in out
+
+
+def test_providers_add_takes_a_region(isolated_home: Path) -> None:
+    ok("providers", "add", "eu", "--type", "openai", "--region", "EU-West")
+    assert 'region = "eu-west"' in (isolated_home / "config.toml").read_text()
+    assert js("providers", "list")[0]["region"] == "eu-west"
+    bad = aigw("providers", "add", "x", "--type", "openai", "--region", "e/u")
+    assert bad.exit_code != 0 and "not a region" in bad.output
 
 
 def test_teams_and_keys_take_regions() -> None:

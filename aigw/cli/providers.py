@@ -15,6 +15,7 @@ from aigw import secrets
 from aigw.cli.common import console, load_config, print_json, save_config
 from aigw.config import DEFAULT_BASE_URLS, PROVIDER_TYPES, Config, ProviderConfig
 from aigw.errors import AigwError
+from aigw.model import region_problem
 from aigw.pricing import Shipped, load_shipped
 
 if TYPE_CHECKING:
@@ -72,12 +73,22 @@ def add(
         list[str] | None,
         typer.Option("--header", help="NAME=VALUE header for every call (repeatable)."),
     ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Where the provider processes data (e.g. eu, us, eu-west): teams and "
+            "keys with --regions reach only providers in one of theirs.",
+        ),
+    ] = None,
 ) -> None:
     """Add a provider to config.toml."""
     if type_ not in PROVIDER_TYPES:
         raise AigwError(f"--type must be one of {', '.join(PROVIDER_TYPES)} (got {type_!r})")
     if not name or "/" in name:
         raise AigwError(f"a provider name must be non-empty and without '/' (got {name!r})")
+    if region is not None and region_problem(region) is not None:
+        raise AigwError(f"--region: {region_problem(region)}")
     cfg = load_config()
     if name in cfg.providers:
         raise AigwError(f"provider {name!r} already exists; remove it first to change it")
@@ -91,6 +102,7 @@ def add(
         headers=_pairs(header or [], "--header"),
         query=_pairs(query or [], "--query"),
         auth_header=auth_header,
+        region=None if region is None else region.lower(),
     )
     save_config(cfg)
     console.print(f"[green]✓[/] added provider [bold]{name}[/] ({type_}, {url or 'in-process'})")
