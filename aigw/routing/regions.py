@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aigw.errors import GatewayError
 from aigw.model import KeyRecord, TeamRecord
 
 # None: no restriction.
@@ -41,19 +40,3 @@ def narrow(allowed: Regions, asked: Regions) -> Regions:
 
 def names(regions: Iterable[str]) -> str:
     return ", ".join(sorted(regions)) or "none"
-
-
-def region_not_allowed(
-    allowed: frozenset[str], providers: Iterable[tuple[str, str | None]]
-) -> GatewayError:
-    """The 403 when no target of a route is in an allowed region. ``providers``:
-    (name, region) of the targets that were refused."""
-    where = "; ".join(f"'{name}' is in {region or 'no region'}" for name, region in providers)
-    return GatewayError(
-        403,
-        f"This request may only go to providers in the regions {names(allowed)}, and no "
-        f"target of this model is in one ({where}).",
-        type="permission_error",
-        code="region_not_allowed",
-        param="model",
-    )
