@@ -18,6 +18,7 @@ from aigw.cli.limits import (
     ParallelOpt,
     PeriodOpt,
     PriorityOpt,
+    RegionsOpt,
     RpmOpt,
     TpmOpt,
     apply,
@@ -76,6 +77,7 @@ def create(
     alert_at: AlertOpt = None,
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
+    regions: RegionsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a team with its limits (every limit is optional)."""
@@ -90,6 +92,7 @@ def create(
         alert_at=alert_at,
         priority=priority,
         models=models,
+        regions=regions,
     )
 
     async def run(store: Store) -> TeamRecord:
@@ -109,6 +112,7 @@ def update(
     alert_at: AlertOpt = None,
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
+    regions: RegionsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
@@ -126,6 +130,7 @@ def update(
             alert_at=alert_at,
             priority=priority,
             models=models,
+            regions=regions,
         )
         return await store.teams.update(name, limits)
 

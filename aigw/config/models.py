@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aigw.config.base import Parsed, Reader, named
+from aigw.config.capabilities import (
+    NO_CAPABILITIES,
+    Capabilities,
+    read_capabilities,
+    write_capabilities,
+)
 from aigw.config.providers import PROVIDERS
 from aigw.formats.validate import model_problem
 
@@ -27,6 +33,8 @@ class TargetConfig:
     provider: str
     model: str
     weight: float = 1.0  # for strategy = "weighted"
+    # This target's overrides of the shipped capability table (over the model's).
+    capabilities: Capabilities = NO_CAPABILITIES
 
 
 @dataclass(slots=True)
@@ -44,6 +52,9 @@ class ModelConfig:
     # Every target, the first being (provider, model); empty means just that one.
     targets: tuple[TargetConfig, ...] = ()
     max_attempts: int | None = None  # None: [routing] max_attempts
+    # Overrides of the shipped capability table (context_window, tools = false...) for
+    # every target; a targets entry's own keys win over these.
+    capabilities: Capabilities = NO_CAPABILITIES
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -64,28 +75,24 @@ def _name_problem(name: str) -> str | None:
 def _target(r: Reader, where: str, providers: dict[str, Any], raw: Any) -> TargetConfig:
     if not isinstance(raw, dict):
         r.fail(where, f"must be a table {{provider = .., model = ..}} (got {raw!r})")
-    unknown = sorted(set(raw) - {"provider", "model", "weight"})
-    if unknown:
-        r.fail(f"{where}.{unknown[0]}", "unknown setting")
-    provider, model, weight = raw.get("provider"), raw.get("model"), raw.get("weight", 1)
-    if not isinstance(provider, str):
-        r.fail(f"{where}.provider", "is required (a configured provider's name)")
+    # The entry's own reader: its errors name models.X.targets[i].KEY, it refuses
+    # unknown keys, and the capability keys read as on the model.
+    t = Reader(r.where, raw, f"{r.dotted}.{where}" if r.dotted else where)
+    provider = t.get("provider", str, None)
+    model = t.get("model", str, None)
+    weight = t.get("weight", (int, float), 1)
+    caps = read_capabilities(t)
+    t.done()
+    if provider is None:
+        t.fail("provider", "is required (a configured provider's name)")
     if provider not in providers:
         known = ", ".join(sorted(providers)) or "none configured"
-        r.fail(
-            f"{where}.provider",
-            f"names no configured provider (got {provider!r}; known: {known})",
-        )
-    if not isinstance(model, str) or not model:
-        r.fail(f"{where}.model", "is required (the provider's model name)")
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, int | float)
-        or not math.isfinite(weight)
-        or weight <= 0
-    ):
-        r.fail(f"{where}.weight", f"must be a number > 0 (got {weight!r})")
-    return TargetConfig(provider, model, float(weight))
+        t.fail("provider", f"names no configured provider (got {provider!r}; known: {known})")
+    if not model:
+        t.fail("model", "is required (the provider's model name)")
+    if not math.isfinite(weight) or weight <= 0:
+        t.fail("weight", f"must be a number > 0 (got {weight!r})")
+    return TargetConfig(provider, model, float(weight), caps)
 
 
 def _read(r: Reader, name: str, parsed: Parsed) -> ModelConfig:
@@ -97,6 +104,7 @@ def _read(r: Reader, name: str, parsed: Parsed) -> ModelConfig:
     attempts = r.get("max_attempts", int, None)
     if attempts is not None and not 1 <= attempts <= 10:
         r.fail("max_attempts", f"must be an integer from 1 to 10 (got {attempts!r})")
+    caps = read_capabilities(r)
     raw_targets = r.get("targets", list, None)
     if raw_targets is not None:
         if "provider" in r.table or "model" in r.table:
@@ -112,7 +120,9 @@ def _read(r: Reader, name: str, parsed: Parsed) -> ModelConfig:
         if len({(t.provider, t.model) for t in targets}) != len(targets):
             r.fail("targets", "lists the same provider and model twice")
         first = targets[0]
-        return ModelConfig(name, first.provider, first.model, strategy, pricier, targets, attempts)
+        return ModelConfig(
+            name, first.provider, first.model, strategy, pricier, targets, attempts, caps
+        )
     provider = r.get("provider", str, None)
     model = r.get("model", str, None)
     if provider is None:
@@ -122,7 +132,9 @@ def _read(r: Reader, name: str, parsed: Parsed) -> ModelConfig:
         r.fail("provider", f"names no configured provider (got {provider!r}; known: {known})")
     if not model:
         r.fail("model", "is required (the provider's model name)")
-    return ModelConfig(name, provider, model, strategy, pricier, max_attempts=attempts)
+    return ModelConfig(
+        name, provider, model, strategy, pricier, max_attempts=attempts, capabilities=caps
+    )
 
 
 def _write(m: ModelConfig) -> dict[str, Any]:
@@ -133,6 +145,7 @@ def _write(m: ModelConfig) -> dict[str, Any]:
         entry["allow_pricier_fallback"] = True
     if m.max_attempts is not None:
         entry["max_attempts"] = m.max_attempts
+    entry.update(write_capabilities(m.capabilities))
     if not m.multi:
         return {"provider": m.provider, "model": m.model, **entry}
     targets: list[dict[str, Any]] = []
@@ -140,6 +153,7 @@ def _write(m: ModelConfig) -> dict[str, Any]:
         item: dict[str, Any] = {"provider": t.provider, "model": t.model}
         if t.weight != 1.0:
             item["weight"] = int(t.weight) if t.weight.is_integer() else t.weight
+        item.update(write_capabilities(t.capabilities))
         targets.append(item)
     return {**entry, "targets": targets}
 
@@ -149,7 +163,9 @@ MODELS = named(
     "# to provider P as upstream model M. Several targets, tried in the order the\n"
     '# strategy gives: strategy = "failover" | "weighted" | "latency" | "cost" and\n'
     '# targets = [{ provider = "P", model = "M", weight = 1 }, ...]. Failover never\n'
-    "# moves to a pricier target unless allow_pricier_fallback = true.",
+    "# moves to a pricier target unless allow_pricier_fallback = true. Optional overrides\n"
+    "# of the shipped capability table, on the model or on one target: context_window,\n"
+    "# max_output_tokens, tools, vision, json_schema, reasoning.",
     _read,
     _write,
     check_name=_name_problem,

@@ -51,7 +51,9 @@ from aigw.pipeline.relay import Relayer
 from aigw.pipeline.route import Route, Router
 from aigw.pipeline.upstream import Upstream
 from aigw.pricing import PriceBook
+from aigw.routing.capabilities import CapabilityBook
 from aigw.routing.health import Health
+from aigw.routing.regions import Regions, allowed_regions
 
 log = logging.getLogger("aigw.handler")
 
@@ -152,7 +154,11 @@ def build(
 
     upstream = Upstream(config.upstream, limiter)
     body = ReadBody(config.server)
-    route = Route(router, allows_model, prices, health)
+
+    def regions_of(key: KeyRecord) -> Regions:
+        return allowed_regions(key, directory.team(key.team))
+
+    route = Route(router, allows_model, prices, health, regions_of, CapabilityBook(prices))
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,

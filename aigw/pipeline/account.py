@@ -96,8 +96,8 @@ class Accountant:
             upstream_request_id=header_value(ctx.upstream_request_id, 256)
             if ctx.upstream_request_id
             else None,
-            # The state file is a place the provider key must never reach.
-            error=redact(ctx.error, target.provider.api_key if target else None)
+            # The state file is a place no provider key may reach.
+            error=redact(ctx.error, target.provider.secrets if target else None)
             if ctx.error
             else ctx.error,
             attempts=ctx.tries,

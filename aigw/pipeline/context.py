@@ -21,6 +21,7 @@ from aigw.pricing import format_usd
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
+    from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
 
 
@@ -89,6 +90,8 @@ class Context:
     tries: int = 0  # upstream attempts made
     attempts: list[Attempt] = field(default_factory=list)  # the failed ones
     first_byte: float | None = None  # perf_counter when the answer's first content came
+    # What routing must respect: the caller's regions narrowed by x-aigw-route.
+    constraints: Constraints | None = None
     # Estimates for admission, before the provider has counted anything.
     prompt_estimate: int = 0
     prompt_bound: int = 0  # never less than the provider can bill: budgets reserve it

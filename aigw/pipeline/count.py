@@ -32,16 +32,16 @@ class CountTokens:
                 headers={**base_headers(ctx), "x-aigw-token-count": "estimated"},
             )
             return
-        req = adapter.count_tokens_request(
-            provider.config,
-            provider.api_key,
-            call.body,
-            upstream_model=ctx.target.upstream_model,
-            client_headers=ctx.request.headers,
+        model, headers = ctx.target.upstream_model, ctx.request.headers
+        raw, _ = await self.upstream.call(
+            ctx,
+            provider,
+            lambda key: adapter.count_tokens_request(
+                provider.config, key, call.body, upstream_model=model, client_headers=headers
+            ),
         )
-        raw, _ = await self.upstream.call(ctx, provider, req)
         ctx.response = web.Response(
-            body=redact_bytes(raw, provider.api_key),
+            body=redact_bytes(raw, provider.secrets),
             content_type="application/json",
             headers={**base_headers(ctx), "x-aigw-token-count": "exact"},
         )

@@ -81,7 +81,7 @@ class Forward:
         ctx.usage = usage
         await self.accountant.record(ctx)
         return web.Response(
-            body=redact_bytes(body, ctx.target.provider.api_key if ctx.target else None),
+            body=redact_bytes(body, ctx.target.provider.secrets if ctx.target else None),
             content_type="application/json",
             headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
         )
@@ -113,16 +113,20 @@ class Forward:
                 ) from None
             body = translated.body
             ctx.warnings.extend(w for w in translated.warnings if w not in ctx.warnings)
-        req = adapter.chat_request(
-            provider.config,
-            provider.api_key,
-            body,
-            upstream_model=model,
-            stream=call.stream,
-            client_headers=client_headers,
-        )
         upstream = self.upstream
-        resp = await upstream.send(ctx, provider, req, left)
+        resp = await upstream.send(
+            ctx,
+            provider,
+            lambda key: adapter.chat_request(
+                provider.config,
+                key,
+                body,
+                upstream_model=model,
+                stream=call.stream,
+                client_headers=client_headers,
+            ),
+            left,
+        )
         try:
             if resp.status >= 400:
                 raise await upstream.read_error(provider, resp)
@@ -163,14 +167,21 @@ class Forward:
                 param="model",
                 code="unsupported_model",
             )
-        try:
-            req, warnings = adapter.embeddings_request(
-                provider.config, provider.api_key, call.body, upstream_model=model
+        try:  # translated once to check it; again per key the pool has to try
+            _, warnings = adapter.embeddings_request(
+                provider.config, None, call.body, upstream_model=model
             )
         except TranslationError as exc:
             raise bad_request(exc.message, param=exc.param) from None
         ctx.warnings.extend(w for w in warnings if w not in ctx.warnings)
-        raw, payload = await self.upstream.call(ctx, provider, req, left)
+        raw, payload = await self.upstream.call(
+            ctx,
+            provider,
+            lambda key: adapter.embeddings_request(
+                provider.config, key, call.body, upstream_model=model
+            )[0],
+            left,
+        )
         try:
             raw, usage = adapter.embeddings_response(
                 raw, payload, model=model, request=call.body, prompt_tokens=call.prompt_estimate
@@ -194,11 +205,16 @@ class Forward:
                 param="model",
                 code="unsupported_model",
             )
-        req = adapter.responses_request(
-            provider.config, provider.api_key, call.body, upstream_model=target.upstream_model
-        )
+        model = target.upstream_model
         upstream = self.upstream
-        resp = await upstream.send(ctx, provider, req, left)
+        resp = await upstream.send(
+            ctx,
+            provider,
+            lambda key: adapter.responses_request(
+                provider.config, key, call.body, upstream_model=model
+            ),
+            left,
+        )
         try:
             if resp.status >= 400:
                 raise await upstream.read_error(provider, resp)

@@ -30,6 +30,7 @@ from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import CLIENT_GONE, Context, base_headers, cost_header
 from aigw.providers.base import (
     HubStream,
+    Secrets,
     StreamState,
     UpstreamFault,
     UpstreamResponse,
@@ -160,7 +161,7 @@ class Relayer:
 
     def _failure(self, ctx: Context, reader: _Reader, exc: BaseException) -> GatewayError:
         """The error that ends the stream, for the exception being handled."""
-        api_key = ctx.target.provider.api_key if ctx.target else None
+        secrets = ctx.target.provider.secrets if ctx.target else None
         if isinstance(exc, asyncio.CancelledError):
             if not self.drain.cutting:
                 raise exc
@@ -185,13 +186,13 @@ class Relayer:
                 502,
                 f"The provider's stream could not be translated: {exc.message}",
                 code="upstream_bad_response",
-            ).to_error(api_key)
+            ).to_error(secrets)
         if isinstance(exc, Exception):  # our own bug: end the stream properly
             return stream_failed(ctx)
         raise exc
 
     async def _hold(
-        self, ctx: Context, reader: _Reader, relay: Relay, api_key: str | None
+        self, ctx: Context, reader: _Reader, relay: Relay, secrets: Secrets
     ) -> tuple[bytes, list[Event]]:
         """Read and translate the stream up to its first content (event by event: one
         read may bring content and an error after it). Return the bytes so far, not
@@ -204,12 +205,12 @@ class Relayer:
             while True:
                 events = await reader.read()
                 for i, event in enumerate(events):
-                    payload = redact_bytes(relay.feed(event), api_key)
+                    payload = redact_bytes(relay.feed(event), secrets)
                     if state.error is not None:
                         fault = state.error
                         retry = fault.status >= 500 or fault.status in RETRY_STATUSES
                         raise UpstreamFailed(
-                            fault.to_error(api_key),
+                            fault.to_error(secrets),
                             STREAM if retry else STATUS,
                             fault.status,
                             None,
@@ -259,12 +260,12 @@ class Relayer:
         Raises :class:`UpstreamFailed` if the stream fails before its first content:
         nothing has reached the client then, so another target may still answer.
         """
-        api_key = ctx.target.provider.api_key if ctx.target else None
+        secrets = ctx.target.provider.secrets if ctx.target else None
         reader = _Reader(resp, self.config)
         state = relay.state
         failure: GatewayError | None = None
         client_gone = False
-        held, events = await self._hold(ctx, reader, relay, api_key)
+        held, events = await self._hold(ctx, reader, relay, secrets)
         out = web.StreamResponse(
             status=200,
             headers={
@@ -280,7 +281,7 @@ class Relayer:
             raise
         try:
             while not client_gone and state.error is None:
-                payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), api_key)
+                payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), secrets)
                 if state.error is not None:
                     if held:  # the content before the error still goes out
                         with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
@@ -297,7 +298,7 @@ class Relayer:
                     break
                 events = await reader.read()
             if state.error is not None:
-                failure = state.error.to_error(api_key)
+                failure = state.error.to_error(secrets)
         except BaseException as exc:
             failure = self._failure(ctx, reader, exc)
         finally:
@@ -322,7 +323,7 @@ class Relayer:
         tail = b""
         if failure is None and not client_gone:
             try:
-                tail = redact_bytes(relay.tail(), api_key)
+                tail = redact_bytes(relay.tail(), secrets)
             except Exception:
                 failure = stream_failed(ctx)
         if client_gone:

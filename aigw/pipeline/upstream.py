@@ -8,6 +8,7 @@ Unreachable and silent upstreams become 502 and 504 in the client's envelope.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from aigw.providers.base import (
     UpstreamResponse,
     valid_retry_after,
 )
+from aigw.providers.keypool import ROTATE_ON
 from aigw.routing.retry import CONNECT, CUT, STATUS, TIMEOUT, UpstreamFailed
 from aigw.translate.common import TranslationError
 
@@ -43,14 +45,70 @@ class Upstream:
         self,
         ctx: Context,
         provider: Provider,
-        req: UpstreamRequest,
+        build: Callable[[str | None], UpstreamRequest],
         within: float | None = None,
     ) -> UpstreamResponse:
-        """Send ``req`` within the provider's quota; map unreachable and silent upstreams
-        to 502 and 504 (:class:`UpstreamFailed`, so another attempt may follow).
+        """Send the request ``build(key)`` makes within the provider's quota; map
+        unreachable and silent upstreams to 502 and 504 (:class:`UpstreamFailed`, so
+        another attempt may follow).
+
+        With a key pool, a 401/403/429 of one key is answered by trying the next key of
+        the pool's order: the client sees only the last answer (:mod:`aigw.providers.keypool`),
+        and the whole rotation is one attempt of the target. When every key got a 429
+        that answer goes back and the attempt loop fails over as for any 429.
 
         ``within``: a shorter wait for the answer's headers than ``first_byte_timeout``
-        (what is left of the call's deadline)."""
+        (what is left of the call's deadline), for the whole rotation."""
+        keys: Sequence[str | None] = await provider.keys.order() or (None,)
+        last = len(keys) - 1
+        loop = asyncio.get_running_loop()
+        end = None if within is None else loop.time() + within
+        for i, key in enumerate(keys):
+            left = None if end is None else end - loop.time()
+            resp = await self._send_one(ctx, provider, build(key), left, first=i == 0)
+            if key is None or resp.status < 400:
+                break
+            status = resp.status
+            if status == 400 and i < last:
+                # Gemini answers a bad key with 400 API_KEY_INVALID: ask the adapter.
+                resp = await self._buffered(provider, resp)
+                fault = provider.adapter.error(400, await resp.read(), provider.name, None)
+                if fault.code == "upstream_auth_failed":
+                    status = 401
+            if status in ROTATE_ON:
+                await provider.keys.failed(key, status, resp.headers.get("Retry-After"))
+                if i < last:
+                    resp.close()
+                    continue
+            break
+        header = provider.adapter.request_id_header
+        if header is not None:
+            ctx.upstream_request_id = resp.headers.get(header) or None
+        await upstream_feedback(
+            self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
+        )
+        return resp
+
+    async def _buffered(self, provider: Provider, resp: UpstreamResponse) -> UpstreamResponse:
+        """``resp`` with its (error) body read, so it can still be read after a look."""
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            body = b""
+        finally:
+            resp.close()
+        return _Read(resp.status, resp.headers, body[:MAX_ERROR_BODY])
+
+    async def _send_one(
+        self,
+        ctx: Context,
+        provider: Provider,
+        req: UpstreamRequest,
+        within: float | None,
+        *,
+        first: bool,
+    ) -> UpstreamResponse:
         limit = self.config.first_byte_timeout
         if within is not None and within < limit:
             limit = within
@@ -58,8 +116,9 @@ class Upstream:
             try:
                 async with asyncio.timeout(limit):
                     ctx.upstream_called = True
-                    ctx.tries += 1
-                    resp = await provider.transport.send(req)
+                    if first:  # another key of the pool is the same attempt
+                        ctx.tries += 1
+                    return await provider.transport.send(req)
             except TimeoutError:
                 raise UpstreamFailed(
                     GatewayError(
@@ -92,13 +151,6 @@ class Upstream:
                     ),
                     CONNECT,
                 ) from None
-        header = provider.adapter.request_id_header
-        if header is not None:
-            ctx.upstream_request_id = resp.headers.get(header) or None
-        await upstream_feedback(
-            self.limiter, ctx, provider, resp.status, resp.headers.get("Retry-After")
-        )
-        return resp
 
     async def read_error(self, provider: Provider, resp: UpstreamResponse) -> UpstreamFailed:
         """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
@@ -112,7 +164,7 @@ class Upstream:
             resp.status, body[:MAX_ERROR_BODY], provider.name, retry_after
         )
         return UpstreamFailed(
-            fault.to_error(provider.api_key), STATUS, resp.status, valid_retry_after(retry_after)
+            fault.to_error(provider.secrets), STATUS, resp.status, valid_retry_after(retry_after)
         )
 
     async def read_json(
@@ -160,16 +212,38 @@ class Upstream:
         return raw, payload
 
     async def call(
-        self, ctx: Context, provider: Provider, req: UpstreamRequest, within: float | None = None
+        self,
+        ctx: Context,
+        provider: Provider,
+        build: Callable[[str | None], UpstreamRequest],
+        within: float | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
-        """Send ``req`` and read its JSON answer; an upstream error is raised."""
-        resp = await self.send(ctx, provider, req, within)
+        """Send ``build(key)`` and read its JSON answer; an upstream error is raised."""
+        resp = await self.send(ctx, provider, build, within)
         try:
             if resp.status >= 400:
                 raise await self.read_error(provider, resp)
             return await self.read_json(provider, resp)
         finally:
             resp.close()
+
+
+class _Read:
+    """An upstream answer whose body was already read."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        pass
 
 
 def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
@@ -179,4 +253,4 @@ def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
         502,
         f"Provider '{provider.name}' sent an answer aigw cannot translate: {exc.message}",
         code="upstream_bad_response",
-    ).to_error(provider.api_key)
+    ).to_error(provider.secrets)

@@ -1,4 +1,4 @@
-"""Configured providers: adapter (wire format) + transport (I/O) + key."""
+"""Configured providers: adapter (wire format) + transport (I/O) + keys (a pool)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import aiohttp
 from aigw import secrets
 from aigw.config import Config, ProviderConfig
 from aigw.providers.base import ProviderAdapter, Transport
+from aigw.providers.keypool import EMPTY_POOL, KeyPool, LocalKeyPool
 
 log = logging.getLogger("aigw.providers")
 
@@ -19,9 +20,19 @@ class Provider:
     config: ProviderConfig
     adapter: ProviderAdapter
     transport: Transport
-    api_key: str | None = field(default=None, repr=False)
+    # Build requests with the keys it orders; redact upstream text with ``secrets``.
+    keys: KeyPool = field(default=EMPTY_POOL, repr=False)
     key_source: str | None = None
     models: list[str] = field(default_factory=list)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every key of the provider: what redaction removes from upstream text."""
+        return self.keys.secrets()
+
+    @property
+    def region(self) -> str | None:
+        return self.config.region
 
     @property
     def name(self) -> str:
@@ -60,11 +71,13 @@ def build(
     out: dict[str, Provider] = {}
     for name, pc in config.providers.items():
         adapter = by_type[pc.type]
-        key, source = None, None
+        keys: list[str] = []
+        source = None
         if adapter.needs_key:
-            found = secrets.lookup(name)
-            key, source = found if found else (None, None)
-            if key is None:
+            found = secrets.lookup_keys(name)
+            if found is not None:
+                keys, source = found
+            else:
                 log.warning(
                     "provider %s has no API key (set %s, a systemd credential %s, or run "
                     "`aigw providers set-key %s`); calls go out unauthenticated",
@@ -77,7 +90,7 @@ def build(
             pc,
             adapter,
             adapter.transport(http),
-            key,
+            LocalKeyPool(name, keys),
             source,
             adapter.models(catalog.get(pc.type, [])),
         )

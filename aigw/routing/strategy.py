@@ -18,7 +18,7 @@ ledger records. An unpriced target counts as pricier than a priced first choice.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aigw.pricing import Price
 from aigw.routing.targets import ModelRoute, Target
@@ -44,15 +44,20 @@ def call_cost(price: Price | None, prompt_tokens: int, max_output: int | None) -
 def order(
     route: ModelRoute,
     *,
+    targets: Sequence[Target] | None = None,
+    strategy: str | None = None,
     prices: Lookup,
     latency: Latency,
     prompt_tokens: int,
     max_output: int | None,
     rng: random.Random,
 ) -> tuple[list[Target], list[tuple[Target, str]]]:
-    """The call's candidates in order, and the targets skipped with the reason."""
-    targets = list(route.targets)
-    strategy = route.strategy
+    """The call's candidates in order, and the targets skipped with the reason.
+
+    ``targets``: the route's targets this call may use (all when None); ``strategy``:
+    one that replaces the route's (the request's ``x-aigw-route`` preference)."""
+    targets = list(route.targets if targets is None else targets)
+    strategy = strategy or route.strategy
     costs: dict[Target, int | None] = {
         t: call_cost(prices(t.provider.name, t.upstream_model), prompt_tokens, max_output)
         for t in targets

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aigw.config import Config
+from aigw.config.capabilities import NO_CAPABILITIES, Capabilities
 from aigw.errors import GatewayError
 from aigw.headers import header_value
 from aigw.memo import Memo
@@ -45,6 +46,9 @@ class Target:
     provider: Provider
     upstream_model: str
     weight: float = 1.0
+    # The route's overrides of the shipped capability table ([models.NAME] tools = false,
+    # or a targets entry's own).
+    overrides: Capabilities = NO_CAPABILITIES
     # "provider/model": names the target's breaker and its entry in the ledger.
     id: str = field(default="", compare=False)
     # The upstream model as a header value, computed once (client-chosen names too).
@@ -94,7 +98,15 @@ class Router:
         if alias is not None:
             return ModelRoute(
                 model,
-                tuple(Target(self.providers[t.provider], t.model, t.weight) for t in alias.targets),
+                tuple(
+                    Target(
+                        self.providers[t.provider],
+                        t.model,
+                        t.weight,
+                        t.capabilities.over(alias.capabilities),
+                    )
+                    for t in alias.targets
+                ),
                 alias.strategy,
                 alias.allow_pricier_fallback,
                 alias.max_attempts,

@@ -129,4 +129,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ledger ADD COLUMN routing TEXT;
         """,
     ),
+    (
+        "0005_regions",
+        """
+        -- Data residency: comma-separated regions a team's or key's calls may go to
+        -- (providers' [providers.X] region); NULL = any provider.
+        ALTER TABLE teams ADD COLUMN regions TEXT;
+        ALTER TABLE keys ADD COLUMN regions TEXT;
+        """,
+    ),
 ]
