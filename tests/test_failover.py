@@ -531,6 +531,7 @@ async def test_models_list_shows_routes_prices_and_live_breakers(
         [("dead", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-6")],
     )
     cfg.routing.breaker_failures = 1
+    cfg.providers["anthropic"].region = "eu"
     gw = await start_gateway(config=cfg)
     key = await gw.key()
     await ask(gw, key, "openai", False)  # opens the dead target's breaker
@@ -547,6 +548,7 @@ async def test_models_list_shows_routes_prices_and_live_breakers(
     assert dead["health"]["state"] == "open"
     assert claude["health"]["state"] == "closed"
     assert dead["input_usd_per_mtok"] == "0.15" and claude["output_usd_per_mtok"] == "15.00"
+    assert (dead["region"], claude["region"]) == (None, "eu")
     # Without a server the health is unknown, the rest is the same.
     result = await asyncio.to_thread(
         CliRunner().invoke,

@@ -67,7 +67,7 @@ def list_(
                     "provider": t.provider,
                     "model": t.model,
                     "weight": t.weight,
-                    "region": getattr(provider, "region", None),
+                    "region": provider.region if provider else None,
                     "input_usd_per_mtok": _usd_per_mtok(price.base.input) if price else None,
                     "output_usd_per_mtok": _usd_per_mtok(price.base.output) if price else None,
                     # None: no server answered; "unused": the server has not called it yet.

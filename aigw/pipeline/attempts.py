@@ -29,10 +29,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from aigw.config import RoutingConfig
+from aigw.config.capabilities import NO_CAPABILITIES
 from aigw.errors import GatewayError
 from aigw.pipeline.context import Attempt, Context
 from aigw.pricing import PriceBook
+from aigw.routing.constraints import check_target, no_target
 from aigw.routing.health import Health
+from aigw.routing.regions import region_allows
 from aigw.routing.retry import UpstreamFailed, backoff, retry_after_seconds
 from aigw.routing.targets import Target
 
@@ -42,6 +45,7 @@ SendOne = Callable[[Context, Target, float], Awaitable[web.StreamResponse]]
 CIRCUIT_OPEN = "circuit_open"  # skipped: its breaker is open
 MOVED_ON = "retry_after"  # skipped after a long Retry-After
 UNSUPPORTED = "unsupported"  # skipped: it cannot take this request
+OUT_OF_REGION = "region"  # skipped: outside the caller's regions
 
 _NONE: set[str] = set()  # never added to: "no target dropped yet"
 
@@ -70,11 +74,20 @@ class Attempts:
         tried: dict[str, int] = {}
         last: UpstreamFailed | None = None
         refused: GatewayError | None = None  # the first "cannot take this request"
+        # The route step left out every target outside the caller's regions; checked
+        # again here so no failover path can ever reach one (residency is never waived).
+        regions = ctx.constraints.regions if ctx.constraints is not None else None
         while True:
             target = None
             for k in range(n):
                 t = cands[(at + k) % n]
                 if t.id in dropped:
+                    continue
+                if regions is not None and not region_allows(regions, t.provider.region):
+                    if dropped is _NONE:
+                        dropped = set()
+                    dropped.add(t.id)
+                    ctx.skipped.append((t, OUT_OF_REGION))
                     continue
                 if not health.allow(t.id):
                     if dropped is _NONE:
@@ -85,6 +98,10 @@ class Attempts:
                 target, at = t, (at + k) % n
                 break
             if target is None:
+                if last is None and refused is None and regions is not None:
+                    out = [t for t in cands if not region_allows(regions, t.provider.region)]
+                    if len(out) == n:
+                        raise self._out_of_region(ctx, out)
                 raise last or refused or self._all_open(ctx)
             ctx.target = target
             ctx.first_byte = None
@@ -149,6 +166,15 @@ class Attempts:
         ctx.attempts.append(
             Attempt(target.id, failed.status, failed.code, failed.kind, usage, cost)
         )
+
+    def _out_of_region(self, ctx: Context, out: list[Target]) -> GatewayError:
+        c = ctx.constraints
+        assert c is not None
+        skips = [
+            check_target(c, t.provider.name, t.provider.region, None, NO_CAPABILITIES, None)
+            for t in out
+        ]
+        return no_target([s for s in skips if s is not None], c)
 
     def _all_open(self, ctx: Context) -> GatewayError:
         wait = max((self.health.retry_in(t.id) for t in ctx.candidates), default=0.0)
