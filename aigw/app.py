@@ -27,6 +27,7 @@ from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
+from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.writer import GroupWriter
 
@@ -90,6 +91,7 @@ def _lifecycle(
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
+                    LocalHealth(config.routing),
                     model_lists,
                 )
                 app[GATEWAY] = gw
@@ -102,6 +104,7 @@ def _lifecycle(
                     prices,
                     gw.accountant,
                     gw.drain,
+                    gw.health,
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
@@ -209,7 +212,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the state database answers and the ledger writer runs."""
+    """Readiness: the state database answers and the ledger writer runs; the circuit
+    breaker of every target called so far."""
     gw = request.app[GATEWAY]
     checks: dict[str, str] = {}
     try:
@@ -227,6 +231,9 @@ async def readyz(request: web.Request) -> web.Response:
         "providers": {
             n: {"type": p.type, "key": p.key_source or "none"} for n, p in gw.providers.items()
         },
+        # Circuit breakers of the targets called so far; an open one does not make the
+        # gateway unready (other targets may serve).
+        "breakers": {t: v.to_json() for t, v in gw.health.snapshot().items()},
     }
     return web.Response(
         status=200 if ok else 503,

@@ -24,6 +24,7 @@ from aigw.pipeline.account import Accountant
 from aigw.pricing import PriceBook
 from aigw.providers import Provider
 from aigw.providers.catalog import ModelLists
+from aigw.routing.health import LocalHealth
 from aigw.routing.targets import Router
 from aigw.store import Database
 from aigw.store.base import Store
@@ -46,6 +47,7 @@ class Gateway:
     router: Router
     limiter: LocalLimiter
     permissions: ModelPermissions
+    health: LocalHealth
     model_lists: ModelLists | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     drain: Drain = field(default_factory=Drain)

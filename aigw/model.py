@@ -9,6 +9,7 @@ can all name these types without importing one another.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ LIMIT_FIELDS = (
     "alert_at",
     "priority",
     "models",
+    "regions",
 )
 
 
@@ -48,6 +50,8 @@ class Limits:
     alert_at: tuple[int, ...] | None = None  # () = alerts off
     priority: str | None = None
     models: tuple[str, ...] | None = None
+    # Data residency: only providers whose region is one of these (None: any provider).
+    regions: tuple[str, ...] | None = None
     # Precomputed: admission asks on every request.
     empty: bool = field(init=False, repr=False, compare=False, default=False)
 
@@ -88,7 +92,27 @@ def validate_limits(limits: Limits) -> Limits:
     for glob in limits.models or ():
         if not glob or "," in glob:
             raise AigwError(f"not a model glob: {glob!r}")
+    if limits.regions is not None:
+        if not limits.regions:
+            raise AigwError("give at least one region (or none for no restriction)")
+        for region in limits.regions:
+            problem = region_problem(region)
+            if problem is not None:
+                raise AigwError(problem)
     return limits
+
+
+_REGION = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def region_problem(region: str) -> str | None:
+    """Why ``region`` cannot name a region (compared lower-cased), or None."""
+    if not _REGION.fullmatch(region.lower()):
+        return (
+            f"not a region: {region!r} (1-64 letters, digits, '.', '_' or '-', "
+            "e.g. eu, us, eu-west)"
+        )
+    return None
 
 
 # -- keys ----------------------------------------------------------------------------
@@ -193,6 +217,9 @@ class LedgerRow:
     latency_ms: int
     error: str | None
     upstream_request_id: str | None = None  # the provider's own id (request-id header)
+    attempts: int = 0  # upstream attempts made (failover and retries included)
+    # JSON: the failed attempts and skipped targets ({"failed": [..], "skipped": [..]}).
+    routing: str | None = None
 
 
 # What a report can group the ledger by.

@@ -5,6 +5,9 @@ Keys never go into config.toml. The lookup order, first match wins:
 1. ``AIGW_<NAME>_API_KEY`` (NAME upper-cased, every non-alphanumeric -> ``_``)
 2. ``$CREDENTIALS_DIRECTORY/aigw-<name>`` (systemd ``LoadCredential=``)
 3. the OS keyring, service ``aigw``, user ``<name>``
+
+Any of them may hold several keys separated by commas (a key pool,
+:mod:`aigw.providers.keypool`); ``aigw providers set-key NAME --add`` grows the keyring's.
 """
 
 from __future__ import annotations
@@ -47,6 +50,26 @@ def lookup(provider: str) -> tuple[str, str] | None:
     if value:
         return value, "keyring"
     return None
+
+
+def split_keys(value: str) -> list[str]:
+    """``"k1, k2,k1\\nk3"`` -> ``["k1", "k2", "k3"]``: commas or newlines separate keys
+    (no provider's keys contain either); blanks and repeats are dropped."""
+    out: list[str] = []
+    for part in value.replace("\n", ",").split(","):
+        key = part.strip()
+        if key and key not in out:
+            out.append(key)
+    return out
+
+
+def lookup_keys(provider: str) -> tuple[list[str], str] | None:
+    """Return (the pool's keys, where they came from) or None. Never logs a key."""
+    found = lookup(provider)
+    if found is None:
+        return None
+    keys = split_keys(found[0])
+    return (keys, found[1]) if keys else None
 
 
 def _no_backend_message(provider: str) -> str:
@@ -98,6 +121,18 @@ def store(provider: str, key: str) -> None:
         raise SecretError(
             f"the OS keyring refused the key ({exc}). {_no_backend_message(provider)}"
         ) from exc
+
+
+def add(provider: str, key: str) -> int:
+    """Add ``key`` to the keyring entry's pool; the number of keys it now holds."""
+    new = split_keys(key)
+    if not new:
+        raise SecretError("the key is empty; nothing was stored")
+    current = _keyring_get(provider)
+    keys = split_keys(current or "")
+    keys.extend(k for k in new if k not in keys)
+    store(provider, ",".join(keys))
+    return len(keys)
 
 
 def delete(provider: str) -> bool:

@@ -108,7 +108,14 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
         upstream: UpstreamConfig | None = None,
         config: Config | None = None,
     ) -> RunningGateway:
-        cfg = config or Config()
+        if config is None:
+            cfg = Config()
+            # One attempt per call: a test scripting one upstream failure sees it as
+            # the client does. Retries and failover are tested with their own
+            # settings (tests/test_failover.py passes a config).
+            cfg.routing.max_attempts = 1
+        else:
+            cfg = config
         for name, (type_, url) in (providers or {}).items():
             cfg.providers[name] = provider_config(name, type_, url)
         for name, (prov, model) in (models or {}).items():

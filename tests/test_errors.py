@@ -245,13 +245,22 @@ async def test_provider_going_silent_mid_stream_times_out(
     fake_openai.then(Reply(chunk_delay=1.0))
     key = await gw.key()
     async with gw.openai(key) as client:
+        # Silent before the first content: nothing was sent yet, so the client gets
+        # a plain 504 (with a second target it would have failed over invisibly).
+        with pytest.raises(openai.InternalServerError) as info:
+            await client.chat.completions.create(model="openai/gpt-4o", messages=HI, stream=True)
+        assert info.value.status_code == 504
+    assert "went silent" in info.value.message
+    # Silent after the first content: the stream is under way and ends with an error.
+    fake_openai.then(Reply(chunk_delay=1.0, delay_from=2))
+    async with gw.openai(key) as client:
         stream = await client.chat.completions.create(
             model="openai/gpt-4o", messages=HI, stream=True
         )
-        with pytest.raises(openai.APIError) as info:
+        with pytest.raises(openai.APIError) as info2:
             async for _ in stream:
                 pass
-    assert "went silent" in info.value.message
+    assert "went silent" in info2.value.message
 
 
 async def test_upstream_invalid_json_is_502(

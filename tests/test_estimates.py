@@ -33,7 +33,9 @@ async def test_a_huge_prompt_without_spaces_is_refused_up_front_under_a_budget(
     gateway: RunningGateway, fake_openai: FakeOpenAI
 ) -> None:
     """900 KiB of text without a space once counted as one image (1,000 tokens). A
-    provider bills it as text; here it bills 100,000 tokens ($0.015 on gpt-4o-mini)."""
+    provider bills it as text; here it bills 100,000 tokens ($0.04 on gpt-4.1-mini,
+    whose 1M-token context window takes the ~230,000-token estimate: on gpt-4o-mini
+    the route would refuse it as too long for the model before the budget could)."""
     fake_openai.default = Reply(usage=Usage(prompt_tokens=100_000, completion_tokens=7))
     budget = 10_000_000  # $0.01
     await team(gateway, "t", budget_nusd=budget)
@@ -42,7 +44,9 @@ async def test_a_huge_prompt_without_spaces_is_refused_up_front_under_a_budget(
     async with gateway.openai(key) as client:
         with pytest.raises(openai.RateLimitError) as caught:
             await client.chat.completions.create(
-                model="fast", messages=[{"role": "user", "content": blob}], max_tokens=20
+                model="openai/gpt-4.1-mini",
+                messages=[{"role": "user", "content": blob}],
+                max_tokens=20,
             )
         assert caught.value.code == "budget_exceeded"
         assert fake_openai.requests == []  # refused before the provider saw it

@@ -109,6 +109,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         for _, fake in fakes:
             await fake.start()
         cfg = Config()
+        # The storm fails most calls on purpose: breakers that stayed open for the
+        # default cooldown would refuse the calls after it (a probe goes at once here).
+        cfg.routing.breaker_cooldown = 0.001
         urls = {
             "openai": fakes[0][1].base_url + "/v1",
             "anthropic": fakes[1][1].base_url,

@@ -78,6 +78,7 @@ async def start(tmp_path: Path, fake_openai: FakeOpenAI) -> AsyncIterator[Start]
         quota_rpm: int | None = None, drain_seconds: float = 30, cancel: bool = False
     ) -> Running:
         cfg = Config()
+        cfg.routing.max_attempts = 1  # one scripted answer per call
         cfg.providers["openai"] = ProviderConfig("openai", "openai", fake_openai.base_url + "/v1")
         cfg.models["fast"] = ModelConfig("fast", "openai", "gpt-4o-mini")
         cfg.server.drain_seconds = drain_seconds

@@ -55,7 +55,7 @@ async def test_huge_distinct_model_names_are_not_retained(gateway: RunningGatewa
         before, _ = tracemalloc.get_traced_memory()
         for _ in range(40):
             name = "openai/" + big_name(MiB)
-            target = gw.router.route(name)
+            target = gw.router.route(name).first
             assert gw.permissions.allows(rec, None, name)
             gw.prices.lookup(target.provider.name, target.upstream_model)
             del name, target

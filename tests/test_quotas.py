@@ -139,6 +139,7 @@ async def test_through_the_server_an_upstream_429_makes_the_next_call_wait(
 ) -> None:
     cfg = Config()
     cfg.providers["openai"] = ProviderConfig("openai", "openai", fake_openai.base_url + "/v1")
+    cfg.routing.max_attempts = 1  # the 429 reaches the client
     gw = await start_gateway(config=cfg)
     key = await gw.key()
     fake_openai.then(Fail(429, "slow down", headers={"Retry-After": "1"}))

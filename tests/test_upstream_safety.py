@@ -340,7 +340,10 @@ async def test_key_echoed_mid_stream_is_redacted(
         if shape == "error-event"
         else b'data: {"error": "' + k.encode() + b'" \n\n'
     )
-    fake_for(provider, fakes).then(Inject(raw, after=3))
+    # After the first content (Anthropic's fourth event is the first text delta) and
+    # before the last: before any content, the gateway would answer with a plain
+    # error (or fail over).
+    fake_for(provider, fakes).then(Inject(raw, after=4 if provider == "anthropic" else 3))
     key = await trio.key()
     answer = await chat(trio, key, client, f"m-{provider}", True)
     assert answer.status == 200  # the headers went out before the error

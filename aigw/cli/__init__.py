@@ -104,6 +104,7 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "The price table: list it, find models with no price, import LiteLLM's prices.",
     ),
+    "models": Entry("models", "app", "Model routes: [models.NAME] and their targets."),
 }
 
 

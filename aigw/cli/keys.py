@@ -18,6 +18,7 @@ from aigw.cli.limits import (
     ParallelOpt,
     PeriodOpt,
     PriorityOpt,
+    RegionsOpt,
     RpmOpt,
     TpmOpt,
     apply,
@@ -93,6 +94,7 @@ def create(
     alert_at: AlertOpt = None,
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
+    regions: RegionsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a gateway key and print it once. Its limits apply on top of its team's."""
@@ -107,6 +109,7 @@ def create(
         alert_at=alert_at,
         priority=priority,
         models=models,
+        regions=regions,
     )
 
     async def run(store: Store) -> tuple[str, KeyRecord]:
@@ -169,6 +172,7 @@ def update(
     alert_at: AlertOpt = None,
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
+    regions: RegionsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
@@ -185,6 +189,7 @@ def update(
             alert_at=alert_at,
             priority=priority,
             models=models,
+            regions=regions,
         )
         return await store.keys.set_limits(key_id, limits)
 

@@ -13,7 +13,7 @@ import typer
 from aigw.config import Config
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
-from aigw.model import PERIODS, PRIORITIES, Limits
+from aigw.model import PERIODS, PRIORITIES, Limits, region_problem
 from aigw.pricing import usd
 
 RpmOpt = Annotated[
@@ -80,6 +80,16 @@ ModelsOpt = Annotated[
     ),
 ]
 
+RegionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--regions",
+        metavar="REGIONS",
+        help="Data residency: comma-separated provider regions its calls may go to, "
+        "e.g. eu,eu-west; a provider without a region is then never used ('none': any).",
+    ),
+]
+
 _NONE = ("none", "-")
 
 
@@ -143,6 +153,24 @@ def _models(text: str) -> tuple[str, ...] | None:
     return globs
 
 
+def _regions(text: str) -> tuple[str, ...] | None:
+    if text.lower() in _NONE:
+        return None
+    regions: list[str] = []
+    for part in text.split(","):
+        region = part.strip().lower()
+        if not region:
+            continue
+        problem = region_problem(region)
+        if problem is not None:
+            raise AigwError(f"--regions: {problem}")
+        if region not in regions:
+            regions.append(region)
+    if not regions:
+        raise AigwError("--regions: give at least one region (or 'none' for any provider)")
+    return tuple(regions)
+
+
 def apply(
     base: Limits,
     *,
@@ -154,6 +182,7 @@ def apply(
     alert_at: str | None,
     priority: str | None,
     models: str | None,
+    regions: str | None = None,
 ) -> Limits:
     """``base`` with the options that were given applied."""
     changes: dict[str, Any] = {}
@@ -173,6 +202,8 @@ def apply(
         changes["priority"] = _choice("--priority", priority, PRIORITIES)
     if models is not None:
         changes["models"] = _models(models)
+    if regions is not None:
+        changes["regions"] = _regions(regions)
     return base.replace(**changes)
 
 
@@ -191,11 +222,12 @@ def as_dict(limits: Limits, cfg: Config) -> dict[str, Any]:
         else list(cfg.budgets.alert_at),
         "priority": limits.priority,
         "models": None if limits.models is None else list(limits.models),
+        "regions": None if limits.regions is None else list(limits.regions),
     }
 
 
 def cells(limits: Limits, cfg: Config) -> list[str]:
-    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models."""
+    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions."""
 
     def n(v: int | None) -> str:
         return "-" if v is None else f"{v:,}"
@@ -213,7 +245,8 @@ def cells(limits: Limits, cfg: Config) -> list[str]:
         ",".join(str(p) for p in alerts) if limits.budget_nusd is not None and alerts else "-",
         limits.priority or "-",
         ",".join(limits.models) if limits.models else "-",
+        ",".join(limits.regions) if limits.regions else "-",
     ]
 
 
-LIMIT_HEADERS = ["rpm", "tpm", "parallel", "budget", "alerts %", "priority", "models"]
+LIMIT_HEADERS = ["rpm", "tpm", "parallel", "budget", "alerts %", "priority", "models", "regions"]

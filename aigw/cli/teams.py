@@ -18,6 +18,7 @@ from aigw.cli.limits import (
     ParallelOpt,
     PeriodOpt,
     PriorityOpt,
+    RegionsOpt,
     RpmOpt,
     TpmOpt,
     apply,
@@ -79,6 +80,7 @@ def create(
     alert_at: AlertOpt = None,
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
+    regions: RegionsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a team with its limits (every limit is optional)."""
@@ -93,6 +95,7 @@ def create(
         alert_at=alert_at,
         priority=priority,
         models=models,
+        regions=regions,
     )
 
     async def run(store: Store) -> TeamRecord:
@@ -112,6 +115,7 @@ def update(
     alert_at: AlertOpt = None,
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
+    regions: RegionsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
@@ -129,6 +133,7 @@ def update(
             alert_at=alert_at,
             priority=priority,
             models=models,
+            regions=regions,
         )
         return await store.teams.update(name, limits)
 

@@ -29,10 +29,11 @@ from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
-from aigw.config.models import MODELS, ModelConfig
+from aigw.config.models import MODELS, STRATEGIES, ModelConfig, TargetConfig
 from aigw.config.prices import PRICES, PriceConfig
 from aigw.config.providers import DEFAULT_BASE_URLS, PROVIDER_TYPES, PROVIDERS, ProviderConfig
 from aigw.config.quotas import QUOTAS, QuotaConfig
+from aigw.config.routing import ROUTING, RoutingConfig
 from aigw.config.server import DEFAULT_PORT, SERVER, ServerConfig
 from aigw.config.translation import TRANSLATION, TranslationConfig
 from aigw.config.upstream import UPSTREAM, UpstreamConfig
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_PORT",
     "PROVIDER_TYPES",
     "SECTIONS",
+    "STRATEGIES",
     "AlertsConfig",
     "BudgetsConfig",
     "Config",
@@ -53,7 +55,9 @@ __all__ = [
     "PriceConfig",
     "ProviderConfig",
     "QuotaConfig",
+    "RoutingConfig",
     "ServerConfig",
+    "TargetConfig",
     "TranslationConfig",
     "UpstreamConfig",
     "default_config",
@@ -74,6 +78,7 @@ class Config:
     path: Path | None = None
     server: ServerConfig = SERVER.field()
     upstream: UpstreamConfig = UPSTREAM.field()
+    routing: RoutingConfig = ROUTING.field()
     ledger: LedgerConfig = LEDGER.field()
     translation: TranslationConfig = TRANSLATION.field()
     providers: dict[str, ProviderConfig] = PROVIDERS.field()

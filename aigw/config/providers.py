@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigw.config.base import Parsed, Reader, named
+from aigw.model import region_problem
 
 PROVIDER_TYPES = ("openai", "anthropic", "gemini", "mock")
 
@@ -28,6 +29,9 @@ class ProviderConfig:
     query: dict[str, str] = field(default_factory=dict)
     # Header carrying the key, when not the type's default (Azure: "api-key").
     auth_header: str | None = None
+    # Where the provider processes data ("eu", "us", "eu-west"...): callers whose team
+    # or key has --regions reach only providers in one of them (aigw.routing.regions).
+    region: str | None = None
 
 
 def _read(r: Reader, name: str, _parsed: Parsed) -> ProviderConfig:
@@ -46,7 +50,18 @@ def _read(r: Reader, name: str, _parsed: Parsed) -> ProviderConfig:
         headers=r.strings("headers"),
         query=r.strings("query"),
         auth_header=r.get("auth_header", str, None),
+        region=_region(r),
     )
+
+
+def _region(r: Reader) -> str | None:
+    region: str | None = r.get("region", str, None)
+    if region is None:
+        return None
+    problem = region_problem(region)
+    if problem is not None:
+        r.fail("region", problem)
+    return region.lower()
 
 
 def _write(p: ProviderConfig) -> dict[str, Any]:
@@ -59,6 +74,8 @@ def _write(p: ProviderConfig) -> dict[str, Any]:
         entry["query"] = p.query
     if p.auth_header:
         entry["auth_header"] = p.auth_header
+    if p.region:
+        entry["region"] = p.region
     return entry
 
 

@@ -21,7 +21,7 @@ class ModelPermissions:
     def allows(self, key: KeyRecord, team: TeamRecord | None, model: str) -> bool:
         """Whether ``key`` may use ``model``: it must match one of the key's ``--models``
         globs and one of its team's (no globs = any model). An alias also matches by
-        the PROVIDER/MODEL it stands for."""
+        the PROVIDER/MODEL of any of its targets."""
         for globs in (key.limits.models, team.limits.models if team else None):
             if globs is not None and not self._matches(globs, model):
                 return False
@@ -38,5 +38,5 @@ class ModelPermissions:
         names = [model]
         alias = self.aliases.get(model)
         if alias is not None:
-            names.append(f"{alias.provider}/{alias.model}")
+            names.extend(f"{t.provider}/{t.model}" for t in alias.targets)
         return any(fnmatch.fnmatchcase(n, g) for n in names for g in globs)

@@ -4,13 +4,15 @@ Every proxied call walks the same steps, in this order (:func:`build`):
 
 1. authenticate -- gateway key -> key record (401)
 2. body         -- read and parse the request body (413, 415, 400)
-3. route        -- model name -> provider + upstream model (404, 403 for a model the
-                   key may not use). Routing comes before admission because the budget
-                   reservation needs the target's price.
+3. route        -- model name -> the candidate targets (provider + upstream model) in
+                   the route's order (404, 403 for a model the key may not use).
+                   Routing comes before admission because the budget reservation
+                   needs the candidates' prices.
 4. admit        -- rate limits and budgets, worst case reserved up front (429)
 5. scrub        -- PII and secrets                                    [later issue]
 6. cache        -- replay an identical earlier answer                 [later issue]
-7. forward      -- call the provider, relay or translate, commit the ledger row
+7. forward      -- attempts over the candidates (retries, failover before the first
+                   byte, circuit breakers); relay or translate, commit the ledger row
 
 A step is an async callable over the :class:`Context`, built once at start-up with
 the collaborators it uses; it refuses by raising :class:`GatewayError`, and the step
@@ -38,6 +40,7 @@ from aigw.limits.permissions import ModelPermissions
 from aigw.model import KeyRecord
 from aigw.pipeline.account import Accountant
 from aigw.pipeline.admit import admit, release
+from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.body import ReadBody
 from aigw.pipeline.context import Context, base_headers, cost_header
@@ -49,6 +52,9 @@ from aigw.pipeline.relay import Relayer
 from aigw.pipeline.route import Route, Router
 from aigw.pipeline.upstream import Upstream
 from aigw.pricing import PriceBook
+from aigw.routing.capabilities import CapabilityBook
+from aigw.routing.health import Health
+from aigw.routing.regions import Regions, allowed_regions
 
 log = logging.getLogger("aigw.handler")
 
@@ -134,6 +140,7 @@ def build(
     prices: PriceBook,
     accountant: Accountant,
     drain: Drain,
+    health: Health,
 ) -> Pipelines:
     """The steps, built once with their collaborators."""
 
@@ -149,7 +156,11 @@ def build(
 
     upstream = Upstream(config.upstream, limiter)
     body = ReadBody(config.server)
-    route = Route(router, allows_model)
+
+    def regions_of(key: KeyRecord) -> Regions:
+        return allowed_regions(key, directory.team(key.team))
+
+    route = Route(router, allows_model, prices, health, regions_of, CapabilityBook(prices))
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,
@@ -162,6 +173,7 @@ def build(
             upstream,
             Relayer(config.upstream, accountant, drain),
             accountant,
+            Attempts(config.routing, health, prices),
         ),
     ]
     return Pipelines(

@@ -7,6 +7,8 @@ Rows from concurrent requests share one commit: the ledger is a
 
 from __future__ import annotations
 
+import orjson
+
 from aigw.errors import GatewayError
 from aigw.headers import header_value
 from aigw.model import LedgerRow
@@ -17,6 +19,31 @@ from aigw.store.writer import GroupWriter
 from aigw.usage import Usage
 
 
+def routing_log(ctx: Context) -> str:
+    """Why the call went where it went, for the ledger: each failed attempt (target,
+    status, error code, what failed, its cost if billed) and each target skipped."""
+    failed = [
+        {
+            "target": a.target,
+            "status": a.status,
+            "code": a.code,
+            "kind": a.kind,
+            **({"cost_nusd": a.cost_nusd} if a.cost_nusd is not None else {}),
+            **(
+                {
+                    "prompt_tokens": a.usage.prompt_tokens,
+                    "completion_tokens": a.usage.completion_tokens,
+                }
+                if a.usage is not None
+                else {}
+            ),
+        }
+        for a in ctx.attempts
+    ]
+    skipped = [{"target": t.id, "reason": reason} for t, reason in ctx.skipped]
+    return orjson.dumps({"failed": failed, "skipped": skipped}).decode()
+
+
 class Accountant:
     """Turns a finished context into a committed ledger row."""
 
@@ -25,12 +52,15 @@ class Accountant:
         self.prices = prices
 
     def cost(self, ctx: Context) -> None:
-        """Fill ``ctx.cost_nusd`` from its usage; None when the model has no price."""
+        """Fill ``ctx.cost_nusd`` from its usage, plus what failed attempts the provider
+        billed cost; None when the model that answered has no price."""
         target, usage = ctx.target, ctx.usage
-        if target is None or usage is None or usage.total_tokens == 0:
-            ctx.cost_nusd = 0
-            return
-        ctx.cost_nusd = self.prices.cost_nusd(target.provider.name, target.upstream_model, usage)
+        cost: int | None = 0
+        if target is not None and usage is not None and usage.total_tokens:
+            cost = self.prices.cost_nusd(target.provider.name, target.upstream_model, usage)
+        if ctx.attempts and cost is not None:
+            cost += sum(a.cost_nusd or 0 for a in ctx.attempts)
+        ctx.cost_nusd = cost
 
     async def record(self, ctx: Context) -> None:
         """Price the call, settle its admission lease and commit its row.
@@ -66,10 +96,12 @@ class Accountant:
             upstream_request_id=header_value(ctx.upstream_request_id, 256)
             if ctx.upstream_request_id
             else None,
-            # The state file is a place the provider key must never reach.
-            error=redact(ctx.error, target.provider.api_key if target else None)
+            # The state file is a place no provider key may reach.
+            error=redact(ctx.error, target.provider.secrets if target else None)
             if ctx.error
             else ctx.error,
+            attempts=ctx.tries,
+            routing=routing_log(ctx) if ctx.attempts or ctx.skipped else None,
         )
         ctx.recorded = True
         try:

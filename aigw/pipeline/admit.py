@@ -13,27 +13,52 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from aigw.directory import Directory
 from aigw.limits.base import Demand, Limiter
 from aigw.pipeline.context import Context
-from aigw.pricing import PriceBook
+from aigw.pricing import Price, PriceBook
 from aigw.providers import Provider
+from aigw.routing.strategy import call_cost
+from aigw.routing.targets import Target
 
 
 async def admit(ctx: Context, limiter: Limiter, directory: Directory, prices: PriceBook) -> None:
     """Take capacity for the call in ``ctx`` (``ctx.lease``) or raise GatewayError."""
     key, target = ctx.key, ctx.target
     assert key is not None and target is not None
+    price = prices.lookup(target.provider.name, target.upstream_model)
+    if len(ctx.candidates) > 1:
+        target, price = _dearest(ctx, prices)
     provider = target.provider
     demand = Demand(
         model=ctx.model or "",
         provider=provider.name,
         provider_type=provider.type,
         upstream_model=target.upstream_model,
-        price=prices.lookup(provider.name, target.upstream_model),
+        price=price,
         prompt_tokens=ctx.prompt_estimate,
         prompt_bound=ctx.prompt_bound,
         max_output=ctx.max_output,
         ts=ctx.ts,
     )
     ctx.lease = await limiter.admit(key, directory.team(key.team), demand)
+
+
+def _dearest(ctx: Context, prices: PriceBook) -> tuple[Target, Price | None]:
+    """The candidate the call could cost the most at, and its price.
+
+    Failover may end at any candidate, so the budget reservation is made for the
+    dearest one; an unpriced candidate counts as dearest (the unpriced policy
+    applies). The real cost of the target that answered replaces it at settling.
+    """
+    worst: tuple[Target, Price | None] | None = None
+    worst_cost = -1
+    for t in ctx.candidates:
+        price = prices.lookup(t.provider.name, t.upstream_model)
+        if price is None:
+            return t, None
+        cost = call_cost(price, ctx.prompt_bound, ctx.max_output or 4096) or 0
+        if cost > worst_cost:
+            worst, worst_cost = (t, price), cost
+    assert worst is not None
+    return worst
 
 
 async def release(ctx: Context) -> None:

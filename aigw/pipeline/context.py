@@ -21,7 +21,8 @@ from aigw.pricing import format_usd
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
-    from aigw.routing.targets import Target
+    from aigw.routing.constraints import Constraints
+    from aigw.routing.targets import ModelRoute, Target
 
 
 CLIENT_GONE = 499  # nginx's convention for "client closed the connection"
@@ -50,6 +51,18 @@ def client_request_id(request: web.Request | None) -> str | None:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One failed attempt at a target: what went wrong, and what the provider billed."""
+
+    target: str  # provider/model
+    status: int  # what the client would have seen
+    code: str | None
+    kind: str  # connect | timeout | status | cut | stream (aigw.routing.retry)
+    usage: Usage | None = None
+    cost_nusd: int | None = None
+
+
+@dataclass(slots=True)
 class Context:
     """Who is calling, what was asked, where it went and what it cost."""
 
@@ -69,7 +82,16 @@ class Context:
     body: dict[str, Any] | None = None
     model: str | None = None  # as the client asked for it
     stream: bool = False
-    target: Target | None = None
+    route: ModelRoute | None = None
+    # The targets this call may try, in order, and those left out with the reason.
+    candidates: tuple[Target, ...] | list[Target] = ()
+    skipped: list[tuple[Target, str]] = field(default_factory=list)
+    target: Target | None = None  # the one being tried, then the one that answered
+    tries: int = 0  # upstream attempts made
+    attempts: list[Attempt] = field(default_factory=list)  # the failed ones
+    first_byte: float | None = None  # perf_counter when the answer's first content came
+    # What routing must respect: the caller's regions narrowed by x-aigw-route.
+    constraints: Constraints | None = None
     # Estimates for admission, before the provider has counted anything.
     prompt_estimate: int = 0
     prompt_bound: int = 0  # never less than the provider can bill: budgets reserve it
@@ -100,10 +122,13 @@ class Context:
 def base_headers(ctx: Context) -> dict[str, str]:
     """The headers every answer carries: request id, target, limits, warnings."""
     headers = {"x-request-id": ctx.request_id}
-    if ctx.target is not None:
-        headers["x-aigw-provider"] = header_value(ctx.target.provider.name)
-        # Client-chosen (PROVIDER/MODEL) or from the config: made header-safe either way.
-        headers["x-aigw-upstream-model"] = header_value(ctx.target.upstream_model)
+    target = ctx.target
+    if target is not None:
+        headers["x-aigw-provider"] = target.provider_header
+        # Client-chosen (PROVIDER/MODEL) or from the config: made header-safe once.
+        headers["x-aigw-model"] = headers["x-aigw-upstream-model"] = target.model_header
+        if ctx.tries:
+            headers["x-aigw-attempts"] = str(ctx.tries)
     if ctx.upstream_request_id is not None:
         headers["x-aigw-upstream-request-id"] = header_value(ctx.upstream_request_id, 256)
     if ctx.lease is not None:

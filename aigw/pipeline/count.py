@@ -70,17 +70,17 @@ class CountTokens:
                 raise bad_request(
                     exc.message, param=exc.param, code="unsupported_parameter"
                 ) from None
-        req = adapter.count_tokens_request(
-            provider.config,
-            provider.api_key,
-            body,
-            upstream_model=model,
-            client_headers=ctx.request.headers if native else None,
+        headers = ctx.request.headers if native else None
+        raw, payload = await self.upstream.call(
+            ctx,
+            provider,
+            lambda key: adapter.count_tokens_request(
+                provider.config, key, body, upstream_model=model, client_headers=headers
+            ),
         )
-        raw, payload = await self.upstream.call(ctx, provider, req)
         if native:
             ctx.response = web.Response(
-                body=redact_bytes(raw, provider.api_key),
+                body=redact_bytes(raw, provider.secrets),
                 content_type="application/json",
                 headers={**base_headers(ctx), "x-aigw-token-count": "exact"},
             )
@@ -91,5 +91,5 @@ class CountTokens:
                 502,
                 f"Provider '{provider.name}' answered a token count without a count.",
                 code="upstream_bad_response",
-            ).to_error(provider.api_key)
+            ).to_error(provider.secrets)
         ctx.response = self.answer(ctx, n, "exact")

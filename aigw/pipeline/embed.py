@@ -41,25 +41,35 @@ class GeminiEmbed:
         adapter = provider.adapter
         model = target.upstream_model
         method = ctx.endpoint  # embedContent or batchEmbedContents
-        pc, key = provider.config, provider.api_key
+        pc = provider.config
         if adapter.wire is ctx.wire:
-            req = adapter.native_embeddings_request(
-                pc, key, call.body, upstream_model=model, method=method
+            raw, payload = await self.upstream.call(
+                ctx,
+                provider,
+                lambda key: adapter.native_embeddings_request(
+                    pc, key, call.body, upstream_model=model, method=method
+                ),
             )
-            raw, payload = await self.upstream.call(ctx, provider, req)
             usage = adapter.response_usage(payload)
             if usage is not None and not usage.prompt_tokens:
                 usage = None  # no usageMetadata (Gemini's embeddings often have none)
         elif EMBEDDINGS in adapter.capabilities:
             try:
                 translated = gemini_embed_to_openai(call.body, method=method, upstream_model=model)
-                req, warnings = adapter.embeddings_request(
-                    pc, key, translated.body, upstream_model=model
+                # Built once to check the translation; rebuilt per key of the pool.
+                _, warnings = adapter.embeddings_request(
+                    pc, None, translated.body, upstream_model=model
                 )
             except TranslationError as exc:
                 raise bad_request(exc.message, param=exc.param) from None
             ctx.warnings.extend(translated.warnings + warnings)
-            raw, payload = await self.upstream.call(ctx, provider, req)
+            raw, payload = await self.upstream.call(
+                ctx,
+                provider,
+                lambda key: adapter.embeddings_request(
+                    pc, key, translated.body, upstream_model=model
+                )[0],
+            )
             try:
                 raw, usage = adapter.embeddings_response(
                     raw,
@@ -87,7 +97,7 @@ class GeminiEmbed:
         ctx.usage = usage
         await self.accountant.record(ctx)
         ctx.response = web.Response(
-            body=redact_bytes(raw, key),
+            body=redact_bytes(raw, provider.secrets),
             content_type="application/json",
             headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
         )

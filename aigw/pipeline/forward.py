@@ -23,16 +23,26 @@ from aigw.errors import bad_request
 from aigw.formats import Call, ClientFormat, openai_responses
 from aigw.formats.openai_responses import stream_error as responses_stream_error
 from aigw.pipeline.account import Accountant
+from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.relay import Relay, Relayer, Translating
 from aigw.pipeline.upstream import Upstream, untranslatable
 from aigw.providers.base import EMBEDDINGS, RESPONSES, redact_bytes
+from aigw.routing.targets import Target
 from aigw.translate.common import JSON, TranslateOptions, TranslationError
 from aigw.usage import Usage
 
+# One attempt of an endpoint: (ctx, call, target, seconds left of the call's deadline).
+AttemptFn = Callable[[Context, Call, Target, float], Awaitable[web.StreamResponse]]
+
 
 class Forward:
-    """The step that answers a proxied call: chat, embeddings or responses."""
+    """The step that answers a proxied call: chat, embeddings or responses.
+
+    Each endpoint is one *attempt* at one target, from building the upstream request
+    (translated for that target's API) to the client's answer; :class:`Attempts` runs
+    attempts over the call's candidates until one answers.
+    """
 
     def __init__(
         self,
@@ -40,20 +50,27 @@ class Forward:
         upstream: Upstream,
         relayer: Relayer,
         accountant: Accountant,
+        attempts: Attempts,
     ) -> None:
         self.translation = translation
         self.upstream = upstream
         self.relayer = relayer
         self.accountant = accountant
-        self._by_endpoint: dict[str, Callable[[Context, Call], Awaitable[web.StreamResponse]]] = {
+        self.attempts = attempts
+        self._by_endpoint: dict[str, AttemptFn] = {
             "embeddings": self.embeddings,
             "responses": self.responses,
         }
 
     async def __call__(self, ctx: Context) -> None:
-        assert ctx.call is not None
-        forward = self._by_endpoint.get(ctx.endpoint, self.chat)
-        ctx.response = await forward(ctx, ctx.call)
+        call = ctx.call
+        assert call is not None
+        attempt = self._by_endpoint.get(ctx.endpoint, self.chat)
+
+        def send(ctx: Context, target: Target, left: float) -> Awaitable[web.StreamResponse]:
+            return attempt(ctx, call, target, left)
+
+        ctx.response = await self.attempts.run(ctx, send)
 
     async def finish_json(
         self, ctx: Context, body: bytes, usage: Usage | None, prompt_estimate: int
@@ -64,23 +81,23 @@ class Forward:
         ctx.usage = usage
         await self.accountant.record(ctx)
         return web.Response(
-            body=redact_bytes(body, ctx.target.provider.api_key if ctx.target else None),
+            body=redact_bytes(body, ctx.target.provider.secrets if ctx.target else None),
             content_type="application/json",
             headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
         )
 
     async def chat(
-        self, ctx: Context, call: Call, *, translate: bool = False
+        self, ctx: Context, call: Call, target: Target, left: float, *, translate: bool = False
     ) -> web.StreamResponse:
         """A chat call (OpenAI chat, Anthropic messages, Gemini generateContent) to any
-        target; ``translate``: through the hub even when the wires match (a Responses
-        call to an OpenAI-wire target without that API)."""
-        assert ctx.target is not None and ctx.fmt is not None and ctx.request is not None
+        target, translated for that target; ``translate``: through the hub even when the
+        wires match (a Responses call to an OpenAI-wire target without that API)."""
+        assert ctx.fmt is not None and ctx.request is not None
         fmt: ClientFormat = ctx.fmt
         request = ctx.request
-        provider = ctx.target.provider
+        provider = target.provider
         adapter = provider.adapter
-        model = ctx.target.upstream_model
+        model = target.upstream_model
         native = not translate and adapter.wire is fmt.wire
         client_headers: Mapping[str, str] | None = request.headers if native else None
         hub: JSON | None = None  # the request in the hub format, when translated
@@ -102,17 +119,23 @@ class Forward:
                     exc.message, param=exc.param, code="unsupported_parameter"
                 ) from None
             body = translated.body
-            ctx.warnings.extend(to_hub.warnings + translated.warnings)
-        req = adapter.chat_request(
-            provider.config,
-            provider.api_key,
-            body,
-            upstream_model=model,
-            stream=call.stream,
-            client_headers=client_headers,
-        )
+            ctx.warnings.extend(
+                w for w in to_hub.warnings + translated.warnings if w not in ctx.warnings
+            )
         upstream = self.upstream
-        resp = await upstream.send(ctx, provider, req)
+        resp = await upstream.send(
+            ctx,
+            provider,
+            lambda key: adapter.chat_request(
+                provider.config,
+                key,
+                body,
+                upstream_model=model,
+                stream=call.stream,
+                client_headers=client_headers,
+            ),
+            left,
+        )
         try:
             if resp.status >= 400:
                 raise await upstream.read_error(provider, resp)
@@ -142,12 +165,13 @@ class Forward:
         finally:
             resp.close()
 
-    async def embeddings(self, ctx: Context, call: Call) -> web.StreamResponse:
+    async def embeddings(
+        self, ctx: Context, call: Call, target: Target, left: float
+    ) -> web.StreamResponse:
         """POST /v1/embeddings to a provider whose adapter offers embeddings."""
-        assert ctx.target is not None
-        provider = ctx.target.provider
+        provider = target.provider
         adapter = provider.adapter
-        model = ctx.target.upstream_model
+        model = target.upstream_model
         if EMBEDDINGS not in adapter.capabilities:
             raise bad_request(
                 f"Provider '{provider.name}' ({provider.type}) offers no embeddings; "
@@ -155,14 +179,21 @@ class Forward:
                 param="model",
                 code="unsupported_model",
             )
-        try:
-            req, warnings = adapter.embeddings_request(
-                provider.config, provider.api_key, call.body, upstream_model=model
+        try:  # translated once to check it; again per key the pool has to try
+            _, warnings = adapter.embeddings_request(
+                provider.config, None, call.body, upstream_model=model
             )
         except TranslationError as exc:
             raise bad_request(exc.message, param=exc.param) from None
-        ctx.warnings.extend(warnings)
-        raw, payload = await self.upstream.call(ctx, provider, req)
+        ctx.warnings.extend(w for w in warnings if w not in ctx.warnings)
+        raw, payload = await self.upstream.call(
+            ctx,
+            provider,
+            lambda key: adapter.embeddings_request(
+                provider.config, key, call.body, upstream_model=model
+            )[0],
+            left,
+        )
         try:
             raw, usage = adapter.embeddings_response(
                 raw, payload, model=model, request=call.body, prompt_tokens=call.prompt_estimate
@@ -171,20 +202,27 @@ class Forward:
             raise untranslatable(provider, exc) from None
         return await self.finish_json(ctx, raw, usage, call.prompt_estimate)
 
-    async def responses(self, ctx: Context, call: Call) -> web.StreamResponse:
+    async def responses(
+        self, ctx: Context, call: Call, target: Target, left: float
+    ) -> web.StreamResponse:
         """POST /v1/responses: passed through to a provider that serves that API,
         translated through the hub (as a chat call) to any other."""
-        assert ctx.target is not None and ctx.request is not None
-        provider = ctx.target.provider
+        assert ctx.request is not None
+        provider = target.provider
         adapter = provider.adapter
         if RESPONSES not in adapter.capabilities:
             ctx.fmt = openai_responses.bind(call)
-            return await self.chat(ctx, call, translate=True)
-        req = adapter.responses_request(
-            provider.config, provider.api_key, call.body, upstream_model=ctx.target.upstream_model
-        )
+            return await self.chat(ctx, call, target, left, translate=True)
+        model = target.upstream_model
         upstream = self.upstream
-        resp = await upstream.send(ctx, provider, req)
+        resp = await upstream.send(
+            ctx,
+            provider,
+            lambda key: adapter.responses_request(
+                provider.config, key, call.body, upstream_model=model
+            ),
+            left,
+        )
         try:
             if resp.status >= 400:
                 raise await upstream.read_error(provider, resp)

@@ -62,7 +62,7 @@ class ListModels:
             if m.id == name:
                 return m
         try:
-            target = self.router.route(name)
+            target = self.router.route(name).first
         except GatewayError:
             target = None
         if target is not None and self.allows_model(key, name):

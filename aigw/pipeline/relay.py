@@ -1,8 +1,9 @@
 """Relaying a provider's stream to the client, event by event.
 
-The relay reads the upstream's first event before it sends the client's headers:
-until then nothing is committed to the client, so a failover (a later issue) can
-still switch target. Every later wait is bounded by ``idle_timeout`` through one
+The relay reads the upstream's stream up to its first content (text, a tool call, a
+finish) before it sends the client's headers: until then nothing is committed to
+the client, so a failure raises :class:`UpstreamFailed` and another target can
+still answer, invisibly. Every later wait is bounded by ``idle_timeout`` through one
 :class:`Watchdog`. Once the headers are out nothing raises (cancellation aside):
 every failure ends the stream with an error event in the client's format, and the
 ledger row is committed before the stream's end goes out.
@@ -11,8 +12,10 @@ ledger row is committed before the stream's end goes out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -27,17 +30,23 @@ from aigw.pipeline.account import Accountant
 from aigw.pipeline.context import CLIENT_GONE, Context, base_headers, cost_header
 from aigw.providers.base import (
     HubStream,
+    Secrets,
     StreamState,
     UpstreamFault,
     UpstreamResponse,
     redact_bytes,
 )
+from aigw.routing.retry import CUT, RETRY_STATUSES, STATUS, STREAM, TIMEOUT, UpstreamFailed
 from aigw.sse import Event, SSEParser
 from aigw.tokens import chars_to_tokens
 from aigw.translate.common import TranslationError
 from aigw.usage import Usage
 
 log = logging.getLogger("aigw.forward")
+
+# The most a stream's opening (events before any content: metadata, thinking) is held
+# back from the client; past it the stream starts even without content.
+HOLD_LIMIT = 64 * 1024
 
 
 class Relay(Protocol):
@@ -152,7 +161,7 @@ class Relayer:
 
     def _failure(self, ctx: Context, reader: _Reader, exc: BaseException) -> GatewayError:
         """The error that ends the stream, for the exception being handled."""
-        api_key = ctx.target.provider.api_key if ctx.target else None
+        secrets = ctx.target.provider.secrets if ctx.target else None
         if isinstance(exc, asyncio.CancelledError):
             if not self.drain.cutting:
                 raise exc
@@ -177,10 +186,65 @@ class Relayer:
                 502,
                 f"The provider's stream could not be translated: {exc.message}",
                 code="upstream_bad_response",
-            ).to_error(api_key)
+            ).to_error(secrets)
         if isinstance(exc, Exception):  # our own bug: end the stream properly
             return stream_failed(ctx)
         raise exc
+
+    async def _hold(
+        self, ctx: Context, reader: _Reader, relay: Relay, secrets: Secrets
+    ) -> tuple[bytes, list[Event]]:
+        """Read and translate the stream up to its first content (event by event: one
+        read may bring content and an error after it). Return the bytes so far, not
+        yet sent, and the events read but not yet fed. Raise :class:`UpstreamFailed`
+        if the stream fails before its first content."""
+        state = relay.state
+        held: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                events = await reader.read()
+                for i, event in enumerate(events):
+                    payload = redact_bytes(relay.feed(event), secrets)
+                    if state.error is not None:
+                        fault = state.error
+                        retry = fault.status >= 500 or fault.status in RETRY_STATUSES
+                        raise UpstreamFailed(
+                            fault.to_error(secrets),
+                            STREAM if retry else STATUS,
+                            fault.status,
+                            None,
+                            state.usage,
+                        )
+                    held.append(payload)
+                    size += len(payload)
+                    if state.chars or state.finished or state.done or size > HOLD_LIMIT:
+                        ctx.first_byte = time.perf_counter()
+                        return b"".join(held), events[i + 1 :]
+                if reader.ended:
+                    raise UpstreamFailed(
+                        GatewayError(
+                            502,
+                            "The provider ended the stream before its first content.",
+                            type="upstream_error",
+                            code="upstream_incomplete",
+                        ),
+                        CUT,
+                        usage=state.usage,
+                    )
+        except UpstreamFailed:
+            reader.watchdog.cancel()
+            raise
+        except (aiohttp.ClientError, OSError, TranslationError) as exc:
+            reader.watchdog.cancel()
+            raise UpstreamFailed(
+                self._failure(ctx, reader, exc),
+                TIMEOUT if reader.watchdog.expired or isinstance(exc, TimeoutError) else CUT,
+                usage=state.usage,
+            ) from None
+        except BaseException:
+            reader.watchdog.cancel()
+            raise
 
     async def relay(
         self,
@@ -191,20 +255,17 @@ class Relayer:
         stream_error: Callable[[GatewayError], bytes],
         prompt_estimate: int,
     ) -> web.StreamResponse:
-        """Relay an upstream SSE stream event by event; commit the ledger before its end."""
-        api_key = ctx.target.provider.api_key if ctx.target else None
+        """Relay an upstream SSE stream event by event; commit the ledger before its end.
+
+        Raises :class:`UpstreamFailed` if the stream fails before its first content:
+        nothing has reached the client then, so another target may still answer.
+        """
+        secrets = ctx.target.provider.secrets if ctx.target else None
         reader = _Reader(resp, self.config)
         state = relay.state
         failure: GatewayError | None = None
         client_gone = False
-        events: list[Event] = []
-        try:
-            # Up to the first event, nothing has gone to the client yet.
-            while not events and not reader.ended:
-                events = await reader.read()
-        except BaseException as exc:
-            reader.watchdog.cancel()
-            failure = self._failure(ctx, reader, exc)
+        held, events = await self._hold(ctx, reader, relay, secrets)
         out = web.StreamResponse(
             status=200,
             headers={
@@ -218,26 +279,30 @@ class Relayer:
         except BaseException:
             reader.watchdog.cancel()
             raise
-        if failure is None:
-            try:
-                while True:
-                    payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), api_key)
-                    if state.error is not None:
-                        failure = state.error.to_error(api_key)
-                        break
-                    if payload:
-                        try:
-                            await out.write(payload)
-                        except (ConnectionError, aiohttp.ClientConnectionError):
-                            client_gone = True
-                            break
-                    if reader.ended:
-                        break
-                    events = await reader.read()
-            except BaseException as exc:
-                failure = self._failure(ctx, reader, exc)
-            finally:
-                reader.watchdog.cancel()
+        try:
+            while not client_gone and state.error is None:
+                payload = redact_bytes(b"".join([relay.feed(ev) for ev in events]), secrets)
+                if state.error is not None:
+                    if held:  # the content before the error still goes out
+                        with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+                            await out.write(held)
+                    break
+                if held:  # one write for the opening and what came with it
+                    payload, held = held + payload, b""
+                if payload:
+                    try:
+                        await out.write(payload)
+                    except (ConnectionError, aiohttp.ClientConnectionError):
+                        client_gone = True
+                if reader.ended:
+                    break
+                events = await reader.read()
+            if state.error is not None:
+                failure = state.error.to_error(secrets)
+        except BaseException as exc:
+            failure = self._failure(ctx, reader, exc)
+        finally:
+            reader.watchdog.cancel()
         if failure is None and not client_gone and not (state.done or state.finished):
             failure = GatewayError(
                 502,
@@ -258,7 +323,7 @@ class Relayer:
         tail = b""
         if failure is None and not client_gone:
             try:
-                tail = redact_bytes(relay.tail(), api_key)
+                tail = redact_bytes(relay.tail(), secrets)
             except Exception:
                 failure = stream_failed(ctx)
         if client_gone:

@@ -8,6 +8,7 @@ Unreachable and silent upstreams become 502 and 504 in the client's envelope.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,14 @@ from aigw.limits.base import Limiter
 from aigw.pipeline.admit import upstream_feedback, upstream_slot
 from aigw.pipeline.context import Context
 from aigw.providers import Provider
-from aigw.providers.base import UpstreamFault, UpstreamRequest, UpstreamResponse
+from aigw.providers.base import (
+    UpstreamFault,
+    UpstreamRequest,
+    UpstreamResponse,
+    valid_retry_after,
+)
+from aigw.providers.keypool import ROTATE_ON
+from aigw.routing.retry import CONNECT, CUT, STATUS, TIMEOUT, UpstreamFailed
 from aigw.translate.common import TranslationError
 
 # An upstream error body is read for its message only; cap what we buffer.
@@ -34,38 +42,45 @@ class Upstream:
         self.limiter = limiter
 
     async def send(
-        self, ctx: Context, provider: Provider, req: UpstreamRequest
+        self,
+        ctx: Context,
+        provider: Provider,
+        build: Callable[[str | None], UpstreamRequest],
+        within: float | None = None,
     ) -> UpstreamResponse:
-        """Send ``req`` within the provider's quota; map unreachable and silent upstreams
-        to 502 and 504."""
-        limit = self.config.first_byte_timeout
-        async with upstream_slot(ctx, provider):
-            try:
-                async with asyncio.timeout(limit):
-                    ctx.upstream_called = True
-                    resp = await provider.transport.send(req)
-            except TimeoutError:
-                raise GatewayError(
-                    504,
-                    f"Provider '{provider.name}' did not answer within {limit:g} s.",
-                    type="timeout",
-                    code="upstream_timeout",
-                ) from None
-            except aiohttp.ClientConnectorError as exc:
-                raise GatewayError(
-                    502,
-                    f"Cannot connect to provider '{provider.name}' at {exc.host}:{exc.port} "
-                    f"({exc.os_error.strerror or exc.os_error}).",
-                    type="upstream_error",
-                    code="upstream_unreachable",
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise GatewayError(
-                    502,
-                    f"The connection to provider '{provider.name}' failed ({type(exc).__name__}).",
-                    type="upstream_error",
-                    code="upstream_connection_error",
-                ) from None
+        """Send the request ``build(key)`` makes within the provider's quota; map
+        unreachable and silent upstreams to 502 and 504 (:class:`UpstreamFailed`, so
+        another attempt may follow).
+
+        With a key pool, a 401/403/429 of one key is answered by trying the next key of
+        the pool's order: the client sees only the last answer (:mod:`aigw.providers.keypool`),
+        and the whole rotation is one attempt of the target. When every key got a 429
+        that answer goes back and the attempt loop fails over as for any 429.
+
+        ``within``: a shorter wait for the answer's headers than ``first_byte_timeout``
+        (what is left of the call's deadline), for the whole rotation."""
+        keys: Sequence[str | None] = await provider.keys.order() or (None,)
+        last = len(keys) - 1
+        loop = asyncio.get_running_loop()
+        end = None if within is None else loop.time() + within
+        for i, key in enumerate(keys):
+            left = None if end is None else end - loop.time()
+            resp = await self._send_one(ctx, provider, build(key), left, first=i == 0)
+            if key is None or resp.status < 400:
+                break
+            status = resp.status
+            if status == 400 and i < last:
+                # Gemini answers a bad key with 400 API_KEY_INVALID: ask the adapter.
+                resp = await self._buffered(provider, resp)
+                fault = provider.adapter.error(400, await resp.read(), provider.name, None)
+                if fault.code == "upstream_auth_failed":
+                    status = 401
+            if status in ROTATE_ON:
+                await provider.keys.failed(key, status, resp.headers.get("Retry-After"))
+                if i < last:
+                    resp.close()
+                    continue
+            break
         header = provider.adapter.request_id_header
         if header is not None:
             ctx.upstream_request_id = resp.headers.get(header) or None
@@ -74,17 +89,83 @@ class Upstream:
         )
         return resp
 
-    async def read_error(self, provider: Provider, resp: UpstreamResponse) -> GatewayError:
+    async def _buffered(self, provider: Provider, resp: UpstreamResponse) -> UpstreamResponse:
+        """``resp`` with its (error) body read, so it can still be read after a look."""
+        try:
+            async with asyncio.timeout(self.config.idle_timeout):
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            body = b""
+        finally:
+            resp.close()
+        return _Read(resp.status, resp.headers, body[:MAX_ERROR_BODY])
+
+    async def _send_one(
+        self,
+        ctx: Context,
+        provider: Provider,
+        req: UpstreamRequest,
+        within: float | None,
+        *,
+        first: bool,
+    ) -> UpstreamResponse:
+        limit = self.config.first_byte_timeout
+        if within is not None and within < limit:
+            limit = within
+        async with upstream_slot(ctx, provider):
+            try:
+                async with asyncio.timeout(limit):
+                    ctx.upstream_called = True
+                    if first:  # another key of the pool is the same attempt
+                        ctx.tries += 1
+                    return await provider.transport.send(req)
+            except TimeoutError:
+                raise UpstreamFailed(
+                    GatewayError(
+                        504,
+                        f"Provider '{provider.name}' did not answer within {limit:g} s.",
+                        type="timeout",
+                        code="upstream_timeout",
+                    ),
+                    TIMEOUT,
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise UpstreamFailed(
+                    GatewayError(
+                        502,
+                        f"Cannot connect to provider '{provider.name}' at "
+                        f"{exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error}).",
+                        type="upstream_error",
+                        code="upstream_unreachable",
+                    ),
+                    CONNECT,
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamFailed(
+                    GatewayError(
+                        502,
+                        f"The connection to provider '{provider.name}' failed "
+                        f"({type(exc).__name__}).",
+                        type="upstream_error",
+                        code="upstream_connection_error",
+                    ),
+                    CONNECT,
+                ) from None
+
+    async def read_error(self, provider: Provider, resp: UpstreamResponse) -> UpstreamFailed:
         """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
         try:
             async with asyncio.timeout(self.config.idle_timeout):
                 body = await resp.read()
         except (TimeoutError, aiohttp.ClientError, OSError):
             body = b""
+        retry_after = resp.headers.get("Retry-After")
         fault = provider.adapter.error(
-            resp.status, body[:MAX_ERROR_BODY], provider.name, resp.headers.get("Retry-After")
+            resp.status, body[:MAX_ERROR_BODY], provider.name, retry_after
         )
-        return fault.to_error(provider.api_key)
+        return UpstreamFailed(
+            fault.to_error(provider.secrets), STATUS, resp.status, valid_retry_after(retry_after)
+        )
 
     async def read_json(
         self, provider: Provider, resp: UpstreamResponse
@@ -95,43 +176,74 @@ class Upstream:
             async with asyncio.timeout(self.config.idle_timeout):
                 raw = await resp.read()
         except TimeoutError:
-            raise GatewayError(
-                504,
-                f"Provider '{provider.name}' stalled while sending its answer.",
-                type="timeout",
-                code="upstream_timeout",
+            raise UpstreamFailed(
+                GatewayError(
+                    504,
+                    f"Provider '{provider.name}' stalled while sending its answer.",
+                    type="timeout",
+                    code="upstream_timeout",
+                ),
+                TIMEOUT,
             ) from None
         except (aiohttp.ClientError, OSError):
-            raise GatewayError(
-                502,
-                f"Provider '{provider.name}' closed the connection mid-answer.",
-                type="upstream_error",
-                code="upstream_connection_error",
+            raise UpstreamFailed(
+                GatewayError(
+                    502,
+                    f"Provider '{provider.name}' closed the connection mid-answer.",
+                    type="upstream_error",
+                    code="upstream_connection_error",
+                ),
+                CUT,
             ) from None
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
             payload = None
         if not isinstance(payload, dict):
-            raise GatewayError(
-                502,
-                f"Provider '{provider.name}' returned a body that is not a JSON object.",
-                type="upstream_error",
-                code="upstream_bad_response",
+            raise UpstreamFailed(
+                GatewayError(
+                    502,
+                    f"Provider '{provider.name}' returned a body that is not a JSON object.",
+                    type="upstream_error",
+                    code="upstream_bad_response",
+                ),
+                CUT,
             )
         return raw, payload
 
     async def call(
-        self, ctx: Context, provider: Provider, req: UpstreamRequest
+        self,
+        ctx: Context,
+        provider: Provider,
+        build: Callable[[str | None], UpstreamRequest],
+        within: float | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
-        """Send ``req`` and read its JSON answer; an upstream error is raised."""
-        resp = await self.send(ctx, provider, req)
+        """Send ``build(key)`` and read its JSON answer; an upstream error is raised."""
+        resp = await self.send(ctx, provider, build, within)
         try:
             if resp.status >= 400:
                 raise await self.read_error(provider, resp)
             return await self.read_json(provider, resp)
         finally:
             resp.close()
+
+
+class _Read:
+    """An upstream answer whose body was already read."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        pass
 
 
 def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
@@ -141,4 +253,4 @@ def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:
         502,
         f"Provider '{provider.name}' sent an answer aigw cannot translate: {exc.message}",
         code="upstream_bad_response",
-    ).to_error(provider.api_key)
+    ).to_error(provider.secrets)

@@ -1,4 +1,4 @@
-"""Configured providers: adapter (wire format) + transport (I/O) + key."""
+"""Configured providers: adapter (wire format) + transport (I/O) + keys (a pool)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import aiohttp
 from aigw import secrets
 from aigw.config import Config, ProviderConfig
 from aigw.providers.base import ModelInfo, ProviderAdapter, Transport
+from aigw.providers.keypool import EMPTY_POOL, KeyPool, LocalKeyPool
 
 log = logging.getLogger("aigw.providers")
 
@@ -19,13 +20,23 @@ class Provider:
     config: ProviderConfig
     adapter: ProviderAdapter
     transport: Transport
-    api_key: str | None = field(default=None, repr=False)
+    # Build requests with the keys it orders; redact upstream text with ``secrets``.
+    keys: KeyPool = field(default=EMPTY_POOL, repr=False)
     key_source: str | None = None
     models: list[str] = field(default_factory=list)
     # What the provider says about each of ``models`` (by id); set with use_models.
     infos: dict[str, ModelInfo] = field(default_factory=dict)
     # Where ``models`` came from: "price table" (shipped), "built-in" or "provider".
     models_source: str = "price table"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every key of the provider: what redaction removes from upstream text."""
+        return self.keys.secrets()
+
+    @property
+    def region(self) -> str | None:
+        return self.config.region
 
     @property
     def name(self) -> str:
@@ -70,11 +81,13 @@ def build(
     out: dict[str, Provider] = {}
     for name, pc in config.providers.items():
         adapter = by_type[pc.type]
-        key, source = None, None
+        keys: list[str] = []
+        source = None
         if adapter.needs_key:
-            found = secrets.lookup(name)
-            key, source = found if found else (None, None)
-            if key is None:
+            found = secrets.lookup_keys(name)
+            if found is not None:
+                keys, source = found
+            else:
                 log.warning(
                     "provider %s has no API key (set %s, a systemd credential %s, or run "
                     "`aigw providers set-key %s`); calls go out unauthenticated",
@@ -83,8 +96,8 @@ def build(
                     secrets.credential_name(name),
                     name,
                 )
-        provider = Provider(pc, adapter, adapter.transport(http), key, source)
-        fetches = adapter.models_request(pc, key, None) is not None
+        provider = Provider(pc, adapter, adapter.transport(http), LocalKeyPool(name, keys), source)
+        fetches = adapter.models_request(pc, keys[0] if keys else None, None) is not None
         provider.use_models(
             [ModelInfo(m) for m in adapter.models(catalog.get(pc.type, []))],
             "price table" if fetches else "built-in",

@@ -9,7 +9,7 @@ the hub format (OpenAI chat completions). Transports do the I/O:
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -347,19 +347,31 @@ _KEYISH = re.compile(r"\b(?:sk-|sk_|gw-|AIza)[A-Za-z0-9*._-]{8,}")
 REDACTED = "[redacted]"
 
 
-def redact(text: str, api_key: str | None) -> str:
-    """Remove the provider key, and anything shaped like a key, from upstream text."""
-    if api_key and api_key in text:
-        text = text.replace(api_key, REDACTED)
+# A provider's key, or all the keys of its pool (``Provider.secrets``).
+Secrets = str | Sequence[str] | None
+
+
+def _each(keys: Secrets) -> Sequence[str]:
+    if keys is None:
+        return ()
+    return (keys,) if isinstance(keys, str) else keys
+
+
+def redact(text: str, keys: Secrets) -> str:
+    """Remove the provider's keys, and anything shaped like a key, from upstream text."""
+    for key in _each(keys):
+        if key and key in text:
+            text = text.replace(key, REDACTED)
     return _KEYISH.sub(REDACTED, text)
 
 
-def redact_bytes(data: bytes, api_key: str | None) -> bytes:
-    """Remove the provider key from upstream bytes passed through as they came."""
-    if api_key:
-        key = api_key.encode()
-        if key in data:
-            data = data.replace(key, REDACTED.encode())
+def redact_bytes(data: bytes, keys: Secrets) -> bytes:
+    """Remove the provider's keys from upstream bytes passed through as they came."""
+    for api_key in _each(keys):
+        if api_key:
+            key = api_key.encode()
+            if key in data:
+                data = data.replace(key, REDACTED.encode())
     return data
 
 
@@ -387,9 +399,10 @@ def valid_retry_after(value: str | None) -> str | None:
 class UpstreamFault:
     """An error the provider reported, before redaction.
 
-    Every text field may echo the provider key. Adapters describe upstream errors with
+    Every text field may echo a provider key. Adapters describe upstream errors with
     this type and never build a :class:`GatewayError` from upstream text themselves:
-    :meth:`to_error` is the only way to one, and it redacts every field with the key.
+    :meth:`to_error` is the only way to one, and it redacts every field with every key
+    of the provider's pool (pass ``provider.secrets``).
     """
 
     status: int
@@ -399,7 +412,7 @@ class UpstreamFault:
     param: str | None = None
     retry_after: str | None = None
 
-    def to_error(self, api_key: str | None) -> GatewayError:
+    def to_error(self, api_key: Secrets) -> GatewayError:
         retry_after = valid_retry_after(self.retry_after)
 
         def clean(text: str | None) -> str | None:

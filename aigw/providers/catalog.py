@@ -39,8 +39,10 @@ async def fetch_models(provider: Provider) -> list[ModelInfo]:
     models: list[ModelInfo] = []
     cursor: str | None = None
     seen: set[str] = set()
+    order = await provider.keys.order()
+    key = order[0] if order else None  # a listing needs one working key, not rotation
     for _ in range(MAX_PAGES):
-        req = adapter.models_request(provider.config, provider.api_key, cursor)
+        req = adapter.models_request(provider.config, key, cursor)
         if req is None:
             break
         try:
@@ -55,7 +57,7 @@ async def fetch_models(provider: Provider) -> list[ModelInfo]:
             raise ListingFailed(f"connection failed ({type(exc).__name__})") from None
         if status >= 400:
             fault = adapter.error(status, raw[:65536], provider.name, None)
-            raise ListingFailed(fault.to_error(provider.api_key).message)
+            raise ListingFailed(fault.to_error(provider.secrets).message)
         if len(raw) > MAX_LIST_BYTES:
             raise ListingFailed("the model list is too large")
         try:
@@ -119,7 +121,8 @@ class ModelLists:
         fetching = [
             p
             for p in self.providers.values()
-            if p.adapter.models_request(p.config, p.api_key, None) is not None
+            # Whether the adapter lists models at all does not depend on the key.
+            if p.adapter.models_request(p.config, None, None) is not None
         ]
         await asyncio.gather(*(self.refresh(p) for p in fetching))
 

@@ -250,6 +250,8 @@ class FakeAnthropic(FakeUpstream):
             await self.hang(b)
             return web.Response(status=504)
         reply = b if isinstance(b, Reply) else Reply()
+        if reply.first_delay:
+            await asyncio.sleep(reply.first_delay)
         msg_id = f"msg_fake{len(self.requests)}"
         headers = {"request-id": f"req_fake{len(self.requests)}"}
         usage = _usage(reply)
@@ -341,7 +343,7 @@ class FakeAnthropic(FakeUpstream):
             if isinstance(b, Inject) and i == b.after:
                 return await self.inject(resp, b)
             await resp.write(_sse(name, data))
-            if reply.chunk_delay:
+            if reply.chunk_delay and i + 1 >= reply.delay_from:
                 await asyncio.sleep(reply.chunk_delay)
         await resp.write_eof()
         return resp

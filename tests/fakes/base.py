@@ -37,8 +37,12 @@ class Reply:
     text: str = "Hello from the fake provider."
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     usage: Usage = field(default_factory=lambda: Usage(prompt_tokens=11, completion_tokens=7))
-    # Stream only: pause this long between chunks (to test idle timeouts).
+    # Stream only: pause this long between chunks (to test idle timeouts), after the
+    # first ``delay_from`` chunks.
     chunk_delay: float = 0.0
+    delay_from: int = 0
+    # Pause this long before answering at all (a slow first byte).
+    first_delay: float = 0.0
     # A thought summary sent ahead of the answer (Gemini: a ``thought: true`` part).
     thought: str = ""
 

@@ -279,6 +279,8 @@ class FakeGemini(FakeUpstream):
             await self.hang(b)
             return self.error(504, "Deadline expired before operation could complete.")
         reply = b if isinstance(b, Reply) else Reply()
+        if reply.first_delay:
+            await asyncio.sleep(reply.first_delay)
         if method == "batchEmbedContents":
             return self.batch_embed(rec.body)
         if method == "embedContent":
@@ -363,7 +365,7 @@ class FakeGemini(FakeUpstream):
             if isinstance(b, Inject) and i == b.after:
                 return await self.inject(resp, b)
             await resp.write(b"data: " + orjson.dumps(ev) + b"\r\n\r\n")
-            if reply.chunk_delay:
+            if reply.chunk_delay and i + 1 >= reply.delay_from:
                 await asyncio.sleep(reply.chunk_delay)
         if isinstance(b, DieMidStream):
             self.die(request)

@@ -105,6 +105,8 @@ class FakeOpenAI(FakeUpstream):
         # OpenAI's own request id, in every response as the API reference documents.
         headers = {"x-request-id": f"req_fakeoai{len(self.requests)}"}
         reply = b if isinstance(b, Reply) else Reply()
+        if reply.first_delay:
+            await asyncio.sleep(reply.first_delay)
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
             if reply.tool_calls:
@@ -185,7 +187,7 @@ class FakeOpenAI(FakeUpstream):
             if isinstance(b, Inject) and i == b.after:
                 return await self.inject(resp, b)
             await resp.write(c)
-            if reply.chunk_delay:
+            if reply.chunk_delay and i + 1 >= reply.delay_from:
                 await asyncio.sleep(reply.chunk_delay)
         await resp.write_eof()
         return resp

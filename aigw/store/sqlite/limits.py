@@ -28,6 +28,7 @@ def to_row(limits: Limits) -> tuple[object, ...]:
         None if limits.alert_at is None else ",".join(str(p) for p in limits.alert_at),
         limits.priority,
         None if limits.models is None else ",".join(limits.models),
+        None if limits.regions is None else ",".join(limits.regions),
     )
 
 
@@ -36,6 +37,7 @@ def from_row(row: sqlite3.Row) -> Limits:
         return NO_LIMITS  # shared, so the hot path can test it by identity
     alert_at = row["alert_at"]
     models = row["models"]
+    regions = row["regions"]
     return Limits(
         rpm=row["rpm"],
         tpm=row["tpm"],
@@ -47,6 +49,7 @@ def from_row(row: sqlite3.Row) -> Limits:
         else tuple(int(p) for p in alert_at.split(",") if p.strip()),
         priority=row["priority"],
         models=None if models is None else tuple(m for m in models.split(",") if m),
+        regions=None if regions is None else tuple(r for r in regions.split(",") if r),
     )
 
 

@@ -118,4 +118,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ledger ADD COLUMN upstream_request_id TEXT;
         """,
     ),
+    (
+        "0004_ledger_attempts",
+        """
+        -- Failover and retries: how many upstream attempts a call made (0 for one
+        -- refused before any; 1 for rows written before this migration), and why the
+        -- answer came from where it did: the failed attempts and skipped targets, JSON.
+        -- provider and upstream_model are the final target's.
+        ALTER TABLE ledger ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE ledger ADD COLUMN routing TEXT;
+        """,
+    ),
+    (
+        "0005_regions",
+        """
+        -- Data residency: comma-separated regions a team's or key's calls may go to
+        -- (providers' [providers.X] region); NULL = any provider.
+        ALTER TABLE teams ADD COLUMN regions TEXT;
+        ALTER TABLE keys ADD COLUMN regions TEXT;
+        """,
+    ),
 ]
