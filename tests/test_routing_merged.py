@@ -18,7 +18,14 @@ import orjson
 import pytest
 from aiohttp import web
 
-from aigw.config import Config, ModelConfig, ProviderConfig, RoutingConfig, TargetConfig
+from aigw.config import (
+    Config,
+    ModelConfig,
+    ProviderConfig,
+    RoutingConfig,
+    TargetConfig,
+    parse,
+)
 from aigw.errors import GatewayError, Wire
 from aigw.model import Limits
 from aigw.pipeline.attempts import Attempts
@@ -249,3 +256,41 @@ async def test_the_attempt_loop_itself_never_sends_outside_the_regions() -> None
         await attempts.run(ctx, send)
     assert info.value.status == 403 and info.value.code == "region_not_allowed"
     assert sent == []
+
+
+async def test_a_target_without_tools_is_skipped_for_a_tool_call(
+    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    """Capability overrides per targets entry: the route skips the target that lacks
+    tools for a call with tools (the ledger says why) and uses it for one without."""
+    eu, us = fakes
+    cfg = parse(
+        {
+            "providers": {
+                "eu": {"type": "openai", "base_url": eu.base_url + "/v1", "region": "eu"},
+                "us": {"type": "openai", "base_url": us.base_url + "/v1", "region": "us"},
+            },
+            "models": {
+                "smart": {
+                    "allow_pricier_fallback": True,
+                    "targets": [
+                        {"provider": "eu", "model": "gpt-4o-mini", "tools": False},
+                        {"provider": "us", "model": "gpt-4o-mini"},
+                    ],
+                }
+            },
+        }
+    )
+    gw = await start_gateway(config=cfg)
+    tool: Any = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    async with gw.openai(await gw.key()) as client:
+        plain = await client.chat.completions.with_raw_response.create(model="smart", messages=HI)
+        tools = await client.chat.completions.with_raw_response.create(
+            model="smart", messages=HI, tools=[tool]
+        )
+    assert plain.headers["x-aigw-provider"] == "eu"
+    assert tools.headers["x-aigw-provider"] == "us"
+    first, second = await rows(gw)
+    assert first["routing"] is None
+    [skip] = orjson.loads(second["routing"])["skipped"]
+    assert skip["target"] == "eu/gpt-4o-mini" and skip["reason"].startswith("tools: ")

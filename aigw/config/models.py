@@ -80,7 +80,8 @@ def _target(r: Reader, where: str, providers: dict[str, Any], raw: Any) -> Targe
     t = Reader(r.where, raw, f"{r.dotted}.{where}" if r.dotted else where)
     provider = t.get("provider", str, None)
     model = t.get("model", str, None)
-    weight = t.get("weight", (int, float), 1)
+    weight = raw.get("weight", 1)  # checked below, with its own message
+    t.seen.add("weight")
     caps = read_capabilities(t)
     t.done()
     if provider is None:
@@ -90,7 +91,12 @@ def _target(r: Reader, where: str, providers: dict[str, Any], raw: Any) -> Targe
         t.fail("provider", f"names no configured provider (got {provider!r}; known: {known})")
     if not model:
         t.fail("model", "is required (the provider's model name)")
-    if not math.isfinite(weight) or weight <= 0:
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not math.isfinite(weight)
+        or weight <= 0
+    ):
         t.fail("weight", f"must be a number > 0 (got {weight!r})")
     return TargetConfig(provider, model, float(weight), caps)
 
