@@ -91,13 +91,18 @@ async def test_claude_code_requests_reach_openai_and_gemini(
         assert [b.type for b in msg.content] == kinds and msg.stop_reason == "end_turn"
     assert msg.usage.input_tokens == 11 and msg.usage.output_tokens == 7
     # Nothing Claude Code sends was refused or silently lost on the way. Reported: for
-    # m-openai (gpt-4o-mini) the reasoning it cannot do; for m-gemini the user id,
-    # which Gemini has no field for.
+    # m-openai (gpt-4o-mini) the reasoning it cannot do and its output limit (16,384
+    # tokens, below Claude Code's 32,000 or 64,000: clamped, not refused); for m-gemini
+    # the user id, which Gemini has no field for.
     warning = resp.headers.get("x-aigw-warning", "")
     sent = fake.last.body
     if fake is fake_openai:
-        assert warning == "'reasoning_effort' was dropped: gpt-4o-mini does not reason"
-        assert "reasoning_effort" not in sent and sent["max_completion_tokens"] > 30000
+        asked = recorded(name)[1]["max_tokens"]
+        assert warning == (
+            f"max_tokens {asked} is above the model's output limit; 16384 was sent; "
+            "'reasoning_effort' was dropped: gpt-4o-mini does not reason"
+        )
+        assert "reasoning_effort" not in sent and sent["max_completion_tokens"] == 16384
     else:
         assert "'user' was dropped" in warning
         assert sent["generationConfig"]["thinkingConfig"]["includeThoughts"] is True

@@ -19,6 +19,7 @@ from google import genai
 from google.genai import types
 
 from aigw import secrets
+from aigw.config import UpstreamConfig
 from aigw.providers.keypool import AUTH_BENCH, LocalKeyPool, bench_seconds
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -32,6 +33,9 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 BAD, GOOD, THIRD = "bad-key-0000000001", "good-key-000000002", "third-key-00000003"
+
+# The background model-list fetch would reach the key gate too: these tests count calls.
+NO_LISTING = UpstreamConfig(models_refresh=0)
 
 
 class Clock:
@@ -144,7 +148,9 @@ async def test_openai_client_never_sees_the_401_of_one_key(
     gate.answer(BAD, openai_401(BAD))
     monkeypatch.setenv("AIGW_OPENAI_API_KEY", f"{BAD},{GOOD}")
     caplog.set_level(logging.DEBUG)
-    gw = await start_gateway(providers={"openai": ("openai", fake.base_url + "/v1")})
+    gw = await start_gateway(
+        upstream=NO_LISTING, providers={"openai": ("openai", fake.base_url + "/v1")}
+    )
     key = await gw.key()
     async with gw.openai(key) as client:
         for i in range(4):
@@ -178,7 +184,9 @@ async def test_a_rate_limited_key_hands_the_same_request_to_the_next(
     fake, gate = gated_openai
     gate.answer(GOOD, openai_429(GOOD, "30"))
     monkeypatch.setenv("AIGW_OPENAI_API_KEY", f"{GOOD},{THIRD}")
-    gw = await start_gateway(providers={"openai": ("openai", fake.base_url + "/v1")})
+    gw = await start_gateway(
+        upstream=NO_LISTING, providers={"openai": ("openai", fake.base_url + "/v1")}
+    )
     async with gw.openai(await gw.key()) as client:
         for _ in range(3):
             reply = await client.chat.completions.create(
@@ -202,7 +210,9 @@ async def test_when_every_key_fails_the_client_gets_one_redacted_error(
     # The last answer echoes both keys: redaction covers every key of the pool.
     gate.answer(BAD, openai_401(BAD)).answer(GOOD, openai_401(f"{GOOD} (and {BAD})"))
     monkeypatch.setenv("AIGW_OPENAI_API_KEY", f"{BAD},{GOOD}")
-    gw = await start_gateway(providers={"openai": ("openai", fake.base_url + "/v1")})
+    gw = await start_gateway(
+        upstream=NO_LISTING, providers={"openai": ("openai", fake.base_url + "/v1")}
+    )
     async with gw.openai(await gw.key()) as client:
         with pytest.raises(openai.APIStatusError) as info:
             await client.chat.completions.create(
@@ -228,7 +238,9 @@ async def test_anthropic_client_rides_over_a_rejected_key(
     await fake.start()
     try:
         monkeypatch.setenv("AIGW_CLAUDE_API_KEY", f"{BAD},{GOOD}")
-        gw = await start_gateway(providers={"claude": ("anthropic", fake.base_url)})
+        gw = await start_gateway(
+            upstream=NO_LISTING, providers={"claude": ("anthropic", fake.base_url)}
+        )
         key = await gw.key()
         async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=key, max_retries=0) as c:
             for _ in range(2):
@@ -250,7 +262,9 @@ async def test_gemini_bad_key_400_moves_to_the_next_key(
     fake = await FakeGemini(api_key=GOOD).start()
     try:
         monkeypatch.setenv("AIGW_GEMINI_API_KEY", f"{BAD},{GOOD}")
-        gw = await start_gateway(providers={"gemini": ("gemini", fake.base_url)})
+        gw = await start_gateway(
+            upstream=NO_LISTING, providers={"gemini": ("gemini", fake.base_url)}
+        )
         client = genai.Client(
             api_key=await gw.key(), http_options=types.HttpOptions(base_url=gw.url)
         )

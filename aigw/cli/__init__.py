@@ -83,7 +83,9 @@ COMMANDS: dict[str, Entry] = {
         "Configure upstream providers (OpenAI, Anthropic, Gemini, compatible servers, mock). "
         "aigw looks for a provider's key in this order: the environment variable "
         "AIGW_<NAME>_API_KEY (NAME upper-cased, non-alphanumerics as _), then the systemd "
-        "credential $CREDENTIALS_DIRECTORY/aigw-<name>, then the OS keyring (service 'aigw').",
+        "credential $CREDENTIALS_DIRECTORY/aigw-<name>, then the OS keyring (service 'aigw'). "
+        "Any of them may hold several keys separated by commas (a key pool): calls are "
+        "spread over them, and a key answered 401/403/429 is rested while the others serve.",
     ),
     "keys": Entry(
         "keys",

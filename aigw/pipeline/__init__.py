@@ -174,6 +174,7 @@ def build(
             Relayer(config.upstream, accountant, drain),
             accountant,
             Attempts(config.routing, health, prices),
+            route.output_limit,
         ),
     ]
     return Pipelines(

@@ -29,7 +29,7 @@ from aigw.pipeline.relay import Relay, Relayer, Translating
 from aigw.pipeline.upstream import Upstream, untranslatable
 from aigw.providers.base import EMBEDDINGS, RESPONSES, redact_bytes
 from aigw.routing.targets import Target
-from aigw.translate.common import JSON, TranslateOptions, TranslationError
+from aigw.translate.common import JSON, TranslateOptions, TranslationError, clamp_max_tokens
 from aigw.usage import Usage
 
 # One attempt of an endpoint: (ctx, call, target, seconds left of the call's deadline).
@@ -51,8 +51,10 @@ class Forward:
         relayer: Relayer,
         accountant: Accountant,
         attempts: Attempts,
+        output_limit: Callable[[Target], int | None] = lambda target: None,
     ) -> None:
         self.translation = translation
+        self.output_limit = output_limit
         self.upstream = upstream
         self.relayer = relayer
         self.accountant = accountant
@@ -113,6 +115,11 @@ class Forward:
             try:
                 to_hub = fmt.to_hub(call, opts)
                 hub = to_hub.body
+                limit = self.output_limit(target)
+                if limit is not None:
+                    hub, clamped = clamp_max_tokens(hub, limit)
+                    if clamped is not None:
+                        to_hub.warnings.append(clamped)
                 translated = adapter.from_hub(hub, opts)
             except TranslationError as exc:
                 raise bad_request(

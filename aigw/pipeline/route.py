@@ -82,6 +82,13 @@ class Route:
         assert self.capabilities is not None
         return self.capabilities.lookup(*key)
 
+    def output_limit(self, target: Target) -> int | None:
+        """The most output tokens ``target``'s model writes, when known."""
+        if self.capabilities is None:
+            return None
+        caps = self._caps((target.provider.name, target.upstream_model, target.overrides))
+        return caps.max_output_tokens
+
     async def __call__(self, ctx: Context) -> None:
         key, model = ctx.key, ctx.model
         assert key is not None and model is not None

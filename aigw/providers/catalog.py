@@ -39,8 +39,9 @@ async def fetch_models(provider: Provider) -> list[ModelInfo]:
     models: list[ModelInfo] = []
     cursor: str | None = None
     seen: set[str] = set()
-    order = await provider.keys.order()
-    key = order[0] if order else None  # a listing needs one working key, not rotation
+    # The pool's first key: a listing must not advance the rotation calls rely on.
+    secrets = provider.secrets
+    key = secrets[0] if secrets else None
     for _ in range(MAX_PAGES):
         req = adapter.models_request(provider.config, key, cursor)
         if req is None:

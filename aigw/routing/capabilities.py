@@ -39,7 +39,7 @@ class Requirements:
 class Misfit:
     """Why a model cannot serve a request: ``kind`` is the capability it lacks."""
 
-    kind: str  # context_window | max_output_tokens | tools | vision | json_schema | reasoning
+    kind: str  # context_window | tools | vision | json_schema | reasoning
     message: str
 
 
@@ -72,13 +72,9 @@ def unfit(caps: Capabilities, req: Requirements) -> Misfit | None:
             f"the prompt (about {req.prompt_tokens:,} tokens) is larger than the model's "
             f"context window of {window:,} tokens",
         )
-    limit = caps.max_output_tokens
-    if limit and req.max_output_tokens is not None and req.max_output_tokens > limit:
-        return Misfit(
-            "max_output_tokens",
-            f"the request asks for up to {req.max_output_tokens:,} output tokens; "
-            f"the model writes at most {limit:,}",
-        )
+    # A max_tokens above the model's output limit is no reason to skip it: translated
+    # requests are clamped to the limit (aigw.pipeline.forward), and a native one is
+    # the provider's to judge.
     for flag in REFUSING:
         if getattr(caps, flag) is False and getattr(req, _WANTS[flag]):
             return Misfit(flag, f"the request uses {_FEATURE_TEXT[flag]}, which the model lacks")

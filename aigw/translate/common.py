@@ -52,6 +52,19 @@ class TranslateOptions:
     refuse_unknown: bool = False
 
 
+def clamp_max_tokens(hub: JSON, limit: int) -> tuple[JSON, str | None]:
+    """``hub`` with its output limit lowered to ``limit`` (the model's own), and the
+    warning saying so; unchanged when within it. A client of another API family asks
+    for what its usual model writes (Claude Code: 32,000), which the target's model
+    would refuse outright."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        asked = hub.get(name)
+        if isinstance(asked, int) and not isinstance(asked, bool) and asked > limit:
+            warning = f"{name} {asked} is above the model's output limit; {limit} was sent"
+            return {**hub, name: limit}, warning
+    return hub, None
+
+
 def effort_for_budget(budget: int) -> str:
     """A thinking budget in tokens -> the OpenAI ``reasoning_effort`` level nearest it."""
     if budget <= 0:
