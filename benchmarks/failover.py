@@ -8,7 +8,7 @@ of OpenAI chat completions at concurrency ``-c``. Scenarios, each a route of mod
 
 - ``healthy``: ``[ok]`` -- the reference;
 - ``flaky``: ``[flaky]`` -- retries of one target (a 500 for half the requests);
-- ``failover``: ``[dead, flaky]`` with breakers that never open -- every call pays a
+- ``failover``: ``[dead, flaky]`` with breakers that never open -- every call pays one
   refused connection before it reaches the flaky target;
 - ``open-breaker``: ``[dead, flaky]`` with the default breakers -- the dead target's
   breaker opens after a few calls and is then skipped at no cost.
@@ -21,8 +21,8 @@ so what is left is chance. The flaky target fails about half its requests
 independently of the call, so a call fails only when all its tries at it fail: with
 ``max_attempts = 10`` (``--max-attempts``, the benchmark's documented setting and the
 config's maximum) that is 0.5**10 (1 call in 1024) where it gets all ten tries
-(``flaky``, ``open-breaker``) and 0.5**5 (1 in 32) in ``failover``, where every other
-try goes to the dead target.
+(``flaky``, ``open-breaker``) and 0.5**9 in ``failover``, where the first try goes to
+the dead target (which a call does not go back to: it refused the connection).
 Everything shares one event loop on purpose: the numbers are latency *differences*.
 
 Run: ``python -m benchmarks.failover --duration 5 -c 32``.

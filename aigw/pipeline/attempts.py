@@ -8,7 +8,9 @@ failed before anything reached the client. Then the loop decides (policy in
 * a failure that another attempt cannot fix (the request's own 4xx) goes to the
   client as it is;
 * a short ``Retry-After`` is waited for and the same target tried again; a long one
-  moves on to the next target, as does a target that rejected the gateway's key;
+  moves on to the next target, as does a target that rejected the gateway's key, and
+  one that refused the connection while another candidate is left (nobody listens
+  there: the call's attempts are better spent elsewhere);
 * anything else moves on to the next candidate, round the list again when it has
   been tried, with exponential backoff and jitter before any target's second try;
 * at most ``max_attempts`` attempts, none started after the call's ``deadline``.
@@ -134,7 +136,11 @@ class Attempts:
                     raise
                 tried[target.id] = tried.get(target.id, 0) + 1
                 seconds = retry_after_seconds(failed.retry_after)
-                if not failed.retryable or (seconds is not None and seconds > cfg.max_retry_after):
+                if (
+                    not failed.retryable
+                    or (seconds is not None and seconds > cfg.max_retry_after)
+                    or (failed.refused and self._others_left(cands, dropped, target))
+                ):
                     dropped.add(target.id)  # move on, and not back
                     if seconds is not None:
                         ctx.skipped.append((target, MOVED_ON))
@@ -163,6 +169,13 @@ class Attempts:
                 first = ctx.first_byte
                 health.success(target.id, (first or time.perf_counter()) - started)
             return resp
+
+    @staticmethod
+    def _others_left(
+        cands: tuple[Target, ...] | list[Target], dropped: set[str], target: Target
+    ) -> bool:
+        """Whether a candidate other than ``target`` is still to be (re)tried."""
+        return any(t.id not in dropped and t is not target for t in cands)
 
     def _failed(self, ctx: Context, target: Target, failed: UpstreamFailed) -> None:
         """Note a failed attempt, costed when the provider reported usage for it."""
