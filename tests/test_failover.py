@@ -16,6 +16,7 @@ import openai
 import orjson
 import pytest
 from google import genai
+from google.genai import errors as genai_errors
 from google.genai import types
 from typer.testing import CliRunner
 
@@ -459,27 +460,128 @@ async def test_a_breaker_opens_skips_at_no_cost_and_closes_after_a_probe(
     assert headers["x-aigw-provider"] == "dead" and breaker.state == "closed"
 
 
-async def test_every_target_open_is_a_fast_503(
+async def fail_status(gw: RunningGateway, key: str, client: str) -> tuple[int, str]:
+    """One chat call through ``client``'s SDK that must fail: its status and message."""
+    if client == "openai":
+        async with gw.openai(key) as c:
+            with pytest.raises(openai.APIStatusError) as oai:
+                await c.chat.completions.create(model="smart", messages=HI)  # type: ignore[arg-type]
+        return oai.value.status_code, oai.value.message
+    if client == "anthropic":
+        async with anthropic.AsyncAnthropic(base_url=gw.url, api_key=key, max_retries=0) as a:
+            with pytest.raises(anthropic.APIStatusError) as ant:
+                await a.messages.create(model="smart", max_tokens=50, messages=HI)  # type: ignore[arg-type]
+        return ant.value.status_code, ant.value.message
+    g = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=gw.url))
+    with pytest.raises(genai_errors.APIError) as gem:
+        await g.aio.models.generate_content(model="smart", contents="hi")
+    return gem.value.code, gem.value.message or ""
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_every_target_open_is_still_tried_and_a_dead_route_is_a_clear_502(
+    start_gateway: StartGateway,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    keys: None,
+    client: str,
+) -> None:
+    """Panic mode: open breakers never fail a call fast. When every target really is
+    down the client hears the last real failure, in its own envelope, after trying."""
+    cfg = config(fake_openai, fake_anthropic, fake_gemini, [("dead", "gpt-4o-mini")])
+    cfg.routing.breaker_failures = 1
+    cfg.routing.breaker_cooldown = 3600
+    cfg.routing.max_attempts = 2
+    cfg.routing.deadline = 30
+    gw = await start_gateway(config=cfg)
+    key = await gw.key()
+    for _ in range(2):  # the second call finds the breaker open from its start
+        status, message = await fail_status(gw, key, client)
+        assert status == 502
+        assert "Cannot connect to provider 'dead'" in message
+    breaker = gw.gw.health.breakers["dead/gpt-4o-mini"]
+    assert breaker.state == "open"
+    rows = await ledger(gw)
+    assert [(r["status"], r["attempts"]) for r in rows] == [(502, 2), (502, 2)]
+    for row in rows:
+        routing = orjson.loads(row["routing"])
+        assert routing["skipped"] == []  # tried, not skipped
+        assert [f["code"] for f in routing["failed"]] == ["upstream_unreachable"] * 2
+
+
+async def test_when_every_breaker_is_open_the_soonest_to_half_open_is_tried_first(
     start_gateway: StartGateway,
     fake_openai: FakeOpenAI,
     fake_anthropic: FakeAnthropic,
     fake_gemini: FakeGemini,
     keys: None,
 ) -> None:
-    cfg = config(fake_openai, fake_anthropic, fake_gemini, [("dead", "gpt-4o-mini")])
+    cfg = config(
+        fake_openai,
+        fake_anthropic,
+        fake_gemini,
+        [("dead", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-6")],
+    )
     cfg.routing.breaker_failures = 1
-    cfg.routing.max_attempts = 1
+    cfg.routing.breaker_cooldown = 3600
     gw = await start_gateway(config=cfg)
     key = await gw.key()
-    async with gw.openai(key) as c:
-        with pytest.raises(openai.APIStatusError) as first:
-            await c.chat.completions.create(model="smart", messages=HI)  # type: ignore[arg-type]
-        with pytest.raises(openai.APIStatusError) as second:
-            await c.chat.completions.create(model="smart", messages=HI)  # type: ignore[arg-type]
-    assert first.value.status_code == 502
-    assert second.value.status_code == 503
-    assert second.value.response.headers["Retry-After"].isdigit()
-    assert "stopped calling" in second.value.message
+    health = gw.gw.health
+    dead, claude = "dead/gpt-4o-mini", "anthropic/claude-sonnet-4-6"
+    health.failure(dead)
+    health.failure(claude)
+    health.breakers[claude].opened_at -= 60  # opened earlier: half-open sooner
+    _, headers = await ask(gw, key, "openai", False)
+    assert headers["x-aigw-provider"] == "anthropic" and headers["x-aigw-attempts"] == "1"
+    assert health.breakers[claude].state == "closed"  # a success closes it, as a probe's
+    assert health.breakers[dead].state == "open"
+    # Now the dead target is the sooner: it is tried first, then the other.
+    health.failure(claude)
+    assert health.breakers[claude].state == "open"
+    _, headers = await ask(gw, key, "openai", False)
+    assert headers["x-aigw-provider"] == "anthropic" and headers["x-aigw-attempts"] == "2"
+    row = (await ledger(gw))[-1]
+    assert orjson.loads(row["routing"]) == {
+        "failed": [
+            {
+                "target": dead,
+                "status": 502,
+                "code": "upstream_unreachable",
+                "kind": "connect",
+            }
+        ],
+        "skipped": [],
+    }
+
+
+async def test_a_refused_target_is_not_retried_while_another_is_left(
+    start_gateway: StartGateway,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    keys: None,
+) -> None:
+    cfg = config(
+        fake_openai,
+        fake_anthropic,
+        fake_gemini,
+        [("dead", "gpt-4o-mini"), ("openai", "gpt-4o-mini")],
+    )
+    assert cfg.routing.max_attempts == 3  # the default
+    gw = await start_gateway(config=cfg)
+    key = await gw.key()
+    fake_openai.then(Fail(500))
+    _, headers = await ask(gw, key, "openai", False)
+    # dead (refused), openai (500), openai again -- not dead a second time.
+    assert headers["x-aigw-provider"] == "openai" and headers["x-aigw-attempts"] == "3"
+    assert len(fake_openai.requests) == 2
+    row = (await ledger(gw))[-1]
+    failed = orjson.loads(row["routing"])["failed"]
+    assert [(f["target"], f["status"]) for f in failed] == [
+        ("dead/gpt-4o-mini", 502),
+        ("openai/gpt-4o-mini", 500),
+    ]
 
 
 async def test_a_budget_reserves_for_the_dearest_candidate_and_settles_the_real_cost(

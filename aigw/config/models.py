@@ -20,6 +20,7 @@ from aigw.config.capabilities import (
     write_capabilities,
 )
 from aigw.config.providers import PROVIDERS
+from aigw.config.routing import MAX_ATTEMPTS
 from aigw.formats.validate import model_problem
 
 STRATEGIES = ("failover", "weighted", "latency", "cost")
@@ -108,8 +109,8 @@ def _read(r: Reader, name: str, parsed: Parsed) -> ModelConfig:
         r.fail("strategy", f"must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
     pricier = r.get("allow_pricier_fallback", bool, False)
     attempts = r.get("max_attempts", int, None)
-    if attempts is not None and not 1 <= attempts <= 10:
-        r.fail("max_attempts", f"must be an integer from 1 to 10 (got {attempts!r})")
+    if attempts is not None and not 1 <= attempts <= MAX_ATTEMPTS:
+        r.fail("max_attempts", f"must be an integer from 1 to {MAX_ATTEMPTS} (got {attempts!r})")
     caps = read_capabilities(r)
     raw_targets = r.get("targets", list, None)
     if raw_targets is not None:

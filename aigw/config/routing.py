@@ -7,6 +7,10 @@ from typing import Any
 
 from aigw.config.base import Reader, table
 
+# The most attempts a call may make. The deadline bounds a call's time whatever the
+# count; a route with a target that fails half its calls needs about 20 to hide it.
+MAX_ATTEMPTS = 50
+
 
 @dataclass(slots=True)
 class RoutingConfig:
@@ -46,7 +50,7 @@ def _read(r: Reader) -> RoutingConfig:
     if backoff_max < backoff:
         r.fail("backoff_max", f"must be at least backoff ({backoff:g})")
     return RoutingConfig(
-        max_attempts=integer("max_attempts", d.max_attempts, 1, 10),
+        max_attempts=integer("max_attempts", d.max_attempts, 1, MAX_ATTEMPTS),
         deadline=r.number("deadline", d.deadline, minimum=0.001),
         backoff=backoff,
         backoff_max=backoff_max,

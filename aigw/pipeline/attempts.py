@@ -8,14 +8,20 @@ failed before anything reached the client. Then the loop decides (policy in
 * a failure that another attempt cannot fix (the request's own 4xx) goes to the
   client as it is;
 * a short ``Retry-After`` is waited for and the same target tried again; a long one
-  moves on to the next target, as does a target that rejected the gateway's key;
+  moves on to the next target, as does a target that rejected the gateway's key, and
+  one that refused the connection while another candidate is left (nobody listens
+  there: the call's attempts are better spent elsewhere);
 * anything else moves on to the next candidate, round the list again when it has
-  been tried, with exponential backoff and jitter before a target's retry;
+  been tried, with exponential backoff and jitter before any target's second try;
 * at most ``max_attempts`` attempts, none started after the call's ``deadline``.
 
-A target whose circuit breaker is open is skipped without a wait. A target that cannot
-take the request at all (a translation refused it) is skipped too, unless no target
-can: then the client hears why from the first.
+A target whose circuit breaker is open is skipped without a wait. When every candidate
+left is open, the call does not fail fast: breakers only ever skip a target while
+another remains (Envoy's "panic mode"), so the open ones are tried anyway, soonest to
+half-open first, under the same attempt limit, backoff and deadline; if they all fail
+the client hears the last failure. A target that cannot take the request at all (a
+translation refused it) is skipped too, unless no target can: then the client hears
+why from the first.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class Attempts:
 
     async def run(self, ctx: Context, send: SendOne) -> web.StreamResponse:
         cfg, health = self.config, self.health
-        cands = ctx.candidates
+        cands: tuple[Target, ...] | list[Target] = ctx.candidates
         n = len(cands)
         route = ctx.route
         limit = route.max_attempts if route and route.max_attempts else cfg.max_attempts
@@ -72,6 +78,9 @@ class Attempts:
         # Made on the first failure: the common call succeeds at once and needs neither.
         dropped: set[str] = _NONE  # targets not to try again in this call
         tried: dict[str, int] = {}
+        opened: list[Target] | None = None  # skipped for an open breaker
+        panic = False  # every candidate left was open: trying them anyway
+        hold: tuple[str, float] | None = None  # a short Retry-After: (target, seconds)
         last: UpstreamFailed | None = None
         refused: GatewayError | None = None  # the first "cannot take this request"
         # The route step left out every target outside the caller's regions; checked
@@ -89,20 +98,43 @@ class Attempts:
                     dropped.add(t.id)
                     ctx.skipped.append((t, OUT_OF_REGION))
                     continue
-                if not health.allow(t.id):
+                if not panic and not health.allow(t.id):
                     if dropped is _NONE:
                         dropped = set()
                     dropped.add(t.id)
+                    if opened is None:
+                        opened = []
+                    opened.append(t)
                     ctx.skipped.append((t, CIRCUIT_OPEN))
                     continue
                 target, at = t, (at + k) % n
                 break
             if target is None:
-                if last is None and refused is None and regions is not None:
+                if last is None and refused is None and regions is not None and not panic:
                     out = [t for t in cands if not region_allows(regions, t.provider.region)]
                     if len(out) == n:
                         raise self._out_of_region(ctx, out)
-                raise last or refused or self._all_open(ctx)
+                if opened and not panic:
+                    # Panic mode (as Envoy's): breakers never leave a call with nothing
+                    # to try. Go round the open targets, soonest to half-open first.
+                    panic = True
+                    cands = sorted(opened, key=lambda t: health.retry_in(t.id))
+                    n, at = len(cands), 0
+                    dropped.difference_update(t.id for t in cands)
+                    ctx.skipped = [s for s in ctx.skipped if s[1] != CIRCUIT_OPEN]
+                    continue
+                raise last or refused or self._nothing_left(ctx)
+            if tried and target.id in tried:
+                # Another go at a target this call already tried: wait a little first.
+                if hold is not None and hold[0] == target.id:
+                    wait = hold[1]
+                else:
+                    wait = backoff(cfg, tried[target.id], self.rng)
+                hold = None
+                if loop.time() + wait >= deadline:
+                    assert last is not None  # tried is not empty: something failed
+                    raise last
+                await self.sleep(wait)
             ctx.target = target
             ctx.first_byte = None
             ctx.upstream_request_id = None
@@ -120,24 +152,22 @@ class Attempts:
                 if not failed.switchable or ctx.tries >= limit:
                     raise
                 tried[target.id] = tried.get(target.id, 0) + 1
-                wait = 0.0
                 seconds = retry_after_seconds(failed.retry_after)
-                if not failed.retryable or (seconds is not None and seconds > cfg.max_retry_after):
+                if (
+                    not failed.retryable
+                    or (seconds is not None and seconds > cfg.max_retry_after)
+                    or (failed.refused and self._others_left(cands, dropped, target))
+                ):
                     dropped.add(target.id)  # move on, and not back
                     if seconds is not None:
                         ctx.skipped.append((target, MOVED_ON))
                     at += 1
                 elif seconds is not None:
-                    wait = seconds  # short: the same target again, after it
+                    hold = (target.id, seconds)  # short: the same target again, after it
                 else:
-                    at += 1
-                    nxt = cands[at % n]
-                    if nxt.id in tried:
-                        wait = backoff(cfg, tried[nxt.id], self.rng)
-                if loop.time() + wait >= deadline:
+                    at += 1  # the next candidate; a backoff first if it was tried
+                if loop.time() >= deadline:
                     raise
-                if wait:
-                    await self.sleep(wait)
                 continue
             except GatewayError as err:
                 if ctx.tries != before or n == 1:
@@ -156,6 +186,13 @@ class Attempts:
                 first = ctx.first_byte
                 health.success(target.id, (first or time.perf_counter()) - started)
             return resp
+
+    @staticmethod
+    def _others_left(
+        cands: tuple[Target, ...] | list[Target], dropped: set[str], target: Target
+    ) -> bool:
+        """Whether a candidate other than ``target`` is still to be (re)tried."""
+        return any(t.id not in dropped and t is not target for t in cands)
 
     def _failed(self, ctx: Context, target: Target, failed: UpstreamFailed) -> None:
         """Note a failed attempt, costed when the provider reported usage for it."""
@@ -176,14 +213,14 @@ class Attempts:
         ]
         return no_target([s for s in skips if s is not None], c)
 
-    def _all_open(self, ctx: Context) -> GatewayError:
-        wait = max((self.health.retry_in(t.id) for t in ctx.candidates), default=0.0)
+    @staticmethod
+    def _nothing_left(ctx: Context) -> GatewayError:
+        """Not reached in practice (every target left was tried or refused the call);
+        a clear 503 rather than an assertion if it ever is."""
         names = ", ".join(t.id for t in ctx.candidates)
         return GatewayError(
             503,
-            f"Every target of '{ctx.model}' is failing ({names}); aigw stopped calling "
-            f"them for now. Retry in {max(1, round(wait))} s.",
+            f"No target of '{ctx.model}' could take this call ({names}).",
             type="server_error",
             code="upstream_unavailable",
-            headers={"Retry-After": str(max(1, round(wait)))},
         )

@@ -7,6 +7,9 @@ target for ``breaker_cooldown`` seconds, at the cost of one dict lookup and one
 comparison. After the cooldown it is *half-open*: exactly one call goes through as
 a probe; its success closes the breaker, its failure opens it for another cooldown.
 A probe that never reports (its call was cancelled) is replaced after a cooldown.
+An open breaker only ever skips its target while the call has another one to try:
+when every candidate is open they are tried anyway (panic mode, in
+:mod:`aigw.pipeline.attempts`), soonest to half-open (:meth:`Health.retry_in`) first.
 
 The window counts calls in ten buckets, so recording a result is O(1) too.
 

@@ -65,6 +65,12 @@ class UpstreamFailed(GatewayError):
         return self.upstream_status in RETRY_STATUSES
 
     @property
+    def refused(self) -> bool:
+        """Nothing answered at the target's address (connection refused, no such host):
+        a retry a few milliseconds later is unlikely to find anyone there."""
+        return self.kind == CONNECT and self.code == "upstream_unreachable"
+
+    @property
     def switchable(self) -> bool:
         """Another target may succeed where this one cannot."""
         return self.retryable or self.upstream_status in SWITCH_STATUSES
