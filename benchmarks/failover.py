@@ -93,6 +93,7 @@ async def scenario(
 ) -> dict[str, float]:
     cfg = Config()
     cfg.routing.max_attempts = args.max_attempts
+    cfg.upstream.models_refresh = 0  # the fakes list no models: no listing noise
     cfg.routing.backoff = 0.005
     cfg.routing.backoff_max = 0.02
     if not breakers:
