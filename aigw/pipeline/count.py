@@ -17,11 +17,11 @@ import orjson
 from aiohttp import web
 
 from aigw.config import TranslationConfig
-from aigw.errors import Wire, bad_request
+from aigw.errors import Wire
 from aigw.pipeline.context import Context, base_headers
-from aigw.pipeline.upstream import Upstream
+from aigw.pipeline.upstream import Upstream, translate_options, unsupported
 from aigw.providers.base import COUNT_TOKENS, UpstreamFault, redact_bytes
-from aigw.translate.common import TranslateOptions, TranslationError
+from aigw.translate.common import TranslationError
 
 # A count in the client's format.
 _ANSWER: dict[Wire, Callable[[int], dict[str, Any]]] = {
@@ -58,18 +58,11 @@ class CountTokens:
         if native:
             body = call.body
         else:
-            opts = TranslateOptions(
-                model,
-                self.translation.strict,
-                self.translation.default_max_tokens,
-                refuse_unknown=self.translation.unknown_fields == "refuse",
-            )
+            opts = translate_options(self.translation, model)
             try:
                 body = adapter.from_hub(ctx.fmt.to_hub(call, opts).body, opts).body
             except TranslationError as exc:
-                raise bad_request(
-                    exc.message, param=exc.param, code="unsupported_parameter"
-                ) from None
+                raise unsupported(exc) from None
         headers = ctx.request.headers if native else None
         raw, payload = await self.upstream.call(
             ctx,

@@ -26,10 +26,10 @@ from aigw.pipeline.account import Accountant
 from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.relay import Relay, Relayer, Translating
-from aigw.pipeline.upstream import Upstream, untranslatable
+from aigw.pipeline.upstream import Upstream, translate_options, unsupported, untranslatable
 from aigw.providers.base import EMBEDDINGS, RESPONSES, redact_bytes
 from aigw.routing.targets import Target
-from aigw.translate.common import JSON, TranslateOptions, TranslationError, clamp_max_tokens
+from aigw.translate.common import JSON, TranslationError, clamp_max_tokens
 from aigw.usage import Usage
 
 # One attempt of an endpoint: (ctx, call, target, seconds left of the call's deadline).
@@ -106,12 +106,7 @@ class Forward:
         if native:
             body = call.body
         else:
-            opts = TranslateOptions(
-                model,
-                self.translation.strict,
-                self.translation.default_max_tokens,
-                refuse_unknown=self.translation.unknown_fields == "refuse",
-            )
+            opts = translate_options(self.translation, model)
             try:
                 to_hub = fmt.to_hub(call, opts)
                 hub = to_hub.body
@@ -122,9 +117,7 @@ class Forward:
                         to_hub.warnings.append(clamped)
                 translated = adapter.from_hub(hub, opts)
             except TranslationError as exc:
-                raise bad_request(
-                    exc.message, param=exc.param, code="unsupported_parameter"
-                ) from None
+                raise unsupported(exc) from None
             body = translated.body
             ctx.warnings.extend(
                 w for w in to_hub.warnings + translated.warnings if w not in ctx.warnings

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from aigw.config import UpstreamConfig
-from aigw.errors import GatewayError
+from aigw.config import TranslationConfig, UpstreamConfig
+from aigw.errors import GatewayError, bad_request
 from aigw.limits.base import Limiter
 from aigw.pipeline.admit import upstream_feedback, upstream_slot
 from aigw.pipeline.context import Context
@@ -28,7 +28,7 @@ from aigw.providers.base import (
 )
 from aigw.providers.keypool import ROTATE_ON
 from aigw.routing.retry import CONNECT, CUT, STATUS, TIMEOUT, UpstreamFailed
-from aigw.translate.common import TranslationError
+from aigw.translate.common import TranslateOptions, TranslationError
 
 # An upstream error body is read for its message only; cap what we buffer.
 MAX_ERROR_BODY = 64 * 1024
@@ -244,6 +244,21 @@ class _Read:
 
     def close(self) -> None:
         pass
+
+
+def translate_options(config: TranslationConfig, model: str) -> TranslateOptions:
+    """The ``[translation]`` settings for a request translated for ``model``."""
+    return TranslateOptions(
+        model,
+        config.strict,
+        config.default_max_tokens,
+        refuse_unknown=config.unknown_fields == "refuse",
+    )
+
+
+def unsupported(exc: TranslationError) -> GatewayError:
+    """A client request the translator refused, as the client's 400."""
+    return bad_request(exc.message, param=exc.param, code="unsupported_parameter")
 
 
 def untranslatable(provider: Provider, exc: TranslationError) -> GatewayError:

@@ -52,6 +52,16 @@ class TranslateOptions:
     refuse_unknown: bool = False
 
 
+def tool_call_slot(call: JSON, known: int) -> int:
+    """Which streamed tool call a hub delta continues (its ``index``), given how many
+    calls the stream has seen. Some OpenAI-compatible servers omit the index: then a
+    delta with an id starts a new call and one without continues the last."""
+    key = call.get("index")
+    if isinstance(key, int):
+        return key
+    return known if call.get("id") or not known else known - 1
+
+
 def clamp_max_tokens(hub: JSON, limit: int) -> tuple[JSON, str | None]:
     """``hub`` with its output limit lowered to ``limit`` (the model's own), and the
     warning saying so; unchanged when within it. A client of another API family asks

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import orjson
 
 from aigw.translate.anthropic.shared import _fail, _strip_prefix
-from aigw.translate.common import JSON
+from aigw.translate.common import JSON, tool_call_slot
 from aigw.usage import Usage, usage_from_openai
 
 _FINISH_TO_STOP = {
@@ -201,12 +201,7 @@ class ChatToMessagesStream:
         for call in calls:
             if not isinstance(call, dict):
                 continue
-            key = call.get("index")
-            if not isinstance(key, int):
-                # Some OpenAI-compatible servers omit the index: a new id is a new call.
-                key = (
-                    len(self._tools) if call.get("id") or not self._tools else len(self._tools) - 1
-                )
+            key = tool_call_slot(call, len(self._tools))
             fn = call.get("function")
             fn = fn if isinstance(fn, dict) else {}
             if key not in self._tools:

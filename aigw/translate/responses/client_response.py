@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from aigw.translate.common import JSON, TranslationError
+from aigw.translate.common import JSON, TranslationError, tool_call_slot
 from aigw.usage import Usage, usage_from_openai
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -380,12 +380,7 @@ class ChatToResponsesStream:
         for call in calls:
             if not isinstance(call, dict):
                 continue
-            key = call.get("index")
-            if not isinstance(key, int):
-                # Some compatible servers omit the index: a new id is a new call.
-                key = (
-                    len(self._tools) if call.get("id") or not self._tools else len(self._tools) - 1
-                )
+            key = tool_call_slot(call, len(self._tools))
             fn = call.get("function")
             fn = fn if isinstance(fn, dict) else {}
             item = self._tools.get(key)
