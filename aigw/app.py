@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -225,12 +226,15 @@ async def readyz(request: web.Request) -> web.Response:
     alive = any(t.get_name() == "ledger-writer" and not t.done() for t in gw.tasks)
     checks["ledger"] = "ok" if alive else "stopped"
     ok = all(v == "ok" for v in checks.values())
+    providers: dict[str, dict[str, object]] = {}
+    for n, p in gw.providers.items():
+        providers[n] = {"type": p.type, "key": p.key_source or "none"}
+        if len(p.keys) > 1:  # a pool: each key's state by position, never the key
+            providers[n]["keys"] = [dataclasses.asdict(h) for h in await p.keys.health()]
     body = {
         "status": "ready" if ok else "not ready",
         "checks": checks,
-        "providers": {
-            n: {"type": p.type, "key": p.key_source or "none"} for n, p in gw.providers.items()
-        },
+        "providers": providers,
         # Circuit breakers of the targets called so far; an open one does not make the
         # gateway unready (other targets may serve).
         "breakers": {t: v.to_json() for t, v in gw.health.snapshot().items()},

@@ -7,11 +7,13 @@ the ledger or the state file.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from pathlib import Path
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -174,6 +176,15 @@ async def test_openai_client_never_sees_the_401_of_one_key(
     for record in caplog.records:
         no_key_in(record.getMessage(), BAD, GOOD)
     no_key_in(state_bytes(gw), BAD, GOOD)
+    # /readyz shows each key of the pool by position: the first benched for its 401.
+    async with aiohttp.ClientSession(gw.url) as http, http.get("/readyz") as ready:
+        text = await ready.text()
+    no_key_in(text, BAD, GOOD)
+    keys = json.loads(text)["providers"]["openai"]["keys"]
+    assert [(k["index"], k["available"], k["last_status"]) for k in keys] == [
+        (1, False, 401),
+        (2, True, None),
+    ]
 
 
 async def test_a_rate_limited_key_hands_the_same_request_to_the_next(
