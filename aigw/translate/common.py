@@ -52,6 +52,33 @@ class TranslateOptions:
     refuse_unknown: bool = False
 
 
+def content_text(content: object) -> str:
+    """The text of a hub message's ``content``: a string, or its text parts joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def copy_limits(req: JSON, hub: JSON, max_key: str) -> None:
+    """A client's output limit (``max_key``) as the hub's ``max_tokens``, and its
+    temperature and top_p, checked: a wrong type is the client's 400."""
+    limit = req.get(max_key)
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise TranslationError(f"{max_key} must be a positive integer", param=max_key)
+        hub["max_tokens"] = limit
+    for key in ("temperature", "top_p"):
+        value = req.get(key)
+        if value is not None:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise TranslationError(f"{key} must be a number", param=key)
+            hub[key] = value
+
+
 def tool_call_slot(call: JSON, known: int) -> int:
     """Which streamed tool call a hub delta continues (its ``index``), given how many
     calls the stream has seen. Some OpenAI-compatible servers omit the index: then a

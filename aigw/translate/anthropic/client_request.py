@@ -32,8 +32,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from aigw.translate.anthropic.shared import _dumps, _fail, _is_number
-from aigw.translate.common import JSON, Translated, effort_for_budget
+from aigw.translate.anthropic.shared import _dumps, _fail
+from aigw.translate.common import JSON, Translated, copy_limits, effort_for_budget
 
 
 @dataclass(slots=True)
@@ -491,17 +491,7 @@ def messages_to_chat_request(
             raise _fail(f"unsupported role {role!r}", f"{p}.role")
     out_msgs.extend(held)
     out: JSON = {"model": req.get("model"), "messages": out_msgs}
-    max_tokens = req.get("max_tokens")
-    if max_tokens is not None:
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise _fail("max_tokens must be a positive integer", "max_tokens")
-        out["max_tokens"] = max_tokens
-    for key in ("temperature", "top_p"):
-        value = req.get(key)
-        if value is not None:
-            if not _is_number(value):
-                raise _fail(f"{key} must be a number", key)
-            out[key] = value
+    copy_limits(req, out, "max_tokens")
     stops = req.get("stop_sequences")
     if stops:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):

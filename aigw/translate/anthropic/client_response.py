@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import orjson
 
 from aigw.translate.anthropic.shared import _fail, _strip_prefix
-from aigw.translate.common import JSON, tool_call_slot
+from aigw.translate.common import JSON, content_text, tool_call_slot
 from aigw.usage import Usage, usage_from_openai
 
 _FINISH_TO_STOP = {
@@ -50,16 +50,6 @@ def _input_from_arguments(arguments: object) -> JSON:
     return value if isinstance(value, dict) else {"arguments": arguments}
 
 
-def _message_text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
 def chat_to_messages_response(resp: JSON, *, model: str) -> JSON:
     """OpenAI ``chat.completion`` -> Anthropic message."""
     if not isinstance(resp, dict):
@@ -74,7 +64,7 @@ def chat_to_messages_response(resp: JSON, *, model: str) -> JSON:
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
         blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = _message_text(message.get("content"))
+    text = content_text(message.get("content"))
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         text = text or refusal

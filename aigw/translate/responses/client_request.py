@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from aigw.translate.common import JSON, TranslationError
+from aigw.translate.common import JSON, TranslationError, copy_limits
 
 # Tool types only OpenAI can serve: built-in tools that run on its side, and custom
 # (grammar-constrained) and namespaced tools, which have no chat-completions form.
@@ -85,10 +85,6 @@ def _fail(message: str, param: str) -> TranslationError:
 
 def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(slots=True)
@@ -393,17 +389,7 @@ def responses_to_chat_request(req: JSON) -> tuple[JSON, list[str]]:
     if not any(m["role"] != "system" for m in out.messages):
         raise _fail("input has no user, assistant or tool message", "input")
     hub: JSON = {"model": req.get("model"), "messages": out.messages}
-    limit = req.get("max_output_tokens")
-    if limit is not None:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise _fail("max_output_tokens must be a positive integer", "max_output_tokens")
-        hub["max_tokens"] = limit
-    for key in ("temperature", "top_p"):
-        value = req.get(key)
-        if value is not None:
-            if not _is_number(value):
-                raise _fail(f"{key} must be a number", key)
-            hub[key] = value
+    copy_limits(req, hub, "max_output_tokens")
     names: set[str] = set()
     if req.get("tools"):
         tools, names = _tools(req["tools"], out)

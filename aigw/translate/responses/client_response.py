@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from aigw.translate.common import JSON, TranslationError, tool_call_slot
+from aigw.translate.common import JSON, TranslationError, content_text, tool_call_slot
 from aigw.usage import Usage, usage_from_openai
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -106,16 +106,6 @@ def _finish(response: JSON, finish: object, usage: Usage | None) -> None:
     response["usage"] = responses_usage(usage) if usage is not None else None
 
 
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
 def _message_item(item_id: str, text: str, status: str = "completed") -> JSON:
     return {
         "id": item_id,
@@ -164,7 +154,7 @@ def chat_to_response(resp: JSON, *, model: str, request: JSON) -> JSON:
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
         items.append(_reasoning_item("rs_" + suffix, reasoning))
-    text = _text(message.get("content"))
+    text = content_text(message.get("content"))
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal and not text:
         items.append(
