@@ -220,6 +220,10 @@ class LedgerRow:
     attempts: int = 0  # upstream attempts made (failover and retries included)
     # JSON: the failed attempts and skipped targets ({"failed": [..], "skipped": [..]}).
     routing: str | None = None
+    # The response cache: "hit" | "miss" | "bypass", None when the cache is off. A hit
+    # costs nothing (cost_nusd 0) and saves what the original call cost (saved_nusd).
+    cache: str | None = None
+    saved_nusd: int = 0
 
 
 # What a report can group the ledger by.

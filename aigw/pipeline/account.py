@@ -102,6 +102,8 @@ class Accountant:
             else ctx.error,
             attempts=ctx.tries,
             routing=routing_log(ctx) if ctx.attempts or ctx.skipped else None,
+            cache=ctx.cache,
+            saved_nusd=ctx.saved_nusd,
         )
         ctx.recorded = True
         try:

@@ -106,6 +106,10 @@ class Context:
     error: str | None = None
     recorded: bool = False  # its ledger row is committed or being committed
     warnings: list[str] = field(default_factory=list)
+    # What the scrub step found, per detector (redacted, blocked or only counted).
+    scrub_counts: dict[str, int] = field(default_factory=dict)
+    cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
+    saved_nusd: int = 0  # a cache hit: what the original call cost
     response: web.StreamResponse | None = None  # set by the step that answers
 
     def __post_init__(self) -> None:

@@ -138,4 +138,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE keys ADD COLUMN regions TEXT;
         """,
     ),
+    (
+        "0006_ledger_cache",
+        """
+        -- The response cache: hit | miss | bypass (NULL: cache off or not cacheable), and
+        -- for a hit the cost of the original call it saved, nano-USD.
+        ALTER TABLE ledger ADD COLUMN cache TEXT;
+        ALTER TABLE ledger ADD COLUMN saved_nusd INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
