@@ -659,3 +659,36 @@ async def test_models_list_shows_routes_prices_and_live_breakers(
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0 and "no server" in result.output
+
+
+async def test_gemini_embeddings_fail_over_like_any_call(
+    start_gateway: StartGateway,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    keys: None,
+) -> None:
+    """embedContent walks the attempts too: a 503 from Gemini moves to the OpenAI
+    target, translated there, and the client never hears of it."""
+    cfg = config(
+        fake_openai,
+        fake_anthropic,
+        fake_gemini,
+        [("gemini", "gemini-embedding-001"), ("openai", "text-embedding-3-small")],
+    )
+    gw = await start_gateway(config=cfg)
+    key = await gw.key()
+    fake_gemini.then(Fail(503))
+    client = genai.Client(
+        api_key=key,
+        http_options=types.HttpOptions(
+            base_url=gw.url, retry_options=types.HttpRetryOptions(attempts=1)
+        ),
+    ).aio
+    answer = await client.models.embed_content(model="smart", contents=["a", "b"])
+    assert len(answer.embeddings or []) == 2
+    assert fake_openai.last.path == "/v1/embeddings"
+    [row] = await ledger(gw)
+    assert (row["status"], row["provider"], row["attempts"]) == (200, "openai", 2)
+    [failed] = orjson.loads(row["routing"])["failed"]
+    assert failed["target"] == "gemini/gemini-embedding-001" and failed["status"] == 503

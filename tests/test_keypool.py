@@ -7,6 +7,7 @@ the ledger or the state file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -19,9 +20,11 @@ import openai
 import pytest
 from google import genai
 from google.genai import types
+from typer.testing import CliRunner
 
 from aigw import secrets
-from aigw.config import UpstreamConfig
+from aigw.cli import app as cli_app
+from aigw.config import UpstreamConfig, save
 from aigw.providers.keypool import AUTH_BENCH, LocalKeyPool, bench_seconds
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -185,6 +188,43 @@ async def test_openai_client_never_sees_the_401_of_one_key(
         (1, False, 401),
         (2, True, None),
     ]
+
+
+async def test_models_list_shows_how_many_pooled_keys_are_available(
+    start_gateway: StartGateway,
+    gated_openai: tuple[FakeOpenAI, KeyGate],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_home: Path,
+) -> None:
+    fake, gate = gated_openai
+    gate.answer(BAD, openai_401(BAD))
+    monkeypatch.setenv("AIGW_OPENAI_API_KEY", f"{BAD},{GOOD},{THIRD}")
+    gw = await start_gateway(
+        upstream=NO_LISTING,
+        providers={"openai": ("openai", fake.base_url + "/v1")},
+        models={"mini": ("openai", "gpt-4o-mini")},
+    )
+    key = await gw.key()
+    async with gw.openai(key) as client:
+        for i in range(3):  # round robin: one of them meets the bad key and benches it
+            await client.chat.completions.create(
+                model="mini", messages=[{"role": "user", "content": f"hi {i}"}]
+            )
+    assert gate.seen.count(BAD) == 1
+    save(gw.gw.config, isolated_home / "config.toml")
+    # In a thread: the CLI asks the server, which answers on this test's loop.
+    runner = CliRunner()
+    result = await asyncio.to_thread(
+        runner.invoke, cli_app, ["models", "list", "--json", "--url", gw.url]
+    )
+    assert result.exit_code == 0, result.output
+    no_key_in(result.output, BAD, GOOD, THIRD)
+    [target] = json.loads(result.output)["routes"][0]["targets"]
+    assert target["keys"] == {"available": 2, "total": 3}
+    result = await asyncio.to_thread(
+        runner.invoke, cli_app, ["models", "list", "--url", gw.url], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0 and "keys 2/3" in result.output, result.output
 
 
 async def test_a_rate_limited_key_hands_the_same_request_to_the_next(

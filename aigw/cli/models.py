@@ -18,8 +18,8 @@ from aigw.pricing import PriceBook, format_usd
 app = typer.Typer(help="Model routes: [models.NAME] and their targets.", no_args_is_help=True)
 
 
-def _breakers(cfg: Config, url: str | None) -> dict[str, Any] | None:
-    """The running server's circuit breakers from its /readyz, None if none answers."""
+def _readyz(cfg: Config, url: str | None) -> dict[str, Any] | None:
+    """The running server's /readyz (breakers, key pools), None if none answers."""
     host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     base = url or f"http://{host}:{cfg.server.port}"
     try:
@@ -32,8 +32,22 @@ def _breakers(cfg: Config, url: str | None) -> dict[str, Any] | None:
             return None
     except (OSError, ValueError):
         return None
-    breakers = body.get("breakers") if isinstance(body, dict) else None
-    return breakers if isinstance(breakers, dict) else {}
+    return body if isinstance(body, dict) else {}
+
+
+def _part(body: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    part = (body or {}).get(name)
+    return part if isinstance(part, dict) else {}
+
+
+def _pool(providers: dict[str, Any], name: str) -> dict[str, int] | None:
+    """How many of a provider's pooled keys are available now (None: one key or unknown)."""
+    entry = providers.get(name)
+    keys = entry.get("keys") if isinstance(entry, dict) else None
+    if not isinstance(keys, list):
+        return None
+    up = sum(1 for k in keys if isinstance(k, dict) and k.get("available"))
+    return {"available": up, "total": len(keys)}
 
 
 def _usd_per_mtok(micro: int) -> str:
@@ -53,7 +67,8 @@ def list_(
     """List every route, its strategy and targets, their prices, region and live health."""
     cfg = load_config()
     prices = PriceBook(cfg.prices)
-    live = _breakers(cfg, url)
+    live = _readyz(cfg, url)
+    breakers, pools = _part(live, "breakers"), _part(live, "providers")
     routes: list[dict[str, Any]] = []
     for name, m in sorted(cfg.models.items()):
         targets: list[dict[str, Any]] = []
@@ -61,7 +76,7 @@ def list_(
             target_id = f"{t.provider}/{t.model}"
             price = prices.lookup(t.provider, t.model)
             provider = cfg.providers.get(t.provider)
-            breaker = (live or {}).get(target_id)
+            breaker = breakers.get(target_id)
             targets.append(
                 {
                     "provider": t.provider,
@@ -72,6 +87,8 @@ def list_(
                     "output_usd_per_mtok": _usd_per_mtok(price.base.output) if price else None,
                     # None: no server answered; "unused": the server has not called it yet.
                     "health": None if live is None else (breaker or {"state": "unused"}),
+                    # A key pool's keys available now, e.g. 2 of 3 (one benched for a 401).
+                    "keys": _pool(pools, t.provider),
                 }
             )
         routes.append(
@@ -96,6 +113,8 @@ def list_(
             health = t["health"]
             state = "no server" if health is None else str(health.get("state"))
             style = {"open": "red", "half_open": "yellow", "closed": "green"}.get(state, "")
+            if t["keys"] is not None:
+                state += f", keys {t['keys']['available']}/{t['keys']['total']}"
             table.add_row(
                 escape(r["name"]) if first else "",
                 r["strategy"] if first else "",

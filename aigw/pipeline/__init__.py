@@ -161,6 +161,7 @@ def build(
         return allowed_regions(key, directory.team(key.team))
 
     route = Route(router, allows_model, prices, health, regions_of, CapabilityBook(prices))
+    attempts = Attempts(config.routing, health, prices)
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,
@@ -173,14 +174,16 @@ def build(
             upstream,
             Relayer(config.upstream, accountant, drain),
             accountant,
-            Attempts(config.routing, health, prices),
+            attempts,
             route.output_limit,
         ),
     ]
     return Pipelines(
         proxy=Pipeline(steps, accountant, drain),
         # The same steps; only the last answers in Gemini's embeddings format.
-        gemini_embed=Pipeline([*steps[:-1], GeminiEmbed(upstream, accountant)], accountant, drain),
+        gemini_embed=Pipeline(
+            [*steps[:-1], GeminiEmbed(upstream, accountant, attempts)], accountant, drain
+        ),
         count_tokens=Pipeline(
             [authenticate_step, body, route, CountTokens(config.translation, upstream)],
             accountant,

@@ -5,7 +5,8 @@ To a target of the same API (Gemini) the call goes as it came, with the model
 replaced, and the answer comes back as it was. To a target that embeds in OpenAI's
 format it is translated to ``/v1/embeddings`` and back
 (:mod:`aigw.translate.gemini.client_embeddings`). Billed and recorded like any
-embeddings call: the ledger row is committed before the answer is sent.
+embeddings call: the ledger row is committed before the answer is sent; retried and
+failed over like any call (:mod:`aigw.pipeline.attempts`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from aiohttp import web
 
 from aigw.errors import bad_request
 from aigw.pipeline.account import Accountant
+from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.context import Context, base_headers, cost_header
-from aigw.pipeline.upstream import Upstream, untranslatable
+from aigw.pipeline.upstream import Upstream, checked_build, untranslatable
 from aigw.providers.base import EMBEDDINGS, redact_bytes
+from aigw.routing.targets import Target
 from aigw.translate.common import TranslationError
 from aigw.translate.gemini.client_embeddings import (
     embed_requests,
@@ -28,15 +31,20 @@ from aigw.usage import Usage
 
 
 class GeminiEmbed:
-    """The step that answers a Gemini client's embeddings call."""
+    """The step that answers a Gemini client's embeddings call: one attempt per target
+    of the route, with the same retries and failover as every other call."""
 
-    def __init__(self, upstream: Upstream, accountant: Accountant) -> None:
+    def __init__(self, upstream: Upstream, accountant: Accountant, attempts: Attempts) -> None:
         self.upstream = upstream
         self.accountant = accountant
+        self.attempts = attempts
 
     async def __call__(self, ctx: Context) -> None:
-        call, target = ctx.call, ctx.target
-        assert call is not None and target is not None
+        ctx.response = await self.attempts.run(ctx, self.attempt)
+
+    async def attempt(self, ctx: Context, target: Target, left: float) -> web.StreamResponse:
+        call = ctx.call
+        assert call is not None
         provider = target.provider
         adapter = provider.adapter
         model = target.upstream_model
@@ -49,6 +57,7 @@ class GeminiEmbed:
                 lambda key: adapter.native_embeddings_request(
                     pc, key, call.body, upstream_model=model, method=method
                 ),
+                left,
             )
             usage = adapter.response_usage(payload)
             if usage is not None and not usage.prompt_tokens:
@@ -56,19 +65,19 @@ class GeminiEmbed:
         elif EMBEDDINGS in adapter.capabilities:
             try:
                 translated = gemini_embed_to_openai(call.body, method=method, upstream_model=model)
-                # Built once to check the translation; rebuilt per key of the pool.
-                _, warnings = adapter.embeddings_request(
-                    pc, None, translated.body, upstream_model=model
-                )
             except TranslationError as exc:
                 raise bad_request(exc.message, param=exc.param) from None
-            ctx.warnings.extend(translated.warnings + warnings)
+            ctx.warnings.extend(w for w in translated.warnings if w not in ctx.warnings)
             raw, payload = await self.upstream.call(
                 ctx,
                 provider,
-                lambda key: adapter.embeddings_request(
-                    pc, key, translated.body, upstream_model=model
-                )[0],
+                checked_build(
+                    ctx,
+                    lambda key: adapter.embeddings_request(
+                        pc, key, translated.body, upstream_model=model
+                    ),
+                ),
+                left,
             )
             try:
                 raw, usage = adapter.embeddings_response(
@@ -96,7 +105,7 @@ class GeminiEmbed:
             usage, ctx.usage_estimated = Usage(call.prompt_estimate, 0), True
         ctx.usage = usage
         await self.accountant.record(ctx)
-        ctx.response = web.Response(
+        return web.Response(
             body=redact_bytes(raw, provider.secrets),
             content_type="application/json",
             headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},

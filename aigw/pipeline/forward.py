@@ -26,7 +26,13 @@ from aigw.pipeline.account import Accountant
 from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.relay import Relay, Relayer, Translating
-from aigw.pipeline.upstream import Upstream, translate_options, unsupported, untranslatable
+from aigw.pipeline.upstream import (
+    Upstream,
+    checked_build,
+    translate_options,
+    unsupported,
+    untranslatable,
+)
 from aigw.providers.base import EMBEDDINGS, RESPONSES, redact_bytes
 from aigw.routing.targets import Target
 from aigw.translate.common import JSON, TranslationError, clamp_max_tokens
@@ -179,19 +185,15 @@ class Forward:
                 param="model",
                 code="unsupported_model",
             )
-        try:  # translated once to check it; again per key the pool has to try
-            _, warnings = adapter.embeddings_request(
-                provider.config, None, call.body, upstream_model=model
-            )
-        except TranslationError as exc:
-            raise bad_request(exc.message, param=exc.param) from None
-        ctx.warnings.extend(w for w in warnings if w not in ctx.warnings)
         raw, payload = await self.upstream.call(
             ctx,
             provider,
-            lambda key: adapter.embeddings_request(
-                provider.config, key, call.body, upstream_model=model
-            )[0],
+            checked_build(
+                ctx,
+                lambda key: adapter.embeddings_request(
+                    provider.config, key, call.body, upstream_model=model
+                ),
+            ),
             left,
         )
         try:

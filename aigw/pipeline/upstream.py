@@ -256,6 +256,28 @@ def translate_options(config: TranslationConfig, model: str) -> TranslateOptions
     )
 
 
+def checked_build(
+    ctx: Context, build: Callable[[str | None], tuple[UpstreamRequest, list[str]]]
+) -> Callable[[str | None], UpstreamRequest]:
+    """``build`` for :meth:`Upstream.send`: a translation it refuses becomes the
+    client's 400 before anything is sent (so another target may be tried), and its
+    warnings are noted once, however many keys of the pool it is built for."""
+    noted = False
+
+    def one(key: str | None) -> UpstreamRequest:
+        nonlocal noted
+        try:
+            request, warnings = build(key)
+        except TranslationError as exc:
+            raise bad_request(exc.message, param=exc.param) from None
+        if not noted:
+            noted = True
+            ctx.warnings.extend(w for w in warnings if w not in ctx.warnings)
+        return request
+
+    return one
+
+
 def unsupported(exc: TranslationError) -> GatewayError:
     """A client request the translator refused, as the client's 400."""
     return bad_request(exc.message, param=exc.param, code="unsupported_parameter")
