@@ -66,7 +66,11 @@ class Attempts:
         self.rng = random.Random(int.from_bytes(os.urandom(16), "big"))
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
-    async def run(self, ctx: Context, send: SendOne) -> web.StreamResponse:
+    async def run(self, ctx: Context, send: SendOne) -> None:
+        """Try ``send`` at the candidates until one answers: its answer becomes
+        ``ctx.response``. (Set here rather than by the caller so that the step can hand
+        this coroutine on without awaiting it: one frame less for every resumption of
+        a stream.)"""
         cfg, health = self.config, self.health
         cands: tuple[Target, ...] | list[Target] = ctx.candidates
         n = len(cands)
@@ -185,7 +189,8 @@ class Attempts:
             else:
                 first = ctx.first_byte
                 health.success(target.id, (first or time.perf_counter()) - started)
-            return resp
+            ctx.response = resp
+            return
 
     @staticmethod
     def _others_left(

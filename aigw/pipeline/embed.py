@@ -11,6 +11,8 @@ failed over like any call (:mod:`aigw.pipeline.attempts`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import orjson
 from aiohttp import web
 
@@ -39,8 +41,8 @@ class GeminiEmbed:
         self.accountant = accountant
         self.attempts = attempts
 
-    async def __call__(self, ctx: Context) -> None:
-        ctx.response = await self.attempts.run(ctx, self.attempt)
+    def __call__(self, ctx: Context) -> Awaitable[None]:
+        return self.attempts.run(ctx, self.attempt)
 
     async def attempt(self, ctx: Context, target: Target, left: float) -> web.StreamResponse:
         call = ctx.call

@@ -70,7 +70,7 @@ class Forward:
             "responses": self.responses,
         }
 
-    async def __call__(self, ctx: Context) -> None:
+    def __call__(self, ctx: Context) -> Awaitable[None]:
         call = ctx.call
         assert call is not None
         attempt = self._by_endpoint.get(ctx.endpoint, self.chat)
@@ -78,7 +78,8 @@ class Forward:
         def send(ctx: Context, target: Target, left: float) -> Awaitable[web.StreamResponse]:
             return attempt(ctx, call, target, left)
 
-        ctx.response = await self.attempts.run(ctx, send)
+        # Not awaited here: the loop's coroutine is the step (see Attempts.run).
+        return self.attempts.run(ctx, send)
 
     async def finish_json(
         self, ctx: Context, body: bytes, usage: Usage | None, prompt_estimate: int

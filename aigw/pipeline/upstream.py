@@ -59,13 +59,58 @@ class Upstream:
 
         ``within``: a shorter wait for the answer's headers than ``first_byte_timeout``
         (what is left of the call's deadline), for the whole rotation."""
-        keys: Sequence[str | None] = await provider.keys.order() or (None,)
+        pool = provider.keys
+        # One key (the common case): no rotation to ask the pool for.
+        keys: Sequence[str | None] = (pool.secrets() if len(pool) == 1 else await pool.order()) or (
+            None,
+        )
         last = len(keys) - 1
         loop = asyncio.get_running_loop()
         end = None if within is None else loop.time() + within
+        first_byte = self.config.first_byte_timeout
         for i, key in enumerate(keys):
-            left = None if end is None else end - loop.time()
-            resp = await self._send_one(ctx, provider, build(key), left, first=i == 0)
+            req = build(key)
+            limit = first_byte if end is None else min(first_byte, end - loop.time())
+            # Inline rather than a helper coroutine: no extra frame on the hot path.
+            async with upstream_slot(ctx, provider):
+                try:
+                    async with asyncio.timeout(limit):
+                        ctx.upstream_called = True
+                        if i == 0:  # another key of the pool is the same attempt
+                            ctx.tries += 1
+                        resp = await provider.transport.send(req)
+                except TimeoutError:
+                    raise UpstreamFailed(
+                        GatewayError(
+                            504,
+                            f"Provider '{provider.name}' did not answer within {limit:g} s.",
+                            type="timeout",
+                            code="upstream_timeout",
+                        ),
+                        TIMEOUT,
+                    ) from None
+                except aiohttp.ClientConnectorError as exc:
+                    raise UpstreamFailed(
+                        GatewayError(
+                            502,
+                            f"Cannot connect to provider '{provider.name}' at "
+                            f"{exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error}).",
+                            type="upstream_error",
+                            code="upstream_unreachable",
+                        ),
+                        CONNECT,
+                    ) from None
+                except (aiohttp.ClientError, OSError) as exc:
+                    raise UpstreamFailed(
+                        GatewayError(
+                            502,
+                            f"The connection to provider '{provider.name}' failed "
+                            f"({type(exc).__name__}).",
+                            type="upstream_error",
+                            code="upstream_connection_error",
+                        ),
+                        CONNECT,
+                    ) from None
             if key is None or resp.status < 400:
                 break
             status = resp.status
@@ -99,58 +144,6 @@ class Upstream:
         finally:
             resp.close()
         return _Read(resp.status, resp.headers, body[:MAX_ERROR_BODY])
-
-    async def _send_one(
-        self,
-        ctx: Context,
-        provider: Provider,
-        req: UpstreamRequest,
-        within: float | None,
-        *,
-        first: bool,
-    ) -> UpstreamResponse:
-        limit = self.config.first_byte_timeout
-        if within is not None and within < limit:
-            limit = within
-        async with upstream_slot(ctx, provider):
-            try:
-                async with asyncio.timeout(limit):
-                    ctx.upstream_called = True
-                    if first:  # another key of the pool is the same attempt
-                        ctx.tries += 1
-                    return await provider.transport.send(req)
-            except TimeoutError:
-                raise UpstreamFailed(
-                    GatewayError(
-                        504,
-                        f"Provider '{provider.name}' did not answer within {limit:g} s.",
-                        type="timeout",
-                        code="upstream_timeout",
-                    ),
-                    TIMEOUT,
-                ) from None
-            except aiohttp.ClientConnectorError as exc:
-                raise UpstreamFailed(
-                    GatewayError(
-                        502,
-                        f"Cannot connect to provider '{provider.name}' at "
-                        f"{exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error}).",
-                        type="upstream_error",
-                        code="upstream_unreachable",
-                    ),
-                    CONNECT,
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamFailed(
-                    GatewayError(
-                        502,
-                        f"The connection to provider '{provider.name}' failed "
-                        f"({type(exc).__name__}).",
-                        type="upstream_error",
-                        code="upstream_connection_error",
-                    ),
-                    CONNECT,
-                ) from None
 
     async def read_error(self, provider: Provider, resp: UpstreamResponse) -> UpstreamFailed:
         """The upstream's error, re-enveloped and redacted; keeps a valid Retry-After."""
