@@ -60,10 +60,10 @@ class Upstream:
         ``within``: a shorter wait for the answer's headers than ``first_byte_timeout``
         (what is left of the call's deadline), for the whole rotation."""
         pool = provider.keys
-        # One key (the common case): no rotation to ask the pool for.
-        keys: Sequence[str | None] = (pool.secrets() if len(pool) == 1 else await pool.order()) or (
-            None,
-        )
+        # One key (the common case): nothing to rotate, so the pool need not be asked.
+        keys: Sequence[str | None] = pool.secrets() if len(pool) == 1 else await pool.order()
+        if not keys:
+            keys = (None,)
         last = len(keys) - 1
         loop = asyncio.get_running_loop()
         end = None if within is None else loop.time() + within
@@ -79,38 +79,8 @@ class Upstream:
                         if i == 0:  # another key of the pool is the same attempt
                             ctx.tries += 1
                         resp = await provider.transport.send(req)
-                except TimeoutError:
-                    raise UpstreamFailed(
-                        GatewayError(
-                            504,
-                            f"Provider '{provider.name}' did not answer within {limit:g} s.",
-                            type="timeout",
-                            code="upstream_timeout",
-                        ),
-                        TIMEOUT,
-                    ) from None
-                except aiohttp.ClientConnectorError as exc:
-                    raise UpstreamFailed(
-                        GatewayError(
-                            502,
-                            f"Cannot connect to provider '{provider.name}' at "
-                            f"{exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error}).",
-                            type="upstream_error",
-                            code="upstream_unreachable",
-                        ),
-                        CONNECT,
-                    ) from None
-                except (aiohttp.ClientError, OSError) as exc:
-                    raise UpstreamFailed(
-                        GatewayError(
-                            502,
-                            f"The connection to provider '{provider.name}' failed "
-                            f"({type(exc).__name__}).",
-                            type="upstream_error",
-                            code="upstream_connection_error",
-                        ),
-                        CONNECT,
-                    ) from None
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    raise _unreached(provider, exc, limit) from None
             if key is None or resp.status < 400:
                 break
             status = resp.status
@@ -246,6 +216,40 @@ def translate_options(config: TranslationConfig, model: str) -> TranslateOptions
         config.strict,
         config.default_max_tokens,
         refuse_unknown=config.unknown_fields == "refuse",
+    )
+
+
+def _unreached(provider: Provider, exc: BaseException, limit: float) -> UpstreamFailed:
+    """A provider that did not answer: silent (504) or unreachable (502)."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamFailed(
+            GatewayError(
+                504,
+                f"Provider '{provider.name}' did not answer within {limit:g} s.",
+                type="timeout",
+                code="upstream_timeout",
+            ),
+            TIMEOUT,
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamFailed(
+            GatewayError(
+                502,
+                f"Cannot connect to provider '{provider.name}' at "
+                f"{exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error}).",
+                type="upstream_error",
+                code="upstream_unreachable",
+            ),
+            CONNECT,
+        )
+    return UpstreamFailed(
+        GatewayError(
+            502,
+            f"The connection to provider '{provider.name}' failed ({type(exc).__name__}).",
+            type="upstream_error",
+            code="upstream_connection_error",
+        ),
+        CONNECT,
     )
 
 
