@@ -112,6 +112,9 @@ async def test_summary_equals_aigw_report(
     assert web["live"]["p50_ms"] is not None and web["live"]["p95_ms"] >= web["live"]["p50_ms"]
     assert batch["live"]["limit_refusals"] == 1 and web["live"]["limit_refusals"] == 0
     assert data["total"]["requests"] == 7
+    everyone = data["total"]["live"]
+    assert everyone["limit_refusals"] == 1 and everyone["error_rate"] == round(2 / 7, 4)
+    assert everyone["p95_ms"] >= max(web["live"]["p95_ms"], batch["live"]["p95_ms"])
     assert data["total"]["cost_nusd"] == web["cost_nusd"] + batch["cost_nusd"]
     assert sum(p["requests"] for p in data["series"]["points"]) == 7
     assert [t["target"] for t in data["health"]["targets"]] == ["mock/echo", "openai/gpt-4o-mini"]

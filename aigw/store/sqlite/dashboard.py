@@ -75,26 +75,27 @@ async def team_extras(db: Database, since: float, until: float) -> dict[str, Tea
     for part in ("COALESCE(team, '-')", f"'{ALL}'"):
         pct = await db.fetchall(
             f"""WITH r AS (
-                    SELECT {part} AS team, latency_ms,
+                    SELECT {part} AS grp, latency_ms,
                            ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY latency_ms) AS n,
                            COUNT(*) OVER (PARTITION BY {part}) AS total
                     FROM ledger WHERE {where} AND status < 400)
-                SELECT team, MIN(CASE WHEN n >= 0.5 * total THEN latency_ms END) AS p50,
-                             MIN(CASE WHEN n >= 0.95 * total THEN latency_ms END) AS p95
-                FROM r GROUP BY team""",
+                SELECT grp, MIN(CASE WHEN n >= 0.5 * total THEN latency_ms END) AS p50,
+                            MIN(CASE WHEN n >= 0.95 * total THEN latency_ms END) AS p95
+                FROM r GROUP BY grp""",
             params,
         )
-        percentiles = {r["team"]: (r["p50"], r["p95"]) for r in pct}
+        percentiles = {r["grp"]: (r["p50"], r["p95"]) for r in pct}
         counts = await db.fetchall(
-            f"""SELECT {part} AS team, SUM(cache IS NOT NULL) AS lookups,
+            # Aliased 'grp': GROUP BY 'team' would name the table's column, not the alias.
+            f"""SELECT {part} AS grp, SUM(cache IS NOT NULL) AS lookups,
                        SUM(cache = 'hit') AS hits, SUM(saved_nusd) AS saved,
                        SUM(status = 429 AND attempts = 0) AS refused
-                FROM ledger WHERE {where} GROUP BY team""",
+                FROM ledger WHERE {where} GROUP BY grp""",
             params,
         )
         for r in counts:
-            p50, p95 = percentiles.get(r["team"], (None, None))
-            out[r["team"]] = TeamExtras(
+            p50, p95 = percentiles.get(r["grp"], (None, None))
+            out[r["grp"]] = TeamExtras(
                 p50, p95, r["lookups"] or 0, r["hits"] or 0, r["saved"] or 0, r["refused"] or 0
             )
     return out
