@@ -108,6 +108,25 @@ class Histogram:
 
 # Indices of one (team, model, provider, status) series' counters.
 REQ, PROMPT, COMPLETION, COST, HITS, SAVED = range(6)
+MAX_SERIES = 20_000
+
+
+class _Series:
+    """What one raw label combination updates."""
+
+    __slots__ = ("calls", "labels", "latency", "ttft")
+
+    def __init__(
+        self,
+        labels: tuple[str, str, str, str],
+        calls: list[int],
+        latency: Histogram | None,
+        ttft: Histogram | None,
+    ) -> None:
+        self.labels = labels
+        self.calls = calls
+        self.latency = latency
+        self.ttft = ttft
 
 
 class Metrics:
@@ -125,6 +144,9 @@ class Metrics:
         self.provider = Bounded(MAX_PROVIDERS)
         # (team, model, provider, status class) -> [REQ, PROMPT, COMPLETION, COST, HITS, SAVED]
         self.calls: dict[tuple[str, str, str, str], list[int]] = {}
+        # Raw (team, upstream model, provider, status // 100) -> its counters: the hot
+        # path's one lookup (labels bounded and histograms found once per series).
+        self._series: dict[tuple[str | None, str | None, str | None, int], _Series] = {}
         self.unpriced: dict[tuple[str, str, str], int] = {}
         self.latency: dict[tuple[str, str], Histogram] = {}
         self.ttft: dict[tuple[str, str], Histogram] = {}
@@ -140,38 +162,51 @@ class Metrics:
     def record(self, row: LedgerRow, ttft: float | None, failed: Sequence[FailedAttempt]) -> None:
         """One call as its ledger row says, its time to first token (seconds) and the
         attempts that failed before it was answered (or not)."""
-        team = self.team(row.team)
-        provider = self.provider(row.provider)
-        model = self.model(row.upstream_model)
-        status = STATUS_CLASSES.get(row.status // 100, "5xx")
-        key = (team, model, provider, status)
-        c = self.calls.get(key)
-        if c is None:
-            c = self.calls[key] = [0, 0, 0, 0, 0, 0]
+        raw = (row.team, row.upstream_model, row.provider, row.status // 100)
+        s = self._series.get(raw)
+        if s is None:
+            s = self._series_of(raw)
+        c = s.calls
         c[REQ] += 1
         c[PROMPT] += row.prompt_tokens
         c[COMPLETION] += row.completion_tokens
-        if row.cost_nusd is None:
-            ukey = (team, model, provider)
-            self.unpriced[ukey] = self.unpriced.get(ukey, 0) + 1
+        cost = row.cost_nusd
+        if cost is None:
+            self.unpriced[s.labels[:3]] = self.unpriced.get(s.labels[:3], 0) + 1
         else:
-            c[COST] += row.cost_nusd
+            c[COST] += cost
         if row.cache == "hit":
             c[HITS] += 1
             c[SAVED] += row.saved_nusd
-        if row.provider is not None:
-            target = (model, provider)
-            h = self.latency.get(target)
-            if h is None:
-                h = self.latency[target] = Histogram(len(LATENCY_BUCKETS) + 1)
-            h.observe(LATENCY_BUCKETS, row.latency_ms / 1000)
-            if ttft is not None:
-                t = self.ttft.get(target)
-                if t is None:
-                    t = self.ttft[target] = Histogram(len(TTFT_BUCKETS) + 1)
-                t.observe(TTFT_BUCKETS, ttft)
+        if s.latency is not None:
+            s.latency.observe(LATENCY_BUCKETS, row.latency_ms / 1000)
+            if ttft is not None and s.ttft is not None:
+                s.ttft.observe(TTFT_BUCKETS, ttft)
         if failed:
             self._failed(failed, row)
+
+    def _series_of(self, raw: tuple[str | None, str | None, str | None, int]) -> _Series:
+        """The counters of a call's raw label values (made on first use; remembered for
+        at most MAX_SERIES distinct raw values, which are bounded anyway)."""
+        team, upstream_model, provider_name, status = raw
+        model, provider = self.model(upstream_model), self.provider(provider_name)
+        labels = (self.team(team), model, provider, STATUS_CLASSES.get(status, "5xx"))
+        calls = self.calls.get(labels)
+        if calls is None:
+            calls = self.calls[labels] = [0, 0, 0, 0, 0, 0]
+        latency = ttft = None
+        if provider_name is not None:
+            target = (model, provider)
+            latency = self.latency.get(target)
+            if latency is None:
+                latency = self.latency[target] = Histogram(len(LATENCY_BUCKETS) + 1)
+            ttft = self.ttft.get(target)
+            if ttft is None:
+                ttft = self.ttft[target] = Histogram(len(TTFT_BUCKETS) + 1)
+        s = _Series(labels, calls, latency, ttft)
+        if len(self._series) < MAX_SERIES:
+            self._series[raw] = s
+        return s
 
     def _failed(self, failed: Sequence[FailedAttempt], row: LedgerRow) -> None:
         errors = self.upstream_errors
