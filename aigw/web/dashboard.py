@@ -51,6 +51,11 @@ RANGES = {
     "30d": (30 * 86400, 43200),
 }
 MAX_TEAM_CHARS = 100
+# Several open dashboards poll every 2 s: within this many seconds they share one
+# summary, so the ledger is read once however many tabs are open.
+SUMMARY_TTL = 1.0
+MAX_CACHED = 64
+SUMMARIES = web.AppKey("dashboard_summaries", dict[tuple[str, str | None], tuple[float, bytes]])
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
@@ -162,9 +167,18 @@ async def summary(request: web.Request) -> web.Response:
     team = request.query.get("team") or None
     if team is not None and (len(team) > MAX_TEAM_CHARS or not team.isprintable()):
         return _bad_request("not a team name")
-    body = await build_summary(gw, rng, team, time.time())
+    cache = request.app[SUMMARIES]
+    now = time.monotonic()
+    cached = cache.get((rng, team))
+    if cached is not None and now - cached[0] < SUMMARY_TTL:
+        body = cached[1]
+    else:
+        body = orjson.dumps(await build_summary(gw, rng, team, time.time()))
+        if len(cache) >= MAX_CACHED:
+            cache.clear()
+        cache[(rng, team)] = (now, body)
     return web.Response(
-        body=orjson.dumps(body),
+        body=body,
         content_type="application/json",
         headers={"Cache-Control": "no-store", "x-request-id": new_request_id()},
     )
@@ -279,6 +293,7 @@ def _health(gw: Gateway) -> dict[str, Any]:
 
 
 def add_routes(app: web.Application) -> None:
+    app[SUMMARIES] = {}
     app.router.add_get("/dashboard", dashboard)
     app.router.add_post("/dashboard/login", login)
     app.router.add_post("/dashboard/logout", logout)
