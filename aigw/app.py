@@ -20,6 +20,7 @@ from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
+from aigw.observe.metrics import Metrics
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
@@ -31,6 +32,9 @@ from aigw.providers.http import new_session
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.writer import GroupWriter
+from aigw.web import dashboard
+from aigw.web import metrics as web_metrics
+from aigw.web.auth import SESSIONS, Sessions
 
 log = logging.getLogger("aigw")
 
@@ -79,21 +83,26 @@ def _lifecycle(
                 limiter = LocalLimiter(store.limit_state, config)
                 model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
+                health = LocalHealth(config.routing)
+                metrics = Metrics(
+                    health.snapshot, web_metrics.budget_ratios(config, directory, limiter)
+                )
                 gw = Gateway(
                     config,
                     db,
                     store,
                     directory,
                     writer,
-                    Accountant(writer, prices),
+                    Accountant(writer, prices, metrics),
                     prices,
                     session,
                     provs,
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
-                    LocalHealth(config.routing),
+                    health,
                     model_lists,
+                    metrics,
                 )
                 app[GATEWAY] = gw
                 app[pipeline.PIPELINES] = pipeline.build(
@@ -268,8 +277,11 @@ def create_app(config: Config, state_file: Path) -> web.Application:
         },
     )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
+    app[SESSIONS] = Sessions()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", web_metrics.metrics)
+    dashboard.add_routes(app)
     app.router.add_post("/v1/chat/completions", endpoints.chat_completions)
     app.router.add_post("/v1/embeddings", endpoints.embeddings)
     app.router.add_post("/v1/responses", endpoints.responses)

@@ -29,6 +29,7 @@ from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
+from aigw.config.metrics import METRICS, MetricsConfig
 from aigw.config.models import MODELS, STRATEGIES, ModelConfig, TargetConfig
 from aigw.config.prices import PRICES, PriceConfig
 from aigw.config.providers import DEFAULT_BASE_URLS, PROVIDER_TYPES, PROVIDERS, ProviderConfig
@@ -51,6 +52,7 @@ __all__ = [
     "Config",
     "LedgerConfig",
     "LimitsConfig",
+    "MetricsConfig",
     "ModelConfig",
     "PriceConfig",
     "ProviderConfig",
@@ -80,6 +82,7 @@ class Config:
     upstream: UpstreamConfig = UPSTREAM.field()
     routing: RoutingConfig = ROUTING.field()
     ledger: LedgerConfig = LEDGER.field()
+    metrics: MetricsConfig = METRICS.field()
     translation: TranslationConfig = TRANSLATION.field()
     providers: dict[str, ProviderConfig] = PROVIDERS.field()
     models: dict[str, ModelConfig] = MODELS.field()
