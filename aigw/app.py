@@ -80,7 +80,7 @@ def _lifecycle(
                 limiter = LocalLimiter(store.limit_state, config)
                 model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
-                cache = ResponseCache(db, config.cache.max_size)
+                cache = ResponseCache(store.cache, config.cache.max_size)
                 await cache.start()
                 app[CACHE] = cache
                 gw = Gateway(

@@ -22,9 +22,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-import aigw.store.sqlite.cache as sql
 from aigw.cache.entry import Entry
-from aigw.store.sqlite.db import Database
+from aigw.store.base import CacheTable
 
 log = logging.getLogger("aigw.cache")
 
@@ -41,13 +40,13 @@ class ResponseCache:
 
     def __init__(
         self,
-        db: Database | None,
+        table: CacheTable | None,
         max_size: int,
         *,
         clock: Callable[[], float] = time.time,
         front_max: int = FRONT_MAX,
     ) -> None:
-        self.db = db
+        self.table = table
         self.max_size = max_size
         self.clock = clock
         self.front: OrderedDict[str, Entry] = OrderedDict()
@@ -78,10 +77,10 @@ class ResponseCache:
                 return HIT, entry
             self._drop(key)
             return MISS, None
-        if self.db is None:
+        if self.table is None:
             return MISS, None
         try:
-            entry = await sql.get(self.db, key)
+            entry = await self.table.get(key)
         except Exception:
             self._failed("reading an answer")
             return BYPASS, None
@@ -98,7 +97,7 @@ class ResponseCache:
         if entry.size > self.max_size or self._closing:
             return False
         self._remember(entry)
-        if self.db is not None:
+        if self.table is not None:
             self._pending[entry.key] = entry
             self._wake.set()
         return True
@@ -107,7 +106,7 @@ class ResponseCache:
         """Forget an answer that could not be replayed (a corrupt row)."""
         self._drop(key)
         self._pending.pop(key, None)
-        if self.db is not None:
+        if self.table is not None:
             self._doomed.append(key)
             self._wake.set()
 
@@ -144,11 +143,11 @@ class ResponseCache:
     # -- the background task ---------------------------------------------------------
 
     async def start(self) -> None:
-        if self.db is None:
+        if self.table is None:
             return
         try:
-            self.disk_bytes = await sql.total_size(self.db)
-            self._last_clear = await sql.last_clear(self.db)
+            self.disk_bytes = await self.table.total_size()
+            self._last_clear = await self.table.last_clear()
         except Exception:
             self._failed("opening the cache table")
 
@@ -164,7 +163,7 @@ class ResponseCache:
                 return
 
     async def flush(self) -> None:
-        db = self.db
+        db = self.table
         if db is None:
             return
         entries, self._pending = list(self._pending.values()), {}
@@ -172,26 +171,26 @@ class ResponseCache:
         doomed, self._doomed = self._doomed, []
         try:
             if doomed:
-                await sql.delete(db, doomed)
+                await db.delete(doomed)
             if entries or touched:
-                await sql.put_many(db, entries, [(t, k) for k, t in touched.items()])
+                await db.put_many(entries, [(t, k) for k, t in touched.items()])
                 self.disk_bytes += sum(e.size for e in entries)
             if self.disk_bytes > self.max_size:
                 # Down to 90%, so eviction runs once per many puts, not once per put.
-                self.disk_bytes, gone = await sql.evict(db, self.max_size * 9 // 10)
+                self.disk_bytes, gone = await db.evict(self.max_size * 9 // 10)
                 for key in gone:
                     self._drop(key)
             now = self.clock()
             if now - self._purged >= PURGE_SECONDS:
                 self._purged = now
-                if await sql.purge_expired(db, now):
-                    self.disk_bytes = await sql.total_size(db)
+                if await db.purge_expired(now):
+                    self.disk_bytes = await db.total_size()
             # Only what memory holds can be stale: the table itself was cleared.
             if self.front:
-                for clear_id, team, model in await sql.clears_since(db, self._last_clear):
+                for clear_id, team, model in await db.clears_since(self._last_clear):
                     self._last_clear = clear_id
                     self.drop_matching(team, model)
-                    self.disk_bytes = await sql.total_size(db)
+                    self.disk_bytes = await db.total_size()
         except Exception:
             self._failed("writing answers")
 

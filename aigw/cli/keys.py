@@ -14,6 +14,8 @@ from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
     BudgetOpt,
+    CacheOpt,
+    CacheTtlOpt,
     ModelsOpt,
     ParallelOpt,
     PeriodOpt,
@@ -95,6 +97,8 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a gateway key and print it once. Its limits apply on top of its team's."""
@@ -110,6 +114,8 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        cache=cache,
+        cache_ttl=cache_ttl,
     )
 
     async def run(store: Store) -> tuple[str, KeyRecord]:
@@ -173,6 +179,8 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
@@ -190,6 +198,8 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            cache=cache,
+            cache_ttl=cache_ttl,
         )
         return await store.keys.set_limits(key_id, limits)
 

@@ -159,6 +159,7 @@ class CacheStep:
         self.directory = directory
         self.flights: dict[str, asyncio.Future[Entry | None]] = {}
         self.partition_shared = config.shared
+        self.waiting = 0  # calls waiting for an identical one in flight
 
     def __call__(self, ctx: Context) -> Awaitable[None]:
         key = ctx.key
@@ -204,12 +205,18 @@ class CacheStep:
         if not no_cache:
             for _ in range(_ROUNDS):
                 status, entry = await self.cache.get(k)
-                if entry is not None and await self._hit(ctx, entry):
-                    return
+                if entry is not None:
+                    if await self._hit(ctx, entry):
+                        return
+                    status = BYPASS  # corrupt: dropped, and this call goes upstream
                 flight = self.flights.get(k)
                 if flight is None:
                     break
-                entry = await asyncio.shield(flight)
+                self.waiting += 1
+                try:
+                    entry = await asyncio.shield(flight)
+                finally:
+                    self.waiting -= 1
                 if entry is not None and await self._hit(ctx, entry):
                     return
         ctx.cache = status
@@ -232,14 +239,15 @@ class CacheStep:
 
     async def _hit(self, ctx: Context, entry: Entry) -> bool:
         """Replay ``entry``; False (and the entry dropped) if it is corrupt."""
-        ctx.cache = "hit"
-        ctx.saved_nusd = entry.cost_nusd or 0
+        target = ctx.target
+        # No provider answers a hit: none is named, and nothing is priced (cost 0).
+        ctx.cache, ctx.saved_nusd, ctx.target = "hit", entry.cost_nusd or 0, None
         try:
             answer, usage = decode(entry)
             ctx.response = await replay(self.forward, ctx, answer, usage)
         except CorruptEntry as exc:  # raised before anything was recorded or sent
             log.warning("response cache: dropped a corrupt answer (%s)", exc)
-            ctx.cache, ctx.saved_nusd = None, 0
+            ctx.cache, ctx.saved_nusd, ctx.target = None, 0, target
             self.cache.discard(entry.key)
             return False
         return True
