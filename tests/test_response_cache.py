@@ -244,7 +244,10 @@ async def test_key_ignores_json_key_order_and_whitespace(
     key = await gw.key()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     one = b'{"model":"m-openai","messages":[{"role":"user","content":"hi"}],"temperature":0}'
-    two = b'{ "temperature" : 0,\n  "messages" : [ {"content": "hi", "role": "user"} ],\n "model": "m-openai" }'
+    two = (
+        b'{ "temperature" : 0,\n  "messages" : [ {"content": "hi", "role": "user"} ],\n'
+        b' "model": "m-openai" }'
+    )
     other = b'{"model":"m-openai","messages":[{"role":"user","content":"hi!"}],"temperature":0}'
     async with aiohttp.ClientSession() as s:
         seen = []
@@ -487,7 +490,7 @@ async def test_survives_a_restart(tmp_path: Path, fake_openai: FakeOpenAI) -> No
 async def _until(cond: Callable[[], bool]) -> None:
     """Wait until ``cond()`` holds (polled each loop turn, bounded)."""
     async with asyncio.timeout(5):
-        while not cond():
+        while not cond():  # noqa: ASYNC110 - polling server-side state
             await asyncio.sleep(0.005)
 
 
