@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 HUB = "hub"  # a chat answer in the hub format (OpenAI chat completion), re-rendered per client
 RAW = "raw"  # an answer sent as it is (embeddings)
@@ -22,6 +23,9 @@ class Entry:
     created: float
     expires: float
     last_used: float
+    # What a replay derived from the body (decoded, rendered), kept while the entry is
+    # in memory so a hot answer is decoded and rendered once, not once per hit.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> int:

@@ -13,6 +13,7 @@ comment, a restore of scrubbed values) applies to replays too.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -153,7 +154,14 @@ class Stored:
 
 def decode(entry: Entry) -> tuple[JSON | bytes, Usage | None]:
     """The stored answer (hub JSON, or raw bytes) and the original usage; raises
-    :class:`CorruptEntry`."""
+    :class:`CorruptEntry`. Memoised on the entry (the replay never changes them)."""
+    decoded: tuple[JSON | bytes, Usage | None] | None = entry.memo.get("decoded")
+    if decoded is None:
+        decoded = entry.memo["decoded"] = _decode(entry)
+    return decoded
+
+
+def _decode(entry: Entry) -> tuple[JSON | bytes, Usage | None]:
     try:
         usage = None if entry.usage is None else Usage(**orjson.loads(entry.usage))
         if entry.kind != HUB:
@@ -167,24 +175,31 @@ def decode(entry: Entry) -> tuple[JSON | bytes, Usage | None]:
         raise CorruptEntry(str(exc)) from None
 
 
-async def replay(
-    forward: Forward, ctx: Context, answer: JSON | bytes, usage: Usage | None
-) -> web.StreamResponse:
-    """Answer ``ctx`` with a decoded stored answer, through forward's answer path."""
+async def replay(forward: Forward, ctx: Context, entry: Entry) -> web.StreamResponse:
+    """Answer ``ctx`` with a stored answer, through forward's answer path; raises
+    :class:`CorruptEntry` (before anything is recorded or sent)."""
     call = ctx.call
     assert call is not None
+    answer, usage = decode(entry)
+    # A copy: the ledger's usage is the context's, and the memo is shared by hits.
+    usage = Usage() if usage is None else replace(usage)
     if isinstance(answer, bytes):
-        return await forward.finish_json(ctx, answer, usage or Usage(), 0)
+        return await forward.finish_json(ctx, answer, usage, 0)
     fmt = ctx.fmt
     assert fmt is not None and ctx.request is not None
     model = str(answer.get("model") or ctx.model or "")
+    memo = entry.memo
     if not call.stream:
-        try:
-            body = orjson.dumps(fmt.from_hub(answer, model))
-        except Exception as exc:  # a stored answer the client format cannot render
-            raise CorruptEntry(f"cannot render: {exc}") from None
-        return await forward.finish_json(ctx, body, usage or Usage(), 0)
+        # One client format per endpoint: the endpoint names the rendering.
+        body: bytes | None = memo.get(ctx.endpoint)
+        if body is None:
+            try:
+                body = memo[ctx.endpoint] = orjson.dumps(fmt.from_hub(answer, model))
+            except Exception as exc:  # a stored answer the client format cannot render
+                raise CorruptEntry(f"cannot render: {exc}") from None
+        return await forward.finish_json(ctx, body, usage, 0)
+    sse: bytes | None = memo.get("sse")
+    if sse is None:
+        sse = memo["sse"] = hub_sse(answer)
     relay = Translating(OpenAIHubStream(model), fmt.stream(call, model))
-    return await forward.relayer.relay(
-        ctx, ctx.request, Stored(hub_sse(answer)), relay, fmt.stream_error, 0
-    )
+    return await forward.relayer.relay(ctx, ctx.request, Stored(sse), relay, fmt.stream_error, 0)

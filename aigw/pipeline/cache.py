@@ -32,7 +32,7 @@ import orjson
 
 from aigw.cache.entry import HUB, RAW, Entry
 from aigw.cache.key import CACHEABLE, SHARED, cache_key, deterministic, replayable
-from aigw.cache.replay import CorruptEntry, assemble, decode, replay
+from aigw.cache.replay import CorruptEntry, assemble, replay
 from aigw.cache.store import BYPASS, ResponseCache
 from aigw.config.cache import CacheConfig
 from aigw.directory import Directory
@@ -196,8 +196,6 @@ class CacheStep:
             await self.forward(ctx)
             return
         no_cache, no_store, ttl = _cache_control(ctx)
-        if ttl is None:
-            ttl = self._ttl(ctx)
         model = ctx.model or call.model
         partition = SHARED if self.partition_shared else key.team
         k = cache_key(partition, ctx.endpoint, model, body)
@@ -220,6 +218,8 @@ class CacheStep:
                 if entry is not None and await self._hit(ctx, entry):
                     return
         ctx.cache = status
+        if ttl is None:
+            ttl = self._ttl(ctx)
         capture = None
         if not no_store and ttl > 0:
             capture = Capture(self.cache, k, key.team, ctx.endpoint, model, ttl)
@@ -243,8 +243,7 @@ class CacheStep:
         # No provider answers a hit: none is named, and nothing is priced (cost 0).
         ctx.cache, ctx.saved_nusd, ctx.target = "hit", entry.cost_nusd or 0, None
         try:
-            answer, usage = decode(entry)
-            ctx.response = await replay(self.forward, ctx, answer, usage)
+            ctx.response = await replay(self.forward, ctx, entry)
         except CorruptEntry as exc:  # raised before anything was recorded or sent
             log.warning("response cache: dropped a corrupt answer (%s)", exc)
             ctx.cache, ctx.saved_nusd, ctx.target = None, 0, target
