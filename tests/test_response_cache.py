@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aigw.app import create_app
+from aigw.cache.key import cache_key, deterministic, replayable
 from aigw.cache.store import CACHE, ResponseCache
 from aigw.cli import app as cli_app
 from aigw.config import Config, ModelConfig
@@ -29,7 +30,8 @@ from aigw.store.sqlite import teams as teamstore
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway, listening, provider_config
 from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.base import Fail, Reply
+from tests.fakes.base import DieMidStream, Fail, Reply
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 
 HI = [{"role": "user", "content": "What is the capital of France?"}]
@@ -612,3 +614,87 @@ async def test_cli_cache_options_on_teams_and_keys(tmp_path: Path) -> None:
         runner.invoke, cli_app, ["teams", "update", "t", "--cache-ttl", "soon"]
     )
     assert res.exit_code != 0 and "--cache-ttl" in res.output
+
+
+# -- Gemini -----------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+async def test_gemini_hit_plain_then_stream(
+    start_gateway: StartGateway,
+    fake_openai: FakeOpenAI,
+    fake_gemini: FakeGemini,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """google-genai: a deterministic call answered by an OpenAI target, then the same
+    call streamed: replayed as Gemini's SSE stream from the cache."""
+    from google import genai
+    from google.genai import types
+
+    monkeypatch.setenv("AIGW_GEMINI_API_KEY", "gemini-upstream-key")
+    gw = await start(start_gateway, fake_openai, mode="deterministic")
+    fake_openai.default = Reply(text=TEXT)
+    key = await gw.key()
+    client = genai.Client(
+        api_key=key,
+        http_options=types.HttpOptions(
+            base_url=gw.url, retry_options=types.HttpRetryOptions(attempts=1)
+        ),
+    ).aio
+    config = types.GenerateContentConfig(temperature=0)
+    try:
+        first = await client.models.generate_content(
+            model="m-openai", contents="What is the capital of France?", config=config
+        )
+        assert first.text == TEXT
+        assert first.sdk_http_response is not None
+        assert (first.sdk_http_response.headers or {}).get("x-aigw-cache") == "miss"
+        parts = [
+            chunk.text or ""
+            async for chunk in await client.models.generate_content_stream(
+                model="m-openai", contents="What is the capital of France?", config=config
+            )
+        ]
+        assert "".join(parts) == TEXT
+    finally:
+        await client.aclose()
+    assert len(fake_openai.requests) == 1
+    rows = await gw.gw.db.fetchall("SELECT cache, stream FROM ledger ORDER BY id")
+    assert [(r["cache"], r["stream"]) for r in rows] == [("miss", 0), ("hit", 1)]
+
+
+async def test_a_broken_stream_is_not_stored(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI
+) -> None:
+    gw = await start(start_gateway, fake_openai)
+    fake_openai.then(DieMidStream(after=2), Reply(text=TEXT))
+    key = await gw.key()
+    async with gw.openai(key) as client:
+        with pytest.raises(openai.APIError):
+            await chat(client, stream=True)
+        text, h = await chat(client)
+        assert (text, h["x-aigw-cache"]) == (TEXT, "miss")
+        text, h = await chat(client, stream=True)
+        assert (text, h["x-aigw-cache"]) == (TEXT, "hit")
+    assert len(fake_openai.requests) == 2
+
+
+def test_keys_and_policies() -> None:
+    body = {"messages": [{"role": "user", "content": "x"}], "temperature": 0, "model": "m"}
+    same = {"model": "m", "temperature": 0, "messages": [{"content": "x", "role": "user"}]}
+    streamed = {**same, "stream": True, "stream_options": {"include_usage": True}}
+    k = cache_key("t", "chat.completions", "m", body)
+    assert k == cache_key("t", "chat.completions", "m", same)
+    assert k == cache_key("t", "chat.completions", "m", streamed)
+    assert k != cache_key("u", "chat.completions", "m", body)
+    assert k != cache_key("t", "messages", "m", body)
+    assert k != cache_key("t", "chat.completions", "m", {**body, "temperature": 0.1})
+    assert deterministic("chat.completions", {"seed": 3})
+    assert not deterministic("chat.completions", {"temperature": 1})
+    assert not deterministic("chat.completions", {})
+    assert not deterministic("messages", {"temperature": False})
+    assert deterministic("generateContent", {"generationConfig": {"temperature": 0.0}})
+    assert not deterministic("generateContent", {"generationConfig": "x"})
+    assert deterministic("embeddings", {})
+    assert not replayable("messages", {"thinking": {"type": "enabled", "budget_tokens": 9}})
+    assert replayable("messages", {"thinking": {"type": "disabled"}})
