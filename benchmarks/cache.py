@@ -10,9 +10,12 @@ forwards each request to the upstream, as a gateway without a cache would.
 
 Reported per scenario and target: req/s, p50 and p99 latency at the client (for aigw
 at concurrency 1 this is the gateway time of a hit plus the client's own HTTP work,
-an upper bound), and the server's CPU per request. Checked: hits at concurrency 32
-serve at least 2x the bare proxy's req/s (issue 11), and every aigw answer in the
-measurement was a hit (from the ledger).
+an upper bound), the server's and the upstream's CPU per request, and the
+*cpu-bound* ratio: the CPU per request of the bare proxy plus its upstream over that
+of a hit (what the req/s ratio would be if the machine's CPUs were the only limit
+and nothing else ran on them). Checked: hits at concurrency 32 serve at least 2x the
+bare proxy's req/s (issue 11), and every aigw answer in the measurement was a hit
+(from the ledger).
 
 Run: ``python -m benchmarks.cache --duration 10 --rounds 2``.
 """
@@ -52,6 +55,13 @@ def hit_rows(state: Path) -> tuple[int, int]:
     finally:
         conn.close()
     return int(row[0]), int(row[1] or 0)
+
+
+def _chain_cpu(r: dict[str, Any]) -> float | None:
+    """CPU per request of the proxy and the upstream behind it (a hit calls none)."""
+    cpu = r["cpu_us_per_req"]
+    server, upstream = cpu.get("server"), cpu.get("upstream")
+    return None if server is None else server + (upstream or 0.0)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -130,7 +140,10 @@ def main(args: argparse.Namespace) -> int:
             passed = ratio >= MIN_HIT_RATIO
             ok = ok and passed
             verdict = "PASS" if passed else "FAIL"
+        chain = {name: _chain_cpu(r) for name, r in (("bare", b), ("aigw", a))}
+        cpu_ratio = chain["bare"] / chain["aigw"] if chain["bare"] and chain["aigw"] else None
         for name, r in (("bare", b), ("aigw hit", a)):
+            hit = name == "aigw hit"
             out.append(
                 [
                     sc.name,
@@ -139,13 +152,26 @@ def main(args: argparse.Namespace) -> int:
                     fmt(r["p50_ms"], ".3f"),
                     fmt(r["p99_ms"], ".3f"),
                     fmt(r["cpu_us_per_req"].get("server"), ".0f"),
+                    fmt(r["cpu_us_per_req"].get("upstream"), ".0f"),
                     str(r["errors"]),
-                    f"{ratio:.2f}x {verdict}" if name == "aigw hit" else "",
+                    f"{ratio:.2f}x {verdict}" if hit else "",
+                    f"{fmt(cpu_ratio)}x" if hit else "",
                 ]
             )
     print(
         table(
-            ["scenario", "target", "req/s", "p50 ms", "p99 ms", "cpu us/req", "errors", "hit/bare"],
+            [
+                "scenario",
+                "target",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "server cpu us/req",
+                "upstream cpu us/req",
+                "errors",
+                "req/s hit/bare",
+                "cpu-bound hit/bare",
+            ],
             out,
         )
     )
