@@ -698,3 +698,26 @@ def test_keys_and_policies() -> None:
     assert deterministic("embeddings", {})
     assert not replayable("messages", {"thinking": {"type": "enabled", "budget_tokens": 9}})
     assert replayable("messages", {"thinking": {"type": "disabled"}})
+
+
+async def test_a_table_that_refuses_writes_is_logged_not_fatal(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Writes to the cache table fail (as on a full disk): answers still go out, the
+    failure is logged, memory still serves, and nothing else breaks."""
+    gw = await start(start_gateway, fake_openai)
+    _corrupt(
+        gw.state_file,
+        "CREATE TRIGGER full BEFORE INSERT ON response_cache "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    )
+    key = await gw.key()
+    c = cache(gw)
+    async with gw.openai(key) as client:
+        assert (await chat(client))[1]["x-aigw-cache"] == "miss"
+        await c.flush()
+        assert "response cache: writing answers failed" in caplog.text
+        assert (await chat(client))[1]["x-aigw-cache"] == "hit"  # from memory
+        c.front.clear()
+        assert (await chat(client))[1]["x-aigw-cache"] == "miss"
+    assert len(fake_openai.requests) == 2
