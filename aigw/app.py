@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from aigw import pipeline
 from aigw import providers as providers_mod
+from aigw.cache.store import CACHE, ResponseCache
 from aigw.config import Config
 from aigw.directory import Directory
 from aigw.errors import GatewayError, error_body
@@ -87,6 +88,9 @@ def _lifecycle(
                 metrics = Metrics(
                     health.snapshot, web_metrics.budget_ratios(config, directory, limiter)
                 )
+                cache = ResponseCache(store.cache, config.cache.max_size)
+                await cache.start()
+                app[CACHE] = cache
                 gw = Gateway(
                     config,
                     db,
@@ -115,6 +119,7 @@ def _lifecycle(
                     gw.accountant,
                     gw.drain,
                     gw.health,
+                    cache,
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
@@ -122,6 +127,7 @@ def _lifecycle(
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")
+                cache_task = gw.spawn(cache.run(), "response-cache")
                 try:
                     yield
                 finally:
@@ -130,6 +136,8 @@ def _lifecycle(
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
+                    cache.close()  # drained: answers kept so far reach the state file
+                    await cache_task
                     await limiter.close()
                     await directory.close()
             finally:

@@ -31,6 +31,8 @@ LIMIT_FIELDS = (
     "priority",
     "models",
     "regions",
+    "cache",
+    "cache_ttl",
 )
 
 
@@ -52,6 +54,10 @@ class Limits:
     models: tuple[str, ...] | None = None
     # Data residency: only providers whose region is one of these (None: any provider).
     regions: tuple[str, ...] | None = None
+    # Response cache: off | deterministic | all, and seconds an answer is kept (None:
+    # the team's, else [cache]). The narrowest scope wins: key, then team, then config.
+    cache: str | None = None
+    cache_ttl: int | None = None
     # Precomputed: admission asks on every request.
     empty: bool = field(init=False, repr=False, compare=False, default=False)
 
@@ -92,6 +98,10 @@ def validate_limits(limits: Limits) -> Limits:
     for glob in limits.models or ():
         if not glob or "," in glob:
             raise AigwError(f"not a model glob: {glob!r}")
+    if limits.cache is not None and limits.cache not in ("off", "deterministic", "all"):
+        raise AigwError(f"cache must be off, deterministic or all (got {limits.cache!r})")
+    if limits.cache_ttl is not None and limits.cache_ttl < 0:
+        raise AigwError(f"cache-ttl cannot be negative (got {limits.cache_ttl})")
     if limits.regions is not None:
         if not limits.regions:
             raise AigwError("give at least one region (or none for no restriction)")

@@ -77,6 +77,10 @@ def full_config() -> Config:
     cfg.quotas["openai"] = QuotaConfig("openai", rpm=10_000, tpm=2_000_000)
     cfg.quotas["openai/gpt-4o"] = QuotaConfig("openai/gpt-4o", rpm=500)
     cfg.quotas["claude/claude-sonnet-4-6"] = QuotaConfig("claude/claude-sonnet-4-6", tpm=40_000)
+    cfg.cache.mode = "deterministic"
+    cfg.cache.ttl = 86400
+    cfg.cache.max_size = 2 << 30
+    cfg.cache.shared = True
     return cfg
 
 
@@ -209,6 +213,12 @@ DOCUMENTS = [
     "[server]\nport = -1\n[upstream]\nconnect_timeout = 0",
     "[limits]\nburst = 2\n[budgets]\nperiod = 'year'",
     "[quotas.nope]\nrpm = 1\n[server]\nport = 'x'",
+    "[cache]\nmode = 'sometimes'",
+    "[cache]\nttl = 'soon'",
+    "[cache]\nmax_size = '1XB'",
+    "[cache]\nshared = 1",
+    "[cache]\nmode = 'all'\nttl = 90\nmax_size = 1048576\nshared = true",
+    "[cache]\nmode = 'deterministic'\nttl = '15m'\nmax_size = '64MB'",
 ]
 
 

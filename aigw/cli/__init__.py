@@ -107,6 +107,12 @@ COMMANDS: dict[str, Entry] = {
         "The price table: list it, find models with no price, import LiteLLM's prices.",
     ),
     "models": Entry("models", "app", "Model routes: [models.NAME] and their targets."),
+    "cache": Entry(
+        "cache",
+        "app",
+        "The response cache ([cache] in config.toml; per team or key: --cache): what it "
+        "holds, the hits it served and the money they saved; clear it.",
+    ),
 }
 
 

@@ -14,6 +14,8 @@ from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
     BudgetOpt,
+    CacheOpt,
+    CacheTtlOpt,
     ModelsOpt,
     ParallelOpt,
     PeriodOpt,
@@ -111,6 +113,8 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a gateway key and print it once. Its limits apply on top of its team's."""
@@ -130,6 +134,8 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        cache=cache,
+        cache_ttl=cache_ttl,
     )
 
     async def run(store: Store) -> tuple[str, KeyRecord]:
@@ -198,6 +204,8 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
@@ -215,6 +223,8 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            cache=cache,
+            cache_ttl=cache_ttl,
         )
         return await store.keys.set_limits(key_id, limits)
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from aigw.config import Config
+from aigw.config import CACHE_MODES, Config
+from aigw.config.cache import format_ttl, parse_ttl
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
 from aigw.model import PERIODS, PRIORITIES, Limits, region_problem
@@ -87,6 +88,25 @@ RegionsOpt = Annotated[
         metavar="REGIONS",
         help="Data residency: comma-separated provider regions its calls may go to, "
         "e.g. eu,eu-west; a provider without a region is then never used ('none': any).",
+    ),
+]
+
+CacheOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache",
+        metavar="off|deterministic|all",
+        help="Response cache: deterministic caches calls with temperature 0 or a seed (and "
+        "embeddings), all caches every cacheable call ('none': the team's, else [cache] mode).",
+    ),
+]
+CacheTtlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-ttl",
+        metavar="DURATION",
+        help="How long a cached answer is served, e.g. 10m, 1h, 7d ('none': the team's, "
+        "else [cache] ttl).",
     ),
 ]
 
@@ -171,6 +191,15 @@ def _regions(text: str) -> tuple[str, ...] | None:
     return tuple(regions)
 
 
+def _cache_ttl(text: str) -> int | None:
+    if text.lower() in _NONE:
+        return None
+    seconds = parse_ttl(text)
+    if seconds is None:
+        raise AigwError(f"--cache-ttl: not a duration: {text!r} (use e.g. 90s, 15m, 1h, 7d)")
+    return seconds
+
+
 def apply(
     base: Limits,
     *,
@@ -183,6 +212,8 @@ def apply(
     priority: str | None,
     models: str | None,
     regions: str | None = None,
+    cache: str | None = None,
+    cache_ttl: str | None = None,
 ) -> Limits:
     """``base`` with the options that were given applied."""
     changes: dict[str, Any] = {}
@@ -204,6 +235,10 @@ def apply(
         changes["models"] = _models(models)
     if regions is not None:
         changes["regions"] = _regions(regions)
+    if cache is not None:
+        changes["cache"] = _choice("--cache", cache, CACHE_MODES)
+    if cache_ttl is not None:
+        changes["cache_ttl"] = _cache_ttl(cache_ttl)
     return base.replace(**changes)
 
 
@@ -223,11 +258,13 @@ def as_dict(limits: Limits, cfg: Config) -> dict[str, Any]:
         "priority": limits.priority,
         "models": None if limits.models is None else list(limits.models),
         "regions": None if limits.regions is None else list(limits.regions),
+        "cache": limits.cache,
+        "cache_ttl": limits.cache_ttl,
     }
 
 
 def cells(limits: Limits, cfg: Config) -> list[str]:
-    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions."""
+    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions, cache."""
 
     def n(v: int | None) -> str:
         return "-" if v is None else f"{v:,}"
@@ -246,7 +283,25 @@ def cells(limits: Limits, cfg: Config) -> list[str]:
         limits.priority or "-",
         ",".join(limits.models) if limits.models else "-",
         ",".join(limits.regions) if limits.regions else "-",
+        _cache_cell(limits),
     ]
 
 
-LIMIT_HEADERS = ["rpm", "tpm", "parallel", "budget", "alerts %", "priority", "models", "regions"]
+def _cache_cell(limits: Limits) -> str:
+    if limits.cache is None and limits.cache_ttl is None:
+        return "-"
+    ttl = "" if limits.cache_ttl is None else f" {format_ttl(limits.cache_ttl)}"
+    return f"{limits.cache or '-'}{ttl}"
+
+
+LIMIT_HEADERS = [
+    "rpm",
+    "tpm",
+    "parallel",
+    "budget",
+    "alerts %",
+    "priority",
+    "models",
+    "regions",
+    "cache",
+]

@@ -14,6 +14,8 @@ from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
     BudgetOpt,
+    CacheOpt,
+    CacheTtlOpt,
     ModelsOpt,
     ParallelOpt,
     PeriodOpt,
@@ -81,6 +83,8 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a team with its limits (every limit is optional)."""
@@ -96,6 +100,8 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        cache=cache,
+        cache_ttl=cache_ttl,
     )
 
     async def run(store: Store) -> TeamRecord:
@@ -116,6 +122,8 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
@@ -134,6 +142,8 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            cache=cache,
+            cache_ttl=cache_ttl,
         )
         return await store.teams.update(name, limits)
 

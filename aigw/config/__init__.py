@@ -27,6 +27,7 @@ import tomli_w
 from aigw.config.alerts import ALERTS, AlertsConfig
 from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
+from aigw.config.cache import CACHE, CACHE_MODES, CacheConfig
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
 from aigw.config.metrics import METRICS, MetricsConfig
@@ -42,6 +43,7 @@ from aigw.errors import ConfigError
 from aigw.paths import PRIVATE_FILE, private_dir
 
 __all__ = [
+    "CACHE_MODES",
     "DEFAULT_BASE_URLS",
     "DEFAULT_PORT",
     "PROVIDER_TYPES",
@@ -49,6 +51,7 @@ __all__ = [
     "STRATEGIES",
     "AlertsConfig",
     "BudgetsConfig",
+    "CacheConfig",
     "Config",
     "LedgerConfig",
     "LimitsConfig",
@@ -91,6 +94,7 @@ class Config:
     budgets: BudgetsConfig = BUDGETS.field()
     alerts: AlertsConfig = ALERTS.field()
     quotas: dict[str, QuotaConfig] = QUOTAS.field()
+    cache: CacheConfig = CACHE.field()
 
 
 # (table name, section) in file order, taken from Config's fields.

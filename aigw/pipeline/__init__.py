@@ -10,7 +10,7 @@ Every proxied call walks the same steps, in this order (:func:`build`):
                    needs the candidates' prices.
 4. admit        -- rate limits and budgets, worst case reserved up front (429)
 5. scrub        -- PII and secrets                                    [later issue]
-6. cache        -- replay an identical earlier answer                 [later issue]
+6. cache        -- replay an identical earlier answer (wraps forward; coalesces misses)
 7. forward      -- attempts over the candidates (retries, failover before the first
                    byte, circuit breakers); relay or translate, commit the ledger row
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from aigw.cache.store import ResponseCache
 from aigw.config import Config
 from aigw.directory import Directory
 from aigw.drain import Drain
@@ -43,6 +44,7 @@ from aigw.pipeline.admit import admit, release
 from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.body import ReadBody
+from aigw.pipeline.cache import CacheStep
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.count import CountTokens
 from aigw.pipeline.embed import GeminiEmbed
@@ -144,6 +146,7 @@ def build(
     accountant: Accountant,
     drain: Drain,
     health: Health,
+    cache: ResponseCache | None = None,
 ) -> Pipelines:
     """The steps, built once with their collaborators."""
 
@@ -165,21 +168,22 @@ def build(
 
     route = Route(router, allows_model, prices, health, regions_of, CapabilityBook(prices))
     attempts = Attempts(config.routing, health, prices)
+    forward = Forward(
+        config.translation,
+        upstream,
+        Relayer(config.upstream, accountant, drain),
+        accountant,
+        attempts,
+        route.output_limit,
+    )
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,
         route,
         admit_step,
         # scrub: PII and secrets [later issue]
-        # cache: replay an identical earlier answer [later issue]
-        Forward(
-            config.translation,
-            upstream,
-            Relayer(config.upstream, accountant, drain),
-            accountant,
-            attempts,
-            route.output_limit,
-        ),
+        # cache: replay an identical earlier answer; wraps forward (so it is last)
+        forward if cache is None else CacheStep(config.cache, cache, forward, directory),
     ]
     return Pipelines(
         proxy=Pipeline(steps, accountant, drain),

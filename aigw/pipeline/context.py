@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ from aigw.usage import Usage
 if TYPE_CHECKING:
     from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
+    from aigw.sse import Event
 
 
 CLIENT_GONE = 499  # nginx's convention for "client closed the connection"
@@ -60,6 +61,26 @@ class Attempt:
     kind: str  # connect | timeout | status | cut | stream (aigw.routing.retry)
     usage: Usage | None = None
     cost_nusd: int | None = None
+
+
+class StreamTap(Protocol):
+    """Sees every upstream event of a relayed stream (the response cache)."""
+
+    def feed(self, event: Event) -> None: ...
+
+    def done(self, ctx: Context) -> None:
+        """The stream ended complete and its ledger row is committed."""
+        ...
+
+
+class Capture(Protocol):
+    """Takes the final answer of a call to keep it (the response cache's miss path)."""
+
+    def json(self, ctx: Context, answer: dict[str, Any] | bytes) -> None:
+        """A JSON answer, recorded: in the hub format (chat) or as sent (bytes)."""
+        ...
+
+    def stream(self, ctx: Context) -> StreamTap | None: ...
 
 
 @dataclass(slots=True)
@@ -110,6 +131,7 @@ class Context:
     scrub_counts: dict[str, int] = field(default_factory=dict)
     cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
     saved_nusd: int = 0  # a cache hit: what the original call cost
+    capture: Capture | None = None  # set by the cache step on a miss it may store
     response: web.StreamResponse | None = None  # set by the step that answers
 
     def __post_init__(self) -> None:
@@ -137,6 +159,8 @@ def base_headers(ctx: Context) -> dict[str, str]:
         headers["x-aigw-upstream-request-id"] = header_value(ctx.upstream_request_id, 256)
     if ctx.lease is not None:
         headers.update(ctx.lease.headers())
+    if ctx.cache is not None:
+        headers["x-aigw-cache"] = ctx.cache
     if ctx.warnings:
         # Warnings quote client-chosen parameter names.
         headers["x-aigw-warning"] = header_value("; ".join(ctx.warnings), 2048)

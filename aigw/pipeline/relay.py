@@ -27,7 +27,7 @@ from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire
 from aigw.formats import ClientStream
 from aigw.pipeline.account import Accountant
-from aigw.pipeline.context import CLIENT_GONE, Context, base_headers, cost_header
+from aigw.pipeline.context import CLIENT_GONE, Context, StreamTap, base_headers, cost_header
 from aigw.providers.base import (
     HubStream,
     Secrets,
@@ -121,6 +121,24 @@ class Translating:
 
     def tail(self) -> bytes:
         return self.client.finish(self.hub.final_usage_chunk())
+
+
+class _Tapped:
+    """A relay whose events a :class:`StreamTap` sees too (the response cache)."""
+
+    __slots__ = ("relay", "state", "tap")
+
+    def __init__(self, relay: Relay, tap: StreamTap) -> None:
+        self.relay = relay
+        self.tap = tap
+        self.state = relay.state
+
+    def feed(self, event: Event) -> bytes:
+        self.tap.feed(event)
+        return self.relay.feed(event)
+
+    def tail(self) -> bytes:
+        return self.relay.tail()
 
 
 class _Reader:
@@ -261,6 +279,9 @@ class Relayer:
         nothing has reached the client then, so another target may still answer.
         """
         secrets = ctx.target.provider.secrets if ctx.target else None
+        tap = ctx.capture.stream(ctx) if ctx.capture is not None else None
+        if tap is not None:
+            relay = _Tapped(relay, tap)
         reader = _Reader(resp, self.config)
         state = relay.state
         failure: GatewayError | None = None
@@ -336,6 +357,8 @@ class Relayer:
             failure = failure or err
         except Exception:
             failure = failure or stream_failed(ctx)
+        if tap is not None and failure is None and not client_gone:
+            tap.done(ctx)  # complete: the cache may keep it
         if client_gone:
             return out
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from aigw.cache.entry import CacheStats, Entry
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
@@ -151,10 +152,39 @@ class LimitState(Protocol):
         ...
 
 
-# Placeholders, not yet protocols: the audit log and the response cache have no code
-# to serve. When they land, declare here what they need, e.g. an ``AuditSink`` with
-# ``append_many(rows)`` fed by its own GroupWriter (as the ledger is), and a cache
-# store with get/put/expiry; then implement them in each backend.
+class CacheTable(Protocol):
+    """The response cache's answers (:mod:`aigw.cache.store` keeps a memory front)."""
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def put_many(
+        self, entries: Sequence[Entry], touches: Sequence[tuple[float, str]]
+    ) -> None:
+        """Store answers and note (last_used, key) of others, in one transaction."""
+        ...
+
+    async def delete(self, keys: Sequence[str]) -> None: ...
+
+    async def total_size(self) -> int: ...
+
+    async def evict(self, target: int) -> tuple[int, list[str]]:
+        """Least recently used out until at most ``target`` bytes: (bytes left, keys)."""
+        ...
+
+    async def purge_expired(self, now: float) -> int: ...
+
+    async def clear(self, *, team: str | None, model: str | None, now: float) -> int: ...
+
+    async def clears_since(self, last: int) -> list[tuple[int, str | None, str | None]]: ...
+
+    async def last_clear(self) -> int: ...
+
+    async def stats(self, now: float) -> list[CacheStats]: ...
+
+
+# A placeholder, not yet a protocol: the audit log has no code to serve. When it
+# lands, declare here what it needs, e.g. an ``AuditSink`` with ``append_many(rows)``
+# fed by its own GroupWriter (as the ledger is); then implement it in each backend.
 
 
 class Store(Protocol):
@@ -174,5 +204,8 @@ class Store(Protocol):
 
     @property
     def limit_state(self) -> LimitState: ...
+
+    @property
+    def cache(self) -> CacheTable: ...
 
     async def close(self) -> None: ...

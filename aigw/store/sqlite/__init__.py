@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import aigw.store.sqlite.cache as cache_sql
 import aigw.store.sqlite.keys as keys_sql
 import aigw.store.sqlite.ledger as ledger_sql
 import aigw.store.sqlite.limits as limits_sql
 import aigw.store.sqlite.teams as teams_sql
+from aigw.cache.entry import CacheStats, Entry
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
@@ -155,6 +157,45 @@ class SQLiteLimitState:
         await limits_sql.save_alerts(self.db, alerts)
 
 
+class SQLiteCache:
+    """:class:`~aigw.store.base.CacheTable` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, key: str) -> Entry | None:
+        return await cache_sql.get(self.db, key)
+
+    async def put_many(
+        self, entries: Sequence[Entry], touches: Sequence[tuple[float, str]]
+    ) -> None:
+        await cache_sql.put_many(self.db, entries, touches)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await cache_sql.delete(self.db, keys)
+
+    async def total_size(self) -> int:
+        return await cache_sql.total_size(self.db)
+
+    async def evict(self, target: int) -> tuple[int, list[str]]:
+        return await cache_sql.evict(self.db, target)
+
+    async def purge_expired(self, now: float) -> int:
+        return await cache_sql.purge_expired(self.db, now)
+
+    async def clear(self, *, team: str | None, model: str | None, now: float) -> int:
+        return await cache_sql.clear(self.db, team=team, model=model, now=now)
+
+    async def clears_since(self, last: int) -> list[tuple[int, str | None, str | None]]:
+        return await cache_sql.clears_since(self.db, last)
+
+    async def last_clear(self) -> int:
+        return await cache_sql.last_clear(self.db)
+
+    async def stats(self, now: float) -> list[CacheStats]:
+        return await cache_sql.stats(self.db, now)
+
+
 class SQLiteStore:
     """:class:`~aigw.store.base.Store`: every protocol over one state file."""
 
@@ -166,6 +207,7 @@ class SQLiteStore:
         self.ledger = ledger
         self.reports = ledger
         self.limit_state = SQLiteLimitState(db)
+        self.cache = SQLiteCache(db)
 
     async def close(self) -> None:
         await self.db.close()

@@ -29,6 +29,8 @@ def to_row(limits: Limits) -> tuple[object, ...]:
         limits.priority,
         None if limits.models is None else ",".join(limits.models),
         None if limits.regions is None else ",".join(limits.regions),
+        limits.cache,
+        limits.cache_ttl,
     )
 
 
@@ -50,6 +52,8 @@ def from_row(row: sqlite3.Row) -> Limits:
         priority=row["priority"],
         models=None if models is None else tuple(m for m in models.split(",") if m),
         regions=None if regions is None else tuple(r for r in regions.split(",") if r),
+        cache=row["cache"],
+        cache_ttl=row["cache_ttl"],
     )
 
 

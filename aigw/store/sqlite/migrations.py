@@ -148,6 +148,44 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0007_cache",
+        """
+        -- The response cache: one row per answer, keyed by a hash of the canonical
+        -- request (and the team, unless [cache] shared). body is the answer in the
+        -- hub format (chat) or as sent (embeddings), kind says which. cost_nusd is what
+        -- the original call cost: what each hit saves. Sizes in bytes, times unix s.
+        CREATE TABLE response_cache (
+            key        TEXT PRIMARY KEY,
+            team       TEXT NOT NULL,
+            endpoint   TEXT NOT NULL,
+            model      TEXT NOT NULL,
+            upstream   TEXT,               -- provider/model that answered
+            kind       TEXT NOT NULL,      -- hub | raw
+            body       BLOB NOT NULL,
+            usage      TEXT,               -- JSON: the original call's token counts
+            cost_nusd  INTEGER,
+            created    REAL NOT NULL,
+            expires    REAL NOT NULL,
+            last_used  REAL NOT NULL,
+            size       INTEGER NOT NULL
+        );
+        CREATE INDEX response_cache_lru ON response_cache (last_used);
+        -- `aigw cache clear` run while a server holds answers in memory: the server
+        -- polls this table and drops the same answers from memory.
+        CREATE TABLE cache_clears (
+            id     INTEGER PRIMARY KEY,
+            ts     REAL NOT NULL,
+            team   TEXT,
+            model  TEXT
+        );
+        -- Per team / key: off | deterministic | all, and seconds an answer is kept.
+        ALTER TABLE teams ADD COLUMN cache TEXT;
+        ALTER TABLE teams ADD COLUMN cache_ttl INTEGER;
+        ALTER TABLE keys ADD COLUMN cache TEXT;
+        ALTER TABLE keys ADD COLUMN cache_ttl INTEGER;
+        """,
+    ),
+    (
         "0012_admin_keys",
         """
         -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
