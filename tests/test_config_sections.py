@@ -20,6 +20,7 @@ import pytest
 from aigw import config as config_mod
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig, QuotaConfig
 from aigw.config.base import Parsed, Reader, Section
+from aigw.config.scrub import CustomDetector
 from aigw.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "config_golden"
@@ -76,6 +77,11 @@ def full_config() -> Config:
     cfg.quotas["openai"] = QuotaConfig("openai", rpm=10_000, tpm=2_000_000)
     cfg.quotas["openai/gpt-4o"] = QuotaConfig("openai/gpt-4o", rpm=500)
     cfg.quotas["claude/claude-sonnet-4-6"] = QuotaConfig("claude/claude-sonnet-4-6", tpm=40_000)
+    cfg.scrub.restore = False
+    cfg.scrub.phone_region = "DE"
+    cfg.scrub.actions["email"] = "block"
+    cfg.scrub.actions["ip"] = "off"
+    cfg.scrub.custom["employee_id"] = CustomDetector("EMP-[0-9]{6}", "redact")
     return cfg
 
 
@@ -205,6 +211,18 @@ DOCUMENTS = [
     "[server]\nport = -1\n[upstream]\nconnect_timeout = 0",
     "[limits]\nburst = 2\n[budgets]\nperiod = 'year'",
     "[quotas.nope]\nrpm = 1\n[server]\nport = 'x'",
+    "[scrub]\nrestore = false\nphone_region = 'GB'\n[scrub.actions]\nemail = 'block'",
+    "[scrub]\nrestore = 'yes'",
+    "[scrub]\nphone_region = 'usa'",
+    "[scrub.actions]\nemail = 'nuke'",
+    "[scrub.actions]\npassport = 'log'",
+    "[scrub.custom.emp]\npattern = 'EMP-[0-9]{6}'",
+    "[scrub.custom.emp]\npattern = 'EMP-[0-9]{6}'\naction = 'block'\nextra = 1",
+    "[scrub.custom.emp]\naction = 'log'",
+    "[scrub.custom.emp]\npattern = '('",
+    "[scrub.custom.emp]\npattern = 'x*'",
+    "[scrub.custom.Emp]\npattern = 'x'",
+    "[scrub.custom.card]\npattern = 'x'",
 ]
 
 

@@ -22,6 +22,7 @@ import binascii
 import functools
 import ipaddress
 import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -113,7 +114,7 @@ def _secrets(text: str) -> Iterable[Finding]:
 
 # -- email ---------------------------------------------------------------------------
 
-_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~-")
+_LOCAL_CHARS = frozenset(string.ascii_letters + string.digits + ".!#$%&'*+/=?^_`{|}~-")
 _DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9-])"
