@@ -20,6 +20,8 @@ from aigw.errors import AigwError
 
 PERIODS = ("day", "week", "month")
 PRIORITIES = ("high", "normal", "low")
+# What scrubbing does with what a detector finds (aigw.scrub.redact).
+SCRUB_ACTIONS = ("redact", "block", "log", "off")
 
 LIMIT_FIELDS = (
     "rpm",
@@ -31,6 +33,7 @@ LIMIT_FIELDS = (
     "priority",
     "models",
     "regions",
+    "scrub",
 )
 
 
@@ -52,6 +55,8 @@ class Limits:
     models: tuple[str, ...] | None = None
     # Data residency: only providers whose region is one of these (None: any provider).
     regions: tuple[str, ...] | None = None
+    # Scrub actions overriding the config's, per detector: (("email", "block"), ...).
+    scrub: tuple[tuple[str, str], ...] | None = None
     # Precomputed: admission asks on every request.
     empty: bool = field(init=False, repr=False, compare=False, default=False)
 
@@ -92,6 +97,12 @@ def validate_limits(limits: Limits) -> Limits:
     for glob in limits.models or ():
         if not glob or "," in glob:
             raise AigwError(f"not a model glob: {glob!r}")
+    for detector, action in limits.scrub or ():
+        if action not in SCRUB_ACTIONS:
+            raise AigwError(
+                f"scrub action for {detector} must be one of {', '.join(SCRUB_ACTIONS)} "
+                f"(got {action!r})"
+            )
     if limits.regions is not None:
         if not limits.regions:
             raise AigwError("give at least one region (or none for no restriction)")

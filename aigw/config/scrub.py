@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigw.config.base import Reader, table
+from aigw.model import SCRUB_ACTIONS as ACTIONS
 
 DETECTORS = ("email", "phone", "card", "ssn", "iban", "ip", "secret")
-ACTIONS = ("redact", "block", "log", "off")
 DEFAULT_ACTIONS: dict[str, str] = {
     "email": "log",
     "phone": "log",

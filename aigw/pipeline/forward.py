@@ -89,6 +89,8 @@ class Forward:
             usage, ctx.usage_estimated = Usage(prompt_estimate, 0), True
         ctx.usage = usage
         await self.accountant.record(ctx)
+        if ctx.restorer is not None:
+            body = ctx.restorer.json(body)
         return web.Response(
             body=redact_bytes(body, ctx.target.provider.secrets if ctx.target else None),
             content_type="application/json",

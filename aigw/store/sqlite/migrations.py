@@ -147,4 +147,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ledger ADD COLUMN saved_nusd INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        "0008_scrub",
+        """
+        -- Scrub actions overriding the config's per detector, e.g. 'email=block,phone=redact';
+        -- NULL = the config's. A key's override beats its team's for that detector.
+        ALTER TABLE teams ADD COLUMN scrub TEXT;
+        ALTER TABLE keys ADD COLUMN scrub TEXT;
+        """,
+    ),
 ]
