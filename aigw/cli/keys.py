@@ -20,6 +20,7 @@ from aigw.cli.limits import (
     PriorityOpt,
     RegionsOpt,
     RpmOpt,
+    ScrubOpt,
     TpmOpt,
     apply,
     as_dict,
@@ -95,6 +96,7 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a gateway key and print it once. Its limits apply on top of its team's."""
@@ -110,6 +112,7 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        scrub=scrub,
     )
 
     async def run(store: Store) -> tuple[str, KeyRecord]:
@@ -173,6 +176,7 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
@@ -190,6 +194,7 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            scrub=scrub,
         )
         return await store.keys.set_limits(key_id, limits)
 

@@ -5,15 +5,17 @@ Every option takes ``none`` to remove a limit (`aigw teams update web --rpm none
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
 
 from aigw.config import Config
+from aigw.config.scrub import DETECTORS
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
-from aigw.model import PERIODS, PRIORITIES, Limits, region_problem
+from aigw.model import PERIODS, PRIORITIES, SCRUB_ACTIONS, Limits, region_problem
 from aigw.pricing import usd
 
 RpmOpt = Annotated[
@@ -87,6 +89,17 @@ RegionsOpt = Annotated[
         metavar="REGIONS",
         help="Data residency: comma-separated provider regions its calls may go to, "
         "e.g. eu,eu-west; a provider without a region is then never used ('none': any).",
+    ),
+]
+
+ScrubOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scrub",
+        metavar="DETECTOR=ACTION,...",
+        help="Scrub actions overriding [scrub.actions] per detector, e.g. "
+        "email=block,phone=redact (actions: redact, block, log, off; 'default' drops one "
+        "override; 'none' drops all). A key's override beats its team's.",
     ),
 ]
 
@@ -171,6 +184,44 @@ def _regions(text: str) -> tuple[str, ...] | None:
     return tuple(regions)
 
 
+def _scrub(
+    text: str, current: tuple[tuple[str, str], ...] | None, detectors: Sequence[str]
+) -> tuple[tuple[str, str], ...] | None:
+    """``current`` overrides with ``text``'s applied (merged per detector)."""
+    if text.strip().lower() in _NONE:
+        return None
+    merged = dict(current or ())
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        detector, sep, action = (x.strip().lower() for x in part.partition("="))
+        if not sep or not detector or not action:
+            raise AigwError(
+                f"--scrub: expected DETECTOR=ACTION, e.g. email=block (got {part.strip()!r})"
+            )
+        if detector not in detectors:
+            raise AigwError(
+                f"--scrub: unknown detector {detector!r}; known: {', '.join(detectors)}"
+            )
+        if action == "default":
+            merged.pop(detector, None)
+            continue
+        if action not in SCRUB_ACTIONS:
+            raise AigwError(
+                f"--scrub: unknown action {action!r} for {detector}; use one of "
+                f"{', '.join(SCRUB_ACTIONS)} (or 'default')"
+            )
+        merged[detector] = action
+    return tuple(merged.items()) or None
+
+
+def scrub_detectors() -> tuple[str, ...]:
+    """The detector names --scrub accepts: the built-in ones and the config's custom ones."""
+    from aigw.cli.common import load_config
+
+    return (*DETECTORS, *load_config().scrub.custom)
+
+
 def apply(
     base: Limits,
     *,
@@ -183,6 +234,7 @@ def apply(
     priority: str | None,
     models: str | None,
     regions: str | None = None,
+    scrub: str | None = None,
 ) -> Limits:
     """``base`` with the options that were given applied."""
     changes: dict[str, Any] = {}
@@ -204,6 +256,8 @@ def apply(
         changes["models"] = _models(models)
     if regions is not None:
         changes["regions"] = _regions(regions)
+    if scrub is not None:
+        changes["scrub"] = _scrub(scrub, base.scrub, scrub_detectors())
     return base.replace(**changes)
 
 
@@ -223,11 +277,12 @@ def as_dict(limits: Limits, cfg: Config) -> dict[str, Any]:
         "priority": limits.priority,
         "models": None if limits.models is None else list(limits.models),
         "regions": None if limits.regions is None else list(limits.regions),
+        "scrub": None if limits.scrub is None else dict(limits.scrub),
     }
 
 
 def cells(limits: Limits, cfg: Config) -> list[str]:
-    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions."""
+    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions, scrub."""
 
     def n(v: int | None) -> str:
         return "-" if v is None else f"{v:,}"
@@ -246,7 +301,18 @@ def cells(limits: Limits, cfg: Config) -> list[str]:
         limits.priority or "-",
         ",".join(limits.models) if limits.models else "-",
         ",".join(limits.regions) if limits.regions else "-",
+        ",".join(f"{d}={a}" for d, a in limits.scrub) if limits.scrub else "-",
     ]
 
 
-LIMIT_HEADERS = ["rpm", "tpm", "parallel", "budget", "alerts %", "priority", "models", "regions"]
+LIMIT_HEADERS = [
+    "rpm",
+    "tpm",
+    "parallel",
+    "budget",
+    "alerts %",
+    "priority",
+    "models",
+    "regions",
+    "scrub",
+]

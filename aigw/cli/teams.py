@@ -20,6 +20,7 @@ from aigw.cli.limits import (
     PriorityOpt,
     RegionsOpt,
     RpmOpt,
+    ScrubOpt,
     TpmOpt,
     apply,
     as_dict,
@@ -81,6 +82,7 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a team with its limits (every limit is optional)."""
@@ -96,6 +98,7 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        scrub=scrub,
     )
 
     async def run(store: Store) -> TeamRecord:
@@ -116,6 +119,7 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
@@ -134,6 +138,7 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            scrub=scrub,
         )
         return await store.teams.update(name, limits)
 
