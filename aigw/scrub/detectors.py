@@ -144,7 +144,8 @@ def _emails(text: str) -> Iterable[Finding]:
 # scanner runs on every text starts with a character class and has no lookbehind, so
 # the regex engine skips ahead in C to the next candidate instead of trying each
 # position; the context checks a lookbehind would make are done on the few matches.
-_NUM = re.compile(r"\d[\d \-.()]{5,24}\d")
+_NUM = re.compile(r"\d[\d \-.()]{5,}\d")
+_GROUPS = re.compile(r"[^ ]+")
 _CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
 _SSN = re.compile(r"(\d{3})([- ])(\d{2})\2(\d{4})")
 _IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
@@ -229,7 +230,12 @@ def _phone_like(cand: str) -> bool:
     # Bare digit runs are ids, timestamps, amounts: a phone is written as one.
     if cand.isdigit():
         return False
-    return not (_DATE.fullmatch(cand) or _DECIMAL.fullmatch(cand))
+    if _DATE.fullmatch(cand) or _DECIMAL.fullmatch(cand):
+        return False
+    # Groups of one digit ("1 2 3 4 5 6 7") are a list, not a phone; a country code
+    # such as "+1" may stand first.
+    groups = re.split(r"[ \-.()]+", cand.lstrip("+("))
+    return not any(len(g) == 1 for g in groups[1:])
 
 
 def _numbers(text: str, want: frozenset[str], region: str, found: list[Finding]) -> list[int]:
@@ -249,18 +255,44 @@ def _numbers(text: str, want: frozenset[str], region: str, found: list[Finding])
             if before == "(" and start and text[start - 1] == "+":
                 start -= 1
         cand = text[start:end]
-        if cand.count("(") != cand.count(")"):
-            continue
-        kind = _classify(text, start, cand, want, region)
-        if kind is None:
-            # "call 415 555 2671 12 times": the run took in a number after it.
-            head = cand.rpartition(" ")[0].rstrip(" -.")
-            if head and head[-1].isdigit():
-                kind = _classify(text, start, head, want, region)
-                end = start + len(head)
+        kind = _classify(text, start, cand, want, region) if _balanced(cand) else None
         if kind is not None:
             found.append(Finding(start, end, kind))
+        elif " " in cand:
+            _within(text, start, cand, want, region, found)
     return runs
+
+
+def _balanced(cand: str) -> bool:
+    return cand.count("(") == cand.count(")")
+
+
+# A run that is not one number as a whole ("call 415 555 2671 12 times", two cards one
+# after the other) is tried as windows of at most this many space-separated groups.
+_MAX_GROUPS = 6
+
+
+def _within(
+    text: str, start: int, cand: str, want: frozenset[str], region: str, found: list[Finding]
+) -> None:
+    """The numbers inside a run, longest window of groups first, left to right."""
+    spans = [(start + g.start(), start + g.end()) for g in _GROUPS.finditer(cand)]
+    i = 0
+    while i < len(spans):
+        hit = 0
+        for j in range(min(len(spans), i + _MAX_GROUPS), i, -1):
+            sub_start, sub_end = spans[i][0], spans[j - 1][1]
+            sub = text[sub_start:sub_end].rstrip(" -.")
+            if sum(ch.isdigit() for ch in sub) < 7:
+                break  # shorter windows have fewer digits still
+            if not (sub[-1].isdigit() and _balanced(sub)):
+                continue
+            kind = _classify(text, sub_start, sub, want, region)
+            if kind is not None:
+                found.append(Finding(sub_start, sub_start + len(sub), kind))
+                hit = j
+                break
+        i = hit or i + 1
 
 
 # -- IBAN ----------------------------------------------------------------------------
