@@ -348,8 +348,12 @@ def _ibans(text: str, runs: list[int]) -> Iterable[Finding]:
 
 # -- IPv6 ----------------------------------------------------------------------------
 
-_HEX = frozenset("0123456789abcdefABCDEF")
 _V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+
+
+# A colon followed by a hex digit or a colon: where an address may be (a literal
+# first character, so the engine finds the few candidates in C).
+_V6_SEED = re.compile(r":[0-9A-Fa-f:]")
 
 
 def _ipv6(text: str) -> Iterable[Finding]:
@@ -357,21 +361,17 @@ def _ipv6(text: str) -> Iterable[Finding]:
     if "::" not in text and text.count(":") < 7:
         return
     size = len(text)
-    i = text.find(":")
-    while i >= 0:
-        # Seeds: a colon with a hex digit or another colon on each side.
-        left = text[i - 1] if i else ""
-        right = text[i + 1] if i + 1 < size else ""
-        if not ((left in _HEX or left == ":") and (right in _HEX or right == ":")) or not (
-            left or right
-        ):
-            i = text.find(":", i + 1)
+    done = 0
+    for m in _V6_SEED.finditer(text):
+        i = m.start()
+        if i < done:
             continue
         start, end = i, i
         while start > 0 and text[start - 1] in _V6_CHARS:
             start -= 1
         while end < size and text[end] in _V6_CHARS:
             end += 1
+        done = end
         cand = text[start:end].rstrip(".")
         end = start + len(cand)
         before = text[start - 1] if start else " "
@@ -384,10 +384,8 @@ def _ipv6(text: str) -> Iterable[Finding]:
             try:
                 ipaddress.IPv6Address(cand)
             except ValueError:
-                pass
-            else:
-                yield Finding(start, end, "ip")
-        i = text.find(":", end + 1)
+                continue
+            yield Finding(start, end, "ip")
 
 
 # -- the scanner ---------------------------------------------------------------------
