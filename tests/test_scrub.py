@@ -289,6 +289,44 @@ async def test_tool_arguments_and_results(
     assert_never_seen(fake_openai, fake_anthropic, fake_gemini)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("model", ["m-anthropic", "m-gemini"])
+async def test_responses_function_call_arguments(
+    gw: RunningGateway,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    model: str,
+    stream: bool,
+) -> None:
+    reply = Reply(text="", tool_calls=[("send", {"to": "[EMAIL_1]"})])
+    fake_anthropic.default = fake_gemini.default = reply
+    tools: Any = [{"type": "function", "name": "send", "parameters": {"type": "object"}}]
+    history: Any = [
+        {"role": "user", "content": f"Mail {EMAIL}."},
+        {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": '{"q": "x"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": f"card {CARD} phone {PHONE}"},
+    ]
+    async with gw.openai(await gw.key()) as client:
+        if not stream:
+            resp = await client.responses.create(model=model, input=history, tools=tools)
+        else:
+            final, deltas = None, ""
+            async for event in await client.responses.create(
+                model=model, input=history, tools=tools, stream=True
+            ):
+                if event.type == "response.function_call_arguments.delta":
+                    deltas += event.delta
+                elif event.type == "response.completed":
+                    final = event.response
+            assert final is not None
+            assert orjson.loads(deltas) == {"to": EMAIL}
+            resp = final
+    calls = [item for item in resp.output if item.type == "function_call"]
+    assert orjson.loads(calls[0].arguments) == {"to": EMAIL}
+    text = seen(fake_anthropic, fake_gemini)
+    assert EMAIL not in text and CARD not in text and PHONE not in text
+
+
 async def test_anthropic_tool_use_and_results(
     gw: RunningGateway, fake_anthropic: FakeAnthropic
 ) -> None:
