@@ -298,3 +298,19 @@ def test_stream_flushes_a_held_piece_before_the_end() -> None:
     ]
     assert "".join(t["delta"]["text"] for t in texts) == "costs [EM"
     assert out.rstrip().endswith(b'{"type":"content_block_stop","index":0}')
+
+
+@pytest.mark.parametrize("kind", ["openai", "responses", "anthropic", "gemini"])
+def test_stream_restore_survives_odd_shapes(kind: str) -> None:
+    """A provider's stream may be malformed: the restorer passes it on, never fails."""
+    s = Restorer({"[EMAIL_1]": "a@x.io"}, kind).stream()
+    odd = [
+        {"choices": 7, "candidates": "x", "type": "content_block_delta", "delta": 5},
+        {"choices": [{"index": {}, "delta": {"content": "[EM", "tool_calls": 3}}]},
+        {"candidates": [{"index": [], "content": {"parts": [{"text": "[EM"}, 4]}}]},
+        {"type": "x.delta", "delta": "[EM", "output_index": {}},
+        {"type": "content_block_delta", "index": [], "delta": {"type": "text_delta", "text": "[E"}},
+        ["[EMAIL_1]"],
+    ]
+    out = b"".join(s.feed(c) for c in _sse(*odd)) + s.flush()  # type: ignore[arg-type]
+    assert out.count(b"data: ") >= len(odd)

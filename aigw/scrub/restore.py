@@ -162,6 +162,15 @@ class StreamRestorer:
 # -- where the text deltas are, per stream format -------------------------------------
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _index(value: Any) -> int | str | None:
+    """A channel's index as sent, if it can key a channel (else one shared channel)."""
+    return value if isinstance(value, (int, str)) else None
+
+
 def _no_deltas(obj: JSON, event: str | None) -> list[Delta]:
     return []
 
@@ -169,19 +178,19 @@ def _no_deltas(obj: JSON, event: str | None) -> list[Delta]:
 def _openai(obj: JSON, event: str | None) -> list[Delta]:
     out: list[Delta] = []
     base: JSON = {k: obj[k] for k in ("id", "object", "created", "model") if k in obj}
-    for choice in obj.get("choices") or ():
+    for choice in _list(obj.get("choices")):
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if not isinstance(delta, dict):
             continue
-        i = choice.get("index", 0)
+        i = _index(choice.get("index", 0))
         final = choice.get("finish_reason") is not None
         for field in ("content", "refusal"):
             if isinstance(delta.get(field), str):
                 out.append((("c", i, field), delta, field, False, final, _chunk(base, i, field)))
-        for call in delta.get("tool_calls") or ():
+        for call in _list(delta.get("tool_calls")):
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                j = call.get("index", 0)
+                j = _index(call.get("index", 0))
                 make = _tool_chunk(base, i, j)
                 out.append((("t", i, j), fn, "arguments", True, final, make))
     return out
@@ -210,7 +219,12 @@ def _responses(obj: JSON, event: str | None) -> list[Delta]:
         return []
     if not isinstance(obj.get("delta"), str):
         return []
-    channel = (kind, obj.get("item_id"), obj.get("output_index"), obj.get("content_index"))
+    channel = (
+        kind,
+        _index(obj.get("item_id")),
+        _index(obj.get("output_index")),
+        _index(obj.get("content_index")),
+    )
     template = dict(obj)
 
     def make(text: str) -> tuple[JSON, str | None]:
@@ -230,10 +244,10 @@ def _anthropic(obj: JSON, event: str | None) -> list[Delta]:
     field = _ANTHROPIC_FIELDS.get(kind) if isinstance(kind, str) else None
     if field is None or not isinstance(delta, dict) or not isinstance(delta.get(field), str):
         return []  # thinking deltas are signed: left as they are
-    index = obj.get("index", 0)
+    index = _index(obj.get("index", 0))
 
     def make(text: str) -> tuple[JSON, str | None]:
-        payload = {"type": "content_block_delta", "index": index}
+        payload: JSON = {"type": "content_block_delta", "index": index}
         payload["delta"] = {"type": kind, field: text}
         return payload, "content_block_delta"
 
@@ -243,12 +257,12 @@ def _anthropic(obj: JSON, event: str | None) -> list[Delta]:
 def _gemini(obj: JSON, event: str | None) -> list[Delta]:
     out: list[Delta] = []
     base: JSON = {k: obj[k] for k in ("modelVersion", "responseId") if k in obj}
-    for n, cand in enumerate(obj.get("candidates") or ()):
+    for n, cand in enumerate(_list(obj.get("candidates"))):
         content = cand.get("content") if isinstance(cand, dict) else None
         parts = content.get("parts") if isinstance(content, dict) else None
         if not isinstance(parts, list):
             continue
-        index = cand.get("index", n)
+        index = _index(cand.get("index", n))
         final = cand.get("finishReason") is not None
         for part in parts:
             if isinstance(part, dict) and isinstance(part.get("text"), str):

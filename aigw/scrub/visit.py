@@ -19,6 +19,18 @@ import orjson
 
 Scrub = Callable[[str], str]
 
+
+def _list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else nothing to visit (hostile bodies are validated
+    only as far as the gateway needs; the provider refuses the rest)."""
+    return value if isinstance(value, list) else []
+
+
+def _kind(item: dict[str, Any]) -> str | None:
+    kind = item.get("type")
+    return kind if isinstance(kind, str) else None
+
+
 # Content-part types that carry text, across the formats.
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text", "refusal", "summary_text"})
 
@@ -65,7 +77,7 @@ def _parts(content: Any, scrub: Scrub) -> Any:
     if isinstance(content, list):
         for part in content:
             if isinstance(part, dict):
-                kind = part.get("type")
+                kind = _kind(part)
                 if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
                     part["text"] = scrub(part["text"])
                 elif kind == "refusal" and isinstance(part.get("refusal"), str):
@@ -77,12 +89,12 @@ def _parts(content: Any, scrub: Scrub) -> Any:
 
 
 def chat(body: dict[str, Any], scrub: Scrub) -> None:
-    for m in body.get("messages") or ():
+    for m in _list(body.get("messages")):
         if not isinstance(m, dict):
             continue
         if "content" in m:
             m["content"] = _parts(m["content"], scrub)
-        for call in m.get("tool_calls") or ():
+        for call in _list(m.get("tool_calls")):
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                 fn["arguments"] = json_text(fn["arguments"], scrub)
@@ -102,7 +114,7 @@ def _blocks(content: Any, scrub: Scrub) -> Any:
     for block in content:
         if not isinstance(block, dict):
             continue
-        kind = block.get("type")
+        kind = _kind(block)
         if kind == "text" and isinstance(block.get("text"), str):
             block["text"] = scrub(block["text"])
         elif kind == "tool_use" and "input" in block:
@@ -123,7 +135,7 @@ def _blocks(content: Any, scrub: Scrub) -> Any:
 def messages(body: dict[str, Any], scrub: Scrub) -> None:
     if "system" in body:
         body["system"] = _blocks(body["system"], scrub)
-    for m in body.get("messages") or ():
+    for m in _list(body.get("messages")):
         if isinstance(m, dict) and "content" in m:
             m["content"] = _blocks(m["content"], scrub)
 
@@ -135,7 +147,7 @@ def _gemini_parts(content: Any, scrub: Scrub) -> None:
     if isinstance(content, str):
         return
     parts = content.get("parts") if isinstance(content, dict) else None
-    for part in parts or ():
+    for part in _list(parts):
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("text"), str) and not part.get("thought"):
@@ -152,7 +164,7 @@ def _gemini_parts(content: Any, scrub: Scrub) -> None:
 
 
 def gemini(body: dict[str, Any], scrub: Scrub) -> None:
-    for content in body.get("contents") or ():
+    for content in _list(body.get("contents")):
         _gemini_parts(content, scrub)
     for key in ("systemInstruction", "system_instruction"):
         system = body.get(key)
@@ -165,7 +177,7 @@ def gemini(body: dict[str, Any], scrub: Scrub) -> None:
 def gemini_embed(body: dict[str, Any], scrub: Scrub) -> None:
     if "content" in body:
         _gemini_parts(body["content"], scrub)
-    for req in body.get("requests") or ():
+    for req in _list(body.get("requests")):
         if isinstance(req, dict):
             _gemini_parts(req.get("content"), scrub)
 
@@ -188,11 +200,11 @@ def responses(body: dict[str, Any], scrub: Scrub) -> None:
     if isinstance(data, str):
         body["input"] = scrub(data)
         return
-    for item in data if isinstance(data, list) else ():
+    for item in _list(data):
         if not isinstance(item, dict):
             continue
-        kind = item.get("type")
-        if kind in (None, "message") and "content" in item:
+        kind = _kind(item)
+        if (kind is None or kind == "message") and "content" in item:
             item["content"] = _parts(item["content"], scrub)
         elif kind == "function_call" and isinstance(item.get("arguments"), str):
             item["arguments"] = json_text(item["arguments"], scrub)
