@@ -20,6 +20,8 @@ from aigw.errors import AigwError
 
 PERIODS = ("day", "week", "month")
 PRIORITIES = ("high", "normal", "low")
+# What scrubbing does with what a detector finds (aigw.scrub.redact).
+SCRUB_ACTIONS = ("redact", "block", "log", "off")
 
 LIMIT_FIELDS = (
     "rpm",
@@ -33,6 +35,7 @@ LIMIT_FIELDS = (
     "regions",
     "cache",
     "cache_ttl",
+    "scrub",
 )
 
 
@@ -58,6 +61,8 @@ class Limits:
     # the team's, else [cache]). The narrowest scope wins: key, then team, then config.
     cache: str | None = None
     cache_ttl: int | None = None
+    # Scrub actions overriding the config's, per detector: (("email", "block"), ...).
+    scrub: tuple[tuple[str, str], ...] | None = None
     # Precomputed: admission asks on every request.
     empty: bool = field(init=False, repr=False, compare=False, default=False)
 
@@ -102,6 +107,12 @@ def validate_limits(limits: Limits) -> Limits:
         raise AigwError(f"cache must be off, deterministic or all (got {limits.cache!r})")
     if limits.cache_ttl is not None and limits.cache_ttl < 0:
         raise AigwError(f"cache-ttl cannot be negative (got {limits.cache_ttl})")
+    for detector, action in limits.scrub or ():
+        if action not in SCRUB_ACTIONS:
+            raise AigwError(
+                f"scrub action for {detector} must be one of {', '.join(SCRUB_ACTIONS)} "
+                f"(got {action!r})"
+            )
     if limits.regions is not None:
         if not limits.regions:
             raise AigwError("give at least one region (or none for no restriction)")

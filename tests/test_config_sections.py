@@ -20,6 +20,7 @@ import pytest
 from aigw import config as config_mod
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig, QuotaConfig
 from aigw.config.base import Parsed, Reader, Section
+from aigw.config.scrub import CustomDetector
 from aigw.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "config_golden"
@@ -81,6 +82,11 @@ def full_config() -> Config:
     cfg.cache.ttl = 86400
     cfg.cache.max_size = 2 << 30
     cfg.cache.shared = True
+    cfg.scrub.restore = False
+    cfg.scrub.phone_region = "DE"
+    cfg.scrub.actions["email"] = "block"
+    cfg.scrub.actions["ip"] = "off"
+    cfg.scrub.custom["employee_id"] = CustomDetector("EMP-[0-9]{6}", "redact")
     return cfg
 
 
@@ -219,6 +225,18 @@ DOCUMENTS = [
     "[cache]\nshared = 1",
     "[cache]\nmode = 'all'\nttl = 90\nmax_size = 1048576\nshared = true",
     "[cache]\nmode = 'deterministic'\nttl = '15m'\nmax_size = '64MB'",
+    "[scrub]\nrestore = false\nphone_region = 'GB'\n[scrub.actions]\nemail = 'block'",
+    "[scrub]\nrestore = 'yes'",
+    "[scrub]\nphone_region = 'usa'",
+    "[scrub.actions]\nemail = 'nuke'",
+    "[scrub.actions]\npassport = 'log'",
+    "[scrub.custom.emp]\npattern = 'EMP-[0-9]{6}'",
+    "[scrub.custom.emp]\npattern = 'EMP-[0-9]{6}'\naction = 'block'\nextra = 1",
+    "[scrub.custom.emp]\naction = 'log'",
+    "[scrub.custom.emp]\npattern = '('",
+    "[scrub.custom.emp]\npattern = 'x*'",
+    "[scrub.custom.Emp]\npattern = 'x'",
+    "[scrub.custom.card]\npattern = 'x'",
 ]
 
 

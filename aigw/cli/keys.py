@@ -22,6 +22,7 @@ from aigw.cli.limits import (
     PriorityOpt,
     RegionsOpt,
     RpmOpt,
+    ScrubOpt,
     TpmOpt,
     apply,
     as_dict,
@@ -115,6 +116,7 @@ def create(
     regions: RegionsOpt = None,
     cache: CacheOpt = None,
     cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a gateway key and print it once. Its limits apply on top of its team's."""
@@ -136,6 +138,7 @@ def create(
         regions=regions,
         cache=cache,
         cache_ttl=cache_ttl,
+        scrub=scrub,
     )
 
     async def run(store: Store) -> tuple[str, KeyRecord]:
@@ -206,6 +209,7 @@ def update(
     regions: RegionsOpt = None,
     cache: CacheOpt = None,
     cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
@@ -225,6 +229,7 @@ def update(
             regions=regions,
             cache=cache,
             cache_ttl=cache_ttl,
+            scrub=scrub,
         )
         return await store.keys.set_limits(key_id, limits)
 

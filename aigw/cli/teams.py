@@ -22,6 +22,7 @@ from aigw.cli.limits import (
     PriorityOpt,
     RegionsOpt,
     RpmOpt,
+    ScrubOpt,
     TpmOpt,
     apply,
     as_dict,
@@ -85,6 +86,7 @@ def create(
     regions: RegionsOpt = None,
     cache: CacheOpt = None,
     cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a team with its limits (every limit is optional)."""
@@ -102,6 +104,7 @@ def create(
         regions=regions,
         cache=cache,
         cache_ttl=cache_ttl,
+        scrub=scrub,
     )
 
     async def run(store: Store) -> TeamRecord:
@@ -124,6 +127,7 @@ def update(
     regions: RegionsOpt = None,
     cache: CacheOpt = None,
     cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
@@ -144,6 +148,7 @@ def update(
             regions=regions,
             cache=cache,
             cache_ttl=cache_ttl,
+            scrub=scrub,
         )
         return await store.teams.update(name, limits)
 

@@ -36,6 +36,7 @@ from aigw.config.prices import PRICES, PriceConfig
 from aigw.config.providers import DEFAULT_BASE_URLS, PROVIDER_TYPES, PROVIDERS, ProviderConfig
 from aigw.config.quotas import QUOTAS, QuotaConfig
 from aigw.config.routing import ROUTING, RoutingConfig
+from aigw.config.scrub import SCRUB, ScrubConfig
 from aigw.config.server import DEFAULT_PORT, SERVER, ServerConfig
 from aigw.config.translation import TRANSLATION, TranslationConfig
 from aigw.config.upstream import UPSTREAM, UpstreamConfig
@@ -61,6 +62,7 @@ __all__ = [
     "ProviderConfig",
     "QuotaConfig",
     "RoutingConfig",
+    "ScrubConfig",
     "ServerConfig",
     "TargetConfig",
     "TranslationConfig",
@@ -95,6 +97,7 @@ class Config:
     alerts: AlertsConfig = ALERTS.field()
     quotas: dict[str, QuotaConfig] = QUOTAS.field()
     cache: CacheConfig = CACHE.field()
+    scrub: ScrubConfig = SCRUB.field()
 
 
 # (table name, section) in file order, taken from Config's fields.

@@ -9,7 +9,8 @@ Every proxied call walks the same steps, in this order (:func:`build`):
                    Routing comes before admission because the budget reservation
                    needs the candidates' prices.
 4. admit        -- rate limits and budgets, worst case reserved up front (429)
-5. scrub        -- PII and secrets                                    [later issue]
+5. scrub        -- PII and secrets redacted (put back in the answer), blocked (400)
+                   or counted
 6. cache        -- replay an identical earlier answer (wraps forward; coalesces misses)
 7. forward      -- attempts over the candidates (retries, failover before the first
                    byte, circuit breakers); relay or translate, commit the ledger row
@@ -52,6 +53,7 @@ from aigw.pipeline.forward import Forward
 from aigw.pipeline.models import ListModels
 from aigw.pipeline.relay import Relayer
 from aigw.pipeline.route import Route, Router
+from aigw.pipeline.scrub import Scrub
 from aigw.pipeline.upstream import Upstream
 from aigw.pricing import PriceBook
 from aigw.routing.capabilities import CapabilityBook
@@ -176,12 +178,13 @@ def build(
         attempts,
         route.output_limit,
     )
+    scrub = Scrub(config.scrub, directory.team)
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,
         route,
         admit_step,
-        # scrub: PII and secrets [later issue]
+        scrub,  # PII and secrets
         # cache: replay an identical earlier answer; wraps forward (so it is last)
         forward if cache is None else CacheStep(config.cache, cache, forward, directory),
     ]
@@ -192,7 +195,7 @@ def build(
             [*steps[:-1], GeminiEmbed(upstream, accountant, attempts)], accountant, drain
         ),
         count_tokens=Pipeline(
-            [authenticate_step, body, route, CountTokens(config.translation, upstream)],
+            [authenticate_step, body, route, scrub, CountTokens(config.translation, upstream)],
             accountant,
             drain,
         ),

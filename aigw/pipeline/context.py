@@ -23,6 +23,7 @@ from aigw.usage import Usage
 if TYPE_CHECKING:
     from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
+    from aigw.scrub.restore import Restorer
     from aigw.sse import Event
 
 
@@ -129,6 +130,8 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     # What the scrub step found, per detector (redacted, blocked or only counted).
     scrub_counts: dict[str, int] = field(default_factory=dict)
+    # Puts redacted values back into the answer (JSON or stream), whoever produced it.
+    restorer: Restorer | None = None
     cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
     saved_nusd: int = 0  # a cache hit: what the original call cost
     capture: Capture | None = None  # set by the cache step on a miss it may store

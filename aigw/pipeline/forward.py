@@ -103,6 +103,8 @@ class Forward:
         capture = ctx.capture
         if capture is not None and (hub is not None or raw):
             capture.json(ctx, body if hub is None else hub)
+        if ctx.restorer is not None:
+            body = ctx.restorer.json(body)
         return web.Response(
             body=body,
             content_type="application/json",

@@ -37,6 +37,7 @@ from aigw.providers.base import (
     redact_bytes,
 )
 from aigw.routing.retry import CUT, RETRY_STATUSES, STATUS, STREAM, TIMEOUT, UpstreamFailed
+from aigw.scrub.restore import StreamRestorer
 from aigw.sse import Event, SSEParser
 from aigw.tokens import chars_to_tokens
 from aigw.translate.common import TranslationError
@@ -139,6 +140,22 @@ class _Tapped:
 
     def tail(self) -> bytes:
         return self.relay.tail()
+
+
+class Restoring:
+    """A relay whose output gets the request's redacted values back (aigw.scrub.restore)."""
+
+    def __init__(self, relay: Relay, restorer: StreamRestorer) -> None:
+        self.relay = relay
+        self.restorer = restorer
+        self.state = relay.state
+
+    def feed(self, event: Event) -> bytes:
+        return self.restorer.feed(self.relay.feed(event))
+
+    def tail(self) -> bytes:
+        restorer = self.restorer
+        return restorer.feed(self.relay.tail()) + restorer.flush()
 
 
 class _Reader:
@@ -282,6 +299,8 @@ class Relayer:
         tap = ctx.capture.stream(ctx) if ctx.capture is not None else None
         if tap is not None:
             relay = _Tapped(relay, tap)
+        if ctx.restorer is not None:
+            relay = Restoring(relay, ctx.restorer.stream())
         reader = _Reader(resp, self.config)
         state = relay.state
         failure: GatewayError | None = None

@@ -31,6 +31,7 @@ def to_row(limits: Limits) -> tuple[object, ...]:
         None if limits.regions is None else ",".join(limits.regions),
         limits.cache,
         limits.cache_ttl,
+        None if limits.scrub is None else ",".join(f"{d}={a}" for d, a in limits.scrub),
     )
 
 
@@ -40,6 +41,7 @@ def from_row(row: sqlite3.Row) -> Limits:
     alert_at = row["alert_at"]
     models = row["models"]
     regions = row["regions"]
+    scrub = row["scrub"]
     return Limits(
         rpm=row["rpm"],
         tpm=row["tpm"],
@@ -54,6 +56,9 @@ def from_row(row: sqlite3.Row) -> Limits:
         regions=None if regions is None else tuple(r for r in regions.split(",") if r),
         cache=row["cache"],
         cache_ttl=row["cache_ttl"],
+        scrub=None
+        if scrub is None
+        else tuple((d, a) for d, _, a in (p.partition("=") for p in scrub.split(",") if p) if a),
     )
 
 

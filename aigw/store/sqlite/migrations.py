@@ -186,6 +186,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0008_scrub",
+        """
+        -- Scrub actions overriding the config's per detector, e.g. 'email=block,phone=redact';
+        -- NULL = the config's. A key's override beats its team's for that detector.
+        ALTER TABLE teams ADD COLUMN scrub TEXT;
+        ALTER TABLE keys ADD COLUMN scrub TEXT;
+        """,
+    ),
+    (
         "0012_admin_keys",
         """
         -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
