@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
+from aigw.model import LedgerRecord
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
@@ -30,6 +32,7 @@ from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
+from aigw.store.sqlite import audit as audit_store
 from aigw.store.writer import GroupWriter
 
 log = logging.getLogger("aigw")
@@ -57,6 +60,22 @@ async def _checkpoints(db: Database) -> None:
             log.warning("WAL checkpoint failed; will retry", exc_info=True)
 
 
+PRUNE_SECONDS = 60.0
+_clock = time.time  # the body pruner's clock (tests move it forward)
+
+
+async def _prune_bodies(db: Database) -> None:
+    """Delete audit bodies whose team's retention has passed."""
+    while True:
+        try:
+            gone = await audit_store.prune_bodies(db, _clock())
+            if gone:
+                log.info("deleted %d audit bodies past their retention", gone)
+        except Exception:  # a busy database only delays the pruning
+            log.warning("pruning audit bodies failed; will retry", exc_info=True)
+        await asyncio.sleep(PRUNE_SECONDS)
+
+
 def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -72,7 +91,12 @@ def _lifecycle(
             directory = Directory(store.keys, store.teams)
             await directory.refresh()
             prices = PriceBook(config.prices)
-            writer = GroupWriter(store.ledger.append_many, name="ledger")
+            # Ledger rows and audit events: one group commit (aigw.pipeline.account).
+            writer: GroupWriter[LedgerRecord] = GroupWriter(
+                store.ledger.append_many, name="ledger"
+            )
+            # The audit key is looked up once, here, not on the first request.
+            _ = db.sealer.key
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
@@ -111,13 +135,14 @@ def _lifecycle(
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
+                pruner = gw.spawn(_prune_bodies(db), "audit-body-pruner")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")
                 try:
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer, lists_task)
+                    await gw.stop(watcher, limits_task, checkpointer, lists_task, pruner)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task

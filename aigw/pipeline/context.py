@@ -108,6 +108,11 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     # What the scrub step found, per detector (redacted, blocked or only counted).
     scrub_counts: dict[str, int] = field(default_factory=dict)
+    # The audit log's bodies, for a team that opted in (seconds to keep them; None:
+    # not kept): the request as sent upstream, the answer as the provider sent it.
+    body_retention: float | None = None
+    sent_body: Any = None
+    answer_chunks: list[bytes] | None = None
     cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
     saved_nusd: int = 0  # a cache hit: what the original call cost
     response: web.StreamResponse | None = None  # set by the step that answers

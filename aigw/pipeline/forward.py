@@ -129,6 +129,8 @@ class Forward:
             ctx.warnings.extend(
                 w for w in to_hub.warnings + translated.warnings if w not in ctx.warnings
             )
+        if ctx.body_retention is not None:
+            ctx.sent_body = body  # the audit log keeps what the provider saw
         upstream = self.upstream
         resp = await upstream.send(
             ctx,
@@ -158,6 +160,8 @@ class Forward:
                     ctx, request, resp, relay, fmt.stream_error, call.prompt_estimate
                 )
             raw, payload = await upstream.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]
             if not native:
                 try:
                     hub_answer = adapter.response_to_hub(payload, model, request=hub)
@@ -186,6 +190,8 @@ class Forward:
                 param="model",
                 code="unsupported_model",
             )
+        if ctx.body_retention is not None:
+            ctx.sent_body = call.body
         raw, payload = await self.upstream.call(
             ctx,
             provider,
@@ -197,6 +203,8 @@ class Forward:
             ),
             left,
         )
+        if ctx.body_retention is not None:
+            ctx.answer_chunks = [raw]
         try:
             raw, usage = adapter.embeddings_response(
                 raw, payload, model=model, request=call.body, prompt_tokens=call.prompt_estimate
@@ -218,6 +226,8 @@ class Forward:
             return await self.chat(ctx, call, target, left, translate=True)
         model = target.upstream_model
         upstream = self.upstream
+        if ctx.body_retention is not None:
+            ctx.sent_body = call.body
         resp = await upstream.send(
             ctx,
             provider,
@@ -239,6 +249,8 @@ class Forward:
                     call.prompt_estimate,
                 )
             raw, payload = await upstream.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]
             return await self.finish_json(
                 ctx, raw, adapter.response_usage(payload), call.prompt_estimate
             )

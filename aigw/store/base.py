@@ -16,12 +16,14 @@ engine), the ledger is appended through :class:`~aigw.store.writer.GroupWriter`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Protocol
 
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
     KeyRecord,
+    LedgerRecord,
     LedgerRow,
     Limits,
     ReportRow,
@@ -80,8 +82,11 @@ class TeamStore(Protocol):
 
     async def list_all(self) -> list[TeamRecord]: ...
 
-    async def update(self, name: str, limits: Limits) -> TeamRecord:
-        """Replace the team's limits (the caller merges with the current ones)."""
+    async def update(
+        self, name: str, limits: Limits, *, body_retention: float | None | EllipsisType = ...
+    ) -> TeamRecord:
+        """Replace the team's limits (the caller merges with the current ones) and, when
+        given, how long the audit log keeps its bodies (seconds; None: not kept)."""
         ...
 
     async def remove(self, name: str) -> None: ...
@@ -94,8 +99,9 @@ class TeamStore(Protocol):
 class LedgerSink(Protocol):
     """Where the ledger's group commits go."""
 
-    async def append_many(self, rows: list[LedgerRow]) -> None:
-        """Commit ``rows`` atomically: all of them or none (then raise)."""
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
+        """Commit ``rows`` (ledger rows, audit events, audit bodies) atomically: all of
+        them or none (then raise). Audit events are chained in the same transaction."""
         ...
 
 
@@ -149,10 +155,9 @@ class LimitState(Protocol):
         ...
 
 
-# Placeholders, not yet protocols: the audit log and the response cache have no code
-# to serve. When they land, declare here what they need, e.g. an ``AuditSink`` with
-# ``append_many(rows)`` fed by its own GroupWriter (as the ledger is), and a cache
-# store with get/put/expiry; then implement them in each backend.
+# The audit trail is written through the ledger's sink (same group commit); its
+# queries are functions of aigw.store.sqlite.audit until a second backend needs a
+# protocol. Placeholder, not yet a protocol: a cache store with get/put/expiry.
 
 
 class Store(Protocol):

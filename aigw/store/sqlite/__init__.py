@@ -10,6 +10,7 @@ call the functions directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 
 import aigw.store.sqlite.keys as keys_sql
 import aigw.store.sqlite.ledger as ledger_sql
@@ -19,6 +20,7 @@ from aigw.model import (
     NO_LIMITS,
     AlertRow,
     KeyRecord,
+    LedgerRecord,
     LedgerRow,
     Limits,
     ReportRow,
@@ -87,8 +89,10 @@ class SQLiteTeams:
     async def list_all(self) -> list[TeamRecord]:
         return await teams_sql.list_all(self.db)
 
-    async def update(self, name: str, limits: Limits) -> TeamRecord:
-        return await teams_sql.update(self.db, name, limits)
+    async def update(
+        self, name: str, limits: Limits, *, body_retention: float | None | EllipsisType = ...
+    ) -> TeamRecord:
+        return await teams_sql.update(self.db, name, limits, body_retention=body_retention)
 
     async def remove(self, name: str) -> None:
         await teams_sql.remove(self.db, name)
@@ -103,7 +107,7 @@ class SQLiteLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def append_many(self, rows: list[LedgerRow]) -> None:
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await ledger_sql.append_many(self.db, rows)
 
     async def summarize(

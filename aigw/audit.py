@@ -1,0 +1,265 @@
+"""The audit trail's chain: canonical events, SHA-256 or HMAC hashes, verification.
+
+Every event (a proxied call or an admin change, :class:`~aigw.model.AuditEvent`) is
+written with ``hash = H(prev_hash, canonical(event))``, where ``canonical`` is the
+event's JSON with sorted keys (its sequence number included) and ``prev_hash`` the
+hash of the event before it (:data:`GENESIS` for the first). The table
+``audit_head`` keeps the last sequence number and hash.
+
+What each mode protects against:
+
+* **Plain SHA-256** (no key): editing, deleting or reordering events by hand, a
+  partial restore, a bad disk or a buggy tool all break the chain, and
+  ``aigw audit verify`` names the first event that does not verify. It does not
+  stop someone with write access to the state file who recomputes every hash after
+  their edit: the algorithm is public.
+* **HMAC-SHA-256** (a key in ``AIGW_AUDIT_KEY`` or the keyring, ``aigw audit
+  set-key``): the same, and without the key nobody can compute a valid hash, so a
+  person who can write the file but cannot read the key cannot forge, edit or
+  re-chain events. Keep the key away from the hosts' ordinary users (a systemd
+  credential or env var the gateway's service account alone can read).
+
+Neither mode catches a *truncation* made together with a rewritten head (the last
+events deleted and ``audit_head`` set back to an earlier event) unless the head was
+noted elsewhere: ``aigw audit verify`` prints it, so archive that line (or the
+export) from time to time. Events written without a key stay plain after a key is
+set; ``verify`` refuses a plain event after a keyed one (a downgrade).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+
+from aigw.errors import AigwError, SecretError
+from aigw.model import AuditEvent
+
+GENESIS = "0" * 64
+PLAIN = "sha256"
+KEYED = "hmac-sha256"
+KEY_ENV = "AIGW_AUDIT_KEY"
+KEYRING_USER = "audit:hmac-key"  # service "aigw", like provider keys (no provider has ':')
+
+# The fields the hash covers: all but the hash itself (prev_hash is chained separately).
+_HASHED = tuple(f.name for f in fields(AuditEvent) if f.name not in ("hash", "prev_hash"))
+COLUMNS = tuple(f.name for f in fields(AuditEvent))
+
+
+def canonical(event: AuditEvent) -> bytes:
+    """The bytes an event's hash covers: its fields as JSON, keys sorted."""
+    return orjson.dumps(
+        {name: getattr(event, name) for name in _HASHED}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def digest(alg: str, key: bytes | None, prev_hash: str, event: AuditEvent) -> str:
+    data = prev_hash.encode() + b"\n" + canonical(event)
+    if alg == KEYED:
+        if key is None:
+            raise AigwError("an HMAC-sealed event needs the audit key to be checked")
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+class Sealer:
+    """Seals events in order; the key (None: plain SHA-256) is looked up once, lazily."""
+
+    def __init__(self, load: Callable[[], bytes | None] | None = None) -> None:
+        self._load = load if load is not None else load_key
+        self._key: bytes | None = None
+        self._loaded = False
+
+    @property
+    def key(self) -> bytes | None:
+        if not self._loaded:
+            self._key, self._loaded = self._load(), True
+        return self._key
+
+    def seal(self, events: Iterable[AuditEvent], seq: int, prev_hash: str) -> tuple[int, str]:
+        """Number and hash ``events`` after (seq, prev_hash); returns the new head."""
+        key = self.key
+        alg = PLAIN if key is None else KEYED
+        for event in events:
+            seq += 1
+            event.seq, event.alg, event.prev_hash = seq, alg, prev_hash
+            event.hash = prev_hash = digest(alg, key, prev_hash, event)
+        return seq, prev_hash
+
+
+# -- the key ---------------------------------------------------------------------------
+
+
+def load_key() -> bytes | None:
+    """The HMAC key: ``AIGW_AUDIT_KEY``, then the keyring; None when neither has one."""
+    value = os.environ.get(KEY_ENV, "").strip()
+    if value:
+        return value.encode()
+    try:
+        import keyring
+
+        from aigw.secrets import SERVICE
+
+        stored = keyring.get_password(SERVICE, KEYRING_USER)
+    except Exception:  # no usable keyring: plain mode (verify says which mode it ran)
+        return None
+    return stored.encode() if stored else None
+
+
+def store_key(value: str) -> None:
+    """Save the HMAC key in the OS keyring."""
+    import keyring
+
+    from aigw.secrets import SERVICE
+
+    try:
+        keyring.set_password(SERVICE, KEYRING_USER, value.strip())
+    except Exception as exc:
+        raise SecretError(
+            f"cannot store the audit key in the keyring ({exc}); set {KEY_ENV} instead"
+        ) from exc
+
+
+# -- admin events ----------------------------------------------------------------------
+
+
+def os_actor() -> str:
+    """Who is changing things: the OS user and host, ``alice@build-01``."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid()) if hasattr(os, "getuid") else "?"
+    return f"{user}@{socket.gethostname()}"
+
+
+# Never in an admin event's before/after, whatever the record holds.
+SECRET_FIELDS = frozenset({"hash", "key", "api_key", "secret", "password", "token"})
+
+
+def state_json(value: Any) -> str | None:
+    """A record (dataclass or dict) as JSON, without secrets; None stays None."""
+    if value is None:
+        return None
+    if hasattr(value, "__dataclass_fields__"):
+        value = {f: getattr(value, f) for f in value.__dataclass_fields__}
+    return orjson.dumps(_clean(value), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items() if str(k) not in SECRET_FIELDS}
+    if hasattr(value, "__dataclass_fields__"):
+        return _clean({f: getattr(value, f) for f in value.__dataclass_fields__})
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def admin_event(
+    action: str,
+    target: str,
+    *,
+    before: Any = None,
+    after: Any = None,
+    actor: str | None = None,
+    ts: float | None = None,
+) -> AuditEvent:
+    import time
+
+    return AuditEvent(
+        ts=time.time() if ts is None else ts,
+        kind="admin",
+        actor=actor or os_actor(),
+        action=action,
+        target=target,
+        before=state_json(before),
+        after=state_json(after),
+    )
+
+
+# -- verification ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What ``aigw audit verify`` found."""
+
+    ok: bool
+    checked: int
+    keyed: int  # events sealed with the HMAC key
+    head_seq: int
+    head_hash: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+def describe(event: AuditEvent) -> str:
+    """An event in a few words, to name it."""
+    if event.kind == "admin":
+        return f"event {event.seq} ({event.action} {event.target}, by {event.actor})"
+    return f"event {event.seq} (request {event.request_id}, status {event.status})"
+
+
+def verify(
+    events: Iterable[AuditEvent], head: tuple[int, str] | None, key: bytes | None
+) -> Verdict:
+    """Walk the chain in seq order; stop at the first event that does not verify."""
+    expect_seq, prev, checked, keyed = 1, GENESIS, 0, 0
+    seen_keyed = False
+
+    def bad(event: AuditEvent | None, seq: int, problem: str) -> Verdict:
+        return Verdict(False, checked, keyed, *(head or (0, GENESIS)), seq, problem)
+
+    for event in events:
+        if event.seq != expect_seq:
+            if event.seq > expect_seq:
+                return bad(
+                    event,
+                    expect_seq,
+                    f"event {expect_seq} is missing (the next one is {event.seq}): deleted",
+                )
+            return bad(event, event.seq, f"{describe(event)} is out of order")
+        if event.prev_hash != prev:
+            return bad(
+                event,
+                event.seq,
+                f"{describe(event)} does not follow event {event.seq - 1}: "
+                "events were deleted, reordered or re-chained",
+            )
+        if event.alg == KEYED:
+            seen_keyed = True
+            keyed += 1
+            if key is None:
+                return bad(
+                    event,
+                    event.seq,
+                    f"{describe(event)} is HMAC-sealed but no audit key is set "
+                    f"({KEY_ENV} or `aigw audit set-key`)",
+                )
+        elif event.alg != PLAIN:
+            return bad(event, event.seq, f"{describe(event)} has an unknown algorithm")
+        elif seen_keyed:
+            return bad(
+                event, event.seq, f"{describe(event)} is not HMAC-sealed after keyed events"
+            )
+        if digest(event.alg, key, prev, event) != event.hash:
+            return bad(event, event.seq, f"{describe(event)} was edited: its hash does not match")
+        prev = event.hash
+        expect_seq += 1
+        checked += 1
+    head_seq, head_hash = head or (0, GENESIS)
+    if head_seq != expect_seq - 1 or head_hash != prev:
+        last = expect_seq - 1
+        if head_seq > last:
+            return bad(
+                None, last + 1, f"events {last + 1}..{head_seq} are missing: deleted from the end"
+            )
+        return bad(None, last, f"the chain head does not match event {last}")
+    return Verdict(True, checked, keyed, head_seq, head_hash)
