@@ -92,9 +92,7 @@ def _lifecycle(
             await directory.refresh()
             prices = PriceBook(config.prices)
             # Ledger rows and audit events: one group commit (aigw.pipeline.account).
-            writer: GroupWriter[LedgerRecord] = GroupWriter(
-                store.ledger.append_many, name="ledger"
-            )
+            writer: GroupWriter[LedgerRecord] = GroupWriter(store.ledger.append_many, name="ledger")
             # The audit key is looked up once, here, not on the first request.
             _ = db.sealer.key
             session = new_session(config.upstream.connect_timeout)

@@ -246,9 +246,7 @@ def verify(
         elif event.alg != PLAIN:
             return bad(event, event.seq, f"{describe(event)} has an unknown algorithm")
         elif seen_keyed:
-            return bad(
-                event, event.seq, f"{describe(event)} is not HMAC-sealed after keyed events"
-            )
+            return bad(event, event.seq, f"{describe(event)} is not HMAC-sealed after keyed events")
         if digest(event.alg, key, prev, event) != event.hash:
             return bad(event, event.seq, f"{describe(event)} was edited: its hash does not match")
         prev = event.hash
@@ -263,3 +261,61 @@ def verify(
             )
         return bad(None, last, f"the chain head does not match event {last}")
     return Verdict(True, checked, keyed, head_seq, head_hash)
+
+
+# -- output ----------------------------------------------------------------------------
+
+_JSON_FIELDS = ("scrub", "before", "after")
+
+
+def event_dict(event: AuditEvent) -> dict[str, Any]:
+    """An event for JSON output: ISO time, its JSON fields parsed, chain fields last."""
+    from datetime import UTC, datetime
+
+    out: dict[str, Any] = {"time": datetime.fromtimestamp(event.ts, UTC).isoformat()}
+    for name in COLUMNS:
+        value = getattr(event, name)
+        if name in _JSON_FIELDS and value is not None:
+            value = orjson.loads(value)
+        out[name] = value
+    return out
+
+
+def config_changes(
+    old: dict[str, Any], new: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What changed between two configs (``to_dict`` form), two levels deep
+    (``providers.openai``, ``server``): (before, after), values masked where a header
+    or query parameter might carry a credential."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section), new.get(section)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            for name in sorted(set(a) | set(b)):
+                if a.get(name) != b.get(name):
+                    if name in a:
+                        before[f"{section}.{name}"] = _mask(a[name])
+                    if name in b:
+                        after[f"{section}.{name}"] = _mask(b[name])
+        else:
+            if a is not None:
+                before[section] = _mask(a)
+            if b is not None:
+                after[section] = _mask(b)
+    return before, after
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: (
+                dict.fromkeys(v, "***")
+                if k in ("headers", "query") and isinstance(v, dict)
+                else _mask(v)
+            )
+            for k, v in value.items()
+        }
+    return value

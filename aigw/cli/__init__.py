@@ -107,6 +107,16 @@ COMMANDS: dict[str, Entry] = {
         "The price table: list it, find models with no price, import LiteLLM's prices.",
     ),
     "models": Entry("models", "app", "Model routes: [models.NAME] and their targets."),
+    "logs": Entry(
+        "logs", "logs", "The audit trail: proxied calls and admin changes, oldest first."
+    ),
+    "audit": Entry(
+        "audit",
+        "app",
+        "The tamper-evident audit trail: every proxied call and admin change, each event "
+        "hash-chained to the one before (SHA-256, or HMAC-SHA-256 with a key from "
+        "AIGW_AUDIT_KEY or the keyring). Verify the chain, export it, show one call.",
+    ),
 }
 
 

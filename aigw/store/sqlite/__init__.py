@@ -90,7 +90,7 @@ class SQLiteTeams:
         return await teams_sql.list_all(self.db)
 
     async def update(
-        self, name: str, limits: Limits, *, body_retention: float | None | EllipsisType = ...
+        self, name: str, limits: Limits, *, body_retention: float | EllipsisType | None = ...
     ) -> TeamRecord:
         return await teams_sql.update(self.db, name, limits, body_retention=body_retention)
 

@@ -189,9 +189,7 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
             (old_end, rec.id, old.id),
         )
         after = _get_in(conn, old.id)
-        event = admin_event(
-            "keys.rotate", old.id, before=before, after={"old": after, "new": rec}
-        )
+        event = admin_event("keys.rotate", old.id, before=before, after={"old": after, "new": rec})
         append_audit(conn, [event], db.sealer)
 
     await db.batch(work)

@@ -108,7 +108,7 @@ async def update(
     name: str,
     limits: Limits,
     *,
-    body_retention: float | None | EllipsisType = ...,
+    body_retention: float | EllipsisType | None = ...,
 ) -> TeamRecord:
     """Replace the team's limits (the caller merges with the current ones) and, when
     given, how long the audit log keeps its bodies (None: not kept)."""
@@ -127,9 +127,7 @@ async def update(
 
 async def remove(db: Database, name: str) -> None:
     """Delete the team record; its keys keep working with only their own limits."""
-    await db.batch(
-        _audited(db, "teams.delete", name, "DELETE FROM teams WHERE name = ?", (name,))
-    )
+    await db.batch(_audited(db, "teams.delete", name, "DELETE FROM teams WHERE name = ?", (name,)))
 
 
 async def key_counts(db: Database, now: float) -> dict[str, int]:
