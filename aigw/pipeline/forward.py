@@ -129,8 +129,6 @@ class Forward:
             ctx.warnings.extend(
                 w for w in to_hub.warnings + translated.warnings if w not in ctx.warnings
             )
-        if ctx.body_retention is not None:
-            ctx.sent_body = body  # the audit log keeps what the provider saw
         upstream = self.upstream
         resp = await upstream.send(
             ctx,
@@ -190,8 +188,6 @@ class Forward:
                 param="model",
                 code="unsupported_model",
             )
-        if ctx.body_retention is not None:
-            ctx.sent_body = call.body
         raw, payload = await self.upstream.call(
             ctx,
             provider,
@@ -226,8 +222,6 @@ class Forward:
             return await self.chat(ctx, call, target, left, translate=True)
         model = target.upstream_model
         upstream = self.upstream
-        if ctx.body_retention is not None:
-            ctx.sent_body = call.body
         resp = await upstream.send(
             ctx,
             provider,

@@ -70,6 +70,8 @@ class Upstream:
         first_byte = self.config.first_byte_timeout
         for i, key in enumerate(keys):
             req = build(key)
+            if ctx.body_retention is not None:
+                ctx.sent_body = req.body  # the audit log keeps what the provider saw
             limit = first_byte if end is None else min(first_byte, end - loop.time())
             # Inline rather than a helper coroutine: no extra frame on the hot path.
             async with upstream_slot(ctx, provider):
