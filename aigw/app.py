@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,13 +16,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from aigw import pipeline
 from aigw import providers as providers_mod
+from aigw.audit import admin_event
 from aigw.config import Config
 from aigw.directory import Directory
 from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
-from aigw.model import LedgerRecord
+from aigw.model import AuditEvent, LedgerRecord
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
@@ -76,6 +78,21 @@ async def _prune_bodies(db: Database) -> None:
         await asyncio.sleep(PRUNE_SECONDS)
 
 
+def _started(config: Config) -> AuditEvent:
+    """The audit event of a start: the configuration it loaded (the server does not
+    reload it while running; edits made with the CLI are events of their own)."""
+    path = config.path
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+    except OSError:
+        digest = None
+    return admin_event(
+        "serve.start",
+        str(path) if path else "(default configuration)",
+        after={"config_sha256": digest, "providers": sorted(config.providers)},
+    )
+
+
 def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -87,14 +104,14 @@ def _lifecycle(
         for warning in too_open(*private, *([config.path] if config.path else [])):
             log.warning("%s", warning)
         try:
+            # Also looks the audit key up, once, here rather than on the first request.
+            await audit_store.append(db, [_started(config)])
             store = SQLiteStore(db)
             directory = Directory(store.keys, store.teams)
             await directory.refresh()
             prices = PriceBook(config.prices)
             # Ledger rows and audit events: one group commit (aigw.pipeline.account).
             writer: GroupWriter[LedgerRecord] = GroupWriter(store.ledger.append_many, name="ledger")
-            # The audit key is looked up once, here, not on the first request.
-            _ = db.sealer.key
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))

@@ -184,6 +184,9 @@ async def test_every_call_has_its_event_allowed_refused_failed(
     limited_event = by_id[request_id_of(limited.value)]
     assert (limited_event["status"], limited_event["key_id"]) == (429, slow.id)
 
+    # The start is an event too: the configuration the server loaded.
+    start = next(e for e in events(kind="admin") if e["action"] == "serve.start")
+    assert json.loads(start["after"])["providers"] == ["openai"]
     # Every ledger row has its event, and the chain verifies.
     ledger = {r[0] for r in await gw.gw.db.fetchall("SELECT request_id FROM ledger")}
     assert ledger <= set(by_id)

@@ -1,7 +1,7 @@
 """The SQLite backend (the default): one WAL-mode file holds all the state.
 
 The SQL lives in one module per table group (``keys``, ``teams``, ``ledger``,
-``limits``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
+``limits``, ``audit``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
 classes here bind them to one database so they satisfy the protocols of
 :mod:`aigw.store.base`. Code that runs outside the gateway (the CLI, tests) may
 call the functions directly.
