@@ -35,6 +35,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -48,16 +49,17 @@ KEYED = "hmac-sha256"
 KEY_ENV = "AIGW_AUDIT_KEY"
 KEYRING_USER = "audit:hmac-key"  # service "aigw", like provider keys (no provider has ':')
 
-# The fields the hash covers: all but the hash itself (prev_hash is chained separately).
-_HASHED = tuple(f.name for f in fields(AuditEvent) if f.name not in ("hash", "prev_hash"))
+# The fields the hash covers, by name: all but the hash itself (prev_hash is chained
+# separately). Never reorder or rename without a new ``alg``: old events would not verify.
+HASHED = tuple(sorted(f.name for f in fields(AuditEvent) if f.name not in ("hash", "prev_hash")))
 COLUMNS = tuple(f.name for f in fields(AuditEvent))
+_HASHED_VALUES = attrgetter(*HASHED)
 
 
 def canonical(event: AuditEvent) -> bytes:
-    """The bytes an event's hash covers: its fields as JSON, keys sorted."""
-    return orjson.dumps(
-        {name: getattr(event, name) for name in _HASHED}, option=orjson.OPT_SORT_KEYS
-    )
+    """The bytes an event's hash covers: a JSON array of its values in :data:`HASHED`
+    order (field names sorted). An array, not an object: this runs for every call."""
+    return orjson.dumps(_HASHED_VALUES(event))
 
 
 def digest(alg: str, key: bytes | None, prev_hash: str, event: AuditEvent) -> str:
@@ -207,60 +209,89 @@ def describe(event: AuditEvent) -> str:
     return f"event {event.seq} (request {event.request_id}, status {event.status})"
 
 
-def verify(
-    events: Iterable[AuditEvent], head: tuple[int, str] | None, key: bytes | None
-) -> Verdict:
-    """Walk the chain in seq order; stop at the first event that does not verify."""
-    expect_seq, prev, checked, keyed = 1, GENESIS, 0, 0
-    seen_keyed = False
+class ChainCheck:
+    """Checks events fed in seq order; the first that does not verify stops it.
 
-    def bad(event: AuditEvent | None, seq: int, problem: str) -> Verdict:
-        return Verdict(False, checked, keyed, *(head or (0, GENESIS)), seq, problem)
+    Feed the events up to the head read *before* them (a running server keeps
+    appending), then ask :meth:`result` with that head.
+    """
 
-    for event in events:
-        if event.seq != expect_seq:
-            if event.seq > expect_seq:
-                return bad(
-                    event,
-                    expect_seq,
-                    f"event {expect_seq} is missing (the next one is {event.seq}): deleted",
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key
+        self.expect_seq, self.prev, self.checked, self.keyed = 1, GENESIS, 0, 0
+        self.bad_seq: int | None = None
+        self.problem: str | None = None
+
+    def _fail(self, seq: int, problem: str) -> bool:
+        self.bad_seq, self.problem = seq, problem
+        return False
+
+    def feed(self, event: AuditEvent) -> bool:
+        """Check the next event; False (and :attr:`problem` says why) if it fails."""
+        if self.problem is not None:
+            return False
+        expect = self.expect_seq
+        if event.seq != expect:
+            if event.seq > expect:
+                return self._fail(
+                    expect, f"event {expect} is missing (the next one is {event.seq}): deleted"
                 )
-            return bad(event, event.seq, f"{describe(event)} is out of order")
-        if event.prev_hash != prev:
-            return bad(
-                event,
+            return self._fail(event.seq, f"{describe(event)} is out of order")
+        if event.prev_hash != self.prev:
+            return self._fail(
                 event.seq,
                 f"{describe(event)} does not follow event {event.seq - 1}: "
                 "events were deleted, reordered or re-chained",
             )
         if event.alg == KEYED:
-            seen_keyed = True
-            keyed += 1
-            if key is None:
-                return bad(
-                    event,
+            self.keyed += 1
+            if self.key is None:
+                return self._fail(
                     event.seq,
                     f"{describe(event)} is HMAC-sealed but no audit key is set "
                     f"({KEY_ENV} or `aigw audit set-key`)",
                 )
         elif event.alg != PLAIN:
-            return bad(event, event.seq, f"{describe(event)} has an unknown algorithm")
-        elif seen_keyed:
-            return bad(event, event.seq, f"{describe(event)} is not HMAC-sealed after keyed events")
-        if digest(event.alg, key, prev, event) != event.hash:
-            return bad(event, event.seq, f"{describe(event)} was edited: its hash does not match")
-        prev = event.hash
-        expect_seq += 1
-        checked += 1
-    head_seq, head_hash = head or (0, GENESIS)
-    if head_seq != expect_seq - 1 or head_hash != prev:
-        last = expect_seq - 1
-        if head_seq > last:
-            return bad(
-                None, last + 1, f"events {last + 1}..{head_seq} are missing: deleted from the end"
-            )
-        return bad(None, last, f"the chain head does not match event {last}")
-    return Verdict(True, checked, keyed, head_seq, head_hash)
+            return self._fail(event.seq, f"{describe(event)} has an unknown algorithm")
+        elif self.keyed:
+            return self._fail(event.seq, f"{describe(event)} is not HMAC-sealed after keyed events")
+        if digest(event.alg, self.key, self.prev, event) != event.hash:
+            return self._fail(event.seq, f"{describe(event)} was edited: its hash does not match")
+        self.prev = event.hash
+        self.expect_seq += 1
+        self.checked += 1
+        return True
+
+    def result(self, head: tuple[int, str] | None) -> Verdict:
+        head_seq, head_hash = head or (0, GENESIS)
+        if self.problem is None:
+            last = self.expect_seq - 1
+            if head_seq > last:
+                self._fail(
+                    last + 1, f"events {last + 1}..{head_seq} are missing: deleted from the end"
+                )
+            elif head_seq != last or head_hash != self.prev:
+                self._fail(last, f"the chain head does not match event {last}")
+        return Verdict(
+            self.problem is None,
+            self.checked,
+            self.keyed,
+            head_seq,
+            head_hash,
+            self.bad_seq,
+            self.problem,
+        )
+
+
+def verify(
+    events: Iterable[AuditEvent], head: tuple[int, str] | None, key: bytes | None
+) -> Verdict:
+    """Walk the chain in seq order; stop at the first event that does not verify."""
+    check = ChainCheck(key)
+    for event in events:
+        if not check.feed(event):
+            break
+    return check.result(head)
 
 
 # -- output ----------------------------------------------------------------------------

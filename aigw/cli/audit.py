@@ -36,15 +36,20 @@ FORMATS = ("jsonl", "csv")
 @app.command("verify")
 def verify(json: JsonOpt = False) -> None:
     """Check every event's hash and link; name the first one that does not verify (exit 1)."""
-    from aigw.audit import load_key
-    from aigw.audit import verify as check
+    from aigw.audit import ChainCheck, load_key
     from aigw.store.sqlite import audit as audit_store
 
     key = load_key()
 
     async def run(db: Database) -> Verdict:
-        events = [e async for e in audit_store.chain(db)]
-        return check(events, await audit_store.head(db), key)
+        # One snapshot: a running server keeps appending (events and head together).
+        async with db.snapshot():
+            head = await audit_store.head(db)
+            check = ChainCheck(key)
+            async for event in audit_store.chain(db):
+                if not check.feed(event):
+                    break
+            return check.result(head)
 
     verdict = with_db(run)
     mode = "HMAC-SHA-256" if key is not None else "SHA-256 (no audit key)"

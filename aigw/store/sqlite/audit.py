@@ -17,7 +17,10 @@ from aigw.model import AuditBody, AuditEvent
 from aigw.store.sqlite.db import Database
 
 _VALUES = attrgetter(*COLUMNS)
-_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_ROW = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES "
+# SQLite allows 32766 bound variables per statement; stay far below it.
+_CHUNK = 500
 _BODY_INSERT = (
     "INSERT INTO audit_bodies (request_id, team, ts, expires_at, request, answer) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -41,7 +44,13 @@ def append_audit(
     row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
     seq, prev = (row[0], row[1]) if row is not None else (0, GENESIS)
     seq, prev = sealer.seal(events, seq, prev)
-    conn.executemany(_INSERT, [_VALUES(e) for e in events])
+    # Multi-row INSERTs: cheaper per row than executemany on the event loop.
+    for start in range(0, len(events), _CHUNK):
+        chunk = events[start : start + _CHUNK]
+        params: list[object] = []
+        for e in chunk:
+            params.extend(_VALUES(e))
+        conn.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
     conn.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -63,13 +72,18 @@ async def head(db: Database) -> tuple[int, str] | None:
     return None if row is None else (row["seq"], row["hash"])
 
 
-async def chain(db: Database, *, batch: int = 2000) -> AsyncIterator[AuditEvent]:
-    """Every event in seq order, read in pages (the trail may be long)."""
+async def chain(
+    db: Database, *, upto: int | None = None, batch: int = 2000
+) -> AsyncIterator[AuditEvent]:
+    """Every event in seq order (up to seq ``upto``), read in pages (the trail may be
+    long)."""
     after = -(2**62)
+    last = 2**62 if upto is None else upto
     while True:
         rows = await db.fetchall(
-            f"SELECT {', '.join(COLUMNS)} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, batch),
+            f"SELECT {', '.join(COLUMNS)} FROM audit WHERE seq > ? AND seq <= ? "
+            "ORDER BY seq LIMIT ?",
+            (after, last, batch),
         )
         for r in rows:
             yield _event(r)

@@ -24,9 +24,10 @@ CLI while the server runs) has its own connections; SQLite's file lock and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,17 @@ class Database:
         async with self.reader.execute(sql, params) as cur:
             row: sqlite3.Row | None = await cur.fetchone()
             return row
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Reads inside the block see one state of the file (a WAL read transaction),
+        whatever another process commits meanwhile. For one-shot readers (the CLI): the
+        reader connection is shared."""
+        await self.reader.execute("BEGIN")
+        try:
+            yield
+        finally:
+            await self.reader.execute("COMMIT")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement on the writer, atomically (autocommit); returns rows changed."""
