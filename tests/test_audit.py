@@ -577,3 +577,42 @@ def test_canonical_form_is_stable() -> None:
     assert canonical(a) != canonical(AuditEvent(ts=1.5, kind="admin", action="x", target="z"))
     assert canonical(a).startswith(b'["x",')  # values in sorted field order: action first
     assert "hash" not in HASHED and "prev_hash" not in HASHED and "seq" in HASHED
+
+
+async def test_no_ledger_row_without_its_audit_event(gw: Running) -> None:
+    """One transaction: when the audit event cannot be written, neither is the ledger
+    row, and the client is not given an answer the gateway could not record."""
+    key, _ = await keystore.create(gw.gw.db, team="team-a")
+    async with gw.client(key) as client:
+        await chat(client)  # warm: the key is known
+        _sql("ALTER TABLE audit RENAME TO audit_away")
+        try:
+            with pytest.raises(openai.APIStatusError) as refused:
+                await chat(client)
+        finally:
+            _sql("ALTER TABLE audit_away RENAME TO audit")
+        assert refused.value.status_code == 503
+        rid = request_id_of(refused.value)
+        ledger = {r[0] for r in await gw.gw.db.fetchall("SELECT request_id FROM ledger")}
+        assert rid not in ledger
+        await chat(client)  # and it recovers
+    assert (await run_cli("audit", "verify")).exit_code == 0
+
+
+async def test_rows_of_one_append_share_a_commit() -> None:
+    from aigw.store.writer import GroupWriter
+
+    batches: list[list[int]] = []
+
+    async def write_many(rows: list[int]) -> None:
+        batches.append(rows)
+
+    writer: GroupWriter[int] = GroupWriter(write_many, name="test")
+    task = asyncio.create_task(writer.run())
+    await asyncio.gather(writer.append(1, 2), writer.append(3), writer.append(4, 5, 6))
+    writer.close()
+    await task
+    assert sorted(x for b in batches for x in b) == [1, 2, 3, 4, 5, 6]
+    for group in ((1, 2), (4, 5, 6)):
+        assert any(set(group) <= set(b) for b in batches)
+    assert writer.rows == 3  # appends, as before: one per call

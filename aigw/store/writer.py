@@ -1,11 +1,12 @@
 """Group commit: rows from concurrent requests share one write.
 
-A request hands its row to :class:`GroupWriter` and waits; the writer takes
+A request hands its rows to :class:`GroupWriter` and waits; the writer takes
 everything that queued up while the previous write ran and hands it to
-``write_many`` at once (for the ledger: one multi-row INSERT, one commit). Under
-load that is one commit for many requests; alone, one thread hop and one commit.
-The ledger uses it now, the audit log will; the backend only supplies
-``write_many``, which must write all of its rows or none and raise.
+``write_many`` at once (for the ledger: its rows and their audit events in one
+transaction, one commit). Under load that is one commit for many requests; alone,
+one commit. The rows of one :meth:`GroupWriter.append` always share a commit; the
+backend only supplies ``write_many``, which must write all of its rows or none and
+raise.
 """
 
 from __future__ import annotations
