@@ -115,7 +115,9 @@ class Database:
         a worker thread on a connection that waits for the lock.
         """
         fast = self.fast
-        if fast is not None and not self.write_lock.locked():
+        if fast is not None:
+            # No need to look at write_lock: whatever holds SQLite's write lock (a
+            # transaction of the writer, the fallback below) makes BEGIN fail at once.
             try:
                 fast.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
