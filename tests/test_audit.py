@@ -427,12 +427,19 @@ async def test_bodies_are_kept_only_when_the_team_opts_in_and_pruned_after_reten
         async with client:
             kept = await chat(client, model="openai/gpt-4o-mini", messages=msgs)
             kept_stream = await chat(client, model="openai/gpt-4o-mini", messages=msgs, stream=True)
+            embedded = await client.embeddings.with_raw_response.create(
+                model="openai/text-embedding-3-small", input="embed [EMAIL_1]"
+            )
+            kept_embedding = embedded.headers["x-request-id"]
         client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=quiet, max_retries=0)
         async with client:
             not_kept = await chat(client, model="openai/gpt-4o-mini", messages=msgs)
 
         bodies = {b.request_id: b for b in await _bodies(db)}
-        assert set(bodies) == {kept, kept_stream}
+        assert set(bodies) == {kept, kept_stream, kept_embedding}
+        assert "embed [EMAIL_1]" in (bodies[kept_embedding].request or "")
+        assert '"embedding"' in (bodies[kept_embedding].answer or "")
+        del bodies[kept_embedding]
         for rid in (kept, kept_stream):
             body = bodies[rid]
             assert "the secret plan is [EMAIL_1]" in (body.request or "")

@@ -199,8 +199,6 @@ class Forward:
             ),
             left,
         )
-        if ctx.body_retention is not None:
-            ctx.answer_chunks = [raw]
         try:
             raw, usage = adapter.embeddings_response(
                 raw, payload, model=model, request=call.body, prompt_tokens=call.prompt_estimate

@@ -188,7 +188,10 @@ class Upstream:
         try:
             if resp.status >= 400:
                 raise await self.read_error(provider, resp)
-            return await self.read_json(provider, resp)
+            raw, payload = await self.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]  # the audit log keeps what the provider answered
+            return raw, payload
         finally:
             resp.close()
 
