@@ -10,6 +10,9 @@ across vCPUs against about 60 us for the insert), so with ``synchronous=NORMAL``
 connection that never waits for a lock: if another writer holds it, the insert
 goes through the aiosqlite thread instead. That connection does not checkpoint the
 WAL (a checkpoint may fsync); :meth:`Database.checkpoint` does, off the loop.
+:meth:`Database.batch` is the same idea for a whole transaction (a group commit's
+ledger rows, audit events and the audit chain's head): on the loop when the lock
+is free, else in a worker thread on a fourth connection that waits for it.
 
 The writer connection is shared: :meth:`Database.transaction` spans several awaits,
 and any statement another task sent to the same connection meanwhile would run
