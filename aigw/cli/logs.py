@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -12,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from aigw.cli.common import console, load_config, parse_since, when
+from aigw.cli.common import console, load_config, parse_since
 from aigw.errors import AigwError
 from aigw.model import AuditEvent
 
@@ -46,15 +47,23 @@ def _scrub(e: AuditEvent) -> str:
     return " ".join(f"{k}:{v}" for k, v in counts.items())
 
 
+def _time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%m-%d %H:%M:%S")
+
+
 def _table(events: list[AuditEvent]) -> Table:
-    table = Table("time", "seq", "who", "what", "status", "tokens", "cost", "scrub", "request")
+    table = Table(title="audit trail (times UTC)")
+    table.add_column("time", no_wrap=True)
+    table.add_column("seq", justify="right")
+    for col in ("who", "what", "status", "tokens", "cost", "scrub", "request"):
+        table.add_column(col)
     for e in events:
         tokens = "-" if e.prompt_tokens is None else f"{e.prompt_tokens}+{e.completion_tokens or 0}"
         status = "-" if e.status is None else str(e.status)
         if e.status is not None and e.status >= 400:
             status = f"[red]{status}[/]"
         table.add_row(
-            when(e.ts),
+            _time(e.ts),
             str(e.seq),
             escape(_who(e)),
             escape(_what(e)),
