@@ -461,7 +461,7 @@ async def test_bodies_are_kept_only_when_the_team_opts_in_and_pruned_after_reten
         assert "secret plan" in shown["bodies"][0]["request"]
 
         # 30 days later the pruner deletes them (the clock moves, nothing sleeps).
-        now[0] += 30 * 86400 + 1
+        now[0] = time.time() + 30 * 86400 + 1  # from now: the calls started after `now`
         async with asyncio.timeout(10):
             while await _bodies(db):  # noqa: ASYNC110 - waiting on the background pruner
                 await asyncio.sleep(0.02)
