@@ -19,7 +19,7 @@ from aigw.directory import Directory
 from aigw.drain import Drain
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
-from aigw.model import LedgerRow
+from aigw.model import LedgerRecord
 from aigw.observe.metrics import Metrics
 from aigw.pipeline.account import Accountant
 from aigw.pricing import PriceBook
@@ -40,7 +40,7 @@ class Gateway:
     db: Database
     store: Store
     directory: Directory
-    writer: GroupWriter[LedgerRow]
+    writer: GroupWriter[LedgerRecord]
     accountant: Accountant
     prices: PriceBook
     session: aiohttp.ClientSession

@@ -204,6 +204,8 @@ class TeamRecord:
     limits: Limits
     created_at: float
     updated_at: float
+    # Seconds to keep prompt and answer bodies in the audit log; None: not logged.
+    body_retention: float | None = None
 
 
 def check_team_name(name: str) -> str:
@@ -252,6 +254,56 @@ class LedgerRow:
     # costs nothing (cost_nusd 0) and saves what the original call cost (saved_nusd).
     cache: str | None = None
     saved_nusd: int = 0
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One audit event: a proxied call (``kind="proxy"``) or an admin change
+    (``kind="admin"``). The chain fields (seq, alg, prev_hash, hash) are filled when it
+    is written (:mod:`aigw.audit`); JSON fields are kept as their text."""
+
+    ts: float
+    kind: str  # proxy | admin
+    request_id: str | None = None
+    key_id: str | None = None
+    team: str | None = None
+    app: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    status: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_nusd: int | None = None
+    error: str | None = None
+    scrub: str | None = None  # JSON {detector: count}
+    actor: str | None = None  # OS user@host
+    action: str | None = None  # keys.create, teams.update, providers.set-key, ...
+    target: str | None = None
+    before: str | None = None  # JSON, secrets left out
+    after: str | None = None
+    seq: int = 0
+    alg: str = ""
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(slots=True)
+class AuditBody:
+    """A prompt and answer kept for a team that opted in, until ``expires_at``."""
+
+    request_id: str
+    team: str | None
+    ts: float
+    expires_at: float
+    request: str | None
+    answer: str | None
+
+
+# What the ledger's group commit writes: a call's row, its audit event and its bodies
+# (an unauthenticated refusal has only an event).
+LedgerRecord = LedgerRow | AuditEvent | AuditBody
 
 
 # What a report can group the ledger by.

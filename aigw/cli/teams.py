@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from types import EllipsisType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from aigw import report as report_mod
-from aigw.cli.common import console, iso, load_config, print_json, with_store
+from aigw.cli.common import console, iso, load_config, parse_duration, print_json, with_store
 from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
@@ -57,6 +58,8 @@ def _team_dict(
         "configured": limits is not None,
         "active_keys": keys,
         **as_dict(limits or NO_LIMITS, cfg),
+        "log_bodies": bool(rec and rec.body_retention is not None),
+        "body_retention_s": rec.body_retention if rec else None,
         "created_at": iso(rec.created_at) if rec else None,
         "updated_at": iso(rec.updated_at) if rec else None,
     }
@@ -70,6 +73,11 @@ def _print_saved(rec: TeamRecord, cfg: Config, verb: str, json: bool) -> None:
     table.add_row(rec.name, *cells(rec.limits, cfg))
     console.print(f"[green]✓[/] {verb} team {rec.name}")
     console.print(table)
+    if rec.body_retention is not None:
+        days = rec.body_retention / 86400
+        console.print(
+            f"  prompts and answers are kept in the audit log (scrubbed) for {days:g} days"
+        )
 
 
 @app.command("create")
@@ -128,10 +136,35 @@ def update(
     cache: CacheOpt = None,
     cache_ttl: CacheTtlOpt = None,
     scrub: ScrubOpt = None,
+    log_bodies: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-bodies/--no-log-bodies",
+            help="Keep this team's prompts and answers in the audit log, as the provider "
+            "saw them (scrubbed), for --retention; --no-log-bodies stops (kept ones expire).",
+        ),
+    ] = None,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            "--retention",
+            help="How long logged bodies are kept before they are deleted (e.g. 7d, 30d; "
+            "default 30d).",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
     cfg = load_config()
+    keep: float | EllipsisType | None = ...
+    if retention is not None and log_bodies is False:
+        raise AigwError("--retention goes with --log-bodies, not --no-log-bodies")
+    if log_bodies is False:
+        keep = None
+    elif log_bodies or retention is not None:
+        keep = parse_duration(retention or "30d")
+        if keep <= 0:
+            raise AigwError("--retention must be positive")
 
     async def run(store: Store) -> TeamRecord:
         current = await store.teams.get(name)
@@ -150,7 +183,7 @@ def update(
             cache_ttl=cache_ttl,
             scrub=scrub,
         )
-        return await store.teams.update(name, limits)
+        return await store.teams.update(name, limits, body_retention=keep)
 
     _print_saved(with_store(run), cfg, "updated", json)
 

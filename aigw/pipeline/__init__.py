@@ -104,6 +104,8 @@ class Pipeline:
                 await self.accountant.record(ctx)
             except GatewayError:
                 log.error("request %s: could not record the failed call", ctx.request_id)
+        elif ctx.billed and not ctx.recorded:  # unknown caller (401): an audit event only
+            await self.accountant.record_refusal(ctx)
         headers = {**base_headers(ctx), **safe_headers(err.headers)}
         if ctx.target is not None:
             headers["x-aigw-cost-usd"] = cost_header(ctx)
@@ -154,7 +156,10 @@ def build(
 
     async def authenticate_step(ctx: Context) -> None:
         assert ctx.request is not None
-        ctx.key = await authenticate(directory, ctx.request)
+        ctx.key = key = await authenticate(directory, ctx.request)
+        team = directory.team(key.team)
+        if team is not None and team.body_retention is not None:
+            ctx.body_retention = team.body_retention  # the audit log keeps the bodies
 
     async def admit_step(ctx: Context) -> None:
         await admit(ctx, limiter, directory, prices)

@@ -132,6 +132,11 @@ class Context:
     scrub_counts: dict[str, int] = field(default_factory=dict)
     # Puts redacted values back into the answer (JSON or stream), whoever produced it.
     restorer: Restorer | None = None
+    # The audit log's bodies, for a team that opted in (seconds to keep them; None:
+    # not kept): the request as sent upstream, the answer as the provider sent it.
+    body_retention: float | None = None
+    sent_body: Any = None
+    answer_chunks: list[bytes] | None = None
     cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
     saved_nusd: int = 0  # a cache hit: what the original call cost
     capture: Capture | None = None  # set by the cache step on a miss it may store

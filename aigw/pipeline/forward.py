@@ -174,6 +174,8 @@ class Forward:
                     ctx, request, resp, relay, fmt.stream_error, call.prompt_estimate
                 )
             raw, payload = await upstream.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]
             hub_answer: JSON | None = None
             if not native:
                 try:
@@ -260,6 +262,8 @@ class Forward:
                     call.prompt_estimate,
                 )
             raw, payload = await upstream.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]
             return await self.finish_json(
                 ctx, raw, adapter.response_usage(payload), call.prompt_estimate
             )

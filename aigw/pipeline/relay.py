@@ -161,8 +161,11 @@ class Restoring:
 class _Reader:
     """The upstream's SSE events, one chunk's worth per :meth:`read`, under the watchdog."""
 
-    def __init__(self, resp: UpstreamResponse, config: UpstreamConfig) -> None:
+    def __init__(
+        self, resp: UpstreamResponse, config: UpstreamConfig, capture: list[bytes] | None = None
+    ) -> None:
         self.config = config
+        self.capture = capture  # the audit log's copy of the upstream bytes, when kept
         self.parser = SSEParser()
         self.chunks = resp.chunks().__aiter__()
         self.wait = config.first_byte_timeout
@@ -183,6 +186,8 @@ class _Reader:
         if data is None:
             self.ended = True
             return self.parser.flush()
+        if self.capture is not None:
+            self.capture.append(data)
         return self.parser.feed(data)
 
 
@@ -301,7 +306,9 @@ class Relayer:
             relay = _Tapped(relay, tap)
         if ctx.restorer is not None:
             relay = Restoring(relay, ctx.restorer.stream())
-        reader = _Reader(resp, self.config)
+        if ctx.body_retention is not None:
+            ctx.answer_chunks = []  # the stream as the provider sent it, for the audit log
+        reader = _Reader(resp, self.config, ctx.answer_chunks)
         state = relay.state
         failure: GatewayError | None = None
         client_gone = False

@@ -16,6 +16,7 @@ engine), the ledger is appended through :class:`~aigw.store.writer.GroupWriter`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Protocol
 
 from aigw.cache.entry import CacheStats, Entry
@@ -23,6 +24,7 @@ from aigw.model import (
     NO_LIMITS,
     AlertRow,
     KeyRecord,
+    LedgerRecord,
     LedgerRow,
     Limits,
     ReportRow,
@@ -83,8 +85,11 @@ class TeamStore(Protocol):
 
     async def list_all(self) -> list[TeamRecord]: ...
 
-    async def update(self, name: str, limits: Limits) -> TeamRecord:
-        """Replace the team's limits (the caller merges with the current ones)."""
+    async def update(
+        self, name: str, limits: Limits, *, body_retention: float | EllipsisType | None = ...
+    ) -> TeamRecord:
+        """Replace the team's limits (the caller merges with the current ones) and, when
+        given, how long the audit log keeps its bodies (seconds; None: not kept)."""
         ...
 
     async def remove(self, name: str) -> None: ...
@@ -97,8 +102,9 @@ class TeamStore(Protocol):
 class LedgerSink(Protocol):
     """Where the ledger's group commits go."""
 
-    async def append_many(self, rows: list[LedgerRow]) -> None:
-        """Commit ``rows`` atomically: all of them or none (then raise)."""
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
+        """Commit ``rows`` (ledger rows, audit events, audit bodies) atomically: all of
+        them or none (then raise). Audit events are chained in the same transaction."""
         ...
 
 
@@ -182,9 +188,9 @@ class CacheTable(Protocol):
     async def stats(self, now: float) -> list[CacheStats]: ...
 
 
-# A placeholder, not yet a protocol: the audit log has no code to serve. When it
-# lands, declare here what it needs, e.g. an ``AuditSink`` with ``append_many(rows)``
-# fed by its own GroupWriter (as the ledger is); then implement it in each backend.
+# The audit trail is written through the ledger's sink (same group commit); its
+# queries are functions of aigw.store.sqlite.audit until a second backend needs a
+# protocol.
 
 
 class Store(Protocol):

@@ -1,7 +1,7 @@
 """The SQLite backend (the default): one WAL-mode file holds all the state.
 
 The SQL lives in one module per table group (``keys``, ``teams``, ``ledger``,
-``limits``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
+``limits``, ``audit``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
 classes here bind them to one database so they satisfy the protocols of
 :mod:`aigw.store.base`. Code that runs outside the gateway (the CLI, tests) may
 call the functions directly.
@@ -10,6 +10,7 @@ call the functions directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 
 import aigw.store.sqlite.cache as cache_sql
 import aigw.store.sqlite.keys as keys_sql
@@ -21,6 +22,7 @@ from aigw.model import (
     NO_LIMITS,
     AlertRow,
     KeyRecord,
+    LedgerRecord,
     LedgerRow,
     Limits,
     ReportRow,
@@ -96,8 +98,10 @@ class SQLiteTeams:
     async def list_all(self) -> list[TeamRecord]:
         return await teams_sql.list_all(self.db)
 
-    async def update(self, name: str, limits: Limits) -> TeamRecord:
-        return await teams_sql.update(self.db, name, limits)
+    async def update(
+        self, name: str, limits: Limits, *, body_retention: float | EllipsisType | None = ...
+    ) -> TeamRecord:
+        return await teams_sql.update(self.db, name, limits, body_retention=body_retention)
 
     async def remove(self, name: str) -> None:
         await teams_sql.remove(self.db, name)
@@ -112,7 +116,7 @@ class SQLiteLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def append_many(self, rows: list[LedgerRow]) -> None:
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await ledger_sql.append_many(self.db, rows)
 
     async def summarize(

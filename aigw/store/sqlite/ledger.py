@@ -1,11 +1,14 @@
-"""The cost ledger: one row per call, appended in group commits."""
+"""The cost ledger: one row per call, appended in group commits (with the audit trail)."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import fields
 from operator import attrgetter
 
-from aigw.model import REPORT_GROUPS, LedgerRow, ReportRow
+from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
+from aigw.store.sqlite.audit import append_audit
 from aigw.store.sqlite.db import Database
 
 _NAMES = [f.name for f in fields(LedgerRow)]
@@ -15,17 +18,26 @@ _VALUES = attrgetter(*_NAMES)  # a row's values in column order (astuple deep-co
 MAX_BATCH = 500
 
 
-async def append_many(db: Database, rows: list[LedgerRow]) -> None:
-    """Insert ``rows`` with one multi-row INSERT: atomic, one round trip, one commit."""
-    for start in range(0, len(rows), MAX_BATCH):
-        chunk = rows[start : start + MAX_BATCH]
-        sql = f"INSERT INTO ledger ({', '.join(_NAMES)}) VALUES " + ", ".join(
-            [_ROW_SQL] * len(chunk)
-        )
-        params: list[object] = []
-        for row in chunk:
-            params.extend(_VALUES(row))
-        await db.write(sql, params)
+async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
+    """Commit a group: ledger rows (multi-row INSERTs) and the audit events and bodies
+    that came with them, in one transaction, one commit."""
+    ledger = [r for r in rows if type(r) is LedgerRow]
+    events = [r for r in rows if type(r) is AuditEvent]
+    bodies = [r for r in rows if type(r) is AuditBody]
+
+    def write(conn: sqlite3.Connection) -> None:
+        for start in range(0, len(ledger), MAX_BATCH):
+            chunk = ledger[start : start + MAX_BATCH]
+            sql = f"INSERT INTO ledger ({', '.join(_NAMES)}) VALUES " + ", ".join(
+                [_ROW_SQL] * len(chunk)
+            )
+            params: list[object] = []
+            for row in chunk:
+                params.extend(_VALUES(row))
+            conn.execute(sql, params)
+        append_audit(conn, events, db.sealer, bodies)
+
+    await db.batch(write)
 
 
 # The SQL of each of REPORT_GROUPS.
