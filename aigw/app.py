@@ -20,6 +20,7 @@ from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
+from aigw.observe import tracing as tracing_mod
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
@@ -79,6 +80,9 @@ def _lifecycle(
                 limiter = LocalLimiter(store.limit_state, config)
                 model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
+                tracing = tracing_mod.start(config.otel)
+                if tracing is not None:
+                    app[tracing_mod.TRACING] = tracing
                 gw = Gateway(
                     config,
                     db,
@@ -106,6 +110,7 @@ def _lifecycle(
                     gw.accountant,
                     gw.drain,
                     gw.health,
+                    tracing,
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
@@ -123,6 +128,8 @@ def _lifecycle(
                     await ledger_task
                     await limiter.close()
                     await directory.close()
+                    if tracing is not None:
+                        tracing.shutdown()  # flushes the spans still queued
             finally:
                 await session.close()
         finally:

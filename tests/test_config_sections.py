@@ -34,6 +34,7 @@ def full_config() -> Config:
     cfg.server.drain_seconds = 12.0
     cfg.server.header_timeout = 3.0
     cfg.server.body_timeout = 30.0
+    cfg.server.log_format = "json"
     cfg.upstream.connect_timeout = 2.5
     cfg.upstream.first_byte_timeout = 60.0
     cfg.upstream.idle_timeout = 15.0
@@ -76,6 +77,10 @@ def full_config() -> Config:
     cfg.quotas["openai"] = QuotaConfig("openai", rpm=10_000, tpm=2_000_000)
     cfg.quotas["openai/gpt-4o"] = QuotaConfig("openai/gpt-4o", rpm=500)
     cfg.quotas["claude/claude-sonnet-4-6"] = QuotaConfig("claude/claude-sonnet-4-6", tpm=40_000)
+    cfg.otel.enabled = True
+    cfg.otel.endpoint = "http://collector:4318/v1/traces"
+    cfg.otel.service_name = "aigw-eu"
+    cfg.otel.sample_ratio = 0.25
     return cfg
 
 

@@ -30,6 +30,7 @@ from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
 from aigw.config.models import MODELS, STRATEGIES, ModelConfig, TargetConfig
+from aigw.config.otel import OTEL, OtelConfig
 from aigw.config.prices import PRICES, PriceConfig
 from aigw.config.providers import DEFAULT_BASE_URLS, PROVIDER_TYPES, PROVIDERS, ProviderConfig
 from aigw.config.quotas import QUOTAS, QuotaConfig
@@ -52,6 +53,7 @@ __all__ = [
     "LedgerConfig",
     "LimitsConfig",
     "ModelConfig",
+    "OtelConfig",
     "PriceConfig",
     "ProviderConfig",
     "QuotaConfig",
@@ -88,6 +90,7 @@ class Config:
     budgets: BudgetsConfig = BUDGETS.field()
     alerts: AlertsConfig = ALERTS.field()
     quotas: dict[str, QuotaConfig] = QUOTAS.field()
+    otel: OtelConfig = OTEL.field()
 
 
 # (table name, section) in file order, taken from Config's fields.

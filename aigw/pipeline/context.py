@@ -111,6 +111,7 @@ class Context:
     cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
     saved_nusd: int = 0  # a cache hit: what the original call cost
     response: web.StreamResponse | None = None  # set by the step that answers
+    trace: Any = None  # the request's OpenTelemetry span, when [otel] is on
 
     def __post_init__(self) -> None:
         # Kept as sent, so the client's own id finds its ledger row. Not unique: two

@@ -1,0 +1,1 @@
+"""Observing a running gateway: access logs and traces (metrics live here too)."""
