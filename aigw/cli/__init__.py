@@ -79,7 +79,7 @@ COMMANDS: dict[str, Entry] = {
     "doctor": Entry(
         "doctor",
         "doctor",
-        "Check the config, state file, keyring, provider keys, providers and server; say how "
+        "Check the config, state file, keyring, provider keys, providers and server; say how\n"
         "to fix what is wrong.",
     ),
     "man": Entry(

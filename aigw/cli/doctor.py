@@ -29,7 +29,9 @@ def doctor(
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Check the config, state file, keyring, provider keys, providers and server; say how
-    to fix what is wrong. Exits 1 when a check failed (warnings do not count)."""
+    to fix what is wrong.
+
+    Exits 1 when a check failed (warnings do not count)."""
     checks = doctor_mod.run(offline=offline, wait=timeout)
     bad = doctor_mod.failed(checks)
     if json:

@@ -20,7 +20,7 @@ class TeamActivity:
     team: str
     requests: int = 0
     errors: int = 0  # answered with an error (refusals by the limits not counted)
-    refused: int = 0  # refused by a rate limit, budget or quota (429 before any provider)
+    refused: int = 0  # refused by a rate limit, budget or quota (429, no upstream attempt)
     tokens: int = 0
     cost_nusd: int = 0
     latency_ms_avg: float | None = None
@@ -39,8 +39,8 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
-# A refusal by the limits engine: 429 answered before any provider was chosen.
-_REFUSED = "(status = 429 AND provider IS NULL)"
+# A refusal by the limits engine: 429 answered before any upstream attempt.
+_REFUSED = "(status = 429 AND attempts = 0)"
 
 
 def team_activity(conn: sqlite3.Connection, since: float) -> list[TeamActivity]:
