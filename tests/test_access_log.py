@@ -88,8 +88,18 @@ async def test_a_client_chosen_string_cannot_forge_a_line(
 
 
 def test_text_values_are_quoted_and_escaped() -> None:
-    line = str(access.AccessLine({"a": "plain", "b": "two words", "c": None, "d": "", "e": 'x"y'}))
-    assert line == 'a=plain b="two words" c=- d="" e="x\\"y"'
+    values: list[object] = [None] * len(access.NAMES)
+    values[0] = 1796169600.25  # time
+    values[1:4] = ["req_1", "chat completions", ""]  # request_id, endpoint, team
+    values[5] = 'x"y=z'  # app
+    values[9:11] = [200, True]  # status, stream
+    values[15] = 1_500_000_000  # cost in nano-USD
+    line = str(access.AccessLine(tuple(values)))
+    assert line.startswith(
+        'time=2026-12-02T00:00:00.250Z request_id=req_1 endpoint="chat completions" '
+        'team="" key_id=- app="x\\"y=z" model=-'
+    )
+    assert " status=200 stream=true " in line and " cost_usd=1.500000000 " in line
     assert access.neutral("a\x1bb\rc\x85") == "a\\x1bb\\x0dc\\x85"
 
 
@@ -98,10 +108,10 @@ async def test_nothing_is_built_when_the_access_log_is_off(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="aigw.access")
 
-    def boom(ctx: object) -> dict[str, object]:
-        raise AssertionError("fields built with the access log off")
+    def boom(values: object) -> None:
+        raise AssertionError("a line built with the access log off")
 
-    monkeypatch.setattr(access, "fields", boom)
+    monkeypatch.setattr(access, "AccessLine", boom)
     key = await gateway.key()
     async with gateway.openai(key) as client:
         await client.chat.completions.create(model="mock/echo", messages=HI)

@@ -35,7 +35,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aigw.access")
 
-__all__ = ["LOG_FORMATS", "AccessLine", "JsonFormatter", "configure", "neutral", "record"]
+__all__ = [
+    "LOG_FORMATS",
+    "NAMES",
+    "AccessLine",
+    "JsonFormatter",
+    "TextFormatter",
+    "configure",
+    "neutral",
+    "record",
+]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
@@ -57,47 +66,60 @@ def _text_value(value: object) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     s = str(value)
-    if not s or _NEEDS_QUOTES.search(s):
+    if type(value) is str and (not s or _NEEDS_QUOTES.search(s)):
         return '"' + neutral(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
     return s
 
 
+NAMES = (
+    "time",
+    "request_id",
+    "endpoint",
+    "team",
+    "key_id",
+    "app",
+    "model",
+    "provider",
+    "upstream_model",
+    "status",
+    "stream",
+    "latency_ms",
+    "ttft_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "attempts",
+    "cache",
+)
+
+
 class AccessLine:
-    """One request's fields; rendered as logfmt by ``str()`` (lazily, by the handler)."""
+    """One request's values, in :data:`NAMES` order, as the request left them: the
+    time and the cost are formatted, and the line rendered (logfmt, by ``str()``),
+    only by the handler that writes it."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("values",)
 
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.fields = fields
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(zip(NAMES, self._shown(), strict=True))
 
     def __str__(self) -> str:
-        return " ".join(f"{k}={_text_value(v)}" for k, v in self.fields.items())
+        v = _text_value
+        return " ".join([f"{k}={v(x)}" for k, x in zip(NAMES, self._shown(), strict=True)])
 
-
-def fields(ctx: Context) -> dict[str, Any]:
-    """What the line says about ``ctx``: who, what, where, how it went, what it cost."""
-    key, target, usage = ctx.key, ctx.target, ctx.usage
-    first = ctx.first_byte
-    return {
-        "time": _iso(ctx.ts),
-        "request_id": ctx.request_id,
-        "endpoint": ctx.endpoint,
-        "team": key.team if key else None,
-        "key_id": key.id if key else None,
-        "app": key.app if key else None,
-        "model": ctx.model,
-        "provider": target.provider.name if target else None,
-        "upstream_model": target.upstream_model if target else None,
-        "status": ctx.status,
-        "stream": ctx.stream,
-        "latency_ms": ctx.latency_ms(),
-        "ttft_ms": int((first - ctx.started) * 1000) if first is not None else None,
-        "tokens_in": usage.prompt_tokens if usage else 0,
-        "tokens_out": usage.completion_tokens if usage else 0,
-        "cost_usd": format_usd(ctx.cost_nusd, 9) if ctx.cost_nusd is not None else None,
-        "attempts": ctx.tries,
-        "cache": ctx.cache,
-    }
+    def _shown(self) -> tuple[Any, ...]:
+        values = self.values
+        cost = values[15]
+        return (
+            _iso(values[0]),
+            *values[1:15],
+            None if cost is None else format_usd(cost, 9),
+            *values[16:],
+        )
 
 
 def _iso(ts: float) -> str:
@@ -106,18 +128,61 @@ def _iso(ts: float) -> str:
 
 
 def record(ctx: Context) -> None:
-    """Log ``ctx``'s access line, if anyone listens."""
-    if log.isEnabledFor(logging.INFO):
-        log.info("%s", AccessLine(fields(ctx)))
+    """Log ``ctx``'s access line, if anyone listens (who, what, where, how it went,
+    what it cost)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    key, target, usage, first = ctx.key, ctx.target, ctx.usage, ctx.first_byte
+    line = AccessLine(
+        (
+            ctx.ts,
+            ctx.request_id,
+            ctx.endpoint,
+            key.team if key else None,
+            key.id if key else None,
+            key.app if key else None,
+            ctx.model,
+            target.provider.name if target else None,
+            target.upstream_model if target else None,
+            ctx.status,
+            ctx.stream,
+            ctx.latency_ms(),
+            int((first - ctx.started) * 1000) if first is not None else None,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            ctx.cost_nusd,  # nano-USD; formatted by `fields`
+            ctx.tries,
+            ctx.cache,
+        )
+    )
+    # makeRecord rather than log.info: no walk up the stack for a caller's file and
+    # line (what findCaller costs, on every request, for a line that never shows it).
+    log.handle(log.makeRecord(log.name, logging.INFO, "", 0, "%s", (line,), None))
+
+
+def _access_line(record: logging.LogRecord) -> AccessLine | None:
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], AccessLine):
+        return args[0]
+    return None
+
+
+class TextFormatter(logging.Formatter):
+    """The usual ``time level logger: message``; an access line as its bare logfmt
+    (it carries its own time)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = _access_line(record)
+        return str(line) if line is not None else super().format(record)
 
 
 class JsonFormatter(logging.Formatter):
     """Each record as one JSON object; an access line's fields at the top level."""
 
     def format(self, record: logging.LogRecord) -> str:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], AccessLine):
-            out: dict[str, Any] = {"logger": record.name, **args[0].fields}
+        line = _access_line(record)
+        if line is not None:
+            out: dict[str, Any] = {"logger": record.name, **line.fields}
         else:
             out = {
                 "time": _iso(record.created),
@@ -137,5 +202,5 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure(level: str, fmt: str) -> None:
     """Send the server's log records (access lines included) to stderr in ``fmt``."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
