@@ -61,14 +61,19 @@ def neutral(value: str) -> str:
 
 
 def _text_value(value: object) -> str:
+    kind = type(value)
+    if kind is str:
+        s: str = value  # type: ignore[assignment]
+        if not s or _NEEDS_QUOTES.search(s):
+            return '"' + neutral(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+        return s
+    if kind is int:
+        return str(value)
     if value is None:
         return "-"
-    if value is True or value is False:
+    if kind is bool:
         return "true" if value else "false"
-    s = str(value)
-    if type(value) is str and (not s or _NEEDS_QUOTES.search(s)):
-        return '"' + neutral(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
-    return s
+    return str(value)
 
 
 NAMES = (
@@ -122,9 +127,16 @@ class AccessLine:
         )
 
 
+_second: list[Any] = [None, ""]  # the last second formatted, and its text
+
+
 def _iso(ts: float) -> str:
-    t = time.gmtime(ts)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', t)}.{int(ts % 1 * 1000):03d}Z"
+    """``ts`` as ISO 8601 UTC with milliseconds (the second's text reused: lines come
+    many to a second)."""
+    whole = int(ts)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int(ts % 1 * 1000):03d}Z"
 
 
 def record(ctx: Context) -> None:
