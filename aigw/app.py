@@ -21,6 +21,7 @@ from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
 from aigw.observe import tracing as tracing_mod
+from aigw.observe.metrics import Metrics
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
@@ -32,6 +33,9 @@ from aigw.providers.http import new_session
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.writer import GroupWriter
+from aigw.web import dashboard
+from aigw.web import metrics as web_metrics
+from aigw.web.auth import SESSIONS, Sessions
 
 log = logging.getLogger("aigw")
 
@@ -83,21 +87,26 @@ def _lifecycle(
                 tracing = tracing_mod.start(config.otel)
                 if tracing is not None:
                     app[tracing_mod.TRACING] = tracing
+                health = LocalHealth(config.routing)
+                metrics = Metrics(
+                    health.snapshot, web_metrics.budget_ratios(config, directory, limiter)
+                )
                 gw = Gateway(
                     config,
                     db,
                     store,
                     directory,
                     writer,
-                    Accountant(writer, prices),
+                    Accountant(writer, prices, metrics),
                     prices,
                     session,
                     provs,
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
-                    LocalHealth(config.routing),
+                    health,
                     model_lists,
+                    metrics,
                 )
                 app[GATEWAY] = gw
                 app[pipeline.PIPELINES] = pipeline.build(
@@ -275,8 +284,11 @@ def create_app(config: Config, state_file: Path) -> web.Application:
         },
     )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
+    app[SESSIONS] = Sessions()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", web_metrics.metrics)
+    dashboard.add_routes(app)
     app.router.add_post("/v1/chat/completions", endpoints.chat_completions)
     app.router.add_post("/v1/embeddings", endpoints.embeddings)
     app.router.add_post("/v1/responses", endpoints.responses)

@@ -118,6 +118,8 @@ def region_problem(region: str) -> str | None:
 # -- keys ----------------------------------------------------------------------------
 
 KEY_PREFIX = "gw-"
+# The team every admin key names: reserved, so no team key or team record can take it.
+ADMIN_TEAM = "(admin)"
 
 
 class KeyNotFound(AigwError):
@@ -140,6 +142,9 @@ class KeyRecord:
     replaced_by: str | None
     # The key's own limits; its team's limits apply as well.
     limits: Limits = NO_LIMITS
+    # An admin key opens the dashboard and admin endpoints and makes no proxied calls;
+    # its team is ADMIN_TEAM.
+    admin: bool = False
 
     def state(self, now: float) -> str:
         """``active``, ``revoked`` or ``expired`` at time ``now``."""
@@ -186,6 +191,8 @@ def check_team_name(name: str) -> str:
         raise AigwError(f"not a team name: {name!r} (no spaces or control characters)")
     if len(name) > 100:
         raise AigwError("a team name has at most 100 characters")
+    if name == ADMIN_TEAM:
+        raise AigwError(f"{ADMIN_TEAM!r} is reserved for admin keys (aigw keys create --admin)")
     return name
 
 

@@ -161,3 +161,17 @@ def budget_dict(b: BudgetRow) -> dict[str, Any]:
         "alerts_fired": b.alerts,
         "refused": b.refused,
     }
+
+
+async def report_json(
+    store: Store, cfg: Config, *, by: str, since: float | None, until: float | None, now: float
+) -> list[dict[str, Any]]:
+    """The rows `aigw report --json` prints: one dict per group (:func:`row_dict`);
+    a team's or key's row carries its current period's budget (or null)."""
+    rep = await build(store.reports, by=by, since=since, until=until)
+    rows = [row_dict(r, by) for r in rep.rows]
+    if by in ("team", "key"):
+        own = {b.name: budget_dict(b) for b in await budgets(store, cfg, now) if b.scope == by}
+        for r in rows:
+            r["budget"] = own.get(r["name"])
+    return rows

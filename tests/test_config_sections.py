@@ -39,6 +39,7 @@ def full_config() -> Config:
     cfg.upstream.first_byte_timeout = 60.0
     cfg.upstream.idle_timeout = 15.0
     cfg.ledger.synchronous = "full"
+    cfg.metrics.require_admin_key = True
     cfg.translation.strict = False
     cfg.translation.default_max_tokens = 2048
     cfg.providers["openai"] = ProviderConfig("openai", "openai", "https://api.openai.com/v1")
@@ -117,6 +118,9 @@ DOCUMENTS = [
     "[ledger]\nsynchronous = 1",
     "[ledger]\nsynchronous = 'full'",
     "[ledger]\nsync = 'full'",
+    "[metrics]\nrequire_admin_key = true",
+    "[metrics]\nrequire_admin_key = 'yes'",
+    "[metrics]\nrequire_key = true",
     "[translation]\nstrict = 'yes'",
     "[translation]\nstrict = 1",
     "[translation]\ndefault_max_tokens = 0",

@@ -147,7 +147,7 @@ def list_(json: JsonOpt = False) -> None:
 
     async def run(store: Store) -> tuple[list[TeamRecord], dict[str, int], set[str]]:
         now = time.time()
-        named = {k.team for k in await store.keys.list_all()}
+        named = {k.team for k in await store.keys.list_all() if not k.admin}
         return await store.teams.list_all(), await store.teams.key_counts(now), named
 
     records, counts, named = with_store(run)

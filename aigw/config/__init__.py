@@ -29,6 +29,7 @@ from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
+from aigw.config.metrics import METRICS, MetricsConfig
 from aigw.config.models import MODELS, STRATEGIES, ModelConfig, TargetConfig
 from aigw.config.otel import OTEL, OtelConfig
 from aigw.config.prices import PRICES, PriceConfig
@@ -52,6 +53,7 @@ __all__ = [
     "Config",
     "LedgerConfig",
     "LimitsConfig",
+    "MetricsConfig",
     "ModelConfig",
     "OtelConfig",
     "PriceConfig",
@@ -82,6 +84,7 @@ class Config:
     upstream: UpstreamConfig = UPSTREAM.field()
     routing: RoutingConfig = ROUTING.field()
     ledger: LedgerConfig = LEDGER.field()
+    metrics: MetricsConfig = METRICS.field()
     translation: TranslationConfig = TRANSLATION.field()
     providers: dict[str, ProviderConfig] = PROVIDERS.field()
     models: dict[str, ModelConfig] = MODELS.field()

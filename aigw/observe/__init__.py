@@ -1,1 +1,1 @@
-"""Observing a running gateway: access logs and traces (metrics live here too)."""
+"""Observing a running gateway: in-process metrics, access logs and traces."""

@@ -111,6 +111,9 @@ class Pipeline:
         """Record a refused or failed call (when billed and the caller is known) and
         render the error."""
         ctx.status, ctx.error = err.status, err.message
+        metrics = self.accountant.metrics
+        if metrics is not None and err.status in (403, 429) and not ctx.upstream_called:
+            metrics.refused(ctx.key.team if ctx.key else None, err.code, err.type)
         if ctx.key is not None and ctx.billed:
             try:
                 await self.accountant.record(ctx)

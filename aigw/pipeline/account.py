@@ -12,6 +12,7 @@ import orjson
 from aigw.errors import GatewayError
 from aigw.headers import header_value
 from aigw.model import LedgerRow
+from aigw.observe.metrics import Metrics
 from aigw.pipeline.context import Context
 from aigw.pricing import PriceBook
 from aigw.providers.base import redact
@@ -47,9 +48,12 @@ def routing_log(ctx: Context) -> str:
 class Accountant:
     """Turns a finished context into a committed ledger row."""
 
-    def __init__(self, writer: GroupWriter[LedgerRow], prices: PriceBook) -> None:
+    def __init__(
+        self, writer: GroupWriter[LedgerRow], prices: PriceBook, metrics: Metrics | None = None
+    ) -> None:
         self.writer = writer
         self.prices = prices
+        self.metrics = metrics  # in-memory counters for /metrics, fed once per row
 
     def cost(self, ctx: Context) -> None:
         """Fill ``ctx.cost_nusd`` from its usage, plus what failed attempts the provider
@@ -116,3 +120,6 @@ class Accountant:
                 type="server_error",
                 code="ledger_unavailable",
             ) from exc
+        if self.metrics is not None:
+            first = ctx.first_byte
+            self.metrics.record(row, None if first is None else first - ctx.started, ctx.attempts)

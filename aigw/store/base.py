@@ -41,8 +41,10 @@ class KeyStore(Protocol):
         name: str | None = None,
         expires_at: float | None = None,
         limits: Limits = NO_LIMITS,
+        admin: bool = False,
     ) -> tuple[str, KeyRecord]:
-        """A new key: (the key itself, shown once; its record)."""
+        """A new key: (the key itself, shown once; its record). An admin key's team is
+        :data:`aigw.model.ADMIN_TEAM` whatever ``team`` says."""
         ...
 
     async def get(self, key_id: str) -> KeyRecord: ...

@@ -42,9 +42,16 @@ class SQLiteKeys:
         name: str | None = None,
         expires_at: float | None = None,
         limits: Limits = NO_LIMITS,
+        admin: bool = False,
     ) -> tuple[str, KeyRecord]:
         return await keys_sql.create(
-            self.db, team=team, app=app, name=name, expires_at=expires_at, limits=limits
+            self.db,
+            team=team,
+            app=app,
+            name=name,
+            expires_at=expires_at,
+            limits=limits,
+            admin=admin,
         )
 
     async def get(self, key_id: str) -> KeyRecord:

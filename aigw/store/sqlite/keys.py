@@ -9,6 +9,7 @@ import time
 import aigw.store.sqlite.limits as limits_store
 from aigw.errors import AigwError
 from aigw.model import (
+    ADMIN_TEAM,
     KEY_PREFIX,
     LIMIT_FIELDS,
     NO_LIMITS,
@@ -35,12 +36,14 @@ def _record(row: sqlite3.Row) -> KeyRecord:
         revoked_at=row["revoked_at"],
         replaced_by=row["replaced_by"],
         limits=limits_store.from_row(row),
+        admin=bool(row["admin"]),
     )
 
 
 _COLUMNS = (
     "id, hash, prefix, name, team, app, created_at, expires_at, revoked_at, replaced_by, "
     + limits_store.COLUMNS
+    + ", admin"
 )
 _PLACEHOLDERS = ", ".join(["?"] * (_COLUMNS.count(",") + 1))
 _INSERT = f"INSERT INTO keys ({_COLUMNS}) VALUES ({_PLACEHOLDERS})"
@@ -53,6 +56,7 @@ def _new_record(
     name: str | None,
     expires_at: float | None,
     limits: Limits = NO_LIMITS,
+    admin: bool = False,
 ) -> tuple[str, KeyRecord]:
     key = new_key()
     rec = KeyRecord(
@@ -67,6 +71,7 @@ def _new_record(
         revoked_at=None,
         replaced_by=None,
         limits=limits,
+        admin=admin,
     )
     return key, rec
 
@@ -84,6 +89,7 @@ def _params(r: KeyRecord) -> tuple[object, ...]:
         r.revoked_at,
         r.replaced_by,
         *limits_store.to_row(r.limits),
+        int(r.admin),
     )
 
 
@@ -95,10 +101,21 @@ async def create(
     name: str | None = None,
     expires_at: float | None = None,
     limits: Limits = NO_LIMITS,
+    admin: bool = False,
 ) -> tuple[str, KeyRecord]:
-    """Create a key; returns (the key itself, its record). The key is not stored."""
+    """Create a key; returns (the key itself, its record). The key is not stored.
+
+    An admin key (``admin=True``) belongs to :data:`ADMIN_TEAM` and has no limits."""
     validate_limits(limits)
-    key, rec = _new_record(team=team, app=app, name=name, expires_at=expires_at, limits=limits)
+    if admin:
+        if not limits.empty:
+            raise AigwError("an admin key makes no proxied calls, so it takes no limits")
+        team = ADMIN_TEAM
+    elif team == ADMIN_TEAM:
+        raise AigwError(f"{ADMIN_TEAM!r} is reserved for admin keys (aigw keys create --admin)")
+    key, rec = _new_record(
+        team=team, app=app, name=name, expires_at=expires_at, limits=limits, admin=admin
+    )
     await db.execute(_INSERT, _params(rec))
     return key, rec
 
@@ -140,7 +157,12 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
     # The replacement inherits the old key's limits (its budget spend starts afresh,
     # since spend is counted per key id).
     key, rec = _new_record(
-        team=old.team, app=old.app, name=old.name, expires_at=old.expires_at, limits=old.limits
+        team=old.team,
+        app=old.app,
+        name=old.name,
+        expires_at=old.expires_at,
+        limits=old.limits,
+        admin=old.admin,
     )
     until = now + grace
     # The old key ends at the grace deadline, or sooner if it was already due to expire.
@@ -160,7 +182,8 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
 async def set_limits(db: Database, key_id: str, limits: Limits) -> KeyRecord:
     """Replace a key's own limits; returns the updated record."""
     validate_limits(limits)
-    await get(db, key_id)
+    if (await get(db, key_id)).admin and not limits.empty:
+        raise AigwError("an admin key makes no proxied calls, so it takes no limits")
     assignments = ", ".join(f"{c} = ?" for c in LIMIT_FIELDS)
     await db.execute(
         f"UPDATE keys SET {assignments} WHERE id = ?", (*limits_store.to_row(limits), key_id)

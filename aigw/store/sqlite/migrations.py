@@ -147,4 +147,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ledger ADD COLUMN saved_nusd INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        "0012_admin_keys",
+        """
+        -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
+        -- protected); they cannot make proxied calls. Their team is '(admin)'.
+        ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]

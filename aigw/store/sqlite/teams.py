@@ -91,10 +91,11 @@ async def remove(db: Database, name: str) -> None:
 
 
 async def key_counts(db: Database, now: float) -> dict[str, int]:
-    """Active keys per team name, including teams that have no record."""
+    """Active keys per team name, including teams that have no record (admin keys,
+    which belong to no team, are not counted)."""
     rows = await db.fetchall(
         "SELECT team, COUNT(*) AS n FROM keys WHERE (revoked_at IS NULL OR revoked_at > ?) "
-        "AND (expires_at IS NULL OR expires_at > ?) GROUP BY team",
+        "AND (expires_at IS NULL OR expires_at > ?) AND admin = 0 GROUP BY team",
         (now, now),
     )
     return {r["team"]: r["n"] for r in rows}
