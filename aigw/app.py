@@ -25,6 +25,7 @@ from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
 from aigw.model import AuditEvent, LedgerRecord
+from aigw.observe import tracing as tracing_mod
 from aigw.observe.metrics import Metrics
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
@@ -123,6 +124,9 @@ def _lifecycle(
                 limiter = LocalLimiter(store.limit_state, config)
                 model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
+                tracing = tracing_mod.start(config.otel)
+                if tracing is not None:
+                    app[tracing_mod.TRACING] = tracing
                 health = LocalHealth(config.routing)
                 metrics = Metrics(
                     health.snapshot, web_metrics.budget_ratios(config, directory, limiter)
@@ -159,6 +163,7 @@ def _lifecycle(
                     gw.drain,
                     gw.health,
                     cache,
+                    tracing,
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
@@ -180,6 +185,8 @@ def _lifecycle(
                     await cache_task
                     await limiter.close()
                     await directory.close()
+                    if tracing is not None:
+                        tracing.shutdown()  # flushes the spans still queued
             finally:
                 await session.close()
         finally:

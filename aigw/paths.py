@@ -1,4 +1,6 @@
-"""Where aigw keeps its files. ``AIGW_HOME`` overrides every location."""
+"""Where aigw keeps its files. ``AIGW_HOME`` overrides every location; ``AIGW_CONFIG``
+then names the config file alone (a service reads it from a read-only place, e.g. a
+systemd credential, while its state stays in its state directory)."""
 
 from __future__ import annotations
 
@@ -24,13 +26,18 @@ class Paths:
 def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
     """Paths for ``home`` (or ``$AIGW_HOME``); else platformdirs' config and data dirs."""
     home = home or os.environ.get("AIGW_HOME") or None
+    config = os.environ.get("AIGW_CONFIG") or None
     if home:
         base = Path(home).expanduser()
-        return Paths(base / "config.toml", base / "state.db")
-    return Paths(
-        Path(platformdirs.user_config_dir(APP)) / "config.toml",
-        Path(platformdirs.user_data_dir(APP)) / "state.db",
-    )
+        found = Paths(base / "config.toml", base / "state.db")
+    else:
+        found = Paths(
+            Path(platformdirs.user_config_dir(APP)) / "config.toml",
+            Path(platformdirs.user_data_dir(APP)) / "state.db",
+        )
+    if config:
+        return Paths(Path(config).expanduser(), found.state_file)
+    return found
 
 
 # -- owner-only files -------------------------------------------------------------------

@@ -28,6 +28,7 @@ import contextlib
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -713,6 +714,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state.db)")
     ap.add_argument(
+        "--serve-args",
+        default="",
+        metavar="ARGS",
+        help="extra arguments for `aigw serve`, e.g. '--log-level warning' (access log "
+        "off) or '--log-format json'",
+    )
+    ap.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when a target is missed, a request failed or the ledger does not add up",
@@ -948,7 +956,13 @@ def main(argv: list[str] | None = None) -> int:
                 key = env.pop("AIGW_BENCH_KEY")
                 aigw = fleet.start(
                     "aigw",
-                    [*aigw_command(), "serve", "--port", str(aigw_port)],
+                    [
+                        *aigw_command(),
+                        "serve",
+                        "--port",
+                        str(aigw_port),
+                        *shlex.split(args.serve_args),
+                    ],
                     f"http://127.0.0.1:{aigw_port}",
                     env=env,
                     cpus=proxy_cpus,

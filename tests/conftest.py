@@ -31,6 +31,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         if var.startswith("AIGW_") and var.endswith("_API_KEY"):
             monkeypatch.delenv(var)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("AIGW_CONFIG", raising=False)
     previous = keyring.get_keyring()
     MemoryKeyring.store = {}
     keyring.set_keyring(MemoryKeyring())

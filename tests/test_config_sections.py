@@ -35,6 +35,7 @@ def full_config() -> Config:
     cfg.server.drain_seconds = 12.0
     cfg.server.header_timeout = 3.0
     cfg.server.body_timeout = 30.0
+    cfg.server.log_format = "json"
     cfg.upstream.connect_timeout = 2.5
     cfg.upstream.first_byte_timeout = 60.0
     cfg.upstream.idle_timeout = 15.0
@@ -87,6 +88,10 @@ def full_config() -> Config:
     cfg.scrub.actions["email"] = "block"
     cfg.scrub.actions["ip"] = "off"
     cfg.scrub.custom["employee_id"] = CustomDetector("EMP-[0-9]{6}", "redact")
+    cfg.otel.enabled = True
+    cfg.otel.endpoint = "http://collector:4318/v1/traces"
+    cfg.otel.service_name = "aigw-eu"
+    cfg.otel.sample_ratio = 0.25
     return cfg
 
 

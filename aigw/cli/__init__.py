@@ -71,6 +71,17 @@ COMMANDS: dict[str, Entry] = {
         "demo",
         "Run the gateway on a built-in mock provider, send requests with the openai SDK, report.",
     ),
+    "top": Entry(
+        "top",
+        "top",
+        "Live view of requests/s, spend, errors and limit refusals per team (q to quit).",
+    ),
+    "doctor": Entry(
+        "doctor",
+        "doctor",
+        "Check the config, state file, keyring, provider keys, providers and server; say how\n"
+        "to fix what is wrong.",
+    ),
     "man": Entry(
         "manpage",
         "man",

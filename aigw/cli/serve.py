@@ -150,14 +150,33 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
+        str,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error. The access log (one line per request) "
+            "is written at info: warning turns it off.",
+        ),
     ] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="text (key=value pairs) or json (one object per line) for the log and "
+            "the access log (default from config: [server] log_format, text).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway: OpenAI-compatible endpoint, key auth and the cost ledger."""
+    from aigw.observe import access, tracing
+
     if log_level.lower() not in _LEVELS:
         raise AigwError(f"--log-level must be one of {', '.join(_LEVELS)} (got {log_level!r})")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if log_format is not None and log_format not in access.LOG_FORMATS:
+        raise AigwError(
+            f"--log-format must be one of {', '.join(access.LOG_FORMATS)} (got {log_format!r})"
+        )
     cfg = load_config(required=True)
+    tracing.check(cfg.otel)
+    access.configure(log_level, log_format or cfg.server.log_format)
     run_loop(_run(cfg, host or cfg.server.host, cfg.server.port if port is None else port))

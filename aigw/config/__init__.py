@@ -32,6 +32,7 @@ from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
 from aigw.config.metrics import METRICS, MetricsConfig
 from aigw.config.models import MODELS, STRATEGIES, ModelConfig, TargetConfig
+from aigw.config.otel import OTEL, OtelConfig
 from aigw.config.prices import PRICES, PriceConfig
 from aigw.config.providers import DEFAULT_BASE_URLS, PROVIDER_TYPES, PROVIDERS, ProviderConfig
 from aigw.config.quotas import QUOTAS, QuotaConfig
@@ -58,6 +59,7 @@ __all__ = [
     "LimitsConfig",
     "MetricsConfig",
     "ModelConfig",
+    "OtelConfig",
     "PriceConfig",
     "ProviderConfig",
     "QuotaConfig",
@@ -98,6 +100,7 @@ class Config:
     quotas: dict[str, QuotaConfig] = QUOTAS.field()
     cache: CacheConfig = CACHE.field()
     scrub: ScrubConfig = SCRUB.field()
+    otel: OtelConfig = OTEL.field()
 
 
 # (table name, section) in file order, taken from Config's fields.

@@ -8,6 +8,7 @@ from typing import Any
 from aigw.config.base import Reader, table
 
 DEFAULT_PORT = 8787
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(slots=True)
@@ -23,6 +24,8 @@ class ServerConfig:
     header_timeout: float = 10.0
     # Seconds a client has to send a request's body once its headers are in.
     body_timeout: float = 60.0
+    # How `aigw serve` writes its log and access lines: "text" or "json".
+    log_format: str = "text"
 
 
 def _read(r: Reader) -> ServerConfig:
@@ -30,6 +33,9 @@ def _read(r: Reader) -> ServerConfig:
     port = r.get("port", int, d.port)
     if not 0 <= port <= 65535:
         r.fail("port", f"must be between 0 and 65535 (got {port})")
+    log_format = r.get("log_format", str, d.log_format)
+    if log_format not in LOG_FORMATS:
+        r.fail("log_format", f"must be one of {', '.join(LOG_FORMATS)} (got {log_format!r})")
     return ServerConfig(
         host=r.get("host", str, d.host),
         port=port,
@@ -37,6 +43,7 @@ def _read(r: Reader) -> ServerConfig:
         drain_seconds=r.number("drain_seconds", d.drain_seconds),
         header_timeout=r.number("header_timeout", d.header_timeout, minimum=0.1),
         body_timeout=r.number("body_timeout", d.body_timeout, minimum=0.1),
+        log_format=log_format,
     )
 
 
@@ -48,6 +55,7 @@ def _write(s: ServerConfig) -> dict[str, Any]:
         "drain_seconds": s.drain_seconds,
         "header_timeout": s.header_timeout,
         "body_timeout": s.body_timeout,
+        "log_format": s.log_format,
     }
 
 
@@ -60,7 +68,8 @@ SERVER = table(
     "# finish for up to drain_seconds; calls still running then are cut and\n"
     "# recorded with estimated usage. Keep it below your supervisor's kill timeout\n"
     "# (Kubernetes' terminationGracePeriodSeconds, `docker stop -t`, systemd's\n"
-    "# TimeoutStopSec).",
+    '# TimeoutStopSec). log_format is "text" or "json" (one object per line): the\n'
+    "# server's log and its access log, one line per request (`--log-format`).",
     ServerConfig,
     _read,
     _write,

@@ -1,1 +1,1 @@
-"""Observability: in-process metrics (and, later, access logs and traces)."""
+"""Observing a running gateway: in-process metrics, access logs and traces."""

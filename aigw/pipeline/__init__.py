@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -40,6 +41,7 @@ from aigw.headers import safe_headers
 from aigw.limits.base import Limiter
 from aigw.limits.permissions import ModelPermissions
 from aigw.model import KeyRecord
+from aigw.observe import access
 from aigw.pipeline.account import Accountant
 from aigw.pipeline.admit import admit, release
 from aigw.pipeline.attempts import Attempts
@@ -60,6 +62,9 @@ from aigw.routing.capabilities import CapabilityBook
 from aigw.routing.health import Health
 from aigw.routing.regions import Regions, allowed_regions
 
+if TYPE_CHECKING:
+    from aigw.observe.tracing import Tracing
+
 log = logging.getLogger("aigw.handler")
 
 Step = Callable[[Context], Awaitable[None]]
@@ -68,12 +73,22 @@ Step = Callable[[Context], Awaitable[None]]
 class Pipeline:
     """Runs its steps over a context; any refusal becomes the client's error answer."""
 
-    def __init__(self, steps: Sequence[Step], accountant: Accountant, drain: Drain) -> None:
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        accountant: Accountant,
+        drain: Drain,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.steps = tuple(steps)
         self.accountant = accountant
         self.drain = drain
+        self.tracing = tracing
 
     async def run(self, ctx: Context) -> web.StreamResponse:
+        tracing = self.tracing
+        if tracing is not None:
+            ctx.trace = tracing.start(ctx)
         try:
             for step in self.steps:
                 await step(ctx)
@@ -91,6 +106,10 @@ class Pipeline:
         finally:
             # Settled by the accountant on the usual paths; this covers every other one.
             await release(ctx)
+            # Where every request ends: its access line and its span.
+            access.record(ctx)
+            if tracing is not None:
+                tracing.end(ctx.trace, ctx)
 
     async def refuse(self, ctx: Context, err: GatewayError) -> web.Response:
         """Record a refused or failed call (when billed and the caller is known) and
@@ -151,6 +170,7 @@ def build(
     drain: Drain,
     health: Health,
     cache: ResponseCache | None = None,
+    tracing: Tracing | None = None,
 ) -> Pipelines:
     """The steps, built once with their collaborators."""
 
@@ -174,7 +194,7 @@ def build(
         return allowed_regions(key, directory.team(key.team))
 
     route = Route(router, allows_model, prices, health, regions_of, CapabilityBook(prices))
-    attempts = Attempts(config.routing, health, prices)
+    attempts = Attempts(config.routing, health, prices, tracing)
     forward = Forward(
         config.translation,
         upstream,
@@ -194,15 +214,21 @@ def build(
         forward if cache is None else CacheStep(config.cache, cache, forward, directory),
     ]
     return Pipelines(
-        proxy=Pipeline(steps, accountant, drain),
+        proxy=Pipeline(steps, accountant, drain, tracing),
         # The same steps; only the last answers in Gemini's embeddings format.
         gemini_embed=Pipeline(
-            [*steps[:-1], GeminiEmbed(upstream, accountant, attempts)], accountant, drain
+            [*steps[:-1], GeminiEmbed(upstream, accountant, attempts)],
+            accountant,
+            drain,
+            tracing,
         ),
         count_tokens=Pipeline(
             [authenticate_step, body, route, scrub, CountTokens(config.translation, upstream)],
             accountant,
             drain,
+            tracing,
         ),
-        models=Pipeline([authenticate_step, ListModels(router, allows_model)], accountant, drain),
+        models=Pipeline(
+            [authenticate_step, ListModels(router, allows_model)], accountant, drain, tracing
+        ),
     )

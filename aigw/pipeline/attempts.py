@@ -31,6 +31,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -44,6 +45,9 @@ from aigw.routing.health import Health
 from aigw.routing.regions import region_allows
 from aigw.routing.retry import UpstreamFailed, backoff, retry_after_seconds
 from aigw.routing.targets import Target
+
+if TYPE_CHECKING:
+    from aigw.observe.tracing import Tracing
 
 # One attempt at one target: (ctx, target, seconds left of the deadline).
 SendOne = Callable[[Context, Target, float], Awaitable[web.StreamResponse]]
@@ -59,8 +63,15 @@ _NONE: set[str] = set()  # never added to: "no target dropped yet"
 class Attempts:
     """Runs one call's attempts over its candidates (see the module docstring)."""
 
-    def __init__(self, config: RoutingConfig, health: Health, prices: PriceBook) -> None:
+    def __init__(
+        self,
+        config: RoutingConfig,
+        health: Health,
+        prices: PriceBook,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.config = config
+        self.tracing = tracing  # a child span per attempt, when [otel] is on
         self.health = health
         self.prices = prices
         self.rng = random.Random(int.from_bytes(os.urandom(16), "big"))
@@ -72,6 +83,8 @@ class Attempts:
         this coroutine on without awaiting it: one frame less for every resumption of
         a stream.)"""
         cfg, health = self.config, self.health
+        if self.tracing is not None:
+            send = self.tracing.attempts(send)
         cands: tuple[Target, ...] | list[Target] = ctx.candidates
         n = len(cands)
         route = ctx.route

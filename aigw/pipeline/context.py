@@ -141,6 +141,7 @@ class Context:
     saved_nusd: int = 0  # a cache hit: what the original call cost
     capture: Capture | None = None  # set by the cache step on a miss it may store
     response: web.StreamResponse | None = None  # set by the step that answers
+    trace: Any = None  # the request's OpenTelemetry span, when [otel] is on
 
     def __post_init__(self) -> None:
         # Kept as sent, so the client's own id finds its ledger row. Not unique: two
