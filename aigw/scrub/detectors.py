@@ -64,7 +64,6 @@ _SECRET_HINTS = (
 )
 _SECRET = re.compile(
     r"""
-    (?<![A-Za-z0-9_-])
     (?:
         sk-ant-[A-Za-z0-9_-]{20,}                              # Anthropic
       | sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}        # OpenAI
@@ -105,11 +104,25 @@ def _secret_ok(token: str) -> bool:
 
 
 def _secrets(text: str) -> Iterable[Finding]:
-    if not any(hint in text for hint in _SECRET_HINTS):
-        return
-    for m in _SECRET.finditer(text):
-        if _secret_ok(m.group()):
-            yield Finding(m.start(), m.end(), "secret")
+    # Every secret starts with one of the hints: the regex is tried only there (as a
+    # match at that position, never as a search through the whole text).
+    starts: set[int] = set()
+    for hint in _SECRET_HINTS:
+        i = text.find(hint)
+        while i >= 0:
+            starts.add(i)
+            i = text.find(hint, i + 1)
+    done = 0
+    for i in sorted(starts):
+        if i < done:
+            continue
+        before = text[i - 1] if i else " "
+        if before.isalnum() or before in "_-":
+            continue  # inside a word: "task-..." is not "sk-..."
+        m = _SECRET.match(text, i)
+        if m is not None and _secret_ok(m.group()):
+            done = m.end()
+            yield Finding(i, done, "secret")
 
 
 # -- email ---------------------------------------------------------------------------
