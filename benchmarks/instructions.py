@@ -11,6 +11,8 @@ the ratio here is the noise-free counterpart of ``benchmarks.run``'s CPU/req rat
     python -m benchmarks.instructions                       # 400 requests, c=32, plain
     python -m benchmarks.instructions --stream --requests 300
     python -m benchmarks.instructions --aigw /other/checkout/.venv/bin/aigw   # compare builds
+    python -m benchmarks.instructions --targets aigw --scrub off                # scrubbing's cost
+    python -m benchmarks.instructions --targets aigw --serve-args "--log-level warning"
 
 Counting: the server starts under callgrind with collection on; after a warm-up batch
 its counters are zeroed (``callgrind_control --zero``), the N requests are sent, all
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -121,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true", help="streamed chat completions")
     parser.add_argument("--aigw", help="the aigw command to measure (default: this env's)")
     parser.add_argument("--targets", default="bare,aigw", help="bare,aigw (default both)")
+    parser.add_argument(
+        "--scrub", choices=("on", "off"), default="on", help="aigw's default scrubbing, or off"
+    )
+    parser.add_argument("--serve-args", default="", help="more options for `aigw serve`")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
@@ -147,14 +154,16 @@ def main(argv: list[str] | None = None) -> int:
                     fleet, "bare", bare, "/healthz", port, env=None, key=None, args=args
                 )
             if "aigw" in targets:
-                env = setup_aigw_home(tmp / "home", upstream.url, "normal")
+                env = setup_aigw_home(
+                    tmp / "home", upstream.url, "normal", scrub=args.scrub == "on"
+                )
                 key = env.pop("AIGW_BENCH_KEY")
                 port = free_port()
                 cmd = [args.aigw] if args.aigw else aigw_command()
                 results["aigw"] = measure(
                     fleet,
                     "aigw",
-                    [*cmd, "serve", "--port", str(port)],
+                    [*cmd, "serve", "--port", str(port), *shlex.split(args.serve_args)],
                     "/readyz",
                     port,
                     env=env,

@@ -60,20 +60,8 @@ def neutral(value: str) -> str:
     return _CONTROL.sub(_escape_char, value)
 
 
-def _text_value(value: object) -> str:
-    kind = type(value)
-    if kind is str:
-        s: str = value  # type: ignore[assignment]
-        if not s or _NEEDS_QUOTES.search(s):
-            return '"' + neutral(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
-        return s
-    if kind is int:
-        return str(value)
-    if value is None:
-        return "-"
-    if kind is bool:
-        return "true" if value else "false"
-    return str(value)
+def _quoted(s: str) -> str:
+    return '"' + neutral(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 NAMES = (
@@ -113,8 +101,19 @@ class AccessLine:
         return dict(zip(NAMES, self._shown(), strict=True))
 
     def __str__(self) -> str:
-        v = _text_value
-        return " ".join([f"{k}={v(x)}" for k, x in zip(NAMES, self._shown(), strict=True)])
+        # _text_value inlined: this runs once per request, a call per field is its cost.
+        parts = []
+        for k, x in zip(NAMES, self._shown(), strict=True):
+            kind = type(x)
+            if kind is str:
+                if not x or _NEEDS_QUOTES.search(x):
+                    x = _quoted(x)
+            elif x is None:
+                x = "-"
+            elif kind is bool:
+                x = "true" if x else "false"
+            parts.append(f"{k}={x}")
+        return " ".join(parts)
 
     def _shown(self) -> tuple[Any, ...]:
         values = self.values
