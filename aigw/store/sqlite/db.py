@@ -87,6 +87,28 @@ class Database:
         async with self.write_lock:
             await self.writer.execute_fetchall(sql, params)
 
+    async def write_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Statements in one transaction: on the loop if the lock is free, else through
+        :meth:`transaction` (the ledger's batch with its rollups)."""
+        fast = self.fast
+        if fast is not None:
+            try:
+                fast.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            else:
+                try:
+                    for sql, params in statements:
+                        fast.execute(sql, params)
+                    fast.execute("COMMIT")
+                except BaseException:
+                    if fast.in_transaction:
+                        fast.execute("ROLLBACK")
+                    raise
+                return
+        await self.transaction(statements)
+
     async def checkpoint(self) -> None:
         """Move the WAL into the database file without blocking writers."""
         async with self.write_lock:

@@ -1,0 +1,235 @@
+"""Ledger rollups: totals per UTC hour and day, kept in the ledger's own group commit.
+
+``rollup_hour`` and ``rollup_day`` (migration ``0010_rollups``) hold, per bucket and per
+(team, app, key, model, provider, status), the sums a report or a budget needs. The
+ledger's batch insert calls :func:`add_rollups` and runs its statements in the same
+transaction: the rollups are re-aggregated in SQL from the rows just inserted (the
+highest ids: they were inserted under the write lock), so rows and rollups commit
+together or not at all, with no extra round trip per request.
+
+Readers split a time range into :func:`segments`: whole UTC days from ``rollup_day``,
+whole hours from ``rollup_hour``, and only the ragged edges (less than an hour at each
+end) from raw rows. The result is identical to summing the raw rows. Raw rows older
+than the retention horizon are pruned; a range starting inside a pruned hour takes
+that whole hour from the rollups (the rows that would refine it are gone).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+HOUR = 3600
+DAY = 86400
+LATENCY_BOUNDS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000)  # ms; then "more"
+
+KEY_COLUMNS = ("team", "app", "key", "model", "provider")  # names.id, 0 = none
+# The ledger's text column behind each rollup key column.
+LEDGER_COLUMN = {
+    "team": "team",
+    "app": "app",
+    "key": "key_id",
+    "model": "model",
+    "provider": "provider",
+}
+SUM_COLUMNS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nusd",
+    "unpriced",
+    "cache_hits",
+    "cache_misses",
+    "saved_nusd",
+    "streams",
+    "latency_ms",
+    *(f"lat_{b}" for b in LATENCY_BOUNDS),
+    "lat_more",
+)
+
+
+def _latency_sums(col: str) -> list[str]:
+    out, low = [], None
+    for b in LATENCY_BOUNDS:
+        out.append(f"SUM({col} <= {b})" if low is None else f"SUM({col} > {low} AND {col} <= {b})")
+        low = b
+    out.append(f"SUM({col} > {low})")
+    return out
+
+
+# Each SUM_COLUMNS value from raw ledger rows ``l`` (same order).
+RAW_SUMS = (
+    "COUNT(*)",
+    "SUM(l.status >= 400)",
+    "SUM(l.prompt_tokens)",
+    "SUM(l.completion_tokens)",
+    "SUM(l.cached_tokens)",
+    "SUM(l.cache_write_tokens)",
+    "SUM(l.reasoning_tokens)",
+    "SUM(IFNULL(l.cost_nusd, 0))",
+    "SUM(l.cost_nusd IS NULL)",
+    "SUM(l.cache IS 'hit')",
+    "SUM(l.cache IS 'miss')",
+    "SUM(l.saved_nusd)",
+    "SUM(l.stream != 0)",
+    "SUM(l.latency_ms)",
+    *_latency_sums("l.latency_ms"),
+)
+assert len(RAW_SUMS) == len(SUM_COLUMNS)
+
+
+def _bucket_sql(step: int) -> str:
+    """The start of the ``step``-second bucket holding ``l.ts``, exactly as comparisons
+    with ``ts`` see it (a float division may round across a boundary: corrected)."""
+    q = f"CAST(l.ts / {step} AS INTEGER)"
+    return f"(({q} - ({q} * {step} > l.ts) + ({q} * {step} + {step} <= l.ts)) * {step})"
+
+
+def floor_to(ts: float, step: int) -> int:
+    """The largest multiple of ``step`` that is <= ``ts`` (as SQLite compares them)."""
+    b = int(ts // step) * step
+    if b > ts:
+        b -= step
+    elif b + step <= ts:
+        b += step
+    return b
+
+
+def ceil_to(ts: float, step: int) -> int:
+    b = floor_to(ts, step)
+    return b if b == ts else b + step
+
+
+_NEW_ROWS = "l.id > (SELECT MAX(id) FROM ledger) - ?"
+_NAMES_SQL = "INSERT OR IGNORE INTO names (name) " + " UNION ".join(
+    f"SELECT l.{c} FROM ledger l WHERE {_NEW_ROWS} AND l.{c} IS NOT NULL"
+    for c in LEDGER_COLUMN.values()
+)
+
+
+def _upsert_sql(table: str, step: int) -> str:
+    joins = " ".join(
+        f"LEFT JOIN names n_{k} ON n_{k}.name = l.{c}" for k, c in LEDGER_COLUMN.items()
+    )
+    keys = ", ".join(f"IFNULL(n_{k}.id, 0)" for k in KEY_COLUMNS)
+    cols = ", ".join(("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS))
+    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
+    return (
+        f"INSERT INTO {table} ({cols}) "
+        f"SELECT {_bucket_sql(step)}, {keys}, l.status, {', '.join(RAW_SUMS)} "
+        f"FROM ledger l {joins} WHERE {_NEW_ROWS} GROUP BY 1, 2, 3, 4, 5, 6, 7 "
+        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
+    )
+
+
+_HOUR_UPSERT = _upsert_sql("rollup_hour", HOUR)
+_DAY_UPSERT = _upsert_sql("rollup_day", DAY)
+
+
+def add_rollups(count: int) -> list[tuple[str, Sequence[Any]]]:
+    """The statements that add the ``count`` ledger rows just inserted (in the same
+    transaction, so they hold the highest ids) to the hourly and daily rollups."""
+    if count <= 0:
+        return []
+    return [
+        (_NAMES_SQL, (count,) * len(LEDGER_COLUMN)),
+        (_HOUR_UPSERT, (count,)),
+        (_DAY_UPSERT, (count,)),
+    ]
+
+
+# -- reading: rollups for whole hours and days, raw rows for the edges --------------
+
+
+Segment = tuple[str, float, float]  # ("raw" | "hour" | "day", start, end); +-inf = open
+
+
+def segments(
+    since: float | None, until: float | None, *, pruned_before: float = 0
+) -> list[Segment]:
+    """Split [since, until) into raw edges, whole hours and whole days.
+
+    A start inside an hour whose raw rows were pruned (before ``pruned_before``) takes
+    the whole hour from the rollups.
+    """
+    lo = -math.inf if since is None else since
+    hi = math.inf if until is None else until
+    if lo < pruned_before and math.isfinite(lo):
+        lo = floor_to(lo, HOUR)
+    if lo >= hi:
+        return []
+    h0 = lo if not math.isfinite(lo) else ceil_to(lo, HOUR)
+    h1 = hi if not math.isfinite(hi) else floor_to(hi, HOUR)
+    if h0 >= h1:
+        return [("raw", lo, hi)]
+    out: list[Segment] = []
+    if h0 > lo:
+        out.append(("raw", lo, h0))
+    d0 = h0 if not math.isfinite(h0) else ceil_to(h0, DAY)
+    d1 = h1 if not math.isfinite(h1) else floor_to(h1, DAY)
+    if d0 >= d1:
+        out.append(("hour", h0, h1))
+    else:
+        if d0 > h0:
+            out.append(("hour", h0, d0))
+        out.append(("day", d0, d1))
+        if h1 > d1:
+            out.append(("hour", d1, h1))
+    if hi > h1:
+        out.append(("raw", h1, hi))
+    return out
+
+
+def _range(column: str, start: float, end: float) -> tuple[list[str], list[Any]]:
+    where, params = [], []
+    if math.isfinite(start):
+        where.append(f"{column} >= ?")
+        params.append(start)
+    if math.isfinite(end):
+        where.append(f"{column} < ?")
+        params.append(end)
+    return where or ["1"], params
+
+
+def union_sql(
+    segs: Sequence[Segment],
+    *,
+    raw_select: str,
+    roll_select: str,
+    raw_where: str = "",
+    roll_where: str = "",
+    group: str = "",
+    roll_group: str | None = None,
+    params_raw: Sequence[Any] = (),
+    params_roll: Sequence[Any] = (),
+) -> tuple[str, list[Any]]:
+    """One UNION ALL over ``segs``: ``raw_select`` reads ledger rows ``l``, ``roll_select``
+    a rollup table ``r`` (with LEFT JOINed names ``n_team`` .. ``n_provider``); both end
+    with the same columns. Extra conditions and their parameters per kind."""
+    parts, params = [], []
+    raw_by = f" GROUP BY {group}" if group else ""
+    roll_by = f" GROUP BY {roll_group or group}" if (roll_group or group) else ""
+    joins = " ".join(f"LEFT JOIN names n_{k} ON n_{k}.id = r.{k}" for k in KEY_COLUMNS)
+    for kind, start, end in segs:
+        if kind == "raw":
+            where, p = _range("l.ts", start, end)
+            if raw_where:
+                where.append(raw_where)
+                p += list(params_raw)
+            parts.append(f"SELECT {raw_select} FROM ledger l WHERE {' AND '.join(where)}{raw_by}")
+        else:
+            where, p = _range("r.bucket", start, end)
+            if roll_where:
+                where.append(roll_where)
+                p += list(params_roll)
+            parts.append(
+                f"SELECT {roll_select} FROM rollup_{kind} r {joins} "
+                f"WHERE {' AND '.join(where)}{roll_by}"
+            )
+        params += p
+    return " UNION ALL ".join(parts), params
