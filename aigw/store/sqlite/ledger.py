@@ -10,7 +10,7 @@ from typing import Any
 
 from aigw.model import REPORT_GROUPS, LedgerRow, ReportRow
 from aigw.store.sqlite.db import Database
-from aigw.store.sqlite.rollups import add_rollups, segments, union_sql
+from aigw.store.sqlite.rollups import DAY, add_rollups, bucket_sql, segments, union_sql
 
 _NAMES = [f.name for f in fields(LedgerRow)]
 _ROW_SQL = "(" + ", ".join("?" * len(_NAMES)) + ")"
@@ -19,9 +19,8 @@ _VALUES = attrgetter(*_NAMES)  # a row's values in column order (astuple deep-co
 MAX_BATCH = 500
 
 
-async def append_many(db: Database, rows: list[LedgerRow]) -> None:
-    """Insert ``rows`` (multi-row INSERTs) and add them to the rollups: one transaction,
-    one round trip, one commit."""
+def insert_statements(rows: Sequence[LedgerRow]) -> list[tuple[str, Sequence[Any]]]:
+    """Multi-row INSERTs of ``rows`` into the ledger (rollups not included)."""
     statements: list[tuple[str, Sequence[Any]]] = []
     for start in range(0, len(rows), MAX_BATCH):
         chunk = rows[start : start + MAX_BATCH]
@@ -32,6 +31,13 @@ async def append_many(db: Database, rows: list[LedgerRow]) -> None:
         for row in chunk:
             params.extend(_VALUES(row))
         statements.append((sql, params))
+    return statements
+
+
+async def append_many(db: Database, rows: list[LedgerRow]) -> None:
+    """Insert ``rows`` and add them to the rollups: one transaction, one round trip,
+    one commit."""
+    statements = insert_statements(rows)
     statements += add_rollups(len(rows))
     await db.write_all(statements)
 
@@ -43,7 +49,8 @@ _GROUPS = {
     "key": "COALESCE(l.key_id, '-')",
     "model": "COALESCE(l.model, '-')",
     "provider": "COALESCE(l.provider, '-')",
-    "day": "date(l.ts, 'unixepoch')",
+    # The UTC day whose [midnight, midnight) holds ts (date() rounds to milliseconds).
+    "day": f"date({bucket_sql(DAY)}, 'unixepoch')",
 }
 _ROLL_GROUPS = {
     "team": "COALESCE(n_team.name, '-')",

@@ -83,7 +83,7 @@ RAW_SUMS = (
 assert len(RAW_SUMS) == len(SUM_COLUMNS)
 
 
-def _bucket_sql(step: int) -> str:
+def bucket_sql(step: int) -> str:
     """The start of the ``step``-second bucket holding ``l.ts``, exactly as comparisons
     with ``ts`` see it (a float division may round across a boundary: corrected)."""
     q = f"CAST(l.ts / {step} AS INTEGER)"
@@ -121,7 +121,7 @@ def _upsert_sql(table: str, step: int) -> str:
     sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
     return (
         f"INSERT INTO {table} ({cols}) "
-        f"SELECT {_bucket_sql(step)}, {keys}, l.status, {', '.join(RAW_SUMS)} "
+        f"SELECT {bucket_sql(step)}, {keys}, l.status, {', '.join(RAW_SUMS)} "
         f"FROM ledger l {joins} WHERE {_NEW_ROWS} GROUP BY 1, 2, 3, 4, 5, 6, 7 "
         f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
     )
