@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import sqlite3
@@ -124,7 +125,7 @@ def test_segments_cover_the_range_exactly_once(a: float | None, b: float | None)
         assert segs == []
         return
     assert segs[0][1] == lo and segs[-1][2] == hi
-    for (_, _, end), (_, start, _) in zip(segs, segs[1:], strict=False):
+    for (_, _, end), (_, start, _) in itertools.pairwise(segs):
         assert end == start
     for kind, start, end in segs:
         assert start < end
