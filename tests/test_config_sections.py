@@ -38,6 +38,8 @@ def full_config() -> Config:
     cfg.upstream.first_byte_timeout = 60.0
     cfg.upstream.idle_timeout = 15.0
     cfg.ledger.synchronous = "full"
+    cfg.ledger.keep_rows = "30d"
+    cfg.ledger.keep_rollups = "forever"
     cfg.translation.strict = False
     cfg.translation.default_max_tokens = 2048
     cfg.providers["openai"] = ProviderConfig("openai", "openai", "https://api.openai.com/v1")
