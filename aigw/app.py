@@ -28,8 +28,10 @@ from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
+from aigw.retention import retention_forever
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
+from aigw.store.sqlite.maintenance import ServingLock
 from aigw.store.writer import GroupWriter
 
 log = logging.getLogger("aigw")
@@ -61,9 +63,15 @@ def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        db = await open_database(
-            state_file, synchronous=config.ledger.synchronous, fast_writes=True
-        )
+        serving = ServingLock(state_file)  # `aigw restore` refuses while it is held
+        serving.acquire()
+        try:
+            db = await open_database(
+                state_file, synchronous=config.ledger.synchronous, fast_writes=True
+            )
+        except BaseException:
+            serving.release()
+            raise
         private = [state_file, Path(f"{state_file}-wal"), Path(f"{state_file}-shm")]
         for warning in too_open(*private, *([config.path] if config.path else [])):
             log.warning("%s", warning)
@@ -111,13 +119,14 @@ def _lifecycle(
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
+                retention = gw.spawn(retention_forever(db, config.ledger), "ledger-retention")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")
                 try:
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer, lists_task)
+                    await gw.stop(watcher, limits_task, checkpointer, lists_task, retention)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
@@ -127,6 +136,7 @@ def _lifecycle(
                 await session.close()
         finally:
             await db.close()
+            serving.release()
 
     return ctx
 

@@ -154,13 +154,16 @@ def segments(
 ) -> list[Segment]:
     """Split [since, until) into raw edges, whole hours and whole days.
 
-    A start inside an hour whose raw rows were pruned (before ``pruned_before``) takes
-    the whole hour from the rollups.
+    A bound inside an hour whose raw rows were pruned (before ``pruned_before``) takes
+    that whole hour from the rollups.
     """
     lo = -math.inf if since is None else since
     hi = math.inf if until is None else until
+    # Bounds inside hours whose raw rows were pruned widen to whole hours.
     if lo < pruned_before and math.isfinite(lo):
         lo = floor_to(lo, HOUR)
+    if hi < pruned_before and math.isfinite(hi):
+        hi = ceil_to(hi, HOUR)
     if lo >= hi:
         return []
     h0 = lo if not math.isfinite(lo) else ceil_to(lo, HOUR)
