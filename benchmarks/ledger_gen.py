@@ -186,7 +186,9 @@ def measure(home: Path) -> dict[str, Any]:
             if team not in existing:
                 await store.teams.create(team, Limits(budget_nusd=10**15, period="month"))
                 for k in range(5):
-                    await store.keys.create(team=team, name=f"k{i}{k}", limits=Limits(budget_nusd=10**14))
+                    await store.keys.create(
+                        team=team, name=f"k{i}{k}", limits=Limits(budget_nusd=10**14)
+                    )
 
     asyncio.run(with_store(setup_budgets))
 
