@@ -74,10 +74,7 @@ def _rows(n: int, days: float, seed: int) -> Any:
         if ok and rnd.random() < 0.8:
             cache = "hit" if rnd.random() < 0.2 else "miss"
         cost: int | None
-        if p_in is None or p_out is None:
-            cost = None
-        else:
-            cost = prompt * p_in + completion * p_out
+        cost = None if p_in is None or p_out is None else prompt * p_in + completion * p_out
         saved = 0
         if cache == "hit" and cost is not None:
             cost, saved = 0, cost
