@@ -10,7 +10,14 @@ from typing import Any
 
 from aigw.model import REPORT_GROUPS, LedgerRow, ReportRow
 from aigw.store.sqlite.db import Database
-from aigw.store.sqlite.rollups import DAY, add_rollups, bucket_sql, segments, union_sql
+from aigw.store.sqlite.rollups import (
+    DAY,
+    add_rollups,
+    bucket_sql,
+    name_of,
+    segments,
+    union_sql,
+)
 
 _NAMES = [f.name for f in fields(LedgerRow)]
 _ROW_SQL = "(" + ", ".join("?" * len(_NAMES)) + ")"
@@ -52,13 +59,14 @@ _GROUPS = {
     # The UTC day whose [midnight, midnight) holds ts (date() rounds to milliseconds).
     "day": f"date({bucket_sql(DAY)}, 'unixepoch')",
 }
+# (expression, GROUP BY): grouped by the id, the name looked up once per group.
 _ROLL_GROUPS = {
-    "team": "COALESCE(n_team.name, '-')",
-    "app": "COALESCE(n_app.name, '-')",
-    "key": "COALESCE(n_key.name, '-')",
-    "model": "COALESCE(n_model.name, '-')",
-    "provider": "COALESCE(n_provider.name, '-')",
-    "day": "date(r.bucket, 'unixepoch')",
+    "team": (f"COALESCE({name_of('team')}, '-')", "r.team"),
+    "app": (f"COALESCE({name_of('app')}, '-')", "r.app"),
+    "key": (f"COALESCE({name_of('key')}, '-')", "r.key"),
+    "model": (f"COALESCE({name_of('model')}, '-')", "r.model"),
+    "provider": (f"COALESCE({name_of('provider')}, '-')", "r.provider"),
+    "day": ("date(r.bucket, 'unixepoch')", "r.bucket"),
 }
 assert tuple(_GROUPS) == REPORT_GROUPS == tuple(_ROLL_GROUPS)
 _REPORT_RAW = (
@@ -100,8 +108,9 @@ async def summarize(
     union, params = union_sql(
         segs,
         raw_select=f"{_GROUPS[by]}, {_REPORT_RAW}",
-        roll_select=f"{_ROLL_GROUPS[by]}, {_REPORT_ROLL}",
+        roll_select=f"{_ROLL_GROUPS[by][0]}, {_REPORT_ROLL}",
         group="1",
+        roll_group=_ROLL_GROUPS[by][1],
     )
     order = "name" if by == "day" else "cost DESC, requests DESC, name"
     sql = f"""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import aigw.store.sqlite.ledger as ledger_sql
 from aigw.model import LIMIT_FIELDS, NO_LIMITS, AlertRow, Limits, SpendRow
 from aigw.store.sqlite.db import Database
-from aigw.store.sqlite.rollups import segments, union_sql
+from aigw.store.sqlite.rollups import name_of, segments, union_sql
 
 # The SQL column list, shared by the keys and teams tables.
 COLUMNS = ", ".join(LIMIT_FIELDS)
@@ -164,7 +164,7 @@ async def spend_between(
         segs,
         raw_select="l.team, l.key_id, SUM(IFNULL(l.cost_nusd, 0)), "
         "SUM(l.cost_nusd IS NULL AND l.status < 400)",
-        roll_select="n_team.name, n_key.name, SUM(r.cost_nusd), "
+        roll_select=f"{name_of('team')}, {name_of('key')}, SUM(r.cost_nusd), "
         "SUM(CASE WHEN r.status < 400 THEN r.unpriced ELSE 0 END)",
         group="1, 2",
         roll_group="r.team, r.key",

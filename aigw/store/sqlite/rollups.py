@@ -199,6 +199,11 @@ def _range(column: str, start: float, end: float) -> tuple[list[str], list[Any]]
     return where or ["1"], params
 
 
+def name_of(column: str) -> str:
+    """The name behind rollup key ``r.<column>`` (NULL for id 0)."""
+    return f"(SELECT name FROM names WHERE id = r.{column})"
+
+
 def union_sql(
     segs: Sequence[Segment],
     *,
@@ -212,12 +217,11 @@ def union_sql(
     params_roll: Sequence[Any] = (),
 ) -> tuple[str, list[Any]]:
     """One UNION ALL over ``segs``: ``raw_select`` reads ledger rows ``l``, ``roll_select``
-    a rollup table ``r`` (with LEFT JOINed names ``n_team`` .. ``n_provider``); both end
-    with the same columns. Extra conditions and their parameters per kind."""
+    a rollup table ``r`` (:func:`name_of` turns an id into its name, once per group);
+    both end with the same columns. Extra conditions and their parameters per kind."""
     parts, params = [], []
     raw_by = f" GROUP BY {group}" if group else ""
     roll_by = f" GROUP BY {roll_group or group}" if (roll_group or group) else ""
-    joins = " ".join(f"LEFT JOIN names n_{k} ON n_{k}.id = r.{k}" for k in KEY_COLUMNS)
     for kind, start, end in segs:
         if kind == "raw":
             where, p = _range("l.ts", start, end)
@@ -231,8 +235,7 @@ def union_sql(
                 where.append(roll_where)
                 p += list(params_roll)
             parts.append(
-                f"SELECT {roll_select} FROM rollup_{kind} r {joins} "
-                f"WHERE {' AND '.join(where)}{roll_by}"
+                f"SELECT {roll_select} FROM rollup_{kind} r WHERE {' AND '.join(where)}{roll_by}"
             )
         params += p
     return " UNION ALL ".join(parts), params
