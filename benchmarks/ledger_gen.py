@@ -10,7 +10,8 @@ plain sqlite3 connection: rows and rollups stay consistent, as the server writes
 Distributions: 12 teams (Zipf-like weights), 5 keys and 2 apps per team, 6 models on
 3 providers by popularity, 96% answered (429, 500, 502, 400 for the rest), half
 streamed, log-normal tokens and latency, 1% unpriced, a response cache answering ~20%
-of cacheable calls, a diurnal rate over ``--days`` days ending now.
+of cacheable calls, a diurnal rate over ``--days`` days ending now. 50,000 rows are
+sampled from these, then reused with fresh times and request ids.
 
 ``--measure`` times (median of 3) the report queries behind ``aigw report --by team
 --since 30d``, ``--by day``, ``--budgets`` (with a budget on every team and key), the
@@ -29,6 +30,8 @@ import random
 import sqlite3
 import statistics
 import time
+from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +49,37 @@ STATUSES = [(200, 960), (429, 20), (500, 10), (502, 5), (400, 5)]
 TEAMS = [f"team-{i:02d}" for i in range(12)]
 
 
+# Field values of a row in LedgerRow's order; ts and request_id come first.
+_FIELDS = [f.name for f in fields(LedgerRow)]
+assert _FIELDS[:2] == ["ts", "request_id"]
+_VALUES = attrgetter(*_FIELDS)
+POOL = 50_000  # distinct rows sampled from the distributions; then reused with new times
+
+
 def _rows(n: int, days: float, seed: int) -> Any:
+    """``n`` rows in time order: each a copy of one of POOL sampled rows with its own
+    time and request id (sampling every field of 10M rows would take longer than
+    writing them)."""
     rnd = random.Random(seed)
     end = time.time()
     start = end - days * 86400
+    pool = [_VALUES(r)[2:] for r in _sampled(min(n, POOL), rnd)]
+    mean_gap = (end - start) / max(1, n)
+    ts = start
+    for _ in range(n):
+        hour = (ts % 86400) / 3600
+        shape = 1.0 + 0.6 * math.sin((hour - 9) / 24 * 2 * math.pi)
+        ts = min(ts + rnd.expovariate(1.0) * mean_gap / shape, end - 1e-3)
+        yield LedgerRow(ts, f"req_{rnd.getrandbits(96):024x}", *pool[rnd.randrange(len(pool))])
+
+
+def _sampled(n: int, rnd: random.Random) -> Any:
+    ts = 0.0
     team_w = [1 / (i + 1) for i in range(len(TEAMS))]
     model_w = [m[2] for m in MODELS]
     status_values = [s for s, _ in STATUSES]
     status_w = [w for _, w in STATUSES]
-    # A diurnal rate: the mean gap between rows scaled by a day-shaped curve.
-    mean_gap = (end - start) / max(1, n)
-    ts = start
-    for i in range(n):
-        hour = (ts % 86400) / 3600
-        shape = 1.0 + 0.6 * math.sin((hour - 9) / 24 * 2 * math.pi)
-        ts += rnd.expovariate(1.0) * mean_gap / shape * 1.0
-        ts = min(ts, end - 1e-3)
+    for _ in range(n):
         t = rnd.choices(range(len(TEAMS)), team_w)[0]
         team = TEAMS[t]
         k = rnd.randrange(5)
@@ -105,7 +123,6 @@ def _rows(n: int, days: float, seed: int) -> Any:
             cache=cache,
             saved_nusd=saved,
         )
-        del i
 
 
 def generate(state: Path, n: int, days: float, seed: int, batch: int) -> float:
