@@ -3,9 +3,9 @@
     python -m benchmarks.ledger_gen --rows 1000000 --home /tmp/l1m          # generate
     python -m benchmarks.ledger_gen --rows 0 --home /tmp/l1m --measure      # time reads
 
-Rows go straight through the store layer's own SQL (the ledger's multi-row INSERTs
-and :func:`aigw.store.sqlite.rollups.add_rollups`), in big transactions on one
-plain sqlite3 connection: rows and rollups stay consistent, as the server writes them.
+Rows go straight through the store layer (``append_many``: the ledger's multi-row
+INSERTs and the rollups' upserts), in big transactions: rows and rollups stay
+consistent, exactly as the server writes them.
 
 Distributions: 12 teams (Zipf-like weights), 5 keys and 2 apps per team, 6 models on
 3 providers by popularity, 96% answered (429, 500, 502, 400 for the rest), half
@@ -126,43 +126,35 @@ def _sampled(n: int, rnd: random.Random) -> Any:
 
 
 def generate(state: Path, n: int, days: float, seed: int, batch: int) -> float:
-    """Write ``n`` rows (and their rollups); returns seconds taken."""
+    """Write ``n`` rows (and their rollups) through the store's ``append_many``, in
+    transactions of ``batch`` rows; returns seconds taken."""
     from aigw.store import open_database
-    from aigw.store.sqlite.ledger import insert_statements
-    from aigw.store.sqlite.rollups import add_rollups
+    from aigw.store.sqlite.ledger import append_many
 
-    async def migrate() -> None:
+    async def run() -> float:
         db = await open_database(state)
-        await db.close()
+        try:
+            await db.writer.execute("PRAGMA synchronous=OFF")
+            await db.writer.execute("PRAGMA cache_size=-200000")
+            t0 = time.perf_counter()
+            rows: list[LedgerRow] = []
+            written = 0
+            for row in _rows(n, days, seed):
+                rows.append(row)
+                if len(rows) >= batch:
+                    await append_many(db, rows)
+                    written += len(rows)
+                    rows = []
+                    if written % (batch * 50) == 0:
+                        print(f"{written:,} rows, {time.perf_counter() - t0:.0f} s", flush=True)
+            if rows:
+                await append_many(db, rows)
+            await db.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return time.perf_counter() - t0
+        finally:
+            await db.close()
 
-    asyncio.run(migrate())
-    conn = sqlite3.connect(state, isolation_level=None)
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-200000")
-    t0 = time.perf_counter()
-    rows: list[LedgerRow] = []
-    written = 0
-
-    def flush() -> None:
-        nonlocal written
-        conn.execute("BEGIN IMMEDIATE")
-        for sql, params in insert_statements(rows) + add_rollups(len(rows)):
-            conn.execute(sql, params)
-        conn.execute("COMMIT")
-        written += len(rows)
-        rows.clear()
-
-    for row in _rows(n, days, seed):
-        rows.append(row)
-        if len(rows) >= batch:
-            flush()
-            if written % (batch * 50) == 0:
-                print(f"{written:,} rows, {time.perf_counter() - t0:.0f} s", flush=True)
-    if rows:
-        flush()
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return time.perf_counter() - t0
+    return asyncio.run(run())
 
 
 def _median(fn: Any, runs: int = 3) -> float:

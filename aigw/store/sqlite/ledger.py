@@ -45,7 +45,7 @@ async def append_many(db: Database, rows: list[LedgerRow]) -> None:
     """Insert ``rows`` and add them to the rollups: one transaction, one round trip,
     one commit."""
     statements = insert_statements(rows)
-    statements += add_rollups(len(rows))
+    statements += await add_rollups(db, rows)
     await db.write_all(statements)
 
 

@@ -17,8 +17,13 @@ that whole hour from the rollups (the rows that would refine it are gone).
 from __future__ import annotations
 
 import math
+import weakref
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
+
+from aigw.model import LedgerRow
+from aigw.store.sqlite.db import Database
 
 HOUR = 3600
 DAY = 86400
@@ -105,42 +110,111 @@ def ceil_to(ts: float, step: int) -> int:
     return b if b == ts else b + step
 
 
-_NEW_ROWS = "l.id > (SELECT MAX(id) FROM ledger) - ?"
-_NAMES_SQL = "INSERT OR IGNORE INTO names (name) " + " UNION ".join(
-    f"SELECT l.{c} FROM ledger l WHERE {_NEW_ROWS} AND l.{c} IS NOT NULL"
-    for c in LEDGER_COLUMN.values()
+# Interned name ids per open database (names are never deleted, so a cached id stays
+# right for the life of the file).
+_IDS: weakref.WeakKeyDictionary[Database, dict[str, int]] = weakref.WeakKeyDictionary()
+_COLS = ", ".join(("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS))
+_ROW_SQL = "(" + ", ".join("?" * (7 + len(SUM_COLUMNS))) + ")"
+_UPSERT_TAIL = (
+    f" ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
 )
+_MAX_GROUPS = 500  # per statement: 500 x 30 bound variables, below SQLite's 32766
 
 
-def _upsert_sql(table: str, step: int) -> str:
-    joins = " ".join(
-        f"LEFT JOIN names n_{k} ON n_{k}.name = l.{c}" for k, c in LEDGER_COLUMN.items()
-    )
-    keys = ", ".join(f"IFNULL(n_{k}.id, 0)" for k in KEY_COLUMNS)
-    cols = ", ".join(("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS))
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
-    return (
-        f"INSERT INTO {table} ({cols}) "
-        f"SELECT {bucket_sql(step)}, {keys}, l.status, {', '.join(RAW_SUMS)} "
-        f"FROM ledger l {joins} WHERE {_NEW_ROWS} GROUP BY 1, 2, 3, 4, 5, 6, 7 "
-        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
-    )
+async def _name_ids(db: Database, names: set[str]) -> dict[str, int]:
+    """Ids of ``names``, interning new ones first (committed on their own: an unused
+    name costs nothing, and the ledger's transaction stays one round trip)."""
+    ids = _IDS.get(db)
+    if ids is None:
+        ids = _IDS[db] = {}
+    missing = [n for n in names if n not in ids]
+    if missing:
+        marks = ", ".join(["(?)"] * len(missing))
+        await db.write(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", missing)
+        rows = await db.fetchall(
+            f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(missing))})",
+            missing,
+        )
+        ids.update((r[1], r[0]) for r in rows)
+    return ids
 
 
-_HOUR_UPSERT = _upsert_sql("rollup_hour", HOUR)
-_DAY_UPSERT = _upsert_sql("rollup_day", DAY)
+def _latency_slot(ms: int) -> int:
+    return bisect_left(LATENCY_BOUNDS, ms)  # <= 100 -> 0, ..., > 30000 -> len(bounds)
 
 
-def add_rollups(count: int) -> list[tuple[str, Sequence[Any]]]:
-    """The statements that add the ``count`` ledger rows just inserted (in the same
-    transaction, so they hold the highest ids) to the hourly and daily rollups."""
-    if count <= 0:
+_LAT0 = SUM_COLUMNS.index("lat_100")
+
+
+async def add_rollups(db: Database, rows: Sequence[LedgerRow]) -> list[tuple[str, Sequence[Any]]]:
+    """The statements that add ``rows`` to the hourly and daily rollups; run them in
+    the transaction that inserts the rows."""
+    if not rows:
         return []
-    return [
-        (_NAMES_SQL, (count,) * len(LEDGER_COLUMN)),
-        (_HOUR_UPSERT, (count,)),
-        (_DAY_UPSERT, (count,)),
-    ]
+    names = {
+        v for r in rows for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
+    }
+    ids = await _name_ids(db, names)
+    hours: dict[tuple[int, ...], list[int]] = {}
+    width = len(SUM_COLUMNS)
+    for r in rows:
+        key: tuple[int, ...] = (
+            floor_to(r.ts, HOUR),
+            ids[r.team] if r.team is not None else 0,
+            ids[r.app] if r.app is not None else 0,
+            ids[r.key_id] if r.key_id is not None else 0,
+            ids[r.model] if r.model is not None else 0,
+            ids[r.provider] if r.provider is not None else 0,
+            r.status,
+        )
+        acc = hours.get(key)
+        if acc is None:
+            acc = hours[key] = [0] * width
+        acc[0] += 1
+        acc[1] += r.status >= 400
+        acc[2] += r.prompt_tokens
+        acc[3] += r.completion_tokens
+        acc[4] += r.cached_tokens
+        acc[5] += r.cache_write_tokens
+        acc[6] += r.reasoning_tokens
+        if r.cost_nusd is None:
+            acc[8] += 1
+        else:
+            acc[7] += r.cost_nusd
+        acc[9] += r.cache == "hit"
+        acc[10] += r.cache == "miss"
+        acc[11] += r.saved_nusd
+        acc[12] += bool(r.stream)
+        acc[13] += r.latency_ms
+        acc[_LAT0 + _latency_slot(r.latency_ms)] += 1
+    days: dict[tuple[int, ...], list[int]] = {}
+    for key, acc in hours.items():
+        dkey = (key[0] // DAY * DAY, *key[1:])
+        total = days.get(dkey)
+        if total is None:
+            days[dkey] = list(acc)
+        else:
+            for i, v in enumerate(acc):
+                total[i] += v
+    out: list[tuple[str, Sequence[Any]]] = []
+    for table, groups in (("rollup_hour", hours), ("rollup_day", days)):
+        items = list(groups.items())
+        for i in range(0, len(items), _MAX_GROUPS):
+            chunk = items[i : i + _MAX_GROUPS]
+            params: list[int] = []
+            for key, acc in chunk:
+                params += key
+                params += acc
+            out.append(
+                (
+                    f"INSERT INTO {table} ({_COLS}) VALUES "
+                    + ", ".join([_ROW_SQL] * len(chunk))
+                    + _UPSERT_TAIL,
+                    params,
+                )
+            )
+    return out
 
 
 # -- reading: rollups for whole hours and days, raw rows for the edges --------------
