@@ -3,9 +3,11 @@
 ``rollup_hour`` and ``rollup_day`` (migration ``0010_rollups``) hold, per bucket and per
 (team, app, key, model, provider, status), the sums a report or a budget needs. The
 ledger's batch insert calls :func:`add_rollups` and runs its statements in the same
-transaction: the rollups are re-aggregated in SQL from the rows just inserted (the
-highest ids: they were inserted under the write lock), so rows and rollups commit
-together or not at all, with no extra round trip per request.
+transaction: the batch is summed in Python per hour and group (a group commit's batch
+has few groups), then upserted with bound values, so rows and rollups commit together
+or not at all, with no extra round trip per request. Names (team, key, ...) are
+interned once per process and their ids cached. ``RAW_SUMS`` is the same sums in SQL
+over raw rows: the edges of a report, ``aigw ledger check`` and the migration's backfill.
 
 Readers split a time range into :func:`segments`: whole UTC days from ``rollup_day``,
 whole hours from ``rollup_hour``, and only the ragged edges (less than an hour at each
@@ -145,6 +147,23 @@ def _latency_slot(ms: int) -> int:
 
 
 _LAT0 = SUM_COLUMNS.index("lat_100")
+# add_rollups accumulates by position: the first columns, in this order.
+assert SUM_COLUMNS[:14] == (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nusd",
+    "unpriced",
+    "cache_hits",
+    "cache_misses",
+    "saved_nusd",
+    "streams",
+    "latency_ms",
+)
 
 
 async def add_rollups(db: Database, rows: Sequence[LedgerRow]) -> list[tuple[str, Sequence[Any]]]:
