@@ -131,12 +131,12 @@ async def _name_ids(db: Database, names: set[str]) -> dict[str, int]:
     if ids is None:
         ids = _IDS[db] = {}
     missing = [n for n in names if n not in ids]
-    if missing:
-        marks = ", ".join(["(?)"] * len(missing))
-        await db.write(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", missing)
+    for i in range(0, len(missing), _MAX_GROUPS):
+        chunk = missing[i : i + _MAX_GROUPS]
+        marks = ", ".join(["(?)"] * len(chunk))
+        await db.write(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", chunk)
         rows = await db.fetchall(
-            f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(missing))})",
-            missing,
+            f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(chunk))})", chunk
         )
         ids.update((r[1], r[0]) for r in rows)
     return ids
