@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import math
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,43 @@ async def test_an_older_file_is_backfilled_by_the_migration(
         assert row is not None and row[0] == 300
     finally:
         await db.close()
+
+
+def test_report_shows_cache_hits_and_savings(isolated_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from aigw import paths
+    from aigw.cli import app
+
+    def ok(*args: str) -> str:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        return str(result.output)
+
+    ok("init")
+    rnd = random.Random(5)
+    now = time.time()
+    rows = []
+    for i, cache in enumerate(["hit", "hit", "miss", "bypass", None, "hit", "miss", "miss"]):
+        r = random_row(rnd, now - 60 * i)
+        r.team, r.model, r.cache = ("a" if i < 4 else "b"), "m", cache
+        r.status, r.cost_nusd = 200, (0 if cache == "hit" else 1000)
+        r.saved_nusd = 2_500_000_000 if cache == "hit" else 0
+        rows.append(r)
+
+    async def fill() -> None:
+        db = await open_database(paths.resolve().state_file)
+        try:
+            await ledger.append_many(db, rows)
+        finally:
+            await db.close()
+
+    asyncio.run(fill())
+    by_team = {r["name"]: r for r in json.loads(ok("report", "--json"))}
+    a, b = by_team["a"], by_team["b"]
+    assert (a["cache_hits"], a["cache_misses"], a["cache_hit_rate"]) == (2, 1, 0.6667)
+    assert a["saved_usd"] == "5.000000000" and a["saved_nusd"] == 5_000_000_000
+    assert (b["cache_hits"], b["cache_misses"], b["saved_usd"]) == (1, 2, "2.500000000")
+    table = ok("report", "--by", "model")
+    assert "cache hits" in table and "3 (50.0%)" in table and "7.500000" in table
+    assert "saved_usd" in ok("report", "--csv").splitlines()[0]
