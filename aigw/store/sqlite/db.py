@@ -69,6 +69,12 @@ class Database:
             row: sqlite3.Row | None = await cur.fetchone()
             return row
 
+    async def fetchall_latest(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """A read that sees every commit so far, through the writer: the reader's
+        snapshot may be an older one, held by another task's unfinished statement."""
+        async with self.write_lock:
+            return list(await self.writer.execute_fetchall(sql, params))
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement on the writer, atomically (autocommit); returns rows changed."""
         async with self.write_lock, self.writer.execute(sql, params) as cur:

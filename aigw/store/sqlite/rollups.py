@@ -135,7 +135,7 @@ async def _name_ids(db: Database, names: set[str]) -> dict[str, int]:
         chunk = missing[i : i + _MAX_GROUPS]
         marks = ", ".join(["(?)"] * len(chunk))
         await db.write(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", chunk)
-        rows = await db.fetchall(
+        rows = await db.fetchall_latest(
             f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(chunk))})", chunk
         )
         ids.update((r[1], r[0]) for r in rows)
