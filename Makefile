@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SOURCES := aigw tests benchmarks
 
-.PHONY: demo test lint typecheck unit man bench clean
+.PHONY: demo test lint typecheck unit man bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-unit: $(STAMP)
+unit: $(STAMP) chromium
 	$(PY) -m pytest
+
+# The dashboard's browser test drives Debian's chromium through Playwright (no browser
+# download). Installed here when missing and we may (root with apt-get, as in CI);
+# otherwise that test is skipped and says why.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the dashboard's browser test (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser test will be skipped"; \
+	  else \
+	    echo "no $(CHROMIUM) (install chromium, or run as root with apt-get):" \
+	      "the dashboard's browser test will be skipped"; \
+	  fi; \
+	fi
 
 man: $(STAMP)
 	$(VENV)/bin/aigw man > man/aigw.1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -14,12 +16,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from aigw import pipeline
 from aigw import providers as providers_mod
+from aigw.audit import admin_event
+from aigw.cache.store import CACHE, ResponseCache
 from aigw.config import Config
 from aigw.directory import Directory
 from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
+from aigw.model import AuditEvent, LedgerRecord
+from aigw.observe.metrics import Metrics
 from aigw.paths import too_open
 from aigw.pipeline import endpoints
 from aigw.pipeline.account import Accountant
@@ -31,8 +37,12 @@ from aigw.providers.http import new_session
 from aigw.retention import retention_forever
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
+from aigw.store.sqlite import audit as audit_store
 from aigw.store.sqlite.maintenance import ServingLock
 from aigw.store.writer import GroupWriter
+from aigw.web import dashboard
+from aigw.web import metrics as web_metrics
+from aigw.web.auth import SESSIONS, Sessions
 
 log = logging.getLogger("aigw")
 
@@ -59,6 +69,37 @@ async def _checkpoints(db: Database) -> None:
             log.warning("WAL checkpoint failed; will retry", exc_info=True)
 
 
+PRUNE_SECONDS = 60.0
+_clock = time.time  # the body pruner's clock (tests move it forward)
+
+
+async def _prune_bodies(db: Database) -> None:
+    """Delete audit bodies whose team's retention has passed."""
+    while True:
+        try:
+            gone = await audit_store.prune_bodies(db, _clock())
+            if gone:
+                log.info("deleted %d audit bodies past their retention", gone)
+        except Exception:  # a busy database only delays the pruning
+            log.warning("pruning audit bodies failed; will retry", exc_info=True)
+        await asyncio.sleep(PRUNE_SECONDS)
+
+
+def _started(config: Config) -> AuditEvent:
+    """The audit event of a start: the configuration it loaded (the server does not
+    reload it while running; edits made with the CLI are events of their own)."""
+    path = config.path
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+    except OSError:
+        digest = None
+    return admin_event(
+        "serve.start",
+        str(path) if path else "(default configuration)",
+        after={"config_sha256": digest, "providers": sorted(config.providers)},
+    )
+
+
 def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -76,32 +117,43 @@ def _lifecycle(
         for warning in too_open(*private, *([config.path] if config.path else [])):
             log.warning("%s", warning)
         try:
+            # Also looks the audit key up, once, here rather than on the first request.
+            await audit_store.append(db, [_started(config)])
             store = SQLiteStore(db)
             directory = Directory(store.keys, store.teams)
             await directory.refresh()
             prices = PriceBook(config.prices)
-            writer = GroupWriter(store.ledger.append_many, name="ledger")
+            # Ledger rows and audit events: one group commit (aigw.pipeline.account).
+            writer: GroupWriter[LedgerRecord] = GroupWriter(store.ledger.append_many, name="ledger")
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
                 limiter = LocalLimiter(store.limit_state, config)
                 model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
+                health = LocalHealth(config.routing)
+                metrics = Metrics(
+                    health.snapshot, web_metrics.budget_ratios(config, directory, limiter)
+                )
+                cache = ResponseCache(store.cache, config.cache.max_size)
+                await cache.start()
+                app[CACHE] = cache
                 gw = Gateway(
                     config,
                     db,
                     store,
                     directory,
                     writer,
-                    Accountant(writer, prices),
+                    Accountant(writer, prices, metrics),
                     prices,
                     session,
                     provs,
                     Router(config, provs),
                     limiter,
                     ModelPermissions(config.models),
-                    LocalHealth(config.routing),
+                    health,
                     model_lists,
+                    metrics,
                 )
                 app[GATEWAY] = gw
                 app[pipeline.PIPELINES] = pipeline.build(
@@ -114,22 +166,27 @@ def _lifecycle(
                     gw.accountant,
                     gw.drain,
                     gw.health,
+                    cache,
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
                 retention = gw.spawn(retention_forever(db, config.ledger), "ledger-retention")
+                pruner = gw.spawn(_prune_bodies(db), "audit-body-pruner")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")
+                cache_task = gw.spawn(cache.run(), "response-cache")
                 try:
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer, lists_task, retention)
+                    await gw.stop(watcher, limits_task, checkpointer, lists_task, retention, pruner)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
+                    cache.close()  # drained: answers kept so far reach the state file
+                    await cache_task
                     await limiter.close()
                     await directory.close()
             finally:
@@ -278,8 +335,11 @@ def create_app(config: Config, state_file: Path) -> web.Application:
         },
     )
     app.cleanup_ctx.append(_lifecycle(config, state_file))
+    app[SESSIONS] = Sessions()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", web_metrics.metrics)
+    dashboard.add_routes(app)
     app.router.add_post("/v1/chat/completions", endpoints.chat_completions)
     app.router.add_post("/v1/embeddings", endpoints.embeddings)
     app.router.add_post("/v1/responses", endpoints.responses)

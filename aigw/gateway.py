@@ -19,7 +19,8 @@ from aigw.directory import Directory
 from aigw.drain import Drain
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
-from aigw.model import LedgerRow
+from aigw.model import LedgerRecord
+from aigw.observe.metrics import Metrics
 from aigw.pipeline.account import Accountant
 from aigw.pricing import PriceBook
 from aigw.providers import Provider
@@ -39,7 +40,7 @@ class Gateway:
     db: Database
     store: Store
     directory: Directory
-    writer: GroupWriter[LedgerRow]
+    writer: GroupWriter[LedgerRecord]
     accountant: Accountant
     prices: PriceBook
     session: aiohttp.ClientSession
@@ -49,6 +50,7 @@ class Gateway:
     permissions: ModelPermissions
     health: LocalHealth
     model_lists: ModelLists | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     drain: Drain = field(default_factory=Drain)
 

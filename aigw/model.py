@@ -20,6 +20,8 @@ from aigw.errors import AigwError
 
 PERIODS = ("day", "week", "month")
 PRIORITIES = ("high", "normal", "low")
+# What scrubbing does with what a detector finds (aigw.scrub.redact).
+SCRUB_ACTIONS = ("redact", "block", "log", "off")
 
 LIMIT_FIELDS = (
     "rpm",
@@ -31,6 +33,9 @@ LIMIT_FIELDS = (
     "priority",
     "models",
     "regions",
+    "cache",
+    "cache_ttl",
+    "scrub",
 )
 
 
@@ -52,6 +57,12 @@ class Limits:
     models: tuple[str, ...] | None = None
     # Data residency: only providers whose region is one of these (None: any provider).
     regions: tuple[str, ...] | None = None
+    # Response cache: off | deterministic | all, and seconds an answer is kept (None:
+    # the team's, else [cache]). The narrowest scope wins: key, then team, then config.
+    cache: str | None = None
+    cache_ttl: int | None = None
+    # Scrub actions overriding the config's, per detector: (("email", "block"), ...).
+    scrub: tuple[tuple[str, str], ...] | None = None
     # Precomputed: admission asks on every request.
     empty: bool = field(init=False, repr=False, compare=False, default=False)
 
@@ -92,6 +103,16 @@ def validate_limits(limits: Limits) -> Limits:
     for glob in limits.models or ():
         if not glob or "," in glob:
             raise AigwError(f"not a model glob: {glob!r}")
+    if limits.cache is not None and limits.cache not in ("off", "deterministic", "all"):
+        raise AigwError(f"cache must be off, deterministic or all (got {limits.cache!r})")
+    if limits.cache_ttl is not None and limits.cache_ttl < 0:
+        raise AigwError(f"cache-ttl cannot be negative (got {limits.cache_ttl})")
+    for detector, action in limits.scrub or ():
+        if action not in SCRUB_ACTIONS:
+            raise AigwError(
+                f"scrub action for {detector} must be one of {', '.join(SCRUB_ACTIONS)} "
+                f"(got {action!r})"
+            )
     if limits.regions is not None:
         if not limits.regions:
             raise AigwError("give at least one region (or none for no restriction)")
@@ -118,6 +139,8 @@ def region_problem(region: str) -> str | None:
 # -- keys ----------------------------------------------------------------------------
 
 KEY_PREFIX = "gw-"
+# The team every admin key names: reserved, so no team key or team record can take it.
+ADMIN_TEAM = "(admin)"
 
 
 class KeyNotFound(AigwError):
@@ -140,6 +163,9 @@ class KeyRecord:
     replaced_by: str | None
     # The key's own limits; its team's limits apply as well.
     limits: Limits = NO_LIMITS
+    # An admin key opens the dashboard and admin endpoints and makes no proxied calls;
+    # its team is ADMIN_TEAM.
+    admin: bool = False
 
     def state(self, now: float) -> str:
         """``active``, ``revoked`` or ``expired`` at time ``now``."""
@@ -178,6 +204,8 @@ class TeamRecord:
     limits: Limits
     created_at: float
     updated_at: float
+    # Seconds to keep prompt and answer bodies in the audit log; None: not logged.
+    body_retention: float | None = None
 
 
 def check_team_name(name: str) -> str:
@@ -186,6 +214,8 @@ def check_team_name(name: str) -> str:
         raise AigwError(f"not a team name: {name!r} (no spaces or control characters)")
     if len(name) > 100:
         raise AigwError("a team name has at most 100 characters")
+    if name == ADMIN_TEAM:
+        raise AigwError(f"{ADMIN_TEAM!r} is reserved for admin keys (aigw keys create --admin)")
     return name
 
 
@@ -224,6 +254,56 @@ class LedgerRow:
     # costs nothing (cost_nusd 0) and saves what the original call cost (saved_nusd).
     cache: str | None = None
     saved_nusd: int = 0
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One audit event: a proxied call (``kind="proxy"``) or an admin change
+    (``kind="admin"``). The chain fields (seq, alg, prev_hash, hash) are filled when it
+    is written (:mod:`aigw.audit`); JSON fields are kept as their text."""
+
+    ts: float
+    kind: str  # proxy | admin
+    request_id: str | None = None
+    key_id: str | None = None
+    team: str | None = None
+    app: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    status: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_nusd: int | None = None
+    error: str | None = None
+    scrub: str | None = None  # JSON {detector: count}
+    actor: str | None = None  # OS user@host
+    action: str | None = None  # keys.create, teams.update, providers.set-key, ...
+    target: str | None = None
+    before: str | None = None  # JSON, secrets left out
+    after: str | None = None
+    seq: int = 0
+    alg: str = ""
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(slots=True)
+class AuditBody:
+    """A prompt and answer kept for a team that opted in, until ``expires_at``."""
+
+    request_id: str
+    team: str | None
+    ts: float
+    expires_at: float
+    request: str | None
+    answer: str | None
+
+
+# What the ledger's group commit writes: a call's row, its audit event and its bodies
+# (an unauthenticated refusal has only an event).
+LedgerRecord = LedgerRow | AuditEvent | AuditBody
 
 
 # What a report can group the ledger by.

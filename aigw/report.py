@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -84,27 +83,6 @@ def row_dict(r: ReportRow, by: str) -> dict[str, Any]:
         "saved_usd": money(r.saved_nusd),
         "saved_nusd": r.saved_nusd,
     }
-
-
-async def report_json(
-    store: Store,
-    cfg: Config,
-    *,
-    by: str,
-    since: float | None,
-    until: float | None = None,
-    now: float | None = None,
-) -> list[dict[str, Any]]:
-    """What ``aigw report --json`` prints: one dict per group (see :func:`row_dict`);
-    grouped by team or key, each carries its current ``budget`` (or None)."""
-    now = time.time() if now is None else now
-    rep = await build(store.reports, by=by, since=since, until=until)
-    rows = [row_dict(r, by) for r in rep.rows]
-    if by in ("team", "key"):
-        own = {b.name: budget_dict(b) for b in await budgets(store, cfg, now) if b.scope == by}
-        for r in rows:
-            r["budget"] = own.get(r["name"])
-    return rows
 
 
 # -- budgets -------------------------------------------------------------------------
@@ -202,3 +180,17 @@ def budget_dict(b: BudgetRow) -> dict[str, Any]:
         "alerts_fired": b.alerts,
         "refused": b.refused,
     }
+
+
+async def report_json(
+    store: Store, cfg: Config, *, by: str, since: float | None, until: float | None, now: float
+) -> list[dict[str, Any]]:
+    """The rows `aigw report --json` prints: one dict per group (:func:`row_dict`);
+    a team's or key's row carries its current period's budget (or null)."""
+    rep = await build(store.reports, by=by, since=since, until=until)
+    rows = [row_dict(r, by) for r in rep.rows]
+    if by in ("team", "key"):
+        own = {b.name: budget_dict(b) for b in await budgets(store, cfg, now) if b.scope == by}
+        for r in rows:
+            r["budget"] = own.get(r["name"])
+    return rows

@@ -72,6 +72,7 @@ _PARAMS = frozenset(
 )
 # Requests that pull in context the gateway cannot see.
 _STORED = ("previous_response_id", "conversation", "prompt", "cachedContent", "cached_content")
+_STORED_OR_MCP = frozenset((*_STORED, "mcp_servers"))
 _SERVER_TOOL_TYPES = (
     "web_search",
     "web_fetch",
@@ -266,9 +267,10 @@ def prompt(body: Mapping[str, Any], kind: Kind) -> Estimate:
     tools = _dicts(body.get("tools"))
     if tools:
         upper += TOOLS_BASE + PER_TOOL * len(tools)
-    if any(body.get(k) is not None for k in (*_STORED, "mcp_servers")) or any(
-        _server_tool(t) for t in tools
-    ):
+    stored = not _STORED_OR_MCP.isdisjoint(body) and any(
+        body.get(k) is not None for k in _STORED_OR_MCP
+    )
+    if stored or (tools and any(_server_tool(t) for t in tools)):
         upper = max(upper, UNBOUNDED)
     return Estimate(typical, upper)
 

@@ -273,12 +273,14 @@ def aigw_command() -> list[str]:
 
 
 def setup_aigw_home(
-    home: Path, upstream_url: str, synchronous: str, limits: bool = False
+    home: Path, upstream_url: str, synchronous: str, limits: bool = False, scrub: bool = True
 ) -> dict[str, str]:
     """Write config.toml and create a gateway key; returns the env for aigw and the key.
 
     ``limits``: the key and its team get rate limits, a concurrency cap and a budget,
     all far above what the load reaches, so every check runs and none refuses.
+    ``scrub``: the default ``[scrub]`` actions; off: every detector off (the step is
+    then a policy lookup only).
 
     One provider per type (openai, anthropic, gemini), each named after its type and
     pointing at the fake upstream: OpenAI's base URL includes ``/v1``, the others are
@@ -286,6 +288,8 @@ def setup_aigw_home(
     """
     cfg = config_mod.Config()
     cfg.ledger.synchronous = synchronous
+    if not scrub:
+        cfg.scrub.actions = dict.fromkeys(cfg.scrub.actions, "off")
     for ptype in FAMILIES:
         base_url = upstream_url + "/v1" if ptype == "openai" else upstream_url
         cfg.providers[ptype] = config_mod.ProviderConfig(name=ptype, type=ptype, base_url=base_url)
@@ -699,6 +703,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="give the benchmark key and its team rate limits, a concurrency cap and a "
         "budget (set far above the load, so every check runs and none refuses)",
     )
+    ap.add_argument(
+        "--scrub",
+        choices=("on", "off"),
+        default="on",
+        help="aigw's PII and secret scrubbing: on = the default [scrub] actions, off = every "
+        "detector off (compare the c32 proxy ratio of the two)",
+    )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state.db)")
     ap.add_argument(
@@ -931,7 +942,9 @@ def main(argv: list[str] | None = None) -> int:
             key: str | None = None
             home = tmp / "aigw-home"
             if use_aigw:
-                env = setup_aigw_home(home, upstream.url, args.ledger_sync, args.limits)
+                env = setup_aigw_home(
+                    home, upstream.url, args.ledger_sync, args.limits, args.scrub == "on"
+                )
                 key = env.pop("AIGW_BENCH_KEY")
                 aigw = fleet.start(
                     "aigw",

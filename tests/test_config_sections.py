@@ -20,6 +20,7 @@ import pytest
 from aigw import config as config_mod
 from aigw.config import Config, ModelConfig, PriceConfig, ProviderConfig, QuotaConfig
 from aigw.config.base import Parsed, Reader, Section
+from aigw.config.scrub import CustomDetector
 from aigw.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "config_golden"
@@ -40,6 +41,7 @@ def full_config() -> Config:
     cfg.ledger.synchronous = "full"
     cfg.ledger.keep_rows = "30d"
     cfg.ledger.keep_rollups = "forever"
+    cfg.metrics.require_admin_key = True
     cfg.translation.strict = False
     cfg.translation.default_max_tokens = 2048
     cfg.providers["openai"] = ProviderConfig("openai", "openai", "https://api.openai.com/v1")
@@ -78,6 +80,15 @@ def full_config() -> Config:
     cfg.quotas["openai"] = QuotaConfig("openai", rpm=10_000, tpm=2_000_000)
     cfg.quotas["openai/gpt-4o"] = QuotaConfig("openai/gpt-4o", rpm=500)
     cfg.quotas["claude/claude-sonnet-4-6"] = QuotaConfig("claude/claude-sonnet-4-6", tpm=40_000)
+    cfg.cache.mode = "deterministic"
+    cfg.cache.ttl = 86400
+    cfg.cache.max_size = 2 << 30
+    cfg.cache.shared = True
+    cfg.scrub.restore = False
+    cfg.scrub.phone_region = "DE"
+    cfg.scrub.actions["email"] = "block"
+    cfg.scrub.actions["ip"] = "off"
+    cfg.scrub.custom["employee_id"] = CustomDetector("EMP-[0-9]{6}", "redact")
     return cfg
 
 
@@ -114,6 +125,9 @@ DOCUMENTS = [
     "[ledger]\nsynchronous = 1",
     "[ledger]\nsynchronous = 'full'",
     "[ledger]\nsync = 'full'",
+    "[metrics]\nrequire_admin_key = true",
+    "[metrics]\nrequire_admin_key = 'yes'",
+    "[metrics]\nrequire_key = true",
     "[translation]\nstrict = 'yes'",
     "[translation]\nstrict = 1",
     "[translation]\ndefault_max_tokens = 0",
@@ -207,6 +221,24 @@ DOCUMENTS = [
     "[server]\nport = -1\n[upstream]\nconnect_timeout = 0",
     "[limits]\nburst = 2\n[budgets]\nperiod = 'year'",
     "[quotas.nope]\nrpm = 1\n[server]\nport = 'x'",
+    "[cache]\nmode = 'sometimes'",
+    "[cache]\nttl = 'soon'",
+    "[cache]\nmax_size = '1XB'",
+    "[cache]\nshared = 1",
+    "[cache]\nmode = 'all'\nttl = 90\nmax_size = 1048576\nshared = true",
+    "[cache]\nmode = 'deterministic'\nttl = '15m'\nmax_size = '64MB'",
+    "[scrub]\nrestore = false\nphone_region = 'GB'\n[scrub.actions]\nemail = 'block'",
+    "[scrub]\nrestore = 'yes'",
+    "[scrub]\nphone_region = 'usa'",
+    "[scrub.actions]\nemail = 'nuke'",
+    "[scrub.actions]\npassport = 'log'",
+    "[scrub.custom.emp]\npattern = 'EMP-[0-9]{6}'",
+    "[scrub.custom.emp]\npattern = 'EMP-[0-9]{6}'\naction = 'block'\nextra = 1",
+    "[scrub.custom.emp]\naction = 'log'",
+    "[scrub.custom.emp]\npattern = '('",
+    "[scrub.custom.emp]\npattern = 'x*'",
+    "[scrub.custom.Emp]\npattern = 'x'",
+    "[scrub.custom.card]\npattern = 'x'",
 ]
 
 

@@ -1,4 +1,5 @@
-"""kill -9 under load: every response a client received complete has its ledger row."""
+"""kill -9 under load: every response a client received complete has its ledger row
+and its audit event, and the audit chain still verifies."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 import openai
 import pytest
 
+from aigw import audit
 from aigw.config import Config, ProviderConfig
 from aigw.store import open_database
+from aigw.store.sqlite import audit as audit_store
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import ledger
 from tests.fakes.openai import FakeOpenAI
@@ -70,6 +73,8 @@ async def test_kill_9_under_load_loses_no_answered_row(
         db = await open_database(home / "state.db")
         try:
             recorded = await ledger.request_ids(db)
+            chain = [e async for e in audit_store.chain(db)]
+            verdict = audit.verify(chain, await audit_store.head(db), None)
         finally:
             await db.close()
     finally:
@@ -77,3 +82,8 @@ async def test_kill_9_under_load_loses_no_answered_row(
     missing = completed - recorded
     assert not missing, f"{len(missing)} of {len(completed)} answered requests have no row"
     assert len(completed) >= 300
+    audited = {e.request_id for e in chain if e.kind == "proxy"}
+    unaudited = completed - audited
+    assert not unaudited, f"{len(unaudited)} answered requests have no audit event"
+    assert audited >= recorded  # every ledger row has its event (same transaction)
+    assert verdict.ok, verdict.problem

@@ -150,7 +150,7 @@ async def test_an_older_file_is_backfilled_by_the_migration(
     old = [m for m in MIGRATIONS if m[0] < "0007"]
     monkeypatch.setattr(db_mod, "MIGRATIONS", old)
     db = await open_database(path)
-    await db.write_all(ledger.insert_statements(rows))
+    await db.batch(lambda conn: ledger.insert_rows(conn, rows))
     await db.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM ledger").fetchone() == (300,)

@@ -26,7 +26,13 @@ from aigw.config.capabilities import Capabilities
 from aigw.errors import GatewayError
 from aigw.formats import Call
 from aigw.model import Limits
-from aigw.routing.capabilities import Requirements, requirements, requirements_for, unfit
+from aigw.routing.capabilities import (
+    Requirements,
+    requirements,
+    requirements_for,
+    surely_fits,
+    unfit,
+)
 from aigw.routing.constraints import ROUTE_HEADER, parse_route_header
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -334,3 +340,33 @@ def test_unfit_names_the_first_missing_capability() -> None:
     assert unfit(caps, Requirements(max_output_tokens=11)) is None
     misfit = unfit(caps, Requirements(tools=True))
     assert misfit is not None and misfit.kind == "tools"
+
+
+_flag = st.one_of(st.none(), st.booleans())
+
+
+@given(
+    caps=st.builds(
+        Capabilities,
+        context_window=st.one_of(st.none(), st.integers(0, 300)),
+        tools=_flag,
+        vision=_flag,
+        json_schema=_flag,
+        reasoning=_flag,
+    ),
+    req=st.builds(
+        Requirements,
+        prompt_tokens=st.integers(0, 400),
+        tools=st.booleans(),
+        images=st.booleans(),
+        json_schema=st.booleans(),
+        reasoning=st.booleans(),
+    ),
+)
+def test_the_routers_shortcut_never_keeps_a_model_that_is_unfit(
+    caps: Capabilities, req: Requirements
+) -> None:
+    """``surely_fits`` lets the router skip reading the request: it must never say yes
+    where :func:`unfit` would refuse."""
+    if surely_fits(caps, req.prompt_tokens):
+        assert unfit(caps, req) is None

@@ -122,6 +122,22 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "The cost ledger's upkeep: prune old raw rows, check the state file's integrity.",
     ),
+    "cache": Entry(
+        "cache",
+        "app",
+        "The response cache ([cache] in config.toml; per team or key: --cache): what it "
+        "holds, the hits it served and the money they saved; clear it.",
+    ),
+    "logs": Entry(
+        "logs", "logs", "The audit trail: proxied calls and admin changes, oldest first."
+    ),
+    "audit": Entry(
+        "audit",
+        "app",
+        "The tamper-evident audit trail: every proxied call and admin change, each event "
+        "hash-chained to the one before (SHA-256, or HMAC-SHA-256 with a key from "
+        "AIGW_AUDIT_KEY or the keyring). Verify the chain, export it, show one call.",
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from aigw.config import Config
 from aigw.errors import AigwError, ConfigError
 
 if TYPE_CHECKING:
+    from aigw.store import Database
     from aigw.store.base import Store
 
 T = TypeVar("T")
@@ -69,7 +70,47 @@ def load_config(*, required: bool = False) -> Config:
 
 
 def save_config(cfg: Config) -> None:
-    config_mod.save(cfg, paths.resolve().config_file)
+    """Write config.toml and record the change in the audit log (its changed sections,
+    before and after)."""
+    path = paths.resolve().config_file
+    old = config_mod.to_dict(config_mod.load(path)) if path.exists() else {}
+    config_mod.save(cfg, path)
+    from aigw.audit import config_changes
+
+    before, after = config_changes(old, config_mod.to_dict(cfg))
+    if before or after:
+        record_admin("config.change", str(path), before=before, after=after)
+
+
+def record_admin(action: str, target: str, *, before: Any = None, after: Any = None) -> None:
+    """Append an admin event to the audit log for a change made outside the state file
+    (config.toml, the keyring). Skipped before `aigw init` has created the state file."""
+    state = paths.resolve().state_file
+    if not state.exists():
+        return
+    from aigw.audit import admin_event
+    from aigw.store.sqlite import audit as audit_store
+
+    event = admin_event(action, target, before=before, after=after)
+    with_db(lambda db: audit_store.append(db, [event]))
+
+
+def with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the state database, run ``fn`` with it, close it (the audit commands)."""
+    from aigw.store import open_database  # not needed for --help
+
+    cfg = load_config()
+
+    async def run() -> T:
+        db = await open_database(paths.resolve().state_file, synchronous=cfg.ledger.synchronous)
+        try:
+            return await fn(db)
+        finally:
+            await db.close()
+
+    import asyncio
+
+    return asyncio.run(run())
 
 
 def with_store(fn: Callable[[Store], Awaitable[T]]) -> T:

@@ -14,19 +14,23 @@ from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
     BudgetOpt,
+    CacheOpt,
+    CacheTtlOpt,
     ModelsOpt,
     ParallelOpt,
     PeriodOpt,
     PriorityOpt,
     RegionsOpt,
     RpmOpt,
+    ScrubOpt,
     TpmOpt,
     apply,
     as_dict,
     cells,
 )
 from aigw.config import Config
-from aigw.model import NO_LIMITS, KeyRecord
+from aigw.errors import AigwError
+from aigw.model import ADMIN_TEAM, NO_LIMITS, KeyRecord
 
 if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
     from aigw.store.base import Store
@@ -51,6 +55,7 @@ def _as_dict(
         prefix=rec.prefix,
         name=rec.name,
         team=rec.team,
+        admin=rec.admin,
         app=rec.app,
         created_at=iso(rec.created_at),
         expires_at=iso(rec.expires_at),
@@ -67,6 +72,11 @@ def _show_new(key: str, rec: KeyRecord, title: str) -> None:
         f"[bold green]{key}[/]",
         "",
         "Store it now: it cannot be shown again.",
+        *(
+            ["An admin key: it opens /dashboard and the admin endpoints; it makes no calls."]
+            if rec.admin
+            else []
+        ),
         f"id {rec.id}   team {rec.team}   app {rec.app or '-'}   "
         f"expires {when(rec.expires_at) if rec.expires_at else 'never'}",
     ]
@@ -79,8 +89,17 @@ def _show_new(key: str, rec: KeyRecord, title: str) -> None:
 @app.command("create")
 def create(
     team: Annotated[
-        str, typer.Option("--team", help="Team the key belongs to (for limits and reports).")
-    ],
+        str | None,
+        typer.Option("--team", help="Team the key belongs to (for limits and reports)."),
+    ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="An admin key: opens the dashboard and admin endpoints, makes no model "
+            "calls, belongs to no team.",
+        ),
+    ] = False,
     app_: Annotated[str | None, typer.Option("--app", help="Application using the key.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="A label for humans.")] = None,
     expires: Annotated[
@@ -95,9 +114,16 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a gateway key and print it once. Its limits apply on top of its team's."""
+    if admin and team is not None:
+        raise AigwError("an admin key belongs to no team: give --admin or --team, not both")
+    if not admin and team is None:
+        raise AigwError("give the key's team (--team TEAM), or --admin for an admin key")
     expires_at = time.time() + parse_duration(expires) if expires else None
     limits = apply(
         NO_LIMITS,
@@ -110,18 +136,26 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        cache=cache,
+        cache_ttl=cache_ttl,
+        scrub=scrub,
     )
 
     async def run(store: Store) -> tuple[str, KeyRecord]:
         return await store.keys.create(
-            team=team, app=app_, name=name, expires_at=expires_at, limits=limits
+            team=team or ADMIN_TEAM,
+            app=app_,
+            name=name,
+            expires_at=expires_at,
+            limits=limits,
+            admin=admin,
         )
 
     key, rec = with_store(run)
     if json:
         print_json(_as_dict(rec, time.time(), key))
     else:
-        _show_new(key, rec, "new gateway key")
+        _show_new(key, rec, "new admin key" if admin else "new gateway key")
 
 
 @app.command("list")
@@ -173,6 +207,9 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a key's own limits; the others stay as they are."""
@@ -190,6 +227,9 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            scrub=scrub,
         )
         return await store.keys.set_limits(key_id, limits)
 

@@ -5,15 +5,18 @@ Every option takes ``none`` to remove a limit (`aigw teams update web --rpm none
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
 
-from aigw.config import Config
+from aigw.config import CACHE_MODES, Config
+from aigw.config.cache import format_ttl, parse_ttl
+from aigw.config.scrub import DETECTORS
 from aigw.errors import AigwError
 from aigw.limits.budgets import money
-from aigw.model import PERIODS, PRIORITIES, Limits, region_problem
+from aigw.model import PERIODS, PRIORITIES, SCRUB_ACTIONS, Limits, region_problem
 from aigw.pricing import usd
 
 RpmOpt = Annotated[
@@ -87,6 +90,35 @@ RegionsOpt = Annotated[
         metavar="REGIONS",
         help="Data residency: comma-separated provider regions its calls may go to, "
         "e.g. eu,eu-west; a provider without a region is then never used ('none': any).",
+    ),
+]
+
+CacheOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache",
+        metavar="off|deterministic|all",
+        help="Response cache: deterministic caches calls with temperature 0 or a seed (and "
+        "embeddings), all caches every cacheable call ('none': the team's, else [cache] mode).",
+    ),
+]
+CacheTtlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-ttl",
+        metavar="DURATION",
+        help="How long a cached answer is served, e.g. 10m, 1h, 7d ('none': the team's, "
+        "else [cache] ttl).",
+    ),
+]
+ScrubOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scrub",
+        metavar="DETECTOR=ACTION,...",
+        help="Scrub actions overriding [scrub.actions] per detector, e.g. "
+        "email=block,phone=redact (actions: redact, block, log, off; 'default' drops one "
+        "override; 'none' drops all). A key's override beats its team's.",
     ),
 ]
 
@@ -171,6 +203,53 @@ def _regions(text: str) -> tuple[str, ...] | None:
     return tuple(regions)
 
 
+def _cache_ttl(text: str) -> int | None:
+    if text.lower() in _NONE:
+        return None
+    seconds = parse_ttl(text)
+    if seconds is None:
+        raise AigwError(f"--cache-ttl: not a duration: {text!r} (use e.g. 90s, 15m, 1h, 7d)")
+    return seconds
+
+
+def _scrub(
+    text: str, current: tuple[tuple[str, str], ...] | None, detectors: Sequence[str]
+) -> tuple[tuple[str, str], ...] | None:
+    """``current`` overrides with ``text``'s applied (merged per detector)."""
+    if text.strip().lower() in _NONE:
+        return None
+    merged = dict(current or ())
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        detector, sep, action = (x.strip().lower() for x in part.partition("="))
+        if not sep or not detector or not action:
+            raise AigwError(
+                f"--scrub: expected DETECTOR=ACTION, e.g. email=block (got {part.strip()!r})"
+            )
+        if detector not in detectors:
+            raise AigwError(
+                f"--scrub: unknown detector {detector!r}; known: {', '.join(detectors)}"
+            )
+        if action == "default":
+            merged.pop(detector, None)
+            continue
+        if action not in SCRUB_ACTIONS:
+            raise AigwError(
+                f"--scrub: unknown action {action!r} for {detector}; use one of "
+                f"{', '.join(SCRUB_ACTIONS)} (or 'default')"
+            )
+        merged[detector] = action
+    return tuple(merged.items()) or None
+
+
+def scrub_detectors() -> tuple[str, ...]:
+    """The detector names --scrub accepts: the built-in ones and the config's custom ones."""
+    from aigw.cli.common import load_config
+
+    return (*DETECTORS, *load_config().scrub.custom)
+
+
 def apply(
     base: Limits,
     *,
@@ -183,6 +262,9 @@ def apply(
     priority: str | None,
     models: str | None,
     regions: str | None = None,
+    cache: str | None = None,
+    cache_ttl: str | None = None,
+    scrub: str | None = None,
 ) -> Limits:
     """``base`` with the options that were given applied."""
     changes: dict[str, Any] = {}
@@ -204,6 +286,12 @@ def apply(
         changes["models"] = _models(models)
     if regions is not None:
         changes["regions"] = _regions(regions)
+    if cache is not None:
+        changes["cache"] = _choice("--cache", cache, CACHE_MODES)
+    if cache_ttl is not None:
+        changes["cache_ttl"] = _cache_ttl(cache_ttl)
+    if scrub is not None:
+        changes["scrub"] = _scrub(scrub, base.scrub, scrub_detectors())
     return base.replace(**changes)
 
 
@@ -223,11 +311,15 @@ def as_dict(limits: Limits, cfg: Config) -> dict[str, Any]:
         "priority": limits.priority,
         "models": None if limits.models is None else list(limits.models),
         "regions": None if limits.regions is None else list(limits.regions),
+        "cache": limits.cache,
+        "cache_ttl": limits.cache_ttl,
+        "scrub": None if limits.scrub is None else dict(limits.scrub),
     }
 
 
 def cells(limits: Limits, cfg: Config) -> list[str]:
-    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions."""
+    """Table cells: rpm, tpm, parallel, budget, alerts, priority, models, regions, cache,
+    scrub."""
 
     def n(v: int | None) -> str:
         return "-" if v is None else f"{v:,}"
@@ -246,7 +338,27 @@ def cells(limits: Limits, cfg: Config) -> list[str]:
         limits.priority or "-",
         ",".join(limits.models) if limits.models else "-",
         ",".join(limits.regions) if limits.regions else "-",
+        _cache_cell(limits),
+        ",".join(f"{d}={a}" for d, a in limits.scrub) if limits.scrub else "-",
     ]
 
 
-LIMIT_HEADERS = ["rpm", "tpm", "parallel", "budget", "alerts %", "priority", "models", "regions"]
+def _cache_cell(limits: Limits) -> str:
+    if limits.cache is None and limits.cache_ttl is None:
+        return "-"
+    ttl = "" if limits.cache_ttl is None else f" {format_ttl(limits.cache_ttl)}"
+    return f"{limits.cache or '-'}{ttl}"
+
+
+LIMIT_HEADERS = [
+    "rpm",
+    "tpm",
+    "parallel",
+    "budget",
+    "alerts %",
+    "priority",
+    "models",
+    "regions",
+    "cache",
+    "scrub",
+]

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aigw import secrets
-from aigw.cli.common import console, load_config, print_json, save_config
+from aigw.cli.common import console, load_config, print_json, record_admin, save_config
 from aigw.config import DEFAULT_BASE_URLS, PROVIDER_TYPES, Config, ProviderConfig
 from aigw.errors import AigwError
 from aigw.model import region_problem
@@ -175,6 +175,8 @@ def remove(
     del cfg.providers[name]
     save_config(cfg)
     removed = False if keep_key else secrets.delete(name)
+    if removed:
+        record_admin("providers.remove-key", name, before={"where": "keyring"})
     console.print(
         f"[green]✓[/] removed provider {name}" + (" and its stored key" if removed else "")
     )
@@ -212,7 +214,10 @@ def set_key(
         stored = f"added the key to {name}'s pool in the OS keyring ({count} keys)"
     else:
         secrets.store(name, key)
+        count = 1
         stored = f"stored the key for {name} in the OS keyring"
+    # Never the key itself: what was done and how many keys the keyring now holds.
+    record_admin("providers.set-key", name, after={"where": "keyring", "added": add, "keys": count})
     console.print(f"[green]✓[/] {stored} (restart a running `aigw serve` to use it)")
     env = secrets.env_var_name(name)
     if os.environ.get(env, "").strip():

@@ -115,6 +115,10 @@ async def _run(cfg: Config, host: str, port: int) -> None:
         console.print(
             f"  Gemini clients:    genai.Client(http_options={{'base_url': '{escape(base)}'}})"
         )
+        console.print(
+            f"  dashboard {escape(base)}/dashboard (an admin key: aigw keys create --admin)"
+            f"   metrics {escape(base)}/metrics"
+        )
         sys.stdout.flush()
         await stop.wait()
         seconds = cfg.server.drain_seconds

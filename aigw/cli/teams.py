@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import time
+from types import EllipsisType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from aigw import report as report_mod
-from aigw.cli.common import console, iso, load_config, print_json, with_store
+from aigw.cli.common import console, iso, load_config, parse_duration, print_json, with_store
 from aigw.cli.limits import (
     LIMIT_HEADERS,
     AlertOpt,
     BudgetOpt,
+    CacheOpt,
+    CacheTtlOpt,
     ModelsOpt,
     ParallelOpt,
     PeriodOpt,
     PriorityOpt,
     RegionsOpt,
     RpmOpt,
+    ScrubOpt,
     TpmOpt,
     apply,
     as_dict,
@@ -54,6 +58,8 @@ def _team_dict(
         "configured": limits is not None,
         "active_keys": keys,
         **as_dict(limits or NO_LIMITS, cfg),
+        "log_bodies": bool(rec and rec.body_retention is not None),
+        "body_retention_s": rec.body_retention if rec else None,
         "created_at": iso(rec.created_at) if rec else None,
         "updated_at": iso(rec.updated_at) if rec else None,
     }
@@ -67,6 +73,11 @@ def _print_saved(rec: TeamRecord, cfg: Config, verb: str, json: bool) -> None:
     table.add_row(rec.name, *cells(rec.limits, cfg))
     console.print(f"[green]✓[/] {verb} team {rec.name}")
     console.print(table)
+    if rec.body_retention is not None:
+        days = rec.body_retention / 86400
+        console.print(
+            f"  prompts and answers are kept in the audit log (scrubbed) for {days:g} days"
+        )
 
 
 @app.command("create")
@@ -81,6 +92,9 @@ def create(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a team with its limits (every limit is optional)."""
@@ -96,6 +110,9 @@ def create(
         priority=priority,
         models=models,
         regions=regions,
+        cache=cache,
+        cache_ttl=cache_ttl,
+        scrub=scrub,
     )
 
     async def run(store: Store) -> TeamRecord:
@@ -116,10 +133,38 @@ def update(
     priority: PriorityOpt = None,
     models: ModelsOpt = None,
     regions: RegionsOpt = None,
+    cache: CacheOpt = None,
+    cache_ttl: CacheTtlOpt = None,
+    scrub: ScrubOpt = None,
+    log_bodies: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-bodies/--no-log-bodies",
+            help="Keep this team's prompts and answers in the audit log, as the provider "
+            "saw them (scrubbed), for --retention; --no-log-bodies stops (kept ones expire).",
+        ),
+    ] = None,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            "--retention",
+            help="How long logged bodies are kept before they are deleted (e.g. 7d, 30d; "
+            "default 30d).",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Change some of a team's limits; the others stay as they are."""
     cfg = load_config()
+    keep: float | EllipsisType | None = ...
+    if retention is not None and log_bodies is False:
+        raise AigwError("--retention goes with --log-bodies, not --no-log-bodies")
+    if log_bodies is False:
+        keep = None
+    elif log_bodies or retention is not None:
+        keep = parse_duration(retention or "30d")
+        if keep <= 0:
+            raise AigwError("--retention must be positive")
 
     async def run(store: Store) -> TeamRecord:
         current = await store.teams.get(name)
@@ -134,8 +179,11 @@ def update(
             priority=priority,
             models=models,
             regions=regions,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            scrub=scrub,
         )
-        return await store.teams.update(name, limits)
+        return await store.teams.update(name, limits, body_retention=keep)
 
     _print_saved(with_store(run), cfg, "updated", json)
 
@@ -147,7 +195,7 @@ def list_(json: JsonOpt = False) -> None:
 
     async def run(store: Store) -> tuple[list[TeamRecord], dict[str, int], set[str]]:
         now = time.time()
-        named = {k.team for k in await store.keys.list_all()}
+        named = {k.team for k in await store.keys.list_all() if not k.admin}
         return await store.teams.list_all(), await store.teams.key_counts(now), named
 
     records, counts, named = with_store(run)

@@ -27,13 +27,16 @@ import tomli_w
 from aigw.config.alerts import ALERTS, AlertsConfig
 from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
+from aigw.config.cache import CACHE, CACHE_MODES, CacheConfig
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
+from aigw.config.metrics import METRICS, MetricsConfig
 from aigw.config.models import MODELS, STRATEGIES, ModelConfig, TargetConfig
 from aigw.config.prices import PRICES, PriceConfig
 from aigw.config.providers import DEFAULT_BASE_URLS, PROVIDER_TYPES, PROVIDERS, ProviderConfig
 from aigw.config.quotas import QUOTAS, QuotaConfig
 from aigw.config.routing import ROUTING, RoutingConfig
+from aigw.config.scrub import SCRUB, ScrubConfig
 from aigw.config.server import DEFAULT_PORT, SERVER, ServerConfig
 from aigw.config.translation import TRANSLATION, TranslationConfig
 from aigw.config.upstream import UPSTREAM, UpstreamConfig
@@ -41,6 +44,7 @@ from aigw.errors import ConfigError
 from aigw.paths import PRIVATE_FILE, private_dir
 
 __all__ = [
+    "CACHE_MODES",
     "DEFAULT_BASE_URLS",
     "DEFAULT_PORT",
     "PROVIDER_TYPES",
@@ -48,14 +52,17 @@ __all__ = [
     "STRATEGIES",
     "AlertsConfig",
     "BudgetsConfig",
+    "CacheConfig",
     "Config",
     "LedgerConfig",
     "LimitsConfig",
+    "MetricsConfig",
     "ModelConfig",
     "PriceConfig",
     "ProviderConfig",
     "QuotaConfig",
     "RoutingConfig",
+    "ScrubConfig",
     "ServerConfig",
     "TargetConfig",
     "TranslationConfig",
@@ -80,6 +87,7 @@ class Config:
     upstream: UpstreamConfig = UPSTREAM.field()
     routing: RoutingConfig = ROUTING.field()
     ledger: LedgerConfig = LEDGER.field()
+    metrics: MetricsConfig = METRICS.field()
     translation: TranslationConfig = TRANSLATION.field()
     providers: dict[str, ProviderConfig] = PROVIDERS.field()
     models: dict[str, ModelConfig] = MODELS.field()
@@ -88,6 +96,8 @@ class Config:
     budgets: BudgetsConfig = BUDGETS.field()
     alerts: AlertsConfig = ALERTS.field()
     quotas: dict[str, QuotaConfig] = QUOTAS.field()
+    cache: CacheConfig = CACHE.field()
+    scrub: ScrubConfig = SCRUB.field()
 
 
 # (table name, section) in file order, taken from Config's fields.

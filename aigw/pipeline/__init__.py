@@ -9,8 +9,9 @@ Every proxied call walks the same steps, in this order (:func:`build`):
                    Routing comes before admission because the budget reservation
                    needs the candidates' prices.
 4. admit        -- rate limits and budgets, worst case reserved up front (429)
-5. scrub        -- PII and secrets                                    [later issue]
-6. cache        -- replay an identical earlier answer                 [later issue]
+5. scrub        -- PII and secrets redacted (put back in the answer), blocked (400)
+                   or counted
+6. cache        -- replay an identical earlier answer (wraps forward; coalesces misses)
 7. forward      -- attempts over the candidates (retries, failover before the first
                    byte, circuit breakers); relay or translate, commit the ledger row
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from aigw.cache.store import ResponseCache
 from aigw.config import Config
 from aigw.directory import Directory
 from aigw.drain import Drain
@@ -43,6 +45,7 @@ from aigw.pipeline.admit import admit, release
 from aigw.pipeline.attempts import Attempts
 from aigw.pipeline.authenticate import authenticate
 from aigw.pipeline.body import ReadBody
+from aigw.pipeline.cache import CacheStep
 from aigw.pipeline.context import Context, base_headers, cost_header
 from aigw.pipeline.count import CountTokens
 from aigw.pipeline.embed import GeminiEmbed
@@ -50,6 +53,7 @@ from aigw.pipeline.forward import Forward
 from aigw.pipeline.models import ListModels
 from aigw.pipeline.relay import Relayer
 from aigw.pipeline.route import Route, Router
+from aigw.pipeline.scrub import Scrub
 from aigw.pipeline.upstream import Upstream
 from aigw.pricing import PriceBook
 from aigw.routing.capabilities import CapabilityBook
@@ -92,11 +96,16 @@ class Pipeline:
         """Record a refused or failed call (when billed and the caller is known) and
         render the error."""
         ctx.status, ctx.error = err.status, err.message
+        metrics = self.accountant.metrics
+        if metrics is not None and err.status in (403, 429) and not ctx.upstream_called:
+            metrics.refused(ctx.key.team if ctx.key else None, err.code, err.type)
         if ctx.key is not None and ctx.billed:
             try:
                 await self.accountant.record(ctx)
             except GatewayError:
                 log.error("request %s: could not record the failed call", ctx.request_id)
+        elif ctx.billed and not ctx.recorded:  # unknown caller (401): an audit event only
+            await self.accountant.record_refusal(ctx)
         headers = {**base_headers(ctx), **safe_headers(err.headers)}
         if ctx.target is not None:
             headers["x-aigw-cost-usd"] = cost_header(ctx)
@@ -141,12 +150,16 @@ def build(
     accountant: Accountant,
     drain: Drain,
     health: Health,
+    cache: ResponseCache | None = None,
 ) -> Pipelines:
     """The steps, built once with their collaborators."""
 
     async def authenticate_step(ctx: Context) -> None:
         assert ctx.request is not None
-        ctx.key = await authenticate(directory, ctx.request)
+        ctx.key = key = await authenticate(directory, ctx.request)
+        team = directory.team(key.team)
+        if team is not None and team.body_retention is not None:
+            ctx.body_retention = team.body_retention  # the audit log keeps the bodies
 
     async def admit_step(ctx: Context) -> None:
         await admit(ctx, limiter, directory, prices)
@@ -162,21 +175,23 @@ def build(
 
     route = Route(router, allows_model, prices, health, regions_of, CapabilityBook(prices))
     attempts = Attempts(config.routing, health, prices)
+    forward = Forward(
+        config.translation,
+        upstream,
+        Relayer(config.upstream, accountant, drain),
+        accountant,
+        attempts,
+        route.output_limit,
+    )
+    scrub = Scrub(config.scrub, directory.team)
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,
         route,
         admit_step,
-        # scrub: PII and secrets [later issue]
-        # cache: replay an identical earlier answer [later issue]
-        Forward(
-            config.translation,
-            upstream,
-            Relayer(config.upstream, accountant, drain),
-            accountant,
-            attempts,
-            route.output_limit,
-        ),
+        scrub,  # PII and secrets
+        # cache: replay an identical earlier answer; wraps forward (so it is last)
+        forward if cache is None else CacheStep(config.cache, cache, forward, directory),
     ]
     return Pipelines(
         proxy=Pipeline(steps, accountant, drain),
@@ -185,7 +200,7 @@ def build(
             [*steps[:-1], GeminiEmbed(upstream, accountant, attempts)], accountant, drain
         ),
         count_tokens=Pipeline(
-            [authenticate_step, body, route, CountTokens(config.translation, upstream)],
+            [authenticate_step, body, route, scrub, CountTokens(config.translation, upstream)],
             accountant,
             drain,
         ),

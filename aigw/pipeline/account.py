@@ -1,22 +1,93 @@
-"""Usage -> cost -> ledger, committed before the client sees the end of the response.
+"""Usage -> cost -> ledger and audit, committed before the client sees the end of the response.
 
 Rows from concurrent requests share one commit: the ledger is a
 :class:`~aigw.store.writer.GroupWriter` over the store's ``append_many``
-(see :mod:`aigw.store.writer` for the batching and its cancellation safety).
+(see :mod:`aigw.store.writer` for the batching and its cancellation safety). A
+call's audit event (and, for a team that opted in, its bodies) go in the same
+append, so they are committed in the same transaction as its ledger row.
 """
 
 from __future__ import annotations
+
+import logging
 
 import orjson
 
 from aigw.errors import GatewayError
 from aigw.headers import header_value
-from aigw.model import LedgerRow
+from aigw.model import AuditBody, AuditEvent, LedgerRecord, LedgerRow
+from aigw.observe.metrics import Metrics
 from aigw.pipeline.context import Context
 from aigw.pricing import PriceBook
 from aigw.providers.base import redact
 from aigw.store.writer import GroupWriter
 from aigw.usage import Usage
+
+log = logging.getLogger("aigw.audit")
+
+# An answer kept for the audit log is cut here (a stream may be long).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
+def audit_event(ctx: Context, row: LedgerRow | None = None) -> AuditEvent:
+    """The audit event of a proxied call: its ledger row's facts and the scrub counts."""
+    scrub = (
+        orjson.dumps(ctx.scrub_counts, option=orjson.OPT_SORT_KEYS).decode()
+        if ctx.scrub_counts
+        else None
+    )
+    if row is None:  # refused before the caller was known (401)
+        return AuditEvent(
+            ts=ctx.ts,
+            kind="proxy",
+            request_id=ctx.request_id,
+            endpoint=ctx.endpoint,
+            model=ctx.model,
+            status=ctx.status,
+            error=ctx.error,
+            scrub=scrub,
+        )
+    return AuditEvent(
+        ts=row.ts,
+        kind="proxy",
+        request_id=row.request_id,
+        key_id=row.key_id,
+        team=row.team,
+        app=row.app,
+        endpoint=row.endpoint,
+        model=row.model,
+        provider=row.provider,
+        upstream_model=row.upstream_model,
+        status=row.status,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cost_nusd=row.cost_nusd,
+        error=row.error,
+        scrub=scrub,
+    )
+
+
+def audit_body(ctx: Context) -> AuditBody | None:
+    """The bodies to keep, for a team that opted in and a call that went upstream."""
+    if ctx.body_retention is None or ctx.sent_body is None:
+        return None
+    secrets = ctx.target.provider.secrets if ctx.target else None
+    answer: str | None = None
+    if ctx.answer_chunks:
+        raw = b"".join(ctx.answer_chunks)[:MAX_ANSWER_BYTES]
+        answer = redact(raw.decode("utf-8", "replace"), secrets)
+    sent = ctx.sent_body
+    request = sent.decode("utf-8", "replace") if isinstance(sent, bytes) else None
+    if request is None:
+        request = orjson.dumps(sent, default=str).decode()
+    return AuditBody(
+        request_id=ctx.request_id,
+        team=ctx.key.team if ctx.key else None,
+        ts=ctx.ts,
+        expires_at=ctx.ts + ctx.body_retention,
+        request=redact(request, secrets),
+        answer=answer,
+    )
 
 
 def routing_log(ctx: Context) -> str:
@@ -47,9 +118,15 @@ def routing_log(ctx: Context) -> str:
 class Accountant:
     """Turns a finished context into a committed ledger row."""
 
-    def __init__(self, writer: GroupWriter[LedgerRow], prices: PriceBook) -> None:
+    def __init__(
+        self,
+        writer: GroupWriter[LedgerRecord],
+        prices: PriceBook,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.writer = writer
         self.prices = prices
+        self.metrics = metrics  # in-memory counters for /metrics, fed once per row
 
     def cost(self, ctx: Context) -> None:
         """Fill ``ctx.cost_nusd`` from its usage, plus what failed attempts the provider
@@ -106,8 +183,13 @@ class Accountant:
             saved_nusd=ctx.saved_nusd,
         )
         ctx.recorded = True
+        event = audit_event(ctx, row)
+        body = audit_body(ctx)
         try:
-            await self.writer.append(row)
+            if body is None:
+                await self.writer.append(row, event)
+            else:
+                await self.writer.append(row, event, body)
         except Exception as exc:
             raise GatewayError(
                 503,
@@ -116,3 +198,14 @@ class Accountant:
                 type="server_error",
                 code="ledger_unavailable",
             ) from exc
+        if self.metrics is not None:
+            first = ctx.first_byte
+            self.metrics.record(row, None if first is None else first - ctx.started, ctx.attempts)
+
+    async def record_refusal(self, ctx: Context) -> None:
+        """The audit event of a call refused before its caller was known (no ledger row:
+        nobody to bill). A failure to write it is logged, the refusal still answered."""
+        try:
+            await self.writer.append(audit_event(ctx))
+        except Exception:
+            log.error("request %s: could not write the audit event", ctx.request_id)

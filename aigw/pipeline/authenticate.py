@@ -66,4 +66,13 @@ async def authenticate(directory: Directory, request: web.Request) -> KeyRecord:
     state = rec.state(time.time())
     if state != "active":
         raise _unauthorized(f"This gateway key ({rec.id}) is {state}.", f"key_{state}")
+    if rec.admin:
+        raise GatewayError(
+            403,
+            f"This is an admin key ({rec.id}): it opens the dashboard and the admin "
+            "endpoints, and makes no model calls. Use a team key "
+            "(aigw keys create --team TEAM).",
+            type="permission_error",
+            code="admin_key",
+        )
     return rec

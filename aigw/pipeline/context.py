@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -23,6 +23,8 @@ from aigw.usage import Usage
 if TYPE_CHECKING:
     from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
+    from aigw.scrub.restore import Restorer
+    from aigw.sse import Event
 
 
 CLIENT_GONE = 499  # nginx's convention for "client closed the connection"
@@ -60,6 +62,26 @@ class Attempt:
     kind: str  # connect | timeout | status | cut | stream (aigw.routing.retry)
     usage: Usage | None = None
     cost_nusd: int | None = None
+
+
+class StreamTap(Protocol):
+    """Sees every upstream event of a relayed stream (the response cache)."""
+
+    def feed(self, event: Event) -> None: ...
+
+    def done(self, ctx: Context) -> None:
+        """The stream ended complete and its ledger row is committed."""
+        ...
+
+
+class Capture(Protocol):
+    """Takes the final answer of a call to keep it (the response cache's miss path)."""
+
+    def json(self, ctx: Context, answer: dict[str, Any] | bytes) -> None:
+        """A JSON answer, recorded: in the hub format (chat) or as sent (bytes)."""
+        ...
+
+    def stream(self, ctx: Context) -> StreamTap | None: ...
 
 
 @dataclass(slots=True)
@@ -108,8 +130,16 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     # What the scrub step found, per detector (redacted, blocked or only counted).
     scrub_counts: dict[str, int] = field(default_factory=dict)
+    # Puts redacted values back into the answer (JSON or stream), whoever produced it.
+    restorer: Restorer | None = None
+    # The audit log's bodies, for a team that opted in (seconds to keep them; None:
+    # not kept): the request as sent upstream, the answer as the provider sent it.
+    body_retention: float | None = None
+    sent_body: Any = None
+    answer_chunks: list[bytes] | None = None
     cache: str | None = None  # hit | miss | bypass (None: the cache did not look)
     saved_nusd: int = 0  # a cache hit: what the original call cost
+    capture: Capture | None = None  # set by the cache step on a miss it may store
     response: web.StreamResponse | None = None  # set by the step that answers
 
     def __post_init__(self) -> None:
@@ -137,6 +167,8 @@ def base_headers(ctx: Context) -> dict[str, str]:
         headers["x-aigw-upstream-request-id"] = header_value(ctx.upstream_request_id, 256)
     if ctx.lease is not None:
         headers.update(ctx.lease.headers())
+    if ctx.cache is not None:
+        headers["x-aigw-cache"] = ctx.cache
     if ctx.warnings:
         # Warnings quote client-chosen parameter names.
         headers["x-aigw-warning"] = header_value("; ".join(ctx.warnings), 2048)

@@ -13,6 +13,7 @@ Gemini chunk) is held back until it (:mod:`aigw.pipeline.relay`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
@@ -82,15 +83,30 @@ class Forward:
         return self.attempts.run(ctx, send)
 
     async def finish_json(
-        self, ctx: Context, body: bytes, usage: Usage | None, prompt_estimate: int
+        self,
+        ctx: Context,
+        body: bytes,
+        usage: Usage | None,
+        prompt_estimate: int,
+        *,
+        hub: JSON | None = None,
+        raw: bool = False,
     ) -> web.Response:
-        """Record a non-streamed answer, then send it."""
+        """Record a non-streamed answer, then send it. A cache hit is replayed through
+        here too. For the response cache (``ctx.capture``): ``hub``, the answer in the
+        hub format; ``raw``, the body may be stored as it is."""
         if usage is None:
             usage, ctx.usage_estimated = Usage(prompt_estimate, 0), True
         ctx.usage = usage
         await self.accountant.record(ctx)
+        body = redact_bytes(body, ctx.target.provider.secrets if ctx.target else None)
+        capture = ctx.capture
+        if capture is not None and (hub is not None or raw):
+            capture.json(ctx, body if hub is None else hub)
+        if ctx.restorer is not None:
+            body = ctx.restorer.json(body)
         return web.Response(
-            body=redact_bytes(body, ctx.target.provider.secrets if ctx.target else None),
+            body=body,
             content_type="application/json",
             headers={**base_headers(ctx), "x-aigw-cost-usd": cost_header(ctx)},
         )
@@ -158,16 +174,23 @@ class Forward:
                     ctx, request, resp, relay, fmt.stream_error, call.prompt_estimate
                 )
             raw, payload = await upstream.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]
+            hub_answer: JSON | None = None
             if not native:
                 try:
                     hub_answer = adapter.response_to_hub(payload, model, request=hub)
                     raw = orjson.dumps(fmt.from_hub(hub_answer, model))
                 except TranslationError as exc:
                     raise untranslatable(provider, exc) from None
+            elif ctx.capture is not None:  # the cache keeps answers in the hub format
+                # Untranslatable: passed through to the client all the same, not cached.
+                with contextlib.suppress(TranslationError):
+                    hub_answer = adapter.response_to_hub(payload, model)
             if call.array:  # Gemini's streamGenerateContent without alt=sse: a JSON array
                 raw = b"[" + raw + b"]"
             return await self.finish_json(
-                ctx, raw, adapter.response_usage(payload), call.prompt_estimate
+                ctx, raw, adapter.response_usage(payload), call.prompt_estimate, hub=hub_answer
             )
         finally:
             resp.close()
@@ -203,7 +226,7 @@ class Forward:
             )
         except TranslationError as exc:
             raise untranslatable(provider, exc) from None
-        return await self.finish_json(ctx, raw, usage, call.prompt_estimate)
+        return await self.finish_json(ctx, raw, usage, call.prompt_estimate, raw=True)
 
     async def responses(
         self, ctx: Context, call: Call, target: Target, left: float
@@ -239,6 +262,8 @@ class Forward:
                     call.prompt_estimate,
                 )
             raw, payload = await upstream.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]
             return await self.finish_json(
                 ctx, raw, adapter.response_usage(payload), call.prompt_estimate
             )

@@ -27,7 +27,7 @@ from aigw.drain import Drain
 from aigw.errors import GatewayError, Wire
 from aigw.formats import ClientStream
 from aigw.pipeline.account import Accountant
-from aigw.pipeline.context import CLIENT_GONE, Context, base_headers, cost_header
+from aigw.pipeline.context import CLIENT_GONE, Context, StreamTap, base_headers, cost_header
 from aigw.providers.base import (
     HubStream,
     Secrets,
@@ -37,6 +37,7 @@ from aigw.providers.base import (
     redact_bytes,
 )
 from aigw.routing.retry import CUT, RETRY_STATUSES, STATUS, STREAM, TIMEOUT, UpstreamFailed
+from aigw.scrub.restore import StreamRestorer
 from aigw.sse import Event, SSEParser
 from aigw.tokens import chars_to_tokens
 from aigw.translate.common import TranslationError
@@ -123,11 +124,48 @@ class Translating:
         return self.client.finish(self.hub.final_usage_chunk())
 
 
+class _Tapped:
+    """A relay whose events a :class:`StreamTap` sees too (the response cache)."""
+
+    __slots__ = ("relay", "state", "tap")
+
+    def __init__(self, relay: Relay, tap: StreamTap) -> None:
+        self.relay = relay
+        self.tap = tap
+        self.state = relay.state
+
+    def feed(self, event: Event) -> bytes:
+        self.tap.feed(event)
+        return self.relay.feed(event)
+
+    def tail(self) -> bytes:
+        return self.relay.tail()
+
+
+class Restoring:
+    """A relay whose output gets the request's redacted values back (aigw.scrub.restore)."""
+
+    def __init__(self, relay: Relay, restorer: StreamRestorer) -> None:
+        self.relay = relay
+        self.restorer = restorer
+        self.state = relay.state
+
+    def feed(self, event: Event) -> bytes:
+        return self.restorer.feed(self.relay.feed(event))
+
+    def tail(self) -> bytes:
+        restorer = self.restorer
+        return restorer.feed(self.relay.tail()) + restorer.flush()
+
+
 class _Reader:
     """The upstream's SSE events, one chunk's worth per :meth:`read`, under the watchdog."""
 
-    def __init__(self, resp: UpstreamResponse, config: UpstreamConfig) -> None:
+    def __init__(
+        self, resp: UpstreamResponse, config: UpstreamConfig, capture: list[bytes] | None = None
+    ) -> None:
         self.config = config
+        self.capture = capture  # the audit log's copy of the upstream bytes, when kept
         self.parser = SSEParser()
         self.chunks = resp.chunks().__aiter__()
         self.wait = config.first_byte_timeout
@@ -148,6 +186,8 @@ class _Reader:
         if data is None:
             self.ended = True
             return self.parser.flush()
+        if self.capture is not None:
+            self.capture.append(data)
         return self.parser.feed(data)
 
 
@@ -261,7 +301,14 @@ class Relayer:
         nothing has reached the client then, so another target may still answer.
         """
         secrets = ctx.target.provider.secrets if ctx.target else None
-        reader = _Reader(resp, self.config)
+        tap = ctx.capture.stream(ctx) if ctx.capture is not None else None
+        if tap is not None:
+            relay = _Tapped(relay, tap)
+        if ctx.restorer is not None:
+            relay = Restoring(relay, ctx.restorer.stream())
+        if ctx.body_retention is not None:
+            ctx.answer_chunks = []  # the stream as the provider sent it, for the audit log
+        reader = _Reader(resp, self.config, ctx.answer_chunks)
         state = relay.state
         failure: GatewayError | None = None
         client_gone = False
@@ -336,6 +383,8 @@ class Relayer:
             failure = failure or err
         except Exception:
             failure = failure or stream_failed(ctx)
+        if tap is not None and failure is None and not client_gone:
+            tap.done(ctx)  # complete: the cache may keep it
         if client_gone:
             return out
         try:

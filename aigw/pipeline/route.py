@@ -26,7 +26,7 @@ from aigw.memo import Memo
 from aigw.model import KeyRecord
 from aigw.pipeline.context import Context
 from aigw.pricing import PriceBook
-from aigw.routing.capabilities import CapabilityBook, requirements_for
+from aigw.routing.capabilities import CapabilityBook, requirements_for, surely_fits
 from aigw.routing.constraints import (
     NO_CONSTRAINTS,
     ROUTE_HEADER,
@@ -129,6 +129,16 @@ class Route:
     ) -> tuple[Target, ...]:
         """The targets that may and can serve the call; the others go to ``ctx.skipped``
         with the reason. None left: the client's error."""
+        if c is NO_CONSTRAINTS and call is not None:
+            # The common case, kept cheap: no region or price to check, and models that
+            # lack nothing a request could ask for and whose window holds the prompt.
+            tokens = call.prompt_estimate
+            for t in targets:
+                caps = self._caps((t.provider.name, t.upstream_model, t.overrides))
+                if not surely_fits(caps, tokens):
+                    break
+            else:
+                return targets
         kept: list[Target] = []
         skips: list[Skip] = []
         book = self.capabilities

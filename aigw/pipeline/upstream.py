@@ -70,6 +70,8 @@ class Upstream:
         first_byte = self.config.first_byte_timeout
         for i, key in enumerate(keys):
             req = build(key)
+            if ctx.body_retention is not None:
+                ctx.sent_body = req.body  # the audit log keeps what the provider saw
             limit = first_byte if end is None else min(first_byte, end - loop.time())
             # Inline rather than a helper coroutine: no extra frame on the hot path.
             async with upstream_slot(ctx, provider):
@@ -186,7 +188,10 @@ class Upstream:
         try:
             if resp.status >= 400:
                 raise await self.read_error(provider, resp)
-            return await self.read_json(provider, resp)
+            raw, payload = await self.read_json(provider, resp)
+            if ctx.body_retention is not None:
+                ctx.answer_chunks = [raw]  # the audit log keeps what the provider answered
+            return raw, payload
         finally:
             resp.close()
 

@@ -81,6 +81,19 @@ def unfit(caps: Capabilities, req: Requirements) -> Misfit | None:
     return None
 
 
+def surely_fits(caps: Capabilities, prompt_tokens: int) -> bool:
+    """Whether a model with ``caps`` serves any request with a prompt this size: it lacks
+    none of the :data:`REFUSING` features (unknown counts as able) and its window holds
+    the prompt. The router's shortcut past :func:`requirements_for` and :func:`unfit`."""
+    window = caps.context_window
+    return (
+        (not window or prompt_tokens <= window)
+        and caps.tools is not False
+        and caps.vision is not False
+        and caps.json_schema is not False
+    )
+
+
 # -- reading a request's requirements (every client format) --------------------------
 
 

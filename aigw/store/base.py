@@ -16,12 +16,15 @@ engine), the ledger is appended through :class:`~aigw.store.writer.GroupWriter`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Protocol
 
+from aigw.cache.entry import CacheStats, Entry
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
     KeyRecord,
+    LedgerRecord,
     LedgerRow,
     Limits,
     ReportRow,
@@ -41,8 +44,10 @@ class KeyStore(Protocol):
         name: str | None = None,
         expires_at: float | None = None,
         limits: Limits = NO_LIMITS,
+        admin: bool = False,
     ) -> tuple[str, KeyRecord]:
-        """A new key: (the key itself, shown once; its record)."""
+        """A new key: (the key itself, shown once; its record). An admin key's team is
+        :data:`aigw.model.ADMIN_TEAM` whatever ``team`` says."""
         ...
 
     async def get(self, key_id: str) -> KeyRecord: ...
@@ -80,8 +85,11 @@ class TeamStore(Protocol):
 
     async def list_all(self) -> list[TeamRecord]: ...
 
-    async def update(self, name: str, limits: Limits) -> TeamRecord:
-        """Replace the team's limits (the caller merges with the current ones)."""
+    async def update(
+        self, name: str, limits: Limits, *, body_retention: float | EllipsisType | None = ...
+    ) -> TeamRecord:
+        """Replace the team's limits (the caller merges with the current ones) and, when
+        given, how long the audit log keeps its bodies (seconds; None: not kept)."""
         ...
 
     async def remove(self, name: str) -> None: ...
@@ -94,8 +102,9 @@ class TeamStore(Protocol):
 class LedgerSink(Protocol):
     """Where the ledger's group commits go."""
 
-    async def append_many(self, rows: list[LedgerRow]) -> None:
-        """Commit ``rows`` atomically: all of them or none (then raise)."""
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
+        """Commit ``rows`` (ledger rows, audit events, audit bodies) atomically: all of
+        them or none (then raise). Audit events are chained in the same transaction."""
         ...
 
 
@@ -150,10 +159,39 @@ class LimitState(Protocol):
         ...
 
 
-# Placeholders, not yet protocols: the audit log and the response cache have no code
-# to serve. When they land, declare here what they need, e.g. an ``AuditSink`` with
-# ``append_many(rows)`` fed by its own GroupWriter (as the ledger is), and a cache
-# store with get/put/expiry; then implement them in each backend.
+class CacheTable(Protocol):
+    """The response cache's answers (:mod:`aigw.cache.store` keeps a memory front)."""
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def put_many(
+        self, entries: Sequence[Entry], touches: Sequence[tuple[float, str]]
+    ) -> None:
+        """Store answers and note (last_used, key) of others, in one transaction."""
+        ...
+
+    async def delete(self, keys: Sequence[str]) -> None: ...
+
+    async def total_size(self) -> int: ...
+
+    async def evict(self, target: int) -> tuple[int, list[str]]:
+        """Least recently used out until at most ``target`` bytes: (bytes left, keys)."""
+        ...
+
+    async def purge_expired(self, now: float) -> int: ...
+
+    async def clear(self, *, team: str | None, model: str | None, now: float) -> int: ...
+
+    async def clears_since(self, last: int) -> list[tuple[int, str | None, str | None]]: ...
+
+    async def last_clear(self) -> int: ...
+
+    async def stats(self, now: float) -> list[CacheStats]: ...
+
+
+# The audit trail is written through the ledger's sink (same group commit); its
+# queries are functions of aigw.store.sqlite.audit until a second backend needs a
+# protocol.
 
 
 class Store(Protocol):
@@ -173,5 +211,8 @@ class Store(Protocol):
 
     @property
     def limit_state(self) -> LimitState: ...
+
+    @property
+    def cache(self) -> CacheTable: ...
 
     async def close(self) -> None: ...

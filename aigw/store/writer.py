@@ -1,11 +1,12 @@
 """Group commit: rows from concurrent requests share one write.
 
-A request hands its row to :class:`GroupWriter` and waits; the writer takes
+A request hands its rows to :class:`GroupWriter` and waits; the writer takes
 everything that queued up while the previous write ran and hands it to
-``write_many`` at once (for the ledger: one multi-row INSERT, one commit). Under
-load that is one commit for many requests; alone, one thread hop and one commit.
-The ledger uses it now, the audit log will; the backend only supplies
-``write_many``, which must write all of its rows or none and raise.
+``write_many`` at once (for the ledger: its rows and their audit events in one
+transaction, one commit). Under load that is one commit for many requests; alone,
+one commit. The rows of one :meth:`GroupWriter.append` always share a commit; the
+backend only supplies ``write_many``, which must write all of its rows or none and
+raise.
 """
 
 from __future__ import annotations
@@ -25,18 +26,19 @@ class GroupWriter(Generic[T]):
         self.write_many = write_many
         self.name = name  # "ledger", "audit": for messages and the logger's name
         self._log = logging.getLogger(f"aigw.{name}")
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[tuple[T, ...], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self.commits = 0
         self.rows = 0
 
-    async def append(self, row: T) -> None:
-        """Queue ``row`` and return once it is committed (raises if the commit failed)."""
+    async def append(self, *rows: T) -> None:
+        """Queue ``rows`` (committed together) and return once they are committed
+        (raises if the commit failed)."""
         if self._closing:
             raise RuntimeError(f"the {self.name} is closed")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, fut))
+        self._pending.append((rows, fut))
         self._wake.set()
         # The commit runs in the writer task: a cancelled request only cancels its own
         # future (the writer skips futures that are done), never the shared commit.
@@ -53,9 +55,9 @@ class GroupWriter(Generic[T]):
             elif self._closing:
                 return
 
-    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[tuple[T, ...], asyncio.Future[None]]]) -> None:
         try:
-            await self.write_many([row for row, _ in batch])
+            await self.write_many([row for rows, _ in batch for row in rows])
         except Exception as exc:
             self._log.exception("%s commit of %d rows failed", self.name, len(batch))
             for _, fut in batch:
@@ -63,7 +65,7 @@ class GroupWriter(Generic[T]):
                     fut.set_exception(exc)
             return
         self.commits += 1
-        self.rows += len(batch)
+        self.rows += len(batch)  # appends (calls), not rows
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)

@@ -252,6 +252,8 @@ class FakeAnthropic(FakeUpstream):
         reply = b if isinstance(b, Reply) else Reply()
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
+        if reply.gate is not None:
+            await reply.gate.wait()
         msg_id = f"msg_fake{len(self.requests)}"
         headers = {"request-id": f"req_fake{len(self.requests)}"}
         usage = _usage(reply)

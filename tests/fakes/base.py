@@ -45,6 +45,9 @@ class Reply:
     first_delay: float = 0.0
     # A thought summary sent ahead of the answer (Gemini: a ``thought: true`` part).
     thought: str = ""
+    # Hold the answer until the test sets this event (e.g. to have several calls in
+    # flight at once without sleeping).
+    gate: asyncio.Event | None = None
 
 
 @dataclass
@@ -56,6 +59,8 @@ class Fail:
     headers: dict[str, str] = field(default_factory=dict)
     # Raw body; when None the fake renders ``message`` in its provider's envelope.
     body: bytes | None = None
+    # Hold the failure until the test sets this event (the OpenAI fake's chat).
+    gate: asyncio.Event | None = None
 
 
 @dataclass

@@ -281,6 +281,8 @@ class FakeGemini(FakeUpstream):
         reply = b if isinstance(b, Reply) else Reply()
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
+        if reply.gate is not None:
+            await reply.gate.wait()
         if method == "batchEmbedContents":
             return self.batch_embed(rec.body)
         if method == "embedContent":

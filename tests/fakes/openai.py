@@ -94,6 +94,8 @@ class FakeOpenAI(FakeUpstream):
         rec = await self.record(request)
         b = self.next_behavior(rec.body)
         if isinstance(b, Fail):
+            if b.gate is not None:
+                await b.gate.wait()
             return self.error(b)
         if isinstance(b, Hang):
             await self.hang(b)
@@ -107,6 +109,8 @@ class FakeOpenAI(FakeUpstream):
         reply = b if isinstance(b, Reply) else Reply()
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
+        if reply.gate is not None:
+            await reply.gate.wait()
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
             if reply.tool_calls:

@@ -1,7 +1,7 @@
 """The SQLite backend (the default): one WAL-mode file holds all the state.
 
 The SQL lives in one module per table group (``keys``, ``teams``, ``ledger``,
-``limits``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
+``limits``, ``audit``) as functions over a :class:`~aigw.store.sqlite.db.Database`; the
 classes here bind them to one database so they satisfy the protocols of
 :mod:`aigw.store.base`. Code that runs outside the gateway (the CLI, tests) may
 call the functions directly.
@@ -10,15 +10,19 @@ call the functions directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 
+import aigw.store.sqlite.cache as cache_sql
 import aigw.store.sqlite.keys as keys_sql
 import aigw.store.sqlite.ledger as ledger_sql
 import aigw.store.sqlite.limits as limits_sql
 import aigw.store.sqlite.teams as teams_sql
+from aigw.cache.entry import CacheStats, Entry
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
     KeyRecord,
+    LedgerRecord,
     LedgerRow,
     Limits,
     ReportRow,
@@ -42,9 +46,16 @@ class SQLiteKeys:
         name: str | None = None,
         expires_at: float | None = None,
         limits: Limits = NO_LIMITS,
+        admin: bool = False,
     ) -> tuple[str, KeyRecord]:
         return await keys_sql.create(
-            self.db, team=team, app=app, name=name, expires_at=expires_at, limits=limits
+            self.db,
+            team=team,
+            app=app,
+            name=name,
+            expires_at=expires_at,
+            limits=limits,
+            admin=admin,
         )
 
     async def get(self, key_id: str) -> KeyRecord:
@@ -87,8 +98,10 @@ class SQLiteTeams:
     async def list_all(self) -> list[TeamRecord]:
         return await teams_sql.list_all(self.db)
 
-    async def update(self, name: str, limits: Limits) -> TeamRecord:
-        return await teams_sql.update(self.db, name, limits)
+    async def update(
+        self, name: str, limits: Limits, *, body_retention: float | EllipsisType | None = ...
+    ) -> TeamRecord:
+        return await teams_sql.update(self.db, name, limits, body_retention=body_retention)
 
     async def remove(self, name: str) -> None:
         await teams_sql.remove(self.db, name)
@@ -103,7 +116,7 @@ class SQLiteLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def append_many(self, rows: list[LedgerRow]) -> None:
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await ledger_sql.append_many(self.db, rows)
 
     async def summarize(
@@ -148,6 +161,45 @@ class SQLiteLimitState:
         await limits_sql.save_alerts(self.db, alerts)
 
 
+class SQLiteCache:
+    """:class:`~aigw.store.base.CacheTable` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, key: str) -> Entry | None:
+        return await cache_sql.get(self.db, key)
+
+    async def put_many(
+        self, entries: Sequence[Entry], touches: Sequence[tuple[float, str]]
+    ) -> None:
+        await cache_sql.put_many(self.db, entries, touches)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await cache_sql.delete(self.db, keys)
+
+    async def total_size(self) -> int:
+        return await cache_sql.total_size(self.db)
+
+    async def evict(self, target: int) -> tuple[int, list[str]]:
+        return await cache_sql.evict(self.db, target)
+
+    async def purge_expired(self, now: float) -> int:
+        return await cache_sql.purge_expired(self.db, now)
+
+    async def clear(self, *, team: str | None, model: str | None, now: float) -> int:
+        return await cache_sql.clear(self.db, team=team, model=model, now=now)
+
+    async def clears_since(self, last: int) -> list[tuple[int, str | None, str | None]]:
+        return await cache_sql.clears_since(self.db, last)
+
+    async def last_clear(self) -> int:
+        return await cache_sql.last_clear(self.db)
+
+    async def stats(self, now: float) -> list[CacheStats]:
+        return await cache_sql.stats(self.db, now)
+
+
 class SQLiteStore:
     """:class:`~aigw.store.base.Store`: every protocol over one state file."""
 
@@ -159,6 +211,7 @@ class SQLiteStore:
         self.ledger = ledger
         self.reports = ledger
         self.limit_state = SQLiteLimitState(db)
+        self.cache = SQLiteCache(db)
 
     async def close(self) -> None:
         await self.db.close()

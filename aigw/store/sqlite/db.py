@@ -10,6 +10,9 @@ across vCPUs against about 60 us for the insert), so with ``synchronous=NORMAL``
 connection that never waits for a lock: if another writer holds it, the insert
 goes through the aiosqlite thread instead. That connection does not checkpoint the
 WAL (a checkpoint may fsync); :meth:`Database.checkpoint` does, off the loop.
+:meth:`Database.batch` is the same idea for a whole transaction (a group commit's
+ledger rows, audit events and the audit chain's head): on the loop when the lock
+is free, else in a worker thread on a fourth connection that waits for it.
 
 The writer connection is shared: :meth:`Database.transaction` spans several awaits,
 and any statement another task sent to the same connection meanwhile would run
@@ -24,14 +27,16 @@ CLI while the server runs) has its own connections; SQLite's file lock and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from aigw.audit import Sealer
 from aigw.errors import StoreError
 from aigw.paths import private_dir, private_file
 from aigw.store.sqlite.migrations import MIGRATIONS
@@ -46,17 +51,24 @@ class Database:
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         fast: sqlite3.Connection | None = None,
+        synchronous: str = "normal",
     ):
         self.path = path
         self.writer = writer
         self.reader = reader
         self.fast = fast
+        self.synchronous = synchronous
         # Held by every statement on ``writer`` (see the module docstring).
         self.write_lock = asyncio.Lock()
+        # Seals the audit events written through this database (aigw.audit).
+        self.sealer = Sealer()
+        self._blocking: sqlite3.Connection | None = None
 
     async def close(self) -> None:
         if self.fast is not None:
             self.fast.close()
+        if self._blocking is not None:
+            self._blocking.close()
         await self.reader.close()
         await self.writer.close()
 
@@ -69,11 +81,16 @@ class Database:
             row: sqlite3.Row | None = await cur.fetchone()
             return row
 
-    async def fetchall_latest(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """A read that sees every commit so far, through the writer: the reader's
-        snapshot may be an older one, held by another task's unfinished statement."""
-        async with self.write_lock:
-            return list(await self.writer.execute_fetchall(sql, params))
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Reads inside the block see one state of the file (a WAL read transaction),
+        whatever another process commits meanwhile. For one-shot readers (the CLI): the
+        reader connection is shared."""
+        await self.reader.execute("BEGIN")
+        try:
+            yield
+        finally:
+            await self.reader.execute("COMMIT")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement on the writer, atomically (autocommit); returns rows changed."""
@@ -93,27 +110,40 @@ class Database:
         async with self.write_lock:
             await self.writer.execute_fetchall(sql, params)
 
-    async def write_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Statements in one transaction: on the loop if the lock is free, else through
-        :meth:`transaction` (the ledger's batch with its rollups)."""
+    async def batch(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``work(conn)`` in one IMMEDIATE transaction: all of it or none (then raise).
+
+        On the event loop through the fast connection when SQLite's write lock is free
+        (the group commit of ledger rows and audit events: no thread hop); otherwise in
+        a worker thread on a connection that waits for the lock.
+        """
         fast = self.fast
         if fast is not None:
+            # No need to look at write_lock: whatever holds SQLite's write lock (a
+            # transaction of the writer, the fallback below) makes BEGIN fail at once.
             try:
                 fast.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
             else:
-                try:
-                    for sql, params in statements:
-                        fast.execute(sql, params)
-                    fast.execute("COMMIT")
-                except BaseException:
-                    if fast.in_transaction:
-                        fast.execute("ROLLBACK")
-                    raise
+                _finish(fast, work)
                 return
-        await self.transaction(statements)
+        async with self.write_lock:
+            conn = self._blocking_connection()
+            await asyncio.to_thread(_transaction, conn, work)
+
+    def _blocking_connection(self) -> sqlite3.Connection:
+        if self._blocking is None:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.row_factory = sqlite3.Row
+            sync = "FULL" if self.synchronous == "full" else "NORMAL"
+            conn.execute(f"PRAGMA synchronous={sync}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._blocking = conn
+        return self._blocking
 
     async def checkpoint(self) -> None:
         """Move the WAL into the database file without blocking writers."""
@@ -132,6 +162,22 @@ class Database:
                 await self.writer.execute("ROLLBACK")
                 raise
             await self.writer.execute("COMMIT")
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    _finish(conn, work)
+
+
+def _finish(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
+    """Run ``work`` inside the transaction just begun, then commit (or roll back)."""
+    try:
+        work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 async def _connect(path: Path, synchronous: str) -> aiosqlite.Connection:
@@ -196,6 +242,7 @@ def _split(script: str) -> list[str]:
 
 def _fast_connection(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
     conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -224,4 +271,4 @@ async def open_database(
     except BaseException:
         await writer.close()
         raise
-    return Database(path, writer, reader, fast)
+    return Database(path, writer, reader, fast, synchronous)

@@ -7,8 +7,10 @@ import sqlite3
 import time
 
 import aigw.store.sqlite.limits as limits_store
+from aigw.audit import admin_event
 from aigw.errors import AigwError
 from aigw.model import (
+    ADMIN_TEAM,
     KEY_PREFIX,
     LIMIT_FIELDS,
     NO_LIMITS,
@@ -19,6 +21,7 @@ from aigw.model import (
     new_key,
     validate_limits,
 )
+from aigw.store.sqlite.audit import append_audit
 from aigw.store.sqlite.db import Database
 
 
@@ -35,12 +38,14 @@ def _record(row: sqlite3.Row) -> KeyRecord:
         revoked_at=row["revoked_at"],
         replaced_by=row["replaced_by"],
         limits=limits_store.from_row(row),
+        admin=bool(row["admin"]),
     )
 
 
 _COLUMNS = (
     "id, hash, prefix, name, team, app, created_at, expires_at, revoked_at, replaced_by, "
     + limits_store.COLUMNS
+    + ", admin"
 )
 _PLACEHOLDERS = ", ".join(["?"] * (_COLUMNS.count(",") + 1))
 _INSERT = f"INSERT INTO keys ({_COLUMNS}) VALUES ({_PLACEHOLDERS})"
@@ -53,6 +58,7 @@ def _new_record(
     name: str | None,
     expires_at: float | None,
     limits: Limits = NO_LIMITS,
+    admin: bool = False,
 ) -> tuple[str, KeyRecord]:
     key = new_key()
     rec = KeyRecord(
@@ -67,6 +73,7 @@ def _new_record(
         revoked_at=None,
         replaced_by=None,
         limits=limits,
+        admin=admin,
     )
     return key, rec
 
@@ -84,6 +91,7 @@ def _params(r: KeyRecord) -> tuple[object, ...]:
         r.revoked_at,
         r.replaced_by,
         *limits_store.to_row(r.limits),
+        int(r.admin),
     )
 
 
@@ -95,12 +103,53 @@ async def create(
     name: str | None = None,
     expires_at: float | None = None,
     limits: Limits = NO_LIMITS,
+    admin: bool = False,
 ) -> tuple[str, KeyRecord]:
-    """Create a key; returns (the key itself, its record). The key is not stored."""
+    """Create a key; returns (the key itself, its record). The key is not stored.
+
+    An admin key (``admin=True``) belongs to :data:`ADMIN_TEAM` and has no limits."""
     validate_limits(limits)
-    key, rec = _new_record(team=team, app=app, name=name, expires_at=expires_at, limits=limits)
-    await db.execute(_INSERT, _params(rec))
+    if admin:
+        if not limits.empty:
+            raise AigwError("an admin key makes no proxied calls, so it takes no limits")
+        team = ADMIN_TEAM
+    elif team == ADMIN_TEAM:
+        raise AigwError(f"{ADMIN_TEAM!r} is reserved for admin keys (aigw keys create --admin)")
+    key, rec = _new_record(
+        team=team, app=app, name=name, expires_at=expires_at, limits=limits, admin=admin
+    )
+
+    def work(conn: sqlite3.Connection) -> None:
+        conn.execute(_INSERT, _params(rec))
+        append_audit(conn, [admin_event("keys.create", rec.id, after=rec)], db.sealer)
+
+    await db.batch(work)
     return key, rec
+
+
+def _get_in(conn: sqlite3.Connection, key_id: str) -> KeyRecord:
+    """A key read inside a write transaction (its before or after, for the audit)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE id = ?", (key_id,)).fetchone()
+    if row is None:
+        raise KeyNotFound(f"no key with id {key_id!r} (see `aigw keys list`)")
+    return _record(row)
+
+
+async def _change(
+    db: Database, key_id: str, action: str, sql: str, params: tuple[object, ...]
+) -> KeyRecord:
+    """One UPDATE of a key and its audit event (before/after), in one transaction."""
+
+    def work(conn: sqlite3.Connection) -> None:
+        before = _get_in(conn, key_id)
+        conn.execute(sql, params)
+        after = _get_in(conn, key_id)
+        if after != before:
+            event = admin_event(action, key_id, before=before, after=after)
+            append_audit(conn, [event], db.sealer)
+
+    await db.batch(work)
+    return await get(db, key_id)
 
 
 async def get(db: Database, key_id: str) -> KeyRecord:
@@ -122,10 +171,13 @@ async def list_all(db: Database) -> list[KeyRecord]:
 
 
 async def revoke(db: Database, key_id: str) -> KeyRecord:
-    rec = await get(db, key_id)
-    if rec.revoked_at is None:
-        await db.execute("UPDATE keys SET revoked_at = ? WHERE id = ?", (time.time(), key_id))
-    return await get(db, key_id)
+    return await _change(
+        db,
+        key_id,
+        "keys.revoke",
+        "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (time.time(), key_id),
+    )
 
 
 async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRecord, KeyRecord]:
@@ -140,32 +192,45 @@ async def rotate(db: Database, key_id: str, *, grace: float) -> tuple[str, KeyRe
     # The replacement inherits the old key's limits (its budget spend starts afresh,
     # since spend is counted per key id).
     key, rec = _new_record(
-        team=old.team, app=old.app, name=old.name, expires_at=old.expires_at, limits=old.limits
+        team=old.team,
+        app=old.app,
+        name=old.name,
+        expires_at=old.expires_at,
+        limits=old.limits,
+        admin=old.admin,
     )
     until = now + grace
     # The old key ends at the grace deadline, or sooner if it was already due to expire.
     old_end = until if old.expires_at is None else min(old.expires_at, until)
-    await db.transaction(
-        [
-            (_INSERT, _params(rec)),
-            (
-                "UPDATE keys SET expires_at = ?, replaced_by = ? WHERE id = ?",
-                (old_end, rec.id, old.id),
-            ),
-        ]
-    )
+
+    def work(conn: sqlite3.Connection) -> None:
+        before = _get_in(conn, old.id)
+        conn.execute(_INSERT, _params(rec))
+        conn.execute(
+            "UPDATE keys SET expires_at = ?, replaced_by = ? WHERE id = ?",
+            (old_end, rec.id, old.id),
+        )
+        after = _get_in(conn, old.id)
+        event = admin_event("keys.rotate", old.id, before=before, after={"old": after, "new": rec})
+        append_audit(conn, [event], db.sealer)
+
+    await db.batch(work)
     return key, rec, await get(db, key_id)
 
 
 async def set_limits(db: Database, key_id: str, limits: Limits) -> KeyRecord:
     """Replace a key's own limits; returns the updated record."""
     validate_limits(limits)
-    await get(db, key_id)
+    if (await get(db, key_id)).admin and not limits.empty:
+        raise AigwError("an admin key makes no proxied calls, so it takes no limits")
     assignments = ", ".join(f"{c} = ?" for c in LIMIT_FIELDS)
-    await db.execute(
-        f"UPDATE keys SET {assignments} WHERE id = ?", (*limits_store.to_row(limits), key_id)
+    return await _change(
+        db,
+        key_id,
+        "keys.update",
+        f"UPDATE keys SET {assignments} WHERE id = ?",
+        (*limits_store.to_row(limits), key_id),
     )
-    return await get(db, key_id)
 
 
 async def generation(db: Database) -> int:

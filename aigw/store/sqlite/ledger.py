@@ -1,17 +1,19 @@
-"""The cost ledger: one row per call, appended in group commits."""
+"""The cost ledger: one row per call, appended in group commits (with the audit trail)."""
 
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import fields
 from operator import attrgetter
-from typing import Any
 
-from aigw.model import REPORT_GROUPS, LedgerRow, ReportRow
+from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
+from aigw.store.sqlite.audit import append_audit
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import (
     DAY,
+    Interned,
     add_rollups,
     bucket_sql,
     name_of,
@@ -26,9 +28,8 @@ _VALUES = attrgetter(*_NAMES)  # a row's values in column order (astuple deep-co
 MAX_BATCH = 500
 
 
-def insert_statements(rows: Sequence[LedgerRow]) -> list[tuple[str, Sequence[Any]]]:
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
     """Multi-row INSERTs of ``rows`` into the ledger (rollups not included)."""
-    statements: list[tuple[str, Sequence[Any]]] = []
     for start in range(0, len(rows), MAX_BATCH):
         chunk = rows[start : start + MAX_BATCH]
         sql = f"INSERT INTO ledger ({', '.join(_NAMES)}) VALUES " + ", ".join(
@@ -37,16 +38,24 @@ def insert_statements(rows: Sequence[LedgerRow]) -> list[tuple[str, Sequence[Any
         params: list[object] = []
         for row in chunk:
             params.extend(_VALUES(row))
-        statements.append((sql, params))
-    return statements
+        conn.execute(sql, params)
 
 
-async def append_many(db: Database, rows: list[LedgerRow]) -> None:
-    """Insert ``rows`` and add them to the rollups: one transaction, one round trip,
-    one commit."""
-    statements = insert_statements(rows)
-    statements += await add_rollups(db, rows)
-    await db.write_all(statements)
+async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
+    """Commit a group: ledger rows (multi-row INSERTs), their rollups, and the audit
+    events and bodies that came with them, in one transaction, one commit."""
+    ledger = [r for r in rows if type(r) is LedgerRow]
+    events = [r for r in rows if type(r) is AuditEvent]
+    bodies = [r for r in rows if type(r) is AuditBody]
+    interned = Interned(db)
+
+    def write(conn: sqlite3.Connection) -> None:
+        insert_rows(conn, ledger)
+        add_rollups(conn, ledger, interned)
+        append_audit(conn, events, db.sealer, bodies)
+
+    await db.batch(write)
+    interned.committed()
 
 
 # The SQL of each of REPORT_GROUPS: over raw rows ``l``, over rollups ``r``.

@@ -31,6 +31,9 @@ def to_row(limits: Limits) -> tuple[object, ...]:
         limits.priority,
         None if limits.models is None else ",".join(limits.models),
         None if limits.regions is None else ",".join(limits.regions),
+        limits.cache,
+        limits.cache_ttl,
+        None if limits.scrub is None else ",".join(f"{d}={a}" for d, a in limits.scrub),
     )
 
 
@@ -40,6 +43,7 @@ def from_row(row: sqlite3.Row) -> Limits:
     alert_at = row["alert_at"]
     models = row["models"]
     regions = row["regions"]
+    scrub = row["scrub"]
     return Limits(
         rpm=row["rpm"],
         tpm=row["tpm"],
@@ -52,6 +56,11 @@ def from_row(row: sqlite3.Row) -> Limits:
         priority=row["priority"],
         models=None if models is None else tuple(m for m in models.split(",") if m),
         regions=None if regions is None else tuple(r for r in regions.split(",") if r),
+        cache=row["cache"],
+        cache_ttl=row["cache_ttl"],
+        scrub=None
+        if scrub is None
+        else tuple((d, a) for d, _, a in (p.partition("=") for p in scrub.split(",") if p) if a),
     )
 
 

@@ -148,6 +148,121 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0007_cache",
+        """
+        -- The response cache: one row per answer, keyed by a hash of the canonical
+        -- request (and the team, unless [cache] shared). body is the answer in the
+        -- hub format (chat) or as sent (embeddings), kind says which. cost_nusd is what
+        -- the original call cost: what each hit saves. Sizes in bytes, times unix s.
+        CREATE TABLE response_cache (
+            key        TEXT PRIMARY KEY,
+            team       TEXT NOT NULL,
+            endpoint   TEXT NOT NULL,
+            model      TEXT NOT NULL,
+            upstream   TEXT,               -- provider/model that answered
+            kind       TEXT NOT NULL,      -- hub | raw
+            body       BLOB NOT NULL,
+            usage      TEXT,               -- JSON: the original call's token counts
+            cost_nusd  INTEGER,
+            created    REAL NOT NULL,
+            expires    REAL NOT NULL,
+            last_used  REAL NOT NULL,
+            size       INTEGER NOT NULL
+        );
+        CREATE INDEX response_cache_lru ON response_cache (last_used);
+        -- `aigw cache clear` run while a server holds answers in memory: the server
+        -- polls this table and drops the same answers from memory.
+        CREATE TABLE cache_clears (
+            id     INTEGER PRIMARY KEY,
+            ts     REAL NOT NULL,
+            team   TEXT,
+            model  TEXT
+        );
+        -- Per team / key: off | deterministic | all, and seconds an answer is kept.
+        ALTER TABLE teams ADD COLUMN cache TEXT;
+        ALTER TABLE teams ADD COLUMN cache_ttl INTEGER;
+        ALTER TABLE keys ADD COLUMN cache TEXT;
+        ALTER TABLE keys ADD COLUMN cache_ttl INTEGER;
+        """,
+    ),
+    (
+        "0008_scrub",
+        """
+        -- Scrub actions overriding the config's per detector, e.g. 'email=block,phone=redact';
+        -- NULL = the config's. A key's override beats its team's for that detector.
+        ALTER TABLE teams ADD COLUMN scrub TEXT;
+        ALTER TABLE keys ADD COLUMN scrub TEXT;
+        """,
+    ),
+    (
+        "0009_audit",
+        """
+        -- The audit trail: one event per proxied call (kind 'proxy') and per admin change
+        -- (kind 'admin'), hash-chained: hash = SHA-256 (or HMAC-SHA-256 when a key is set,
+        -- alg says which) of prev_hash and the event's canonical JSON (aigw.audit).
+        -- seq is assigned by the writer (head seq + 1), never reused.
+        CREATE TABLE audit (
+            seq            INTEGER PRIMARY KEY,
+            ts             REAL NOT NULL,
+            kind           TEXT NOT NULL,      -- proxy | admin
+            request_id     TEXT,
+            key_id         TEXT,
+            team           TEXT,
+            app            TEXT,
+            endpoint       TEXT,
+            model          TEXT,              -- as the client asked for it
+            provider       TEXT,              -- the target that answered (or was tried)
+            upstream_model TEXT,
+            status         INTEGER,
+            prompt_tokens  INTEGER,
+            completion_tokens INTEGER,
+            cost_nusd      INTEGER,
+            error          TEXT,
+            scrub          TEXT,              -- JSON {detector: count}, NULL = none
+            actor          TEXT,              -- admin: OS user@host
+            action         TEXT,              -- admin: keys.create, teams.update, ...
+            target         TEXT,              -- admin: key id, team name, provider name
+            before         TEXT,              -- admin: JSON, secrets left out
+            after          TEXT,              -- admin: JSON, secrets left out
+            alg            TEXT NOT NULL,     -- sha256 | hmac-sha256
+            prev_hash      TEXT NOT NULL,
+            hash           TEXT NOT NULL
+        );
+        CREATE INDEX audit_ts ON audit (ts);
+        CREATE INDEX audit_request_id ON audit (request_id);
+        -- The chain's head (last seq and hash): a deleted last event is caught too.
+        CREATE TABLE audit_head (
+            id   INTEGER PRIMARY KEY CHECK (id = 1),
+            seq  INTEGER NOT NULL,
+            hash TEXT NOT NULL
+        );
+        -- Prompt and answer bodies of teams that opted in (teams.body_retention), as the
+        -- provider saw them (scrubbed), deleted once expires_at passes. Not chained: they
+        -- are meant to disappear.
+        CREATE TABLE audit_bodies (
+            id         INTEGER PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            team       TEXT,
+            ts         REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            request    TEXT,
+            answer     TEXT
+        );
+        CREATE INDEX audit_bodies_request_id ON audit_bodies (request_id);
+        CREATE INDEX audit_bodies_expires ON audit_bodies (expires_at);
+        -- Seconds to keep a team's prompt and answer bodies; NULL = not logged.
+        ALTER TABLE teams ADD COLUMN body_retention REAL;
+        """,
+    ),
+    (
+        "0012_admin_keys",
+        """
+        -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
+        -- protected); they cannot make proxied calls. Their team is '(admin)'.
+        ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
         "0010_rollups",
         """
         -- Interned strings for the rollups (team, app, key id, model, provider): id 0 is

@@ -19,6 +19,7 @@ that whole hour from the rollups (the rows that would refine it are gone).
 from __future__ import annotations
 
 import math
+import sqlite3
 import weakref
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -112,8 +113,8 @@ def ceil_to(ts: float, step: int) -> int:
     return b if b == ts else b + step
 
 
-# Interned name ids per open database (names are never deleted, so a cached id stays
-# right for the life of the file).
+# Interned name ids per open database (names are never deleted, so a committed id
+# stays right for the life of the file).
 _IDS: weakref.WeakKeyDictionary[Database, dict[str, int]] = weakref.WeakKeyDictionary()
 _COLS = ", ".join(("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS))
 _ROW_SQL = "(" + ", ".join("?" * (7 + len(SUM_COLUMNS))) + ")"
@@ -124,22 +125,34 @@ _UPSERT_TAIL = (
 _MAX_GROUPS = 500  # per statement: 500 x 30 bound variables, below SQLite's 32766
 
 
-async def _name_ids(db: Database, names: set[str]) -> dict[str, int]:
-    """Ids of ``names``, interning new ones first (committed on their own: an unused
-    name costs nothing, and the ledger's transaction stays one round trip)."""
-    ids = _IDS.get(db)
-    if ids is None:
-        ids = _IDS[db] = {}
-    missing = [n for n in names if n not in ids]
-    for i in range(0, len(missing), _MAX_GROUPS):
-        chunk = missing[i : i + _MAX_GROUPS]
-        marks = ", ".join(["(?)"] * len(chunk))
-        await db.write(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", chunk)
-        rows = await db.fetchall_latest(
-            f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(chunk))})", chunk
-        )
-        ids.update((r[1], r[0]) for r in rows)
-    return ids
+class Interned:
+    """Name ids for one group commit: the database's cached ids, plus those interned
+    inside this transaction (cached only once it commits: a rolled-back id may be
+    given to another name later)."""
+
+    def __init__(self, db: Database) -> None:
+        ids = _IDS.get(db)
+        if ids is None:
+            ids = _IDS[db] = {}
+        self.known = ids
+        self.new: dict[str, int] = {}
+
+    def ids(self, conn: sqlite3.Connection, names: set[str]) -> dict[str, int]:
+        missing = [n for n in names if n not in self.known and n not in self.new]
+        for i in range(0, len(missing), _MAX_GROUPS):
+            chunk = missing[i : i + _MAX_GROUPS]
+            marks = ", ".join(["(?)"] * len(chunk))
+            conn.execute(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", chunk)
+            rows = conn.execute(
+                f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            self.new.update((r[1], r[0]) for r in rows)
+        return {**self.known, **self.new} if self.new else self.known
+
+    def committed(self) -> None:
+        self.known.update(self.new)
+        self.new = {}
 
 
 def _latency_slot(ms: int) -> int:
@@ -166,15 +179,15 @@ assert SUM_COLUMNS[:14] == (
 )
 
 
-async def add_rollups(db: Database, rows: Sequence[LedgerRow]) -> list[tuple[str, Sequence[Any]]]:
-    """The statements that add ``rows`` to the hourly and daily rollups; run them in
-    the transaction that inserts the rows."""
+def add_rollups(conn: sqlite3.Connection, rows: Sequence[LedgerRow], interned: Interned) -> None:
+    """Add ``rows`` to the hourly and daily rollups, in the transaction (on ``conn``)
+    that inserts them."""
     if not rows:
-        return []
+        return
     names = {
         v for r in rows for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
     }
-    ids = await _name_ids(db, names)
+    ids = interned.ids(conn, names)
     hours: dict[tuple[int, ...], list[int]] = {}
     width = len(SUM_COLUMNS)
     for r in rows:
@@ -216,7 +229,6 @@ async def add_rollups(db: Database, rows: Sequence[LedgerRow]) -> list[tuple[str
         else:
             for i, v in enumerate(acc):
                 total[i] += v
-    out: list[tuple[str, Sequence[Any]]] = []
     for table, groups in (("rollup_hour", hours), ("rollup_day", days)):
         items = list(groups.items())
         for i in range(0, len(items), _MAX_GROUPS):
@@ -225,15 +237,12 @@ async def add_rollups(db: Database, rows: Sequence[LedgerRow]) -> list[tuple[str
             for key, acc in chunk:
                 params += key
                 params += acc
-            out.append(
-                (
-                    f"INSERT INTO {table} ({_COLS}) VALUES "
-                    + ", ".join([_ROW_SQL] * len(chunk))
-                    + _UPSERT_TAIL,
-                    params,
-                )
+            conn.execute(
+                f"INSERT INTO {table} ({_COLS}) VALUES "
+                + ", ".join([_ROW_SQL] * len(chunk))
+                + _UPSERT_TAIL,
+                params,
             )
-    return out
 
 
 # -- reading: rollups for whole hours and days, raw rows for the edges --------------

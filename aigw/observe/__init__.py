@@ -1,0 +1,1 @@
+"""Observability: in-process metrics (and, later, access logs and traces)."""

@@ -1,0 +1,1 @@
+"""The gateway's own pages and admin endpoints: /dashboard and /metrics."""
