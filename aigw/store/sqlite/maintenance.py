@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aigw.errors import StoreError
-from aigw.paths import private_file
+from aigw.paths import private_dir, private_file
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.migrations import MIGRATIONS
 from aigw.store.sqlite.rollups import (
@@ -212,6 +212,7 @@ class ServingLock:
             import fcntl
         except ImportError:  # not POSIX (Windows): no lock, restore cannot check
             return
+        private_dir(self.path.parent)
         private_file(self.path)
         fd = os.open(self.path, os.O_RDWR)
         try:
@@ -241,6 +242,7 @@ def exclusive(state: Path) -> Iterator[None]:
         yield
         return
     path = lock_path(state)
+    private_dir(path.parent)
     private_file(path)
     fd = os.open(path, os.O_RDWR)
     try:

@@ -255,14 +255,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0012_admin_keys",
-        """
-        -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
-        -- protected); they cannot make proxied calls. Their team is '(admin)'.
-        ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
-        """,
-    ),
-    (
         "0010_rollups",
         """
         -- Interned strings for the rollups (team, app, key id, model, provider): id 0 is
@@ -392,6 +384,14 @@ MIGRATIONS: list[tuple[str, str]] = [
                    SUM(lat_10000), SUM(lat_30000), SUM(lat_more)
             FROM rollup_hour WHERE 1
             GROUP BY 1, 2, 3, 4, 5, 6, 7;
+        """,
+    ),
+    (
+        "0012_admin_keys",
+        """
+        -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
+        -- protected); they cannot make proxied calls. Their team is '(admin)'.
+        ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
         """,
     ),
 ]
