@@ -35,9 +35,11 @@ from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
+from aigw.retention import retention_forever
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.sqlite import audit as audit_store
+from aigw.store.sqlite.maintenance import ServingLock
 from aigw.store.writer import GroupWriter
 from aigw.web import dashboard
 from aigw.web import metrics as web_metrics
@@ -103,9 +105,15 @@ def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        db = await open_database(
-            state_file, synchronous=config.ledger.synchronous, fast_writes=True
-        )
+        serving = ServingLock(state_file)  # `aigw restore` refuses while it is held
+        serving.acquire()
+        try:
+            db = await open_database(
+                state_file, synchronous=config.ledger.synchronous, fast_writes=True
+            )
+        except BaseException:
+            serving.release()
+            raise
         private = [state_file, Path(f"{state_file}-wal"), Path(f"{state_file}-shm")]
         for warning in too_open(*private, *([config.path] if config.path else [])):
             log.warning("%s", warning)
@@ -169,6 +177,7 @@ def _lifecycle(
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
+                retention = gw.spawn(retention_forever(db, config.ledger), "ledger-retention")
                 pruner = gw.spawn(_prune_bodies(db), "audit-body-pruner")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")
@@ -177,7 +186,7 @@ def _lifecycle(
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer, lists_task, pruner)
+                    await gw.stop(watcher, limits_task, checkpointer, lists_task, retention, pruner)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
@@ -191,6 +200,7 @@ def _lifecycle(
                 await session.close()
         finally:
             await db.close()
+            serving.release()
 
     return ctx
 

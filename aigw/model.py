@@ -321,6 +321,15 @@ class ReportRow:
     completion_tokens: int
     cost_nusd: int
     unpriced: int
+    cache_hits: int = 0  # rows with cache = 'hit' (answered from the response cache)
+    cache_misses: int = 0  # rows with cache = 'miss'
+    saved_nusd: int = 0  # what the hits would have cost
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Hits over cache lookups (hits + misses); None when the cache was not asked."""
+        lookups = self.cache_hits + self.cache_misses
+        return self.cache_hits / lookups if lookups else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +339,7 @@ class SpendRow:
     team: str | None
     key_id: str | None
     cost_nusd: int
+    unpriced: int = 0  # answered calls (status < 400) with no known price
 
 
 # -- limit state ---------------------------------------------------------------------

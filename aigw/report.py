@@ -35,6 +35,9 @@ class Report:
             t.completion_tokens += r.completion_tokens
             t.cost_nusd += r.cost_nusd
             t.unpriced += r.unpriced
+            t.cache_hits += r.cache_hits
+            t.cache_misses += r.cache_misses
+            t.saved_nusd += r.saved_nusd
         return t
 
 
@@ -74,6 +77,11 @@ def row_dict(r: ReportRow, by: str) -> dict[str, Any]:
         "cost_usd": money(cost),
         "cost_nusd": cost,
         "unpriced_requests": r.unpriced,
+        "cache_hits": r.cache_hits,
+        "cache_misses": r.cache_misses,
+        "cache_hit_rate": None if r.cache_hit_rate is None else round(r.cache_hit_rate, 4),
+        "saved_usd": money(r.saved_nusd),
+        "saved_nusd": r.saved_nusd,
     }
 
 
@@ -116,11 +124,22 @@ async def budgets(store: Store, cfg: Config, now: float) -> list[BudgetRow]:
         if k.state(now) == "active"
     ]
     rows: list[BudgetRow] = []
+    # One spend query per distinct period (not one per budget): per (team, key) pair.
+    spend: dict[tuple[float, float], dict[tuple[str, str | None], tuple[int, int]]] = {}
     for scope, name, team, limits in subjects:
         if limits.budget_nusd is None:
             continue
         period = cal.period(limits.period or cfg.budgets.period, now)
-        spent, unpriced = await store.reports.spend_of(scope, name, period.start_ts, period.end_ts)
+        span = (period.start_ts, period.end_ts)
+        if span not in spend:
+            totals: dict[tuple[str, str | None], tuple[int, int]] = {}
+            for s in await store.limit_state.spend_between(*span):
+                for k in (("team", s.team), ("key", s.key_id)):
+                    if k[1] is not None:
+                        c, u = totals.get(k, (0, 0))
+                        totals[k] = (c + s.cost_nusd, u + s.unpriced)
+            spend[span] = totals
+        spent, unpriced = spend[span].get((scope, name), (0, 0))
         fired = await store.reports.alert_history(scope, name, period.id)
         rows.append(
             BudgetRow(

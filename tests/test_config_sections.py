@@ -40,6 +40,8 @@ def full_config() -> Config:
     cfg.upstream.first_byte_timeout = 60.0
     cfg.upstream.idle_timeout = 15.0
     cfg.ledger.synchronous = "full"
+    cfg.ledger.keep_rows = "30d"
+    cfg.ledger.keep_rollups = "forever"
     cfg.metrics.require_admin_key = True
     cfg.translation.strict = False
     cfg.translation.default_max_tokens = 2048

@@ -66,6 +66,16 @@ COMMANDS: dict[str, Entry] = {
         "Spend and usage from the ledger, grouped by team, app, key, model, provider or day;\n"
         "then each budget's spend and remaining in its current period.",
     ),
+    "backup": Entry(
+        "ledger",
+        "backup",
+        "Copy the state file consistently while the server runs (SQLite VACUUM INTO).",
+    ),
+    "restore": Entry(
+        "ledger",
+        "restore",
+        "Replace the state file with a backup; refuses while a server uses the state.",
+    ),
     "demo": Entry(
         "demo",
         "demo",
@@ -118,6 +128,11 @@ COMMANDS: dict[str, Entry] = {
         "The price table: list it, find models with no price, import LiteLLM's prices.",
     ),
     "models": Entry("models", "app", "Model routes: [models.NAME] and their targets."),
+    "ledger": Entry(
+        "ledger",
+        "app",
+        "The cost ledger's upkeep: prune old raw rows, check the state file's integrity.",
+    ),
     "cache": Entry(
         "cache",
         "app",

@@ -6,7 +6,7 @@ import csv
 import sys
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,7 @@ from aigw import report as report_mod
 from aigw.cli.common import console, load_config, parse_since, print_json, when, with_store
 from aigw.cli.teams import print_budgets
 from aigw.errors import AigwError
+from aigw.model import ReportRow
 from aigw.pricing import format_usd
 
 if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
@@ -64,11 +65,24 @@ def report(
     group = str(by.value)
     cfg = load_config()
 
-    async def run(store: Store) -> tuple[report_mod.Report, list[report_mod.BudgetRow]]:
+    async def run(
+        store: Store,
+    ) -> tuple[report_mod.Report, list[report_mod.BudgetRow], list[dict[str, Any]] | None]:
+        if json and not budgets_only:
+            rows = await report_mod.report_json(
+                store, cfg, by=group, since=start, until=end, now=now
+            )
+            return report_mod.Report(group, start, end, []), [], rows
+        if budgets_only:  # the budgets alone: no grouped report to build
+            empty = report_mod.Report(group, start, end, [])
+            return empty, await report_mod.budgets(store, cfg, now), None
         rep = await report_mod.build(store.reports, by=group, since=start, until=end)
-        return rep, await report_mod.budgets(store, cfg, now)
+        return rep, await report_mod.budgets(store, cfg, now), None
 
-    rep, budgets = with_store(run)
+    rep, budgets, json_rows = with_store(run)
+    if json_rows is not None:
+        print_json(json_rows)
+        return
     if budgets_only:
         if json:
             print_json([report_mod.budget_dict(b) for b in budgets])
@@ -78,14 +92,6 @@ def report(
             console.print("no budgets: aigw teams update TEAM --budget 100")
         return
     rows = [report_mod.row_dict(r, group) for r in rep.rows]
-    if json:
-        if group in ("team", "key"):
-            # The current period's budget of the team or key the row is about (or null).
-            own = {b.name: report_mod.budget_dict(b) for b in budgets if b.scope == group}
-            for r in rows:
-                r["budget"] = own.get(r["name"])
-        print_json(rows)
-        return
     if csv_:
         fields = [
             "name",
@@ -95,6 +101,9 @@ def report(
             "completion_tokens",
             "cost_usd",
             "unpriced_requests",
+            "cache_hits",
+            "cache_misses",
+            "saved_usd",
         ]
         writer = csv.DictWriter(
             sys.stdout, fieldnames=fields, extrasaction="ignore", lineterminator="\n"
@@ -106,6 +115,12 @@ def report(
     print_table(rep)
     if budgets:
         print_budgets(budgets)
+
+
+def _hits(r: ReportRow) -> str:
+    """Cache hits and their share of cache lookups: '1,204 (37.5%)'."""
+    rate = r.cache_hit_rate
+    return f"{r.cache_hits:,}" + ("" if rate is None else f" ({rate * 100:.1f}%)")
 
 
 def print_table(rep: report_mod.Report) -> None:
@@ -122,7 +137,13 @@ def print_table(rep: report_mod.Report) -> None:
     table.add_column("completion tok", justify="right", footer=f"{total.completion_tokens:,}")
     table.add_column("cost USD", justify="right", footer=format_usd(report_mod.known_cost(total)))
     table.add_column("unpriced", justify="right", footer=f"{total.unpriced:,}")
+    # The response cache's columns, when it answered or was asked in this range.
+    cached = bool(total.cache_hits + total.cache_misses or total.saved_nusd)
+    if cached:
+        table.add_column("cache hits", justify="right", footer=_hits(total))
+        table.add_column("saved USD", justify="right", footer=format_usd(total.saved_nusd))
     for r in rep.rows:
+        extra = [_hits(r), format_usd(r.saved_nusd)] if cached else []
         table.add_row(
             r.name,
             f"{r.requests:,}",
@@ -131,6 +152,7 @@ def print_table(rep: report_mod.Report) -> None:
             f"{r.completion_tokens:,}",
             format_usd(report_mod.known_cost(r)),
             f"[yellow]{r.unpriced:,}[/]" if r.unpriced else "0",
+            *extra,
         )
     console.print(table)
     if total.unpriced:

@@ -146,7 +146,8 @@ class LimitState(Protocol):
         ...
 
     async def spend_between(self, start: float, end: float) -> list[SpendRow]:
-        """Ledger cost per (team, key) of calls that started in [start, end)."""
+        """Ledger cost (and unpriced answered calls) per (team, key) of calls that
+        started in [start, end): exact, also over pruned raw rows (rollups)."""
         ...
 
     async def load_alerts(self, periods: Sequence[str]) -> list[AlertRow]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+import aigw.store.sqlite.ledger as ledger_sql
 from aigw.model import LIMIT_FIELDS, NO_LIMITS, AlertRow, Limits, SpendRow
 from aigw.store.sqlite.db import Database
+from aigw.store.sqlite.rollups import name_of, segments, union_sql
 
 # The SQL column list, shared by the keys and teams tables.
 COLUMNS = ", ".join(LIMIT_FIELDS)
@@ -155,24 +157,57 @@ async def alert_history(db: Database, scope: str, name: str, period: str) -> lis
 # -- spend ---------------------------------------------------------------------------
 
 
-async def spend_between(db: Database, start: float, end: float) -> list[SpendRow]:
-    """Ledger cost per (team, key) of calls that started in [start, end)."""
-    rows = await db.fetchall(
-        "SELECT team, key_id, SUM(COALESCE(cost_nusd, 0)) AS cost "
-        "FROM ledger WHERE ts >= ? AND ts < ? GROUP BY team, key_id",
-        (start, end),
+async def spend_between(
+    db: Database, start: float, end: float, *, raw: bool = False
+) -> list[SpendRow]:
+    """Ledger cost (and unpriced answered calls) per (team, key) of calls that started
+    in [start, end): rollups for whole hours and days, raw rows for the edges."""
+    segs = (
+        [("raw", start, end)]
+        if raw
+        else segments(start, end, pruned_before=await ledger_sql.pruned_before(db))
     )
-    return [SpendRow(r["team"], r["key_id"], r["cost"]) for r in rows]
+    if not segs:
+        return []
+    union, params = union_sql(
+        segs,
+        raw_select="l.team, l.key_id, SUM(IFNULL(l.cost_nusd, 0)), "
+        "SUM(l.cost_nusd IS NULL AND l.status < 400)",
+        roll_select=f"{name_of('team')}, {name_of('key')}, SUM(r.cost_nusd), "
+        "SUM(CASE WHEN r.status < 400 THEN r.unpriced ELSE 0 END)",
+        group="1, 2",
+        roll_group="r.team, r.key",
+    )
+    rows = await db.fetchall(
+        "SELECT team, key_id, SUM(cost) AS cost, SUM(unpriced) AS unpriced FROM "
+        f"(SELECT NULL AS team, NULL AS key_id, 0 AS cost, 0 AS unpriced WHERE 0 "
+        f"UNION ALL {union}) GROUP BY team, key_id",
+        params,
+    )
+    return [SpendRow(r["team"], r["key_id"], r["cost"], r["unpriced"]) for r in rows]
 
 
 async def spend_of(
     db: Database, scope: str, name: str, start: float, end: float
 ) -> tuple[int, int]:
     """(cost nano-USD, unpriced calls) of one team or key in [start, end)."""
+    segs = segments(start, end, pruned_before=await ledger_sql.pruned_before(db))
+    if not segs:
+        return (0, 0)
     column = "team" if scope == "team" else "key_id"
+    roll = "team" if scope == "team" else "key"
+    union, params = union_sql(
+        segs,
+        raw_select="SUM(IFNULL(l.cost_nusd, 0)), SUM(l.cost_nusd IS NULL AND l.status < 400)",
+        roll_select="SUM(r.cost_nusd), SUM(CASE WHEN r.status < 400 THEN r.unpriced ELSE 0 END)",
+        raw_where=f"l.{column} = ?",
+        roll_where=f"r.{roll} = (SELECT id FROM names WHERE name = ?)",
+        params_raw=(name,),
+        params_roll=(name,),
+    )
     row = await db.fetchone(
-        "SELECT SUM(COALESCE(cost_nusd, 0)), SUM(cost_nusd IS NULL AND status < 400) "
-        f"FROM ledger WHERE {column} = ? AND ts >= ? AND ts < ?",
-        (name, start, end),
+        "SELECT SUM(cost), SUM(unpriced) FROM (SELECT 0 AS cost, 0 AS unpriced WHERE 0 "
+        f"UNION ALL {union})",
+        params,
     )
     return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)

@@ -255,6 +255,138 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0010_rollups",
+        """
+        -- Interned strings for the rollups (team, app, key id, model, provider): id 0 is
+        -- "none" (NULL in the ledger) and has no row, so rollup keys are never NULL.
+        CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        -- Ledger totals per UTC hour and per UTC day (bucket: unix seconds at its start)
+        -- and per team, app, key, model, provider and status; maintained in the ledger's
+        -- group commit. cost_nusd sums the priced rows, unpriced counts the others;
+        -- lat_* is a latency histogram (ms, upper bounds; lat_more: above 30 s).
+        CREATE TABLE rollup_hour (
+            bucket             INTEGER NOT NULL,
+            team               INTEGER NOT NULL,
+            app                INTEGER NOT NULL,
+            key                INTEGER NOT NULL,
+            model              INTEGER NOT NULL,
+            provider           INTEGER NOT NULL,
+            status             INTEGER NOT NULL,
+            requests           INTEGER NOT NULL,
+            errors             INTEGER NOT NULL,
+            prompt_tokens      INTEGER NOT NULL,
+            completion_tokens  INTEGER NOT NULL,
+            cached_tokens      INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            reasoning_tokens   INTEGER NOT NULL,
+            cost_nusd          INTEGER NOT NULL,
+            unpriced           INTEGER NOT NULL,
+            cache_hits         INTEGER NOT NULL,
+            cache_misses       INTEGER NOT NULL,
+            saved_nusd         INTEGER NOT NULL,
+            streams            INTEGER NOT NULL,
+            latency_ms         INTEGER NOT NULL,
+            lat_100            INTEGER NOT NULL,
+            lat_250            INTEGER NOT NULL,
+            lat_500            INTEGER NOT NULL,
+            lat_1000           INTEGER NOT NULL,
+            lat_2500           INTEGER NOT NULL,
+            lat_5000           INTEGER NOT NULL,
+            lat_10000          INTEGER NOT NULL,
+            lat_30000          INTEGER NOT NULL,
+            lat_more           INTEGER NOT NULL,
+            PRIMARY KEY (bucket, team, app, key, model, provider, status)
+        ) WITHOUT ROWID;
+        CREATE TABLE rollup_day (
+            bucket             INTEGER NOT NULL,
+            team               INTEGER NOT NULL,
+            app                INTEGER NOT NULL,
+            key                INTEGER NOT NULL,
+            model              INTEGER NOT NULL,
+            provider           INTEGER NOT NULL,
+            status             INTEGER NOT NULL,
+            requests           INTEGER NOT NULL,
+            errors             INTEGER NOT NULL,
+            prompt_tokens      INTEGER NOT NULL,
+            completion_tokens  INTEGER NOT NULL,
+            cached_tokens      INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            reasoning_tokens   INTEGER NOT NULL,
+            cost_nusd          INTEGER NOT NULL,
+            unpriced           INTEGER NOT NULL,
+            cache_hits         INTEGER NOT NULL,
+            cache_misses       INTEGER NOT NULL,
+            saved_nusd         INTEGER NOT NULL,
+            streams            INTEGER NOT NULL,
+            latency_ms         INTEGER NOT NULL,
+            lat_100            INTEGER NOT NULL,
+            lat_250            INTEGER NOT NULL,
+            lat_500            INTEGER NOT NULL,
+            lat_1000           INTEGER NOT NULL,
+            lat_2500           INTEGER NOT NULL,
+            lat_5000           INTEGER NOT NULL,
+            lat_10000          INTEGER NOT NULL,
+            lat_30000          INTEGER NOT NULL,
+            lat_more           INTEGER NOT NULL,
+            PRIMARY KEY (bucket, team, app, key, model, provider, status)
+        ) WITHOUT ROWID;
+        -- Retention: raw ledger rows before rows_before were pruned (their hours live on
+        -- in the rollups), and rollups before rollups_before.
+        CREATE TABLE retention (
+            id            INTEGER PRIMARY KEY CHECK (id = 1),
+            rows_before   REAL NOT NULL,
+            rollups_before REAL NOT NULL
+        );
+        INSERT INTO retention VALUES (1, 0, 0);
+        -- Backfill from the rows already in the ledger.
+        INSERT OR IGNORE INTO names (name)
+            SELECT team FROM ledger WHERE team IS NOT NULL
+            UNION SELECT app FROM ledger WHERE app IS NOT NULL
+            UNION SELECT key_id FROM ledger WHERE key_id IS NOT NULL
+            UNION SELECT model FROM ledger WHERE model IS NOT NULL
+            UNION SELECT provider FROM ledger WHERE provider IS NOT NULL;
+        INSERT INTO rollup_hour
+            SELECT (CAST(l.ts / 3600 AS INTEGER)
+                    - (CAST(l.ts / 3600 AS INTEGER) * 3600 > l.ts)
+                    + (CAST(l.ts / 3600 AS INTEGER) * 3600 + 3600 <= l.ts)) * 3600,
+                   IFNULL(t.id, 0), IFNULL(a.id, 0), IFNULL(k.id, 0), IFNULL(m.id, 0),
+                   IFNULL(p.id, 0), l.status,
+                   COUNT(*), SUM(l.status >= 400), SUM(l.prompt_tokens),
+                   SUM(l.completion_tokens), SUM(l.cached_tokens),
+                   SUM(l.cache_write_tokens), SUM(l.reasoning_tokens),
+                   SUM(IFNULL(l.cost_nusd, 0)), SUM(l.cost_nusd IS NULL),
+                   SUM(l.cache IS 'hit'), SUM(l.cache IS 'miss'), SUM(l.saved_nusd),
+                   SUM(l.stream != 0), SUM(l.latency_ms),
+                   SUM(l.latency_ms <= 100),
+                   SUM(l.latency_ms > 100 AND l.latency_ms <= 250),
+                   SUM(l.latency_ms > 250 AND l.latency_ms <= 500),
+                   SUM(l.latency_ms > 500 AND l.latency_ms <= 1000),
+                   SUM(l.latency_ms > 1000 AND l.latency_ms <= 2500),
+                   SUM(l.latency_ms > 2500 AND l.latency_ms <= 5000),
+                   SUM(l.latency_ms > 5000 AND l.latency_ms <= 10000),
+                   SUM(l.latency_ms > 10000 AND l.latency_ms <= 30000),
+                   SUM(l.latency_ms > 30000)
+            FROM ledger l
+            LEFT JOIN names t ON t.name = l.team
+            LEFT JOIN names a ON a.name = l.app
+            LEFT JOIN names k ON k.name = l.key_id
+            LEFT JOIN names m ON m.name = l.model
+            LEFT JOIN names p ON p.name = l.provider
+            WHERE 1
+            GROUP BY 1, 2, 3, 4, 5, 6, 7;
+        INSERT INTO rollup_day
+            SELECT bucket / 86400 * 86400, team, app, key, model, provider, status,
+                   SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens),
+                   SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens),
+                   SUM(cost_nusd), SUM(unpriced), SUM(cache_hits), SUM(cache_misses),
+                   SUM(saved_nusd), SUM(streams), SUM(latency_ms), SUM(lat_100),
+                   SUM(lat_250), SUM(lat_500), SUM(lat_1000), SUM(lat_2500), SUM(lat_5000),
+                   SUM(lat_10000), SUM(lat_30000), SUM(lat_more)
+            FROM rollup_hour WHERE 1
+            GROUP BY 1, 2, 3, 4, 5, 6, 7;
+        """,
+    ),
+    (
         "0012_admin_keys",
         """
         -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
