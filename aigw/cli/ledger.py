@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 
 from aigw import paths
-from aigw.cli.common import console, iso, load_config, parse_since, print_json, when
+from aigw.cli.common import console, iso, parse_since, print_json, when, with_db
 from aigw.errors import AigwError
 
 if TYPE_CHECKING:  # the store is imported when a command runs, not for --help
@@ -25,23 +24,6 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
-    import asyncio
-
-    from aigw.store import open_database
-
-    cfg = load_config()
-
-    async def run() -> T:
-        db = await open_database(paths.resolve().state_file, synchronous=cfg.ledger.synchronous)
-        try:
-            return await fn(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(run())
 
 
 def _mb(n: int) -> str:
@@ -78,7 +60,7 @@ def prune(
             return await maintenance.count_rows_before(db, cut)
         return await maintenance.prune_rows(db, cut)
 
-    n = _with_db(run)
+    n = with_db(run)
     if json:
         print_json({"before": iso(cut), "rows": n, "dry_run": dry_run})
     elif dry_run:
@@ -101,7 +83,7 @@ def check(
     async def run(db: Database) -> maintenance.CheckResult:
         return await maintenance.check(db, sample_hours=sample)
 
-    r = _with_db(run)
+    r = with_db(run)
     rows = max(1, r.rows["ledger"])
     per_row = (r.file_bytes + r.wal_bytes) / rows if r.rows["ledger"] else None
     out: dict[str, Any] = {
