@@ -3,6 +3,8 @@ gateway running on a real socket."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,3 +169,12 @@ async def trio(
             "m-gemini": ("gemini", "gemini-2.5-flash"),
         },
     )
+
+
+async def until(check: Callable[[], bool], seconds: float = 10.0, what: str = "") -> None:
+    """Wait for a condition the server reaches on its own (a wait on a condition, never
+    on a sleep that is usually long enough)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not reached within {seconds:g} s: {what}"
+        await asyncio.sleep(0.01)

@@ -14,7 +14,7 @@ from aigw.errors import GatewayError
 from aigw.limits.gcra import Counters
 from aigw.limits.quotas import Quotas
 from aigw.model import Limits
-from tests.conftest import StartGateway
+from tests.conftest import StartGateway, until
 from tests.fakes.base import Fail
 from tests.fakes.openai import FakeOpenAI
 from tests.limitkit import HI, team
@@ -159,8 +159,10 @@ async def test_through_the_server_high_priority_teams_go_first(
 ) -> None:
     cfg = Config()
     cfg.providers["openai"] = ProviderConfig("openai", "openai", fake_openai.base_url + "/v1")
-    cfg.quotas["openai"] = QuotaConfig("openai", rpm=300)
-    cfg.limits.burst = 1 / 300  # one call every 0.2 s
+    # One call a second: wide enough that the high-priority call is queued before the
+    # first slot frees, however slow the machine.
+    cfg.quotas["openai"] = QuotaConfig("openai", rpm=60)
+    cfg.limits.burst = 1 / 60
     gw = await start_gateway(config=cfg)
     await team(gw, "batch", priority="low")
     await team(gw, "app", priority="normal")
@@ -175,8 +177,7 @@ async def test_through_the_server_high_priority_teams_go_first(
     try:
         await ask(batch, "warm-up")  # takes the slot
         tasks = [asyncio.create_task(ask(batch, f"batch{i}")) for i in range(3)]
-        await asyncio.sleep(0.05)
-        assert gw.gw.limiter.quotas.queued() == 3
+        await until(lambda: gw.gw.limiter.quotas.queued() == 3, what="3 calls queued")
         tasks.append(asyncio.create_task(ask(app, "app")))  # the key's own priority wins
         await asyncio.gather(*tasks)
     finally:

@@ -9,7 +9,6 @@ every client wire format, plain and streamed, whichever provider answered.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from aigw.app import create_app
 from aigw.cli import app as cli_app
 from aigw.config import Config, ModelConfig
 from aigw.model import Limits
-from tests.conftest import RunningGateway, StartGateway, listening, provider_config
+from tests.conftest import RunningGateway, StartGateway, listening, provider_config, until
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import FakeUpstream, Reply
 from tests.fakes.gemini import FakeGemini
@@ -466,14 +465,6 @@ async def test_block_answers_400_in_each_envelope(
 
 async def cli(*args: str) -> Any:
     return await asyncio.to_thread(CliRunner().invoke, cli_app, list(args), env={"COLUMNS": "200"})
-
-
-async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Wait for a condition the server reaches on its own (it reloads within a second)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "the server did not pick up the change"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
