@@ -721,3 +721,38 @@ async def test_a_table_that_refuses_writes_is_logged_not_fatal(
         c.front.clear()
         assert (await chat(client))[1]["x-aigw-cache"] == "miss"
     assert len(fake_openai.requests) == 2
+
+
+async def test_flush_waits_for_a_batch_already_being_written(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI
+) -> None:
+    """`flush` returns only once what was queued before it is in the table, even when the
+    background writer took that batch first and is still writing it."""
+    gw = await start(start_gateway, fake_openai)
+    store = cache(gw)
+    assert store.table is not None
+    table = store.table
+    writing, release = asyncio.Event(), asyncio.Event()
+    real_put_many = table.put_many
+
+    async def slow_put_many(*args: Any) -> None:
+        writing.set()
+        await release.wait()
+        await real_put_many(*args)
+
+    table.put_many = slow_put_many  # type: ignore[method-assign,assignment]
+    async with gw.openai(await gw.key()) as client:
+        assert (await chat(client))[1]["x-aigw-cache"] == "miss"
+    await writing.wait()  # the background writer holds the batch now
+    second = asyncio.create_task(store.flush())
+    try:
+        # Held while the batch is unwritten (a bound on the wait only: with the lock
+        # the flush cannot finish before `release`, however long this waits).
+        done, _ = await asyncio.wait({second}, timeout=0.5)
+        assert not done
+    finally:
+        release.set()  # never leave the writer blocked (the shutdown waits for it)
+    await second
+    store.front.clear()
+    async with gw.openai(await gw.key()) as client:
+        assert (await chat(client))[1]["x-aigw-cache"] == "hit"

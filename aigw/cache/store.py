@@ -57,6 +57,9 @@ class ResponseCache:
         self._touched: dict[str, float] = {}
         self._doomed: list[str] = []  # corrupt rows to delete
         self._wake = asyncio.Event()
+        # One flush at a time: a flush returns only when what was queued before it is
+        # in the table, including a batch another flush (run's) is still writing.
+        self._flushing = asyncio.Lock()
         self._closing = False
         self._last_clear = 0
         self._purged = 0.0
@@ -163,6 +166,11 @@ class ResponseCache:
                 return
 
     async def flush(self) -> None:
+        """Write what is queued (answers, touches, deletions); evict and purge."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         db = self.table
         if db is None:
             return
