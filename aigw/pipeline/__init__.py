@@ -177,12 +177,12 @@ def build(
     async def authenticate_step(ctx: Context) -> None:
         assert ctx.request is not None
         ctx.key = key = await authenticate(directory, ctx.request)
-        team = directory.team(key.team)
+        ctx.team = team = directory.team(key.team)
         if team is not None and team.body_retention is not None:
             ctx.body_retention = team.body_retention  # the audit log keeps the bodies
 
     async def admit_step(ctx: Context) -> None:
-        await admit(ctx, limiter, directory, prices)
+        await admit(ctx, limiter, prices)
 
     def allows_model(key: KeyRecord, model: str) -> bool:
         return permissions.allows(key, directory.team(key.team), model)
@@ -203,7 +203,7 @@ def build(
         attempts,
         route.output_limit,
     )
-    scrub = Scrub(config.scrub, directory.team)
+    scrub = Scrub(config.scrub)
     steps: list[Step] = [  # STEPS: every proxied call walks these, in this order
         authenticate_step,
         body,
@@ -211,7 +211,7 @@ def build(
         admit_step,
         scrub,  # PII and secrets
         # cache: replay an identical earlier answer; wraps forward (so it is last)
-        forward if cache is None else CacheStep(config.cache, cache, forward, directory),
+        forward if cache is None else CacheStep(config.cache, cache, forward),
     ]
     return Pipelines(
         proxy=Pipeline(steps, accountant, drain, tracing),

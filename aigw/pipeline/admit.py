@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager, nullcontext
 
-from aigw.directory import Directory
 from aigw.limits.base import Demand, Limiter
 from aigw.pipeline.context import Context
 from aigw.pricing import Price, PriceBook
@@ -19,7 +18,7 @@ from aigw.routing.strategy import call_cost
 from aigw.routing.targets import Target
 
 
-async def admit(ctx: Context, limiter: Limiter, directory: Directory, prices: PriceBook) -> None:
+async def admit(ctx: Context, limiter: Limiter, prices: PriceBook) -> None:
     """Take capacity for the call in ``ctx`` (``ctx.lease``) or raise GatewayError."""
     key, target = ctx.key, ctx.target
     assert key is not None and target is not None
@@ -38,7 +37,7 @@ async def admit(ctx: Context, limiter: Limiter, directory: Directory, prices: Pr
         max_output=ctx.max_output,
         ts=ctx.ts,
     )
-    ctx.lease = await limiter.admit(key, directory.team(key.team), demand)
+    ctx.lease = await limiter.admit(key, ctx.team, demand)
 
 
 def _dearest(ctx: Context, prices: PriceBook) -> tuple[Target, Price | None]:

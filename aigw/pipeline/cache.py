@@ -35,7 +35,6 @@ from aigw.cache.key import CACHEABLE, SHARED, cache_key, deterministic, replayab
 from aigw.cache.replay import CorruptEntry, assemble, replay
 from aigw.cache.store import BYPASS, ResponseCache
 from aigw.config.cache import CacheConfig
-from aigw.directory import Directory
 from aigw.errors import bad_request
 from aigw.pipeline.context import Context, StreamTap
 from aigw.pipeline.forward import Forward
@@ -150,13 +149,10 @@ def _cache_control(ctx: Context) -> tuple[bool, bool, int | None]:
 class CacheStep:
     """The cache step, wrapping ``forward`` (see the module docstring)."""
 
-    def __init__(
-        self, config: CacheConfig, cache: ResponseCache, forward: Forward, directory: Directory
-    ) -> None:
+    def __init__(self, config: CacheConfig, cache: ResponseCache, forward: Forward) -> None:
         self.config = config
         self.cache = cache
         self.forward = forward
-        self.directory = directory
         self.flights: dict[str, asyncio.Future[Entry | None]] = {}
         self.partition_shared = config.shared
         self.waiting = 0  # calls waiting for an identical one in flight
@@ -166,7 +162,7 @@ class CacheStep:
         assert key is not None
         mode = key.limits.cache
         if mode is None:
-            team = self.directory.team(key.team)
+            team = ctx.team
             mode = (team.limits.cache if team is not None else None) or self.config.mode
         if mode == "off":
             return self.forward(ctx)  # not awaited here: one frame less (Forward.__call__)
@@ -177,7 +173,7 @@ class CacheStep:
         assert key is not None
         if key.limits.cache_ttl is not None:
             return key.limits.cache_ttl
-        team = self.directory.team(key.team)
+        team = ctx.team
         if team is not None and team.limits.cache_ttl is not None:
             return team.limits.cache_ttl
         return self.config.ttl

@@ -16,7 +16,7 @@ from aigw.errors import Wire
 from aigw.formats import Call, ClientFormat
 from aigw.headers import header_value
 from aigw.limits.base import Lease
-from aigw.model import KeyRecord
+from aigw.model import KeyRecord, TeamRecord
 from aigw.pricing import format_usd
 from aigw.usage import Usage
 
@@ -100,6 +100,7 @@ class Context:
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     key: KeyRecord | None = None
+    team: TeamRecord | None = None  # the key's team record, read once at authentication
     call: Call | None = None
     body: dict[str, Any] | None = None
     model: str | None = None  # as the client asked for it

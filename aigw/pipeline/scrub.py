@@ -12,7 +12,6 @@ produced the answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from aigw.config.scrub import ScrubConfig
 from aigw.model import KeyRecord, TeamRecord
@@ -29,7 +28,7 @@ _MAX_POLICIES = 4096
 class Scrub:
     """The scrub step, built once with the config and a way to find a key's team."""
 
-    def __init__(self, config: ScrubConfig, team_of: Callable[[str], TeamRecord | None]) -> None:
+    def __init__(self, config: ScrubConfig) -> None:
         self.restore = config.restore
         self.scanner = Scanner(
             {name: re.compile(c.pattern) for name, c in config.custom.items()},
@@ -39,12 +38,10 @@ class Scrub:
             **config.actions,
             **{name: c.action for name, c in config.custom.items()},
         }
-        self.team_of = team_of
         self.base = make_policy(self.actions)
         self._policies: dict[tuple[Overrides | None, Overrides | None], Policy] = {}
 
-    def policy(self, key: KeyRecord) -> Policy:
-        team = self.team_of(key.team)
+    def policy(self, key: KeyRecord, team: TeamRecord | None) -> Policy:
         team_scrub = team.limits.scrub if team is not None else None
         key_scrub = key.limits.scrub
         if team_scrub is None and key_scrub is None:
@@ -59,7 +56,7 @@ class Scrub:
 
     async def __call__(self, ctx: Context) -> None:
         assert ctx.key is not None and ctx.call is not None
-        policy = self.policy(ctx.key)
+        policy = self.policy(ctx.key, ctx.team)
         visitor = VISITORS.get(ctx.endpoint)
         if not policy.enabled or visitor is None:
             return
