@@ -332,6 +332,24 @@ async def test_no_cache_refreshes_and_no_store_keeps_out(
     assert len(fake_openai.requests) == 4
 
 
+async def test_a_cache_ttl_of_non_ascii_digits_is_a_400_not_a_crash(
+    start_gateway: StartGateway, fake_openai: FakeOpenAI
+) -> None:
+    """'²' is a digit to str.isdigit() but not to int(): refused at entry."""
+    gw = await start(start_gateway, fake_openai)
+    key = await gw.key()
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as http:
+        for value in ("\u00b2", "\u0663", "1\u00b2"):
+            async with http.post(
+                gw.url + "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {key}", "x-aigw-cache-ttl": value},
+            ) as resp:
+                assert resp.status == 400, value
+                assert (await resp.json())["error"]["code"] == "invalid_cache_ttl"
+
+
 async def test_cache_ttl_header(start_gateway: StartGateway, fake_openai: FakeOpenAI) -> None:
     gw = await start(start_gateway, fake_openai)
     key = await gw.key()

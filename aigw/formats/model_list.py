@@ -35,7 +35,7 @@ def _page_size(query: Mapping[str, str], name: str, default: int, maximum: int) 
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1_000_000:
         raise bad_request(
             f"Invalid '{name}': {shown(raw)}; expected an integer from 1 to {maximum}.",
             param=name,
@@ -131,7 +131,7 @@ def gemini_list(models: Sequence[Listed], query: Mapping[str, str]) -> JSON:
     is the index of the page's first model."""
     size = _page_size(query, "pageSize", 50, 1000)
     token = query.get("pageToken") or "0"
-    if not token.isdigit() or int(token) > len(models):
+    if not (token.isascii() and token.isdigit()) or int(token) > len(models):
         raise bad_request(f"Invalid 'pageToken': {shown(token)}.", param="pageToken")
     start = int(token)
     page = models[start : start + size]

@@ -137,7 +137,7 @@ def _cache_control(ctx: Context) -> tuple[bool, bool, int | None]:
     raw = headers.get("x-aigw-cache-ttl")
     if raw is not None:
         text = raw.strip()
-        if not text.isdigit() or len(text) > 10 or int(text) > MAX_TTL:
+        if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_TTL:
             raise bad_request(
                 f"x-aigw-cache-ttl must be a whole number of seconds from 0 to {MAX_TTL}.",
                 code="invalid_cache_ttl",

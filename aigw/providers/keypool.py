@@ -74,7 +74,7 @@ def bench_seconds(status: int, retry_after: str | None, auth_bench: float = AUTH
         return RATE_BENCH
     value = retry_after.strip()
     seconds: float | None = None
-    if value.isdigit() and len(value) <= 10:
+    if value.isascii() and value.isdigit() and len(value) <= 10:
         seconds = float(value)
     else:
         try:

@@ -99,7 +99,7 @@ class MockTransport:
         model = str(body.get("model", "echo"))
         if req.url.endswith("/embeddings"):
             return _embeddings(body, model)
-        if model.startswith("error-") and model[6:].isdigit():
+        if model.startswith("error-") and model[6:].isascii() and model[6:].isdigit():
             status = int(model[6:])
             err = {
                 "error": {

@@ -65,7 +65,7 @@ def _to_json_schema(s: Any, param: str) -> Any:
             out["anyOf"] = [_to_json_schema(v, f"{param}.anyOf[{i}]") for i, v in enumerate(val)]
         elif key in _INT_KEYS:
             # int64 fields travel as strings in Google's JSON.
-            out[key] = int(val) if isinstance(val, str) and val.isdigit() else val
+            out[key] = int(val) if isinstance(val, str) and val.isascii() and val.isdigit() else val
         elif key == "propertyOrdering":
             continue
         elif key == "example":
