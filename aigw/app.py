@@ -333,7 +333,7 @@ def create_app(config: Config, state_file: Path) -> web.Application:
         # aiohttp closes a connection that has not sent a whole request head within
         # keepalive_timeout of opening or of its last response: the header timeout.
         # lingering_time bounds how long a body we did not read is still drained.
-        # auto_decompress off: read_body decodes Content-Encoding itself, so that a bad
+        # auto_decompress off: read_raw decodes Content-Encoding itself, so that a bad
         # or unknown encoding is a 4xx in the client's envelope, not a parser error page.
         handler_args={
             "keepalive_timeout": server.header_timeout,

@@ -13,6 +13,7 @@ the ratio here is the noise-free counterpart of ``benchmarks.run``'s CPU/req rat
     python -m benchmarks.instructions --aigw /other/checkout/.venv/bin/aigw   # compare builds
     python -m benchmarks.instructions --targets aigw --scrub off                # scrubbing's cost
     python -m benchmarks.instructions --targets aigw --serve-args "--log-level warning"
+    python -m benchmarks.instructions --cache              # cache hits against the bare proxy
 
 Counting: the server starts under callgrind with collection on; after a warm-up batch
 its counters are zeroed (``callgrind_control --zero``), the N requests are sent, all
@@ -22,6 +23,7 @@ answers read, and the counters dumped. The fake upstream and the load run native
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import re
 import shlex
@@ -34,6 +36,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from aigw import config as config_mod
 from benchmarks.loadgen import request_body
 from benchmarks.run import Fleet, aigw_command, free_port, setup_aigw_home, wait_ready, workdir
 
@@ -128,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         "--scrub", choices=("on", "off"), default="on", help="aigw's default scrubbing, or off"
     )
     parser.add_argument("--serve-args", default="", help="more options for `aigw serve`")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="aigw with [cache] mode = all: every counted request is a cache hit",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = args.targets.split(",")
     py = [sys.executable, "-m"]
     results: dict[str, dict[str, Any]] = {}
-    with workdir(False) as tmp:
+    with workdir(bool(os.environ.get("AIGW_BENCH_KEEP"))) as tmp:
         fleet = Fleet(tmp)
         try:
             up_port = free_port()
@@ -158,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                     tmp / "home", upstream.url, "normal", scrub=args.scrub == "on"
                 )
                 key = env.pop("AIGW_BENCH_KEY")
+                if args.cache:  # identical requests: the warm-up's first one fills it
+                    cfg = config_mod.load(tmp / "home" / "config.toml")
+                    cfg.cache.mode = "all"
+                    config_mod.save(cfg, tmp / "home" / "config.toml")
                 port = free_port()
                 cmd = [args.aigw] if args.aigw else aigw_command()
                 results["aigw"] = measure(

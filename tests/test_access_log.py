@@ -3,18 +3,21 @@ never a key nor a body; nothing a client sends can forge a line."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
 
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aigw import config as config_mod
 from aigw.config import ModelConfig
 from aigw.errors import ConfigError
 from aigw.observe import access
-from tests.conftest import RunningGateway, provider_config
+from tests.conftest import RunningGateway, provider_config, until
 from tests.fakes.base import Fail
 from tests.fakes.openai import FakeOpenAI
 from tests.serverproc import start_server
@@ -101,6 +104,94 @@ def test_text_values_are_quoted_and_escaped() -> None:
     )
     assert " status=200 stream=true " in line and " cost_usd=1.500000000 " in line
     assert access.neutral("a\x1bb\rc\x85") == "a\\x1bb\\x0dc\\x85"
+
+
+def _generic_line(line: access.AccessLine) -> str:
+    """The logfmt rule spelled out field by field: what the one f-string must equal."""
+    parts = []
+    for k, x in line.fields.items():
+        if isinstance(x, str):
+            shown = x if x and not access._NEEDS_QUOTES.search(x) else access._quoted(x)
+        elif x is None:
+            shown = "-"
+        elif isinstance(x, bool):
+            shown = "true" if x else "false"
+        else:
+            shown = str(x)
+        parts.append(f"{k}={shown}")
+    return " ".join(parts)
+
+
+_TEXT = st.none() | st.text(max_size=12)
+_INT = st.integers(min_value=0, max_value=10**12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ts=st.floats(min_value=0, max_value=4e9),
+    texts=st.lists(_TEXT, min_size=9, max_size=9),
+    ints=st.lists(_INT, min_size=6, max_size=6),
+    ttft=st.none() | _INT,
+    cost=st.none() | _INT,
+    stream=st.booleans(),
+    cache=_TEXT,
+)
+def test_the_line_is_logfmt_of_its_fields(
+    ts: float,
+    texts: list[str | None],
+    ints: list[int],
+    ttft: int | None,
+    cost: int | None,
+    stream: bool,
+    cache: str | None,
+) -> None:
+    values = (
+        ts,
+        *texts[:8],
+        ints[0],
+        stream,
+        ints[1],
+        ttft,
+        ints[2],
+        ints[3],
+        cost,
+        ints[4],
+        cache,
+    )
+    line = access.AccessLine(values)
+    assert str(line) == _generic_line(line)
+    assert "\n" not in str(line) and "\u2028" not in str(line)
+
+
+async def test_the_server_sink_writes_access_lines_in_order_and_in_batches() -> None:
+    stream = io.StringIO()
+    sink = access.Sink(json=False)
+    sink.setStream(stream)
+    sink.setFormatter(access.TextFormatter(access.TEXT_FORMAT))
+    values: list[object] = [None] * len(access.NAMES)
+    values[0], values[9], values[10] = 1796169600.0, 200, False
+
+    def line(n: int) -> access.AccessLine:
+        values[1] = f"req_{n}"
+        return access.AccessLine(tuple(values))
+
+    sink.access(line(1))
+    sink.access(line(2))
+    assert stream.getvalue() == ""  # held for the batch
+    sink.emit(logging.makeLogRecord({"name": "aigw", "msg": "a warning", "levelno": 30}))
+    written = stream.getvalue().splitlines()
+    assert [w.split()[1] for w in written[:2]] == ["request_id=req_1", "request_id=req_2"]
+    assert written[2].endswith("a warning")  # after the lines that came before it
+    for n in range(access.Sink.BATCH):
+        sink.access(line(100 + n))
+    assert len(stream.getvalue().splitlines()) == 3 + access.Sink.BATCH  # a full batch: now
+    sink.access(line(999))
+    await until(lambda: "req_999" in stream.getvalue())  # the timer writes the last one
+    json_sink = access.Sink(json=True)
+    json_sink.setStream(stream)
+    json_sink.access(line(7))
+    json_sink.flush()
+    assert json.loads(stream.getvalue().splitlines()[-1])["request_id"] == "req_7"
 
 
 async def test_nothing_is_built_when_the_access_log_is_off(

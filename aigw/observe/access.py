@@ -16,10 +16,16 @@ Two formats (``aigw serve --log-format``, or ``[server] log_format``):
 * ``json``: one JSON object per line, for log shippers. In this format every log
   record of the server is a JSON object (:class:`JsonFormatter`), not only the
   access lines.
+
+``aigw serve`` (:func:`configure`) writes access lines in batches (:class:`Sink`): at
+most 64 lines or 50 ms late, and always before any other log record, so the order
+holds; one write and one flush per batch instead of a log record, a handler lock and
+a flush per request. Elsewhere (tests, embedding) they are ordinary log records.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -40,6 +46,7 @@ __all__ = [
     "NAMES",
     "AccessLine",
     "JsonFormatter",
+    "Sink",
     "TextFormatter",
     "configure",
     "neutral",
@@ -62,6 +69,15 @@ def neutral(value: str) -> str:
 
 def _quoted(s: str) -> str:
     return '"' + neutral(s.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+
+
+def _text(x: str | None) -> str:
+    """A string field's logfmt value: ``-`` for none, quoted when it must be."""
+    if x is None:
+        return "-"
+    if not x or _NEEDS_QUOTES.search(x):
+        return _quoted(x)
+    return x
 
 
 NAMES = (
@@ -101,19 +117,20 @@ class AccessLine:
         return dict(zip(NAMES, self._shown(), strict=True))
 
     def __str__(self) -> str:
-        # _text_value inlined: this runs once per request, a call per field is its cost.
-        parts = []
-        for k, x in zip(NAMES, self._shown(), strict=True):
-            kind = type(x)
-            if kind is str:
-                if not x or _NEEDS_QUOTES.search(x):
-                    x = _quoted(x)
-            elif x is None:
-                x = "-"
-            elif kind is bool:
-                x = "true" if x else "false"
-            parts.append(f"{k}={x}")
-        return " ".join(parts)
+        # One f-string over the fields in NAMES order: this runs for every request, so
+        # no loop and no call per field but for the strings that need checking.
+        v = self.values
+        ttft, cost = v[12], v[15]
+        return (
+            f"time={_iso(v[0])} request_id={_text(v[1])} endpoint={_text(v[2])} "
+            f"team={_text(v[3])} key_id={_text(v[4])} app={_text(v[5])} "
+            f"model={_text(v[6])} provider={_text(v[7])} upstream_model={_text(v[8])} "
+            f"status={'-' if v[9] is None else v[9]} stream={'true' if v[10] else 'false'} "
+            f"latency_ms={v[11]} ttft_ms={'-' if ttft is None else ttft} "
+            f"tokens_in={v[13]} tokens_out={v[14]} "
+            f"cost_usd={'-' if cost is None else format_usd(cost, 9)} "
+            f"attempts={v[16]} cache={_text(v[17])}"
+        )
 
     def _shown(self) -> tuple[Any, ...]:
         values = self.values
@@ -166,6 +183,9 @@ def record(ctx: Context) -> None:
             ctx.cache,
         )
     )
+    if _sink is not None:
+        _sink.access(line)
+        return
     # makeRecord rather than log.info: no walk up the stack for a caller's file and
     # line (what findCaller costs, on every request, for a line that never shows it).
     log.handle(log.makeRecord(log.name, logging.INFO, "", 0, "%s", (line,), None))
@@ -193,18 +213,78 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = _access_line(record)
         if line is not None:
-            out: dict[str, Any] = {"logger": record.name, **line.fields}
-        else:
-            out = {
-                "time": _iso(record.created),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-            if record.exc_info:
-                out["exception"] = self.formatException(record.exc_info)
+            return json_line(line)
+        out = {
+            "time": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
         # orjson escapes every control character: one record, one line.
         return orjson.dumps(out, default=str).decode()
+
+
+def json_line(line: AccessLine) -> str:
+    """An access line as one JSON object (control characters escaped by orjson)."""
+    return orjson.dumps({"logger": log.name, **line.fields}, default=str).decode()
+
+
+class Sink(logging.StreamHandler):  # type: ignore[type-arg]
+    """The server's log handler: every record as it comes, access lines in batches
+    (see the module docstring). A batch is written when 64 lines wait, 50 ms after its
+    first line, before any other record, and at exit (``logging.shutdown`` flushes)."""
+
+    BATCH = 64
+    DELAY = 0.05
+
+    def __init__(self, json: bool) -> None:
+        super().__init__()
+        self.render = json_line if json else str
+        self.pending: list[AccessLine] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def access(self, line: AccessLine) -> None:
+        pending = self.pending
+        pending.append(line)
+        if len(pending) >= self.BATCH:
+            self.write_access()
+        elif self.timer is None:
+            try:
+                self.timer = asyncio.get_running_loop().call_later(self.DELAY, self.write_access)
+            except RuntimeError:  # no loop (a line logged outside the server): now
+                self.write_access()
+
+    def write_access(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        lines, self.pending = self.pending, []
+        if not lines:
+            return
+        render = self.render
+        text = "".join([render(line) + "\n" for line in lines])
+        self.acquire()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # as logging does: a log must not crash the server
+            self.handleError(logging.makeLogRecord({"msg": "access lines"}))
+        finally:
+            self.release()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.pending:
+            self.write_access()  # the order of lines holds
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.write_access()
+        super().flush()
+
+
+_sink: Sink | None = None  # set by configure(): access lines go there, in batches
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -217,6 +297,7 @@ def configure(level: str, fmt: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    global _sink
+    _sink = Sink(json=fmt == "json")
+    _sink.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[_sink], force=True)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from aigw.cache.plans import Plans
 from aigw.cache.store import ResponseCache
 from aigw.config import Config
 from aigw.directory import Directory
@@ -188,7 +189,9 @@ def build(
         return permissions.allows(key, directory.team(key.team), model)
 
     upstream = Upstream(config.upstream, limiter)
-    body = ReadBody(config.server)
+    # Hit plans: a repeated call answered from the cache skips body, route and scrub.
+    plans = Plans()
+    body = ReadBody(config.server, plans)
 
     def regions_of(key: KeyRecord) -> Regions:
         return allowed_regions(key, directory.team(key.team))
@@ -211,7 +214,7 @@ def build(
         admit_step,
         scrub,  # PII and secrets
         # cache: replay an identical earlier answer; wraps forward (so it is last)
-        forward if cache is None else CacheStep(config.cache, cache, forward),
+        forward if cache is None else CacheStep(config.cache, cache, forward, plans),
     ]
     return Pipelines(
         proxy=Pipeline(steps, accountant, drain, tracing),

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from aigw import tokens
+from aigw.cache.plans import Plans
 from aigw.config import ServerConfig
 from aigw.errors import GatewayError
 from aigw.formats.validate import shown
@@ -103,9 +104,10 @@ def _json_too_deep() -> GatewayError:
     )
 
 
-async def read_body(request: web.Request, limit: int, seconds: float) -> Any:
-    """The request's JSON body: 413 if too large, 415 for an unknown encoding, 400 if
-    empty, not JSON or nested too deeply, 499 if the client hangs up mid-upload."""
+async def read_raw(request: web.Request, limit: int, seconds: float) -> bytes:
+    """The request's body, decompressed: 413 if too large, 415 for an unknown
+    encoding, 408 if it trickles in too slowly, 499 if the client hangs up
+    mid-upload. :func:`parse_json` reads it."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     try:
@@ -129,6 +131,11 @@ async def read_body(request: web.Request, limit: int, seconds: float) -> Any:
     encoding = request.headers.get("Content-Encoding")
     if encoding:
         raw = decode_body(raw, encoding, limit)
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
+    """``raw`` as JSON: 400 if empty, not JSON or nested too deeply."""
     if not raw.strip():
         raise GatewayError(
             400, "The request body is empty; expected a JSON object.", code="invalid_json"
@@ -150,14 +157,22 @@ async def read_body(request: web.Request, limit: int, seconds: float) -> Any:
 class ReadBody:
     """Read and parse the body into ``ctx.call`` and the estimates admission needs."""
 
-    def __init__(self, server: ServerConfig) -> None:
+    def __init__(self, server: ServerConfig, plans: Plans | None = None) -> None:
         self.server = server
+        self.plans = plans  # the response cache's hit plans (aigw.cache.plans)
 
     async def __call__(self, ctx: Context) -> None:
         assert ctx.request is not None and ctx.parse is not None
         server = self.server
         limit = int(server.max_request_mb * 1024 * 1024)
-        call = ctx.parse(await read_body(ctx.request, limit, server.body_timeout))
+        ctx.raw_body = raw = await read_raw(ctx.request, limit, server.body_timeout)
+        plans = self.plans
+        if plans is not None:
+            plan = plans.find(ctx, raw)
+            if plan is not None:
+                plan.apply(ctx)  # as it was for the same call from the same key
+                return
+        call = ctx.parse(parse_json(raw))
         ctx.call = call
         ctx.model, ctx.stream, ctx.body = call.model, call.stream, call.body
         ctx.prompt_estimate, ctx.max_output = call.prompt_estimate, call.max_output

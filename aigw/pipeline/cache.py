@@ -32,6 +32,7 @@ import orjson
 
 from aigw.cache.entry import HUB, RAW, Entry
 from aigw.cache.key import CACHEABLE, SHARED, cache_key, deterministic, replayable
+from aigw.cache.plans import Plans, fresh_call
 from aigw.cache.replay import CorruptEntry, assemble, replay
 from aigw.cache.store import BYPASS, ResponseCache
 from aigw.config.cache import CacheConfig
@@ -149,10 +150,13 @@ def _cache_control(ctx: Context) -> tuple[bool, bool, int | None]:
 class CacheStep:
     """The cache step, wrapping ``forward`` (see the module docstring)."""
 
-    def __init__(self, config: CacheConfig, cache: ResponseCache, forward: Forward) -> None:
+    def __init__(
+        self, config: CacheConfig, cache: ResponseCache, forward: Forward, plans: Plans
+    ) -> None:
         self.config = config
         self.cache = cache
         self.forward = forward
+        self.plans = plans
         self.flights: dict[str, asyncio.Future[Entry | None]] = {}
         self.partition_shared = config.shared
         self.waiting = 0  # calls waiting for an identical one in flight
@@ -179,6 +183,13 @@ class CacheStep:
         return self.config.ttl
 
     async def _cached(self, ctx: Context, mode: str) -> None:
+        plan = ctx.plan
+        if plan is not None:  # an identical call was answered from the cache before
+            _, entry = await self.cache.get(plan.cache_key)
+            if entry is not None and await self._hit(ctx, entry):
+                return
+            self.plans.forget(plan)
+            fresh_call(ctx)  # and on the usual way
         call, key = ctx.call, ctx.key
         assert call is not None and key is not None
         body = call.body
@@ -200,7 +211,10 @@ class CacheStep:
             for _ in range(_ROUNDS):
                 status, entry = await self.cache.get(k)
                 if entry is not None:
+                    plan = self.plans.make(ctx, k)  # as the steps left it, before the hit
                     if await self._hit(ctx, entry):
+                        if plan is not None:
+                            self.plans.add(plan)
                         return
                     status = BYPASS  # corrupt: dropped, and this call goes upstream
                 flight = self.flights.get(k)

@@ -90,6 +90,8 @@ class Route:
         return caps.max_output_tokens
 
     async def __call__(self, ctx: Context) -> None:
+        if ctx.plan is not None:
+            return  # routed as the identical call it repeats (aigw.cache.plans)
         key, model = ctx.key, ctx.model
         assert key is not None and model is not None
         if not self.allows_model(key, model):

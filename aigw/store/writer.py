@@ -48,6 +48,9 @@ class GroupWriter(Generic[T]):
         """The writer loop (a background task); returns after close() once drained."""
         while True:
             await self._wake.wait()
+            # One turn of the loop first: requests already answered by then add their
+            # rows to this commit instead of waiting for the next one.
+            await asyncio.sleep(0)
             self._wake.clear()
             batch, self._pending = self._pending, []
             if batch:
