@@ -23,8 +23,8 @@ answers read, and the counters dumped. The fake upstream and the load run native
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import re
 import shlex
 import shutil
