@@ -82,16 +82,17 @@ async def test_sqlite_satisfies_the_protocols(tmp_path: Path) -> None:
 
 async def test_group_writer_batches_and_survives_a_cancelled_caller() -> None:
     batches: list[list[int]] = []
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
 
     async def write_many(rows: list[int]) -> None:
+        entered.set()
         await gate.wait()
         batches.append(rows)
 
     writer: GroupWriter[int] = GroupWriter(write_many, name="test")
     task = asyncio.create_task(writer.run())
     first = asyncio.create_task(writer.append(0))
-    await asyncio.sleep(0)  # the writer takes row 0 and waits in write_many
+    await entered.wait()  # the writer took row 0 and waits in write_many
     rest = [asyncio.create_task(writer.append(i)) for i in range(1, 5)]
     await asyncio.sleep(0)
     rest[0].cancel()  # a caller that goes away cancels only its own wait

@@ -33,7 +33,7 @@ from aigw.model import KeyRecord, TeamRecord
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from aigw.pipeline.context import Context
+    from aigw.pipeline.context import Context, Planned
     from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
 
@@ -164,9 +164,9 @@ class Plans:
         self.keys[key_id] = self.keys.get(key_id, 0) + 1
         self.bytes += plan.size
 
-    def forget(self, plan: Plan) -> None:
+    def forget(self, plan: Planned) -> None:
         """Drop ``plan`` (its answer left the cache)."""
-        if self.plans.get(plan.ident) is plan:
+        if isinstance(plan, Plan) and self.plans.get(plan.ident) is plan:
             self._drop(plan.ident)
 
     def clear(self) -> None:

@@ -21,7 +21,6 @@ from aigw.pricing import format_usd
 from aigw.usage import Usage
 
 if TYPE_CHECKING:
-    from aigw.cache.plans import Plan
     from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
     from aigw.scrub.restore import Restorer
@@ -80,6 +79,14 @@ class StreamTap(Protocol):
         ...
 
 
+class Planned(Protocol):
+    """What the steps before the cache concluded for an identical earlier call
+    (:class:`aigw.cache.plans.Plan`)."""
+
+    @property
+    def cache_key(self) -> str: ...
+
+
 class Capture(Protocol):
     """Takes the final answer of a call to keep it (the response cache's miss path)."""
 
@@ -111,7 +118,7 @@ class Context:
     raw_body: bytes | None = None  # as it arrived (decompressed)
     # The body, route and scrub steps' work, restored from an earlier identical call
     # answered from the cache (aigw.cache.plans); those steps then do nothing.
-    plan: Plan | None = None
+    plan: Planned | None = None
     body: dict[str, Any] | None = None
     model: str | None = None  # as the client asked for it
     stream: bool = False
