@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from aigw.routing.constraints import Constraints
     from aigw.routing.targets import ModelRoute, Target
 
-# The request headers the steps before the cache read (body, route, cache control).
+# The request headers the steps before the cache read (body, route, cache control);
+# _ident reads each of them by position.
 HEADERS = ("Content-Encoding", "x-aigw-route", "Cache-Control", "x-aigw-cache-ttl")
 # Route strategies whose order is not a function of the request alone.
 _UNSTABLE = frozenset({"weighted", "latency"})
@@ -87,13 +88,13 @@ class Plan:
 def _ident(ctx: Context, request: web.Request, raw: bytes) -> Ident:
     key = ctx.key
     assert key is not None
-    headers = request.headers
+    get = request.headers.get
     return (
         key.id,
         ctx.endpoint,
         request.path_qs,
         hashlib.blake2b(raw, digest_size=20).digest(),
-        tuple(headers.get(h) for h in HEADERS),
+        (get(HEADERS[0]), get(HEADERS[1]), get(HEADERS[2]), get(HEADERS[3])),
     )
 
 
