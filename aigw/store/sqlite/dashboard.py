@@ -13,6 +13,7 @@ from typing import Any
 
 from aigw.model import ReportRow
 from aigw.store.sqlite.db import Database
+from aigw.store.sqlite.rollups import us_bound
 
 ALL = "*"  # the percentiles of every team together
 
@@ -41,8 +42,8 @@ class TeamExtras:
 
 
 def _where(since: float, until: float, team: str | None) -> tuple[str, list[Any]]:
-    where = "ts >= ? AND ts < ?"
-    params: list[Any] = [since, until]
+    where = "id >= ? AND id < ?"  # the row id is its time in microseconds
+    params: list[Any] = [us_bound(since), us_bound(until)]
     if team is not None:
         where += " AND COALESCE(team, '-') = ?"
         params.append(team)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aigw.errors import StoreError
+from aigw.store.sqlite.rollups import us_bound
 
 
 @dataclass(slots=True)
@@ -54,10 +55,10 @@ def team_activity(conn: sqlite3.Connection, since: float) -> list[TeamActivity]:
                SUM(prompt_tokens + completion_tokens),
                SUM(COALESCE(cost_nusd, 0)),
                AVG(latency_ms)
-        FROM ledger WHERE ts >= ?
+        FROM ledger WHERE id >= ?
         GROUP BY 1 ORDER BY 6 DESC, 2 DESC, 1
         """,
-        (since,),
+        (us_bound(since),),
     ).fetchall()
     return [
         TeamActivity(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0, r[6]) for r in rows
@@ -68,8 +69,8 @@ def spend_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
     """Cost in nano-USD per team since ``since``."""
     rows = conn.execute(
         "SELECT COALESCE(team, '-'), SUM(COALESCE(cost_nusd, 0)) FROM ledger "
-        "WHERE ts >= ? GROUP BY 1",
-        (since,),
+        "WHERE id >= ? GROUP BY 1",  # the row id is its time in microseconds
+        (us_bound(since),),
     ).fetchall()
     return {r[0]: r[1] or 0 for r in rows}
 
