@@ -28,7 +28,7 @@ _NAMES = [f.name for f in fields(LedgerRow)]
 _COLUMNS = (
     "id, request_id, key_id, team, app, endpoint, model, provider, upstream_model, status, "
     "flags, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, "
-    "reasoning_tokens, cost_nusd, latency_ms, attempts, saved_nusd, error, "
+    "reasoning_tokens, cost_nusd, latency_ms, saved_nusd, error, "
     "upstream_request_id, routing"
 )
 _WIDTH = _COLUMNS.count(",") + 1
@@ -36,13 +36,11 @@ _ROW_SQL = "(" + ", ".join("?" * _WIDTH) + ")"
 # SQLite allows 32766 bound variables per statement; stay far below it.
 MAX_BATCH = 500
 # A gateway id (aigw.pipeline.context.new_request_id): its first 13 hex digits are the
-# call's microsecond. Stored as its 12 bytes when that time is within _NEAR of the
-# row's, so a lookup by id scans the rows of _FIND around that time.
+# call's microsecond, the other 11 random. When the microsecond is the row's id, only
+# the random part is stored (an integer), and a lookup by id reads that one row.
 _GATEWAY_ID = re.compile(r"req_[0-9a-f]{24}")
-_NEAR = US // 2
-_FIND = US
 _HEX_ID = re.compile(r"req_(?:[0-9a-f]{2})+")  # e.g. OpenAI's x-request-id
-_CACHE = {None: 0, "hit": 4, "miss": 8, "bypass": 12}  # flags bits 2-3
+_CACHE = {None: 0, "hit": 4, "miss": 8, "bypass": 12}  # flags bits 2-3; attempts from 16
 
 
 def to_us(ts: float) -> int:
@@ -50,9 +48,9 @@ def to_us(ts: float) -> int:
     return round(ts * US)
 
 
-def _pack_request_id(rid: str, us: int) -> str | bytes:
-    if _GATEWAY_ID.fullmatch(rid) and abs(int(rid[4:17], 16) - us) <= _NEAR:
-        return bytes.fromhex(rid[4:])
+def _pack_request_id(rid: str, us: int) -> str | int:
+    if _GATEWAY_ID.fullmatch(rid) and int(rid[4:17], 16) == us:
+        return int(rid[17:], 16)
     return rid
 
 
@@ -87,7 +85,7 @@ def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...
         None if row.provider is None else names[row.provider],
         None if upstream == model else 0 if upstream is None else names[upstream],
         row.status,
-        bool(row.stream) | bool(row.usage_estimated) << 1 | _CACHE[row.cache],
+        bool(row.stream) | bool(row.usage_estimated) << 1 | _CACHE[row.cache] | row.attempts << 4,
         row.prompt_tokens,
         row.completion_tokens,
         row.cached_tokens,
@@ -95,7 +93,6 @@ def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...
         row.reasoning_tokens,
         row.cost_nusd,
         row.latency_ms,
-        row.attempts,
         row.saved_nusd,
         row.error,
         _pack_upstream_id(row.upstream_request_id),
@@ -258,14 +255,13 @@ async def summarize(
 
 async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
     """The rows of calls with this id (a client may reuse one), oldest first."""
-    # A gateway id is stored as bytes and found by the time in it (no index); any id
-    # is looked for as text too (client ids, and rows migrated from before 0011).
+    # A gateway id is found by the time in it (no index); any id is looked for as text
+    # too (client ids, rows that moved to a free microsecond, rows from before 0011).
     where = ["l.request_id = ?"]
     params: list[object] = [request_id]
     if _GATEWAY_ID.fullmatch(request_id):
-        us = int(request_id[4:17], 16)
-        where.append("l.id BETWEEN ? AND ? AND l.request_id = ?")
-        params += [us - _FIND, us + _FIND, bytes.fromhex(request_id[4:])]
+        where.append("l.id = ? AND l.request_id = ?")
+        params += [int(request_id[4:17], 16), int(request_id[17:], 16)]
     rows = await db.fetchall(
         f"SELECT {', '.join(f'v.{n}' for n in _NAMES)} FROM ("
         + " UNION ALL ".join(

@@ -401,11 +401,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         -- call's time in microseconds since the epoch (ts; bumped by a microsecond when
         -- two calls share one), so time ranges read the table itself, with no ts index.
         -- Repeated names are ids into names (NULL = none). upstream_model: NULL = the
-        -- same as model, 0 = none. request_id: the 12 bytes of a gateway id
-        -- 'req_<24 hex>' whose first 13 hex digits are its microsecond (found by time,
-        -- unindexed), else the text (indexed). upstream_request_id: the bytes of
+        -- same as model, 0 = none. request_id: for a gateway id 'req_<24 hex>' whose
+        -- first 13 hex digits are the row's id, the other 11 as an integer (found by
+        -- id, unindexed); else the text (indexed). upstream_request_id: the bytes of
         -- 'req_<hex>', else the text. flags: 1 stream, 2 usage estimated, cache in bits
-        -- 2-3 (1 hit, 2 miss, 3 bypass). The view ledger shows the old columns.
+        -- 2-3 (1 hit, 2 miss, 3 bypass), attempts from bit 4. The view ledger shows
+        -- the old columns.
         CREATE TABLE ledger_rows (
             id                 INTEGER PRIMARY KEY,
             request_id         ANY NOT NULL,
@@ -425,7 +426,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             reasoning_tokens   INTEGER NOT NULL,
             cost_nusd          INTEGER,
             latency_ms         INTEGER NOT NULL,
-            attempts           INTEGER NOT NULL,
             saved_nusd         INTEGER NOT NULL,
             error              TEXT,
             upstream_request_id ANY,
@@ -442,7 +442,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             UNION SELECT provider FROM ledger WHERE provider IS NOT NULL
             UNION SELECT upstream_model FROM ledger WHERE upstream_model IS NOT NULL;
         -- Each old row's microsecond, kept inside the hour its rollups counted it in;
-        -- rows sharing one are spread over the next free microseconds, in id order.
+        -- rows sharing one move to the next free ones (in id order), within that hour.
         INSERT INTO ledger_rows
             SELECT t.new, l.request_id, k.id, tm.id, a.id, e.id, m.id, p.id,
                    CASE WHEN l.upstream_model IS l.model THEN NULL
@@ -450,13 +450,18 @@ MIGRATIONS: list[tuple[str, str]] = [
                    l.status,
                    (l.stream != 0) | ((l.usage_estimated != 0) << 1)
                        | (CASE l.cache WHEN 'hit' THEN 1 WHEN 'miss' THEN 2
-                                       WHEN 'bypass' THEN 3 ELSE 0 END << 2),
+                                       WHEN 'bypass' THEN 3 ELSE 0 END << 2)
+                       | (l.attempts << 4),
                    l.prompt_tokens, l.completion_tokens, l.cached_tokens,
                    l.cache_write_tokens, l.reasoning_tokens, l.cost_nusd, l.latency_ms,
-                   l.attempts, l.saved_nusd, l.error, l.upstream_request_id, l.routing
-            FROM (SELECT old, rn + MAX(us - rn) OVER (ORDER BY rn) AS new
-                  FROM (SELECT old, us, ROW_NUMBER() OVER (ORDER BY us, old) AS rn
-                        FROM (SELECT id AS old,
+                   l.saved_nusd, l.error, l.upstream_request_id, l.routing
+            FROM (SELECT old,
+                         MIN(rn + MAX(us - rn) OVER (PARTITION BY hour ORDER BY rn),
+                             hour * 1000000 + 3599999999 - cnt + rn) AS new
+                  FROM (SELECT old, hour, us,
+                               ROW_NUMBER() OVER (PARTITION BY hour ORDER BY us, old) AS rn,
+                               COUNT(*) OVER (PARTITION BY hour) AS cnt
+                        FROM (SELECT id AS old, hour,
                                      MIN(MAX(CAST(ROUND(ts * 1000000) AS INTEGER),
                                              hour * 1000000),
                                          hour * 1000000 + 3599999999) AS us
@@ -479,7 +484,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE VIEW ledger AS SELECT
             l.id AS id,
             l.id / 1000000.0 AS ts,
-            CASE WHEN typeof(l.request_id) = 'blob' THEN 'req_' || lower(hex(l.request_id))
+            CASE WHEN typeof(l.request_id) = 'integer'
+                 THEN printf('req_%013x%011x', l.id, l.request_id)
                  ELSE l.request_id END AS request_id,
             (SELECT name FROM names WHERE id = l.key_id) AS key_id,
             (SELECT name FROM names WHERE id = l.team) AS team,
@@ -503,9 +509,9 @@ MIGRATIONS: list[tuple[str, str]] = [
             CASE WHEN typeof(l.upstream_request_id) = 'blob'
                  THEN 'req_' || lower(hex(l.upstream_request_id))
                  ELSE l.upstream_request_id END AS upstream_request_id,
-            l.attempts AS attempts,
+            l.flags >> 4 AS attempts,
             l.routing AS routing,
-            CASE l.flags >> 2 WHEN 1 THEN 'hit' WHEN 2 THEN 'miss' WHEN 3 THEN 'bypass' END
+            CASE (l.flags >> 2) & 3 WHEN 1 THEN 'hit' WHEN 2 THEN 'miss' WHEN 3 THEN 'bypass' END
                 AS cache,
             l.saved_nusd AS saved_nusd
         FROM ledger_rows l;
