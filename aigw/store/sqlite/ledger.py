@@ -1,4 +1,11 @@
-"""The cost ledger: one row per call, appended in group commits (with the audit trail)."""
+"""The cost ledger: one row per call, appended in group commits (with the audit trail).
+
+Rows are stored compact (``ledger_rows``, migration ``0011_ledger_compact``): the row id
+is the call's time in microseconds (so time ranges need no index), names are ids into
+``names`` (held in memory by the writer, :class:`~aigw.store.sqlite.rollups.Interned`),
+gateway request ids keep only their random part. The view ``ledger`` shows every
+row with the old columns; readers use it, with time ranges on ``id``.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ or not at all, with no extra round trip per request. Names (team, key, ...) are
 interned once per process and their ids cached. ``RAW_SUMS`` is the same sums in SQL
 over raw rows: the edges of a report, ``aigw ledger check`` and the migration's backfill.
 
+A ledger row's id is its time in microseconds: its hour is ``id // 3600e6``, in Python
+and in SQL alike, and a time range on raw rows is a range of ids (:func:`us_bound`).
+
 Readers split a time range into :func:`segments`: whole UTC days from ``rollup_day``,
 whole hours from ``rollup_hour``, and only the ragged edges (less than an hour at each
 end) from raw rows. The result is identical to summing the raw rows. Raw rows older
