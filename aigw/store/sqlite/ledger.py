@@ -298,11 +298,14 @@ async def request_ids(db: Database) -> set[str]:
 
 async def unpriced_models(db: Database, since: float | None) -> list[tuple[str, str, int]]:
     """(provider, upstream model, calls) of answered calls that had no price, most first."""
+    # Grouped by names ids (one id per name), each name looked up once per group.
     rows = await db.fetchall(
-        "SELECT provider, upstream_model, COUNT(*) AS n FROM ledger "
-        "WHERE cost_nusd IS NULL AND status < 400 AND provider IS NOT NULL "
-        "AND upstream_model IS NOT NULL AND id >= ? "
-        "GROUP BY provider, upstream_model ORDER BY n DESC, provider, upstream_model",
+        "SELECT (SELECT name FROM names WHERE id = g.provider) AS provider, "
+        "(SELECT name FROM names WHERE id = g.upstream) AS upstream_model, n "
+        "FROM (SELECT provider, IFNULL(upstream_model, model) AS upstream, COUNT(*) AS n "
+        "FROM ledger_rows WHERE cost_nusd IS NULL AND status < 400 "
+        "AND provider IS NOT NULL AND id >= ? GROUP BY 1, 2) g "
+        "WHERE upstream_model IS NOT NULL ORDER BY n DESC, provider, upstream_model",
         [us_bound(since) if since is not None else -(2**63)],
     )
     return [(r["provider"], r["upstream_model"], r["n"]) for r in rows]
