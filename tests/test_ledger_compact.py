@@ -369,3 +369,16 @@ def test_ledger_row_fields_all_have_a_column() -> None:
     view = MIGRATIONS[[m[0] for m in MIGRATIONS].index("0011_ledger_compact")][1]
     for f in dataclasses.fields(LedgerRow):
         assert f"AS {f.name}" in view, f.name
+
+
+async def test_a_bad_row_fails_its_commit_after_a_taken_microsecond(tmp_path: Path) -> None:
+    """Only a taken microsecond moves a row: any other constraint fails the commit."""
+    db = await open_database(tmp_path / "state.db")
+    try:
+        await ledger.append_many(db, [row(T0 + 1, request_id="first")])
+        bad = row(T0 + 2, request_id="bad", status=None)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            await ledger.append_many(db, [row(T0 + 1, request_id="second"), bad])
+        assert await ledger.request_ids(db) == {"first"}  # the whole group rolled back
+    finally:
+        await db.close()

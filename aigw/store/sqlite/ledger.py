@@ -134,7 +134,9 @@ def insert_rows(
                 + ", ".join([_ROW_SQL] * len(chunk)),
                 params,
             )
-        except sqlite3.IntegrityError:
+        except sqlite3.IntegrityError as exc:
+            if not _id_taken(exc):
+                raise
             # A microsecond an earlier commit took (the failed statement alone was
             # undone): these rows one by one, each at the next free microsecond.
             for i in chunk:
@@ -145,9 +147,15 @@ def insert_rows(
                             _encode(rows[i], ids[i], names),
                         )
                         break
-                    except sqlite3.IntegrityError:
+                    except sqlite3.IntegrityError as again:
+                        if not _id_taken(again):
+                            raise
                         ids[i] += 1
     return ids
+
+
+def _id_taken(exc: sqlite3.IntegrityError) -> bool:
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_PRIMARYKEY"
 
 
 async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:

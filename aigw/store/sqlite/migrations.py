@@ -387,14 +387,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0012_admin_keys",
-        """
-        -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
-        -- protected); they cannot make proxied calls. Their team is '(admin)'.
-        ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
-        """,
-    ),
-    (
         "0011_ledger_compact",
         """
         -- The ledger, compact (about a third of the bytes per row): the row id is the
@@ -515,6 +507,14 @@ MIGRATIONS: list[tuple[str, str]] = [
                 AS cache,
             l.saved_nusd AS saved_nusd
         FROM ledger_rows l;
+        """,
+    ),
+    (
+        "0012_admin_keys",
+        """
+        -- Admin keys open the dashboard and the admin endpoints (/metrics when it is
+        -- protected); they cannot make proxied calls. Their team is '(admin)'.
+        ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
         """,
     ),
 ]
