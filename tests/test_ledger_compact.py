@@ -19,8 +19,10 @@ from aigw.store.sqlite import ledger, maintenance
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.migrations import MIGRATIONS
 from aigw.store.sqlite.rollups import DAY, HOUR
+from tests.conftest import RunningGateway
 
 T0 = 1_764_547_200  # 2025-12-01 00:00 UTC
+HI = [{"role": "user", "content": "hi"}]
 PREVIOUS = [m for m in MIGRATIONS if m[0] != "0011_ledger_compact"]  # the schema before
 
 
@@ -382,3 +384,33 @@ async def test_a_bad_row_fails_its_commit_after_a_taken_microsecond(tmp_path: Pa
         assert await ledger.request_ids(db) == {"first"}  # the whole group rolled back
     finally:
         await db.close()
+
+
+async def test_served_calls_are_stored_compact_and_found_by_their_id(
+    gateway: RunningGateway,
+) -> None:
+    """Through the server: the minted id is stored as its random part, a client's id as
+    text; both are found; the model stored once when the upstream name agrees."""
+    key = await gateway.key(team="équipe-1", app="123")
+    plain = gateway.openai(key)
+    traced = gateway.openai(key, default_headers={"x-request-id": "trace-1.2:3"})
+    try:
+        minted = (
+            await plain.chat.completions.with_raw_response.create(model="fast", messages=HI)
+        ).headers["x-request-id"]
+        await traced.chat.completions.create(model="fast", messages=HI)
+    finally:
+        await plain.close()
+        await traced.close()
+    db = gateway.gw.db
+    stored = await db.fetchall(
+        "SELECT typeof(request_id), upstream_model, team FROM ledger_rows ORDER BY id"
+    )
+    assert [r[0] for r in stored] == ["integer", "text"]
+    (first,) = await ledger.by_request_id(db, minted)
+    (second,) = await ledger.by_request_id(db, "trace-1.2:3")
+    assert first.team == second.team == "équipe-1" and first.app == "123"
+    assert first.model == "fast" and first.status == 200 and first.cost_nusd
+    # The upstream model differs from the requested alias here: stored as its own id.
+    assert first.upstream_model is not None and first.upstream_model != "fast"
+    assert stored[0][1] is not None and stored[0][1] > 0
