@@ -70,7 +70,9 @@ def _rows(n: int, days: float, seed: int) -> Any:
         hour = (ts % 86400) / 3600
         shape = 1.0 + 0.6 * math.sin((hour - 9) / 24 * 2 * math.pi)
         ts = min(ts + rnd.expovariate(1.0) * mean_gap / shape, end - 1e-3)
-        yield LedgerRow(ts, f"req_{rnd.getrandbits(96):024x}", *pool[rnd.randrange(len(pool))])
+        # The id as the gateway mints it (its time, then random bits).
+        rid = f"req_{round(ts * 1_000_000):013x}{rnd.getrandbits(44):011x}"
+        yield LedgerRow(ts, rid, *pool[rnd.randrange(len(pool))])
 
 
 def _sampled(n: int, rnd: random.Random) -> Any:

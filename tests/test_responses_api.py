@@ -226,7 +226,7 @@ async def test_tool_call_round_trip(
         assert response["name"] == "get_weather"
         assert "sunny, 24 C" in json.dumps(response)
     rows = await trio.gw.db.fetchall(
-        "SELECT prompt_tokens, completion_tokens, stream FROM ledger ORDER BY rowid"
+        "SELECT prompt_tokens, completion_tokens, stream FROM ledger ORDER BY id"
     )
     assert [tuple(r) for r in rows] == [(60, 12, int(stream)), (80, 7, 0)]
 

@@ -9,6 +9,7 @@ import math
 import random
 import sqlite3
 import time
+from dataclasses import astuple, fields
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,15 @@ def random_row(rnd: random.Random, ts: float) -> LedgerRow:
         error=None,
         cache=cache,
         saved_nusd=rnd.randrange(1, 10**9) if cache == "hit" else 0,
+    )
+
+
+def insert_old_rows(conn: sqlite3.Connection, rows: list[LedgerRow]) -> None:
+    """Rows as aigw wrote them before 0011_ledger_compact: every column in the table."""
+    names = [f.name for f in fields(LedgerRow)]
+    conn.executemany(
+        f"INSERT INTO ledger ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        [astuple(r) for r in rows],
     )
 
 
@@ -150,7 +160,7 @@ async def test_an_older_file_is_backfilled_by_the_migration(
     old = [m for m in MIGRATIONS if m[0] < "0007"]
     monkeypatch.setattr(db_mod, "MIGRATIONS", old)
     db = await open_database(path)
-    await db.batch(lambda conn: ledger.insert_rows(conn, rows))
+    await db.batch(lambda conn: insert_old_rows(conn, rows))
     await db.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM ledger").fetchone() == (300,)

@@ -137,9 +137,14 @@ async def stats(db: Database, now: float) -> list[CacheStats]:
         "FROM response_cache GROUP BY team, model",
         (now,),
     )
+    # Summed per names id (ledger_rows: cache hit = 1 in flags bits 2-3), each name
+    # looked up once per group; groups that show alike ('-' for none) merged.
     hits = await db.fetchall(
-        "SELECT COALESCE(team, '-') AS team, COALESCE(model, '-') AS model, COUNT(*) AS n, "
-        "SUM(saved_nusd) AS saved FROM ledger WHERE cache = 'hit' GROUP BY 1, 2"
+        "SELECT COALESCE((SELECT name FROM names WHERE id = g.team), '-') AS team, "
+        "COALESCE((SELECT name FROM names WHERE id = g.model), '-') AS model, "
+        "SUM(g.n) AS n, SUM(g.saved) AS saved "
+        "FROM (SELECT team, model, COUNT(*) AS n, SUM(saved_nusd) AS saved FROM ledger_rows "
+        "WHERE (flags >> 2) & 3 = 1 GROUP BY team, model) g GROUP BY 1, 2"
     )
     out: dict[tuple[str, str], CacheStats] = {}
     for r in kept:

@@ -13,6 +13,7 @@ from typing import Any
 
 from aigw.model import ReportRow
 from aigw.store.sqlite.db import Database
+from aigw.store.sqlite.rollups import us_bound
 
 ALL = "*"  # the percentiles of every team together
 
@@ -41,8 +42,8 @@ class TeamExtras:
 
 
 def _where(since: float, until: float, team: str | None) -> tuple[str, list[Any]]:
-    where = "ts >= ? AND ts < ?"
-    params: list[Any] = [since, until]
+    where = "id >= ? AND id < ?"  # the row id is its time in microseconds
+    params: list[Any] = [us_bound(since), us_bound(until)]
     if team is not None:
         where += " AND COALESCE(team, '-') = ?"
         params.append(team)
@@ -101,22 +102,33 @@ async def team_extras(db: Database, since: float, until: float) -> dict[str, Tea
     return out
 
 
-_GROUPS = {"model": "COALESCE(model, '-')", "provider": "COALESCE(provider, '-')"}
+_GROUPS = {"model": "model", "provider": "provider"}  # names ids in ledger_rows
 
 
 async def team_groups(
     db: Database, by: str, team: str, since: float, until: float, limit: int = 10
 ) -> list[ReportRow]:
     """One team's totals per model or provider, as ``aigw report`` counts them."""
-    where, params = _where(since, until, team)
+    # On ledger_rows by names id: the team's id (and NULL for '-'), each group's name
+    # looked up once; groups that show alike ('-' for none) merged.
     rows = await db.fetchall(
-        f"""SELECT {_GROUPS[by]} AS name, COUNT(*) AS requests, SUM(status >= 400) AS errors,
+        f"""SELECT COALESCE((SELECT name FROM names WHERE id = g.k), '-') AS name,
+                   SUM(n) AS requests, SUM(errors) AS errors,
                    SUM(prompt_tokens) AS prompt_tokens,
                    SUM(completion_tokens) AS completion_tokens,
-                   SUM(COALESCE(cost_nusd, 0)) AS cost, SUM(cost_nusd IS NULL) AS unpriced
-            FROM ledger WHERE {where}
+                   SUM(cost) AS cost, SUM(unpriced) AS unpriced
+            FROM (SELECT {_GROUPS[by]} AS k, COUNT(*) AS n, SUM(status >= 400) AS errors,
+                         SUM(prompt_tokens) AS prompt_tokens,
+                         SUM(completion_tokens) AS completion_tokens,
+                         SUM(COALESCE(cost_nusd, 0)) AS cost,
+                         SUM(cost_nusd IS NULL) AS unpriced
+                  FROM ledger_rows
+                  WHERE id >= ? AND id < ?
+                    AND (team IN (SELECT id FROM names WHERE name = ?)
+                         OR (? = '-' AND team IS NULL))
+                  GROUP BY k) g
             GROUP BY name ORDER BY cost DESC, requests DESC, name LIMIT ?""",
-        [*params, limit],
+        [us_bound(since), us_bound(until), team, team, limit],
     )
     return [
         ReportRow(

@@ -1,44 +1,161 @@
-"""The cost ledger: one row per call, appended in group commits (with the audit trail)."""
+"""The cost ledger: one row per call, appended in group commits (with the audit trail).
+
+Rows are stored compact (``ledger_rows``, migration ``0011_ledger_compact``): the row id
+is the call's time in microseconds (so time ranges need no index), names are ids into
+``names`` (held in memory by the writer, :class:`~aigw.store.sqlite.rollups.Interned`),
+gateway request ids keep only their random part. The view ``ledger`` shows every
+row with the old columns; readers use it, with time ranges on ``id``.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import fields
-from operator import attrgetter
 
 from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
 from aigw.store.sqlite.audit import append_audit
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import (
     DAY,
+    US,
     Interned,
     add_rollups,
     bucket_sql,
     name_of,
     segments,
     union_sql,
+    us_bound,
 )
 
 _NAMES = [f.name for f in fields(LedgerRow)]
-_ROW_SQL = "(" + ", ".join("?" * len(_NAMES)) + ")"
-_VALUES = attrgetter(*_NAMES)  # a row's values in column order (astuple deep-copies: slow)
+# The compact table's columns (migration 0011_ledger_compact), in insert order.
+_COLUMNS = (
+    "id, request_id, key_id, team, app, endpoint, model, provider, upstream_model, status, "
+    "flags, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, "
+    "reasoning_tokens, cost_nusd, latency_ms, saved_nusd, error, "
+    "upstream_request_id, routing"
+)
+_WIDTH = _COLUMNS.count(",") + 1
+_ROW_SQL = "(" + ", ".join("?" * _WIDTH) + ")"
 # SQLite allows 32766 bound variables per statement; stay far below it.
 MAX_BATCH = 500
+# A gateway id (aigw.pipeline.context.new_request_id): its first 13 hex digits are the
+# call's microsecond, the other 11 random. When the microsecond is the row's id, only
+# the random part is stored (an integer), and a lookup by id reads that one row.
+_GATEWAY_ID = re.compile(r"req_[0-9a-f]{24}")
+_HEX_ID = re.compile(r"req_(?:[0-9a-f]{2})+")  # e.g. OpenAI's x-request-id
+_CACHE = {None: 0, "hit": 4, "miss": 8, "bypass": 12}  # flags bits 2-3; attempts from 16
 
 
-def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
-    """Multi-row INSERTs of ``rows`` into the ledger (rollups not included)."""
+def to_us(ts: float) -> int:
+    """A time as a row id (before any bump to a free microsecond)."""
+    return round(ts * US)
+
+
+def _pack_request_id(rid: str, us: int) -> str | int:
+    if _GATEWAY_ID.fullmatch(rid) and int(rid[4:17], 16) == us:
+        return int(rid[17:], 16)
+    return rid
+
+
+def _pack_upstream_id(rid: str | None) -> str | bytes | None:
+    return bytes.fromhex(rid[4:]) if rid is not None and _HEX_ID.fullmatch(rid) else rid
+
+
+def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
+    """Each row's id: its microsecond, or the next one not taken in this batch."""
+    ids: list[int] = []
+    taken: set[int] = set()
+    for row in rows:
+        us = to_us(row.ts)
+        while us in taken:
+            us += 1
+        taken.add(us)
+        ids.append(us)
+    return ids
+
+
+def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...]:
+    model = row.model
+    upstream = row.upstream_model
+    return (
+        us,
+        _pack_request_id(row.request_id, us),
+        None if row.key_id is None else names[row.key_id],
+        None if row.team is None else names[row.team],
+        None if row.app is None else names[row.app],
+        names[row.endpoint],
+        None if model is None else names[model],
+        None if row.provider is None else names[row.provider],
+        None if upstream == model else 0 if upstream is None else names[upstream],
+        row.status,
+        bool(row.stream) | bool(row.usage_estimated) << 1 | _CACHE[row.cache] | row.attempts << 4,
+        row.prompt_tokens,
+        row.completion_tokens,
+        row.cached_tokens,
+        row.cache_write_tokens,
+        row.reasoning_tokens,
+        row.cost_nusd,
+        row.latency_ms,
+        row.saved_nusd,
+        row.error,
+        _pack_upstream_id(row.upstream_request_id),
+        row.routing,
+    )
+
+
+def row_names(rows: Sequence[LedgerRow]) -> set[str]:
+    """The strings ``rows`` store as names ids."""
+    return {
+        v
+        for r in rows
+        for v in (r.key_id, r.team, r.app, r.endpoint, r.model, r.provider, r.upstream_model)
+        if v is not None
+    }
+
+
+def insert_rows(
+    conn: sqlite3.Connection, rows: Sequence[LedgerRow], names: dict[str, int]
+) -> list[int]:
+    """Multi-row INSERTs of ``rows`` into the ledger (rollups not included); returns
+    their ids. ``names`` holds the id of every string in :func:`row_names`."""
+    ids = _free_ids(rows)
     for start in range(0, len(rows), MAX_BATCH):
-        chunk = rows[start : start + MAX_BATCH]
-        sql = f"INSERT INTO ledger ({', '.join(_NAMES)}) VALUES " + ", ".join(
-            [_ROW_SQL] * len(chunk)
-        )
+        chunk = range(start, min(start + MAX_BATCH, len(rows)))
         params: list[object] = []
-        for row in chunk:
-            params.extend(_VALUES(row))
-        conn.execute(sql, params)
+        for i in chunk:
+            params.extend(_encode(rows[i], ids[i], names))
+        try:
+            conn.execute(
+                f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES "
+                + ", ".join([_ROW_SQL] * len(chunk)),
+                params,
+            )
+        except sqlite3.IntegrityError as exc:
+            if not _id_taken(exc):
+                raise
+            # A microsecond an earlier commit took (the failed statement alone was
+            # undone): these rows one by one, each at the next free microsecond.
+            for i in chunk:
+                while True:
+                    try:
+                        conn.execute(
+                            f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES {_ROW_SQL}",
+                            _encode(rows[i], ids[i], names),
+                        )
+                        break
+                    except sqlite3.IntegrityError as again:
+                        if not _id_taken(again):
+                            raise
+                        ids[i] += 1
+    return ids
+
+
+def _id_taken(exc: sqlite3.IntegrityError) -> bool:
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_PRIMARYKEY"
 
 
 async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
@@ -50,8 +167,10 @@ async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
     interned = Interned(db)
 
     def write(conn: sqlite3.Connection) -> None:
-        insert_rows(conn, ledger)
-        add_rollups(conn, ledger, interned)
+        if ledger:
+            names = interned.ids(conn, row_names(ledger))
+            ids = insert_rows(conn, ledger, names)
+            add_rollups(conn, ledger, ids, names)
         append_audit(conn, events, db.sealer, bodies)
 
     await db.batch(write)
@@ -150,8 +269,23 @@ async def summarize(
 
 
 async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
+    """The rows of calls with this id (a client may reuse one), oldest first."""
+    # A gateway id is found by the time in it (no index); any id is looked for as text
+    # too (client ids, rows that moved to a free microsecond, rows from before 0011).
+    where = ["l.request_id = ?"]
+    params: list[object] = [request_id]
+    if _GATEWAY_ID.fullmatch(request_id):
+        where.append("l.id = ? AND l.request_id = ?")
+        params += [int(request_id[4:17], 16), int(request_id[17:], 16)]
     rows = await db.fetchall(
-        f"SELECT {', '.join(_NAMES)} FROM ledger WHERE request_id = ?", (request_id,)
+        f"SELECT {', '.join(f'v.{n}' for n in _NAMES)} FROM ("
+        + " UNION ALL ".join(
+            f"SELECT l.id FROM ledger_rows l WHERE {w}"
+            + (" AND typeof(l.request_id) = 'text'" if i == 0 else "")
+            for i, w in enumerate(where)
+        )
+        + ") AS f JOIN ledger v ON v.id = f.id ORDER BY v.id",
+        params,
     )
     return [
         LedgerRow(
@@ -172,11 +306,14 @@ async def request_ids(db: Database) -> set[str]:
 
 async def unpriced_models(db: Database, since: float | None) -> list[tuple[str, str, int]]:
     """(provider, upstream model, calls) of answered calls that had no price, most first."""
+    # Grouped by names ids (one id per name), each name looked up once per group.
     rows = await db.fetchall(
-        "SELECT provider, upstream_model, COUNT(*) AS n FROM ledger "
-        "WHERE cost_nusd IS NULL AND status < 400 AND provider IS NOT NULL "
-        "AND upstream_model IS NOT NULL AND ts >= ? "
-        "GROUP BY provider, upstream_model ORDER BY n DESC, provider, upstream_model",
-        [since if since is not None else float("-inf")],
+        "SELECT (SELECT name FROM names WHERE id = g.provider) AS provider, "
+        "(SELECT name FROM names WHERE id = g.upstream) AS upstream_model, n "
+        "FROM (SELECT provider, IFNULL(upstream_model, model) AS upstream, COUNT(*) AS n "
+        "FROM ledger_rows WHERE cost_nusd IS NULL AND status < 400 "
+        "AND provider IS NOT NULL AND id >= ? GROUP BY 1, 2) g "
+        "WHERE upstream_model IS NOT NULL ORDER BY n DESC, provider, upstream_model",
+        [us_bound(since) if since is not None else -(2**63)],
     )
     return [(r["provider"], r["upstream_model"], r["n"]) for r in rows]

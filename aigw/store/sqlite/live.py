@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aigw.errors import StoreError
+from aigw.store.sqlite.rollups import us_bound
 
 
 @dataclass(slots=True)
@@ -39,25 +40,30 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
-# A refusal by the limits engine: 429 answered before any upstream attempt.
-_REFUSED = "(status = 429 AND attempts = 0)"
+# A refusal by the limits engine: 429 answered before any upstream attempt (attempts
+# are flags >> 4 in ledger_rows, migration 0011_ledger_compact).
+_REFUSED = "(status = 429 AND flags >> 4 = 0)"
+# Rows since a time (the row id is its time in microseconds), summed per team id; the
+# name is looked up once per team, and teams that show alike ('-' for none) merged.
+_TEAM = "COALESCE((SELECT name FROM names WHERE id = g.team), '-')"
 
 
 def team_activity(conn: sqlite3.Connection, since: float) -> list[TeamActivity]:
     """Per team (``-`` for calls with no team), the ledger rows since ``since``."""
     rows = conn.execute(
         f"""
-        SELECT COALESCE(team, '-') AS team,
-               COUNT(*),
-               SUM(status >= 400 AND NOT {_REFUSED}),
-               SUM({_REFUSED}),
-               SUM(prompt_tokens + completion_tokens),
-               SUM(COALESCE(cost_nusd, 0)),
-               AVG(latency_ms)
-        FROM ledger WHERE ts >= ?
-        GROUP BY 1 ORDER BY 6 DESC, 2 DESC, 1
+        SELECT {_TEAM} AS name, SUM(n), SUM(errors), SUM(refused), SUM(tokens), SUM(cost),
+               SUM(latency) * 1.0 / SUM(n)
+        FROM (SELECT team, COUNT(*) AS n,
+                     SUM(status >= 400 AND NOT {_REFUSED}) AS errors,
+                     SUM({_REFUSED}) AS refused,
+                     SUM(prompt_tokens + completion_tokens) AS tokens,
+                     SUM(COALESCE(cost_nusd, 0)) AS cost,
+                     SUM(latency_ms) AS latency
+              FROM ledger_rows WHERE id >= ? GROUP BY team) g
+        GROUP BY name ORDER BY 6 DESC, 2 DESC, 1
         """,
-        (since,),
+        (us_bound(since),),
     ).fetchall()
     return [
         TeamActivity(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0, r[6]) for r in rows
@@ -67,9 +73,10 @@ def team_activity(conn: sqlite3.Connection, since: float) -> list[TeamActivity]:
 def spend_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
     """Cost in nano-USD per team since ``since``."""
     rows = conn.execute(
-        "SELECT COALESCE(team, '-'), SUM(COALESCE(cost_nusd, 0)) FROM ledger "
-        "WHERE ts >= ? GROUP BY 1",
-        (since,),
+        f"SELECT {_TEAM} AS name, SUM(cost) FROM (SELECT team, "
+        "SUM(COALESCE(cost_nusd, 0)) AS cost FROM ledger_rows WHERE id >= ? GROUP BY team) g "
+        "GROUP BY name",
+        (us_bound(since),),
     ).fetchall()
     return {r[0]: r[1] or 0 for r in rows}
 

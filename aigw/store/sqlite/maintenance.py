@@ -34,8 +34,10 @@ from aigw.store.sqlite.rollups import (
     LEDGER_COLUMN,
     RAW_SUMS,
     SUM_COLUMNS,
+    US,
     bucket_sql,
     floor_to,
+    us_bound,
 )
 
 PRUNE_BATCH = 2000  # rows per DELETE: a few milliseconds of the write lock
@@ -45,7 +47,7 @@ PRUNE_BATCH = 2000  # rows per DELETE: a few milliseconds of the write lock
 
 
 async def count_rows_before(db: Database, before: float) -> int:
-    row = await db.fetchone("SELECT COUNT(*) FROM ledger WHERE ts < ?", (before,))
+    row = await db.fetchone("SELECT COUNT(*) FROM ledger_rows WHERE id < ?", (us_bound(before),))
     return int(row[0]) if row else 0
 
 
@@ -57,8 +59,9 @@ async def prune_rows(db: Database, before: float, *, batch: int = PRUNE_BATCH) -
     deleted = 0
     while True:
         n = await db.execute(
-            "DELETE FROM ledger WHERE id IN (SELECT id FROM ledger WHERE ts < ? LIMIT ?)",
-            (cut, batch),
+            "DELETE FROM ledger_rows WHERE id IN "
+            "(SELECT id FROM ledger_rows WHERE id < ? ORDER BY id LIMIT ?)",
+            (cut * US, batch),
         )
         deleted += n
         if n < batch:
@@ -106,13 +109,12 @@ _ROLLUP_KEY = f"bucket, {', '.join(KEY_COLUMNS)}, status"
 
 
 def _raw_hour_sql() -> str:
-    joins = " ".join(
-        f"LEFT JOIN names n_{k} ON n_{k}.name = l.{c}" for k, c in LEDGER_COLUMN.items()
-    )
-    keys = ", ".join(f"IFNULL(n_{k}.id, 0)" for k in KEY_COLUMNS)
+    # The view for the sums, the table's names ids for the rollup keys.
+    keys = ", ".join(f"IFNULL(c.{LEDGER_COLUMN[k]}, 0)" for k in KEY_COLUMNS)
     return (
         f"SELECT {bucket_sql(HOUR)}, {keys}, l.status, {', '.join(RAW_SUMS)} "
-        f"FROM ledger l {joins} WHERE l.ts >= ? AND l.ts < ? GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        "FROM ledger l JOIN ledger_rows c ON c.id = l.id "
+        "WHERE l.id >= ? AND l.id < ? GROUP BY 1, 2, 3, 4, 5, 6, 7"
     )
 
 
@@ -121,9 +123,9 @@ async def check(db: Database, *, sample_hours: int = 24, seed: int | None = None
     daily against hourly rollups for their days), sizes, row counts, requests per day."""
     quick = [r[0] for r in await db.fetchall("PRAGMA quick_check")]
     rows = {}
-    for table in ("ledger", "rollup_hour", "rollup_day", "names"):
+    for table in ("ledger_rows", "rollup_hour", "rollup_day", "names"):
         row = await db.fetchone(f"SELECT COUNT(*) FROM {table}")
-        rows[table] = int(row[0]) if row else 0
+        rows["ledger" if table == "ledger_rows" else table] = int(row[0]) if row else 0
     ret = await db.fetchone("SELECT rows_before FROM retention WHERE id = 1")
     rows_before = float(ret[0]) if ret else 0.0
     size, wal = _sizes(db.path)
@@ -142,7 +144,7 @@ async def check(db: Database, *, sample_hours: int = 24, seed: int | None = None
     for hour in sample:
         raw = {
             tuple(r[:7]): tuple(r[7:])
-            for r in await db.fetchall(_raw_hour_sql(), (hour, hour + HOUR))
+            for r in await db.fetchall(_raw_hour_sql(), (hour * US, (hour + HOUR) * US))
         }
         rolled = {
             tuple(r[:7]): tuple(r[7:])

@@ -387,6 +387,129 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0011_ledger_compact",
+        """
+        -- The ledger, compact (about a third of the bytes per row): the row id is the
+        -- call's time in microseconds since the epoch (ts; bumped by a microsecond when
+        -- two calls share one), so time ranges read the table itself, with no ts index.
+        -- Repeated names are ids into names (NULL = none). upstream_model: NULL = the
+        -- same as model, 0 = none. request_id: for a gateway id 'req_<24 hex>' whose
+        -- first 13 hex digits are the row's id, the other 11 as an integer (found by
+        -- id, unindexed); else the text (indexed). upstream_request_id: the bytes of
+        -- 'req_<hex>', else the text. flags: 1 stream, 2 usage estimated, cache in bits
+        -- 2-3 (1 hit, 2 miss, 3 bypass), attempts from bit 4. The view ledger shows
+        -- the old columns.
+        CREATE TABLE ledger_rows (
+            id                 INTEGER PRIMARY KEY,
+            request_id         ANY NOT NULL,
+            key_id             INTEGER,
+            team               INTEGER,
+            app                INTEGER,
+            endpoint           INTEGER NOT NULL,
+            model              INTEGER,
+            provider           INTEGER,
+            upstream_model     INTEGER,
+            status             INTEGER NOT NULL,
+            flags              INTEGER NOT NULL,
+            prompt_tokens      INTEGER NOT NULL,
+            completion_tokens  INTEGER NOT NULL,
+            cached_tokens      INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            reasoning_tokens   INTEGER NOT NULL,
+            cost_nusd          INTEGER,
+            latency_ms         INTEGER NOT NULL,
+            saved_nusd         INTEGER NOT NULL,
+            error              TEXT,
+            upstream_request_id ANY,
+            routing            TEXT
+        );
+        CREATE INDEX ledger_rows_request_id ON ledger_rows (request_id)
+            WHERE typeof(request_id) = 'text';
+        INSERT OR IGNORE INTO names (name)
+            SELECT team FROM ledger WHERE team IS NOT NULL
+            UNION SELECT app FROM ledger WHERE app IS NOT NULL
+            UNION SELECT key_id FROM ledger WHERE key_id IS NOT NULL
+            UNION SELECT endpoint FROM ledger
+            UNION SELECT model FROM ledger WHERE model IS NOT NULL
+            UNION SELECT provider FROM ledger WHERE provider IS NOT NULL
+            UNION SELECT upstream_model FROM ledger WHERE upstream_model IS NOT NULL;
+        -- Each old row's microsecond, kept inside the hour its rollups counted it in;
+        -- rows sharing one move to the next free ones (in id order), within that hour.
+        INSERT INTO ledger_rows
+            SELECT t.new, l.request_id, k.id, tm.id, a.id, e.id, m.id, p.id,
+                   CASE WHEN l.upstream_model IS l.model THEN NULL
+                        WHEN l.upstream_model IS NULL THEN 0 ELSE u.id END,
+                   l.status,
+                   (l.stream != 0) | ((l.usage_estimated != 0) << 1)
+                       | (CASE l.cache WHEN 'hit' THEN 1 WHEN 'miss' THEN 2
+                                       WHEN 'bypass' THEN 3 ELSE 0 END << 2)
+                       | (l.attempts << 4),
+                   l.prompt_tokens, l.completion_tokens, l.cached_tokens,
+                   l.cache_write_tokens, l.reasoning_tokens, l.cost_nusd, l.latency_ms,
+                   l.saved_nusd, l.error, l.upstream_request_id, l.routing
+            FROM (SELECT old,
+                         MIN(rn + MAX(us - rn) OVER (PARTITION BY hour ORDER BY rn),
+                             hour * 1000000 + 3599999999 - cnt + rn) AS new
+                  FROM (SELECT old, hour, us,
+                               ROW_NUMBER() OVER (PARTITION BY hour ORDER BY us, old) AS rn,
+                               COUNT(*) OVER (PARTITION BY hour) AS cnt
+                        FROM (SELECT id AS old, hour,
+                                     MIN(MAX(CAST(ROUND(ts * 1000000) AS INTEGER),
+                                             hour * 1000000),
+                                         hour * 1000000 + 3599999999) AS us
+                              FROM (SELECT id, ts,
+                                           (CAST(ts / 3600 AS INTEGER)
+                                            - (CAST(ts / 3600 AS INTEGER) * 3600 > ts)
+                                            + (CAST(ts / 3600 AS INTEGER) * 3600 + 3600 <= ts))
+                                           * 3600 AS hour
+                                    FROM ledger)))) t
+            JOIN ledger l ON l.id = t.old
+            LEFT JOIN names k ON k.name = l.key_id
+            LEFT JOIN names tm ON tm.name = l.team
+            LEFT JOIN names a ON a.name = l.app
+            JOIN names e ON e.name = l.endpoint
+            LEFT JOIN names m ON m.name = l.model
+            LEFT JOIN names p ON p.name = l.provider
+            LEFT JOIN names u ON u.name = l.upstream_model
+            ORDER BY t.new;
+        DROP TABLE ledger;
+        CREATE VIEW ledger AS SELECT
+            l.id AS id,
+            l.id / 1000000.0 AS ts,
+            CASE WHEN typeof(l.request_id) = 'integer'
+                 THEN printf('req_%013x%011x', l.id, l.request_id)
+                 ELSE l.request_id END AS request_id,
+            (SELECT name FROM names WHERE id = l.key_id) AS key_id,
+            (SELECT name FROM names WHERE id = l.team) AS team,
+            (SELECT name FROM names WHERE id = l.app) AS app,
+            (SELECT name FROM names WHERE id = l.endpoint) AS endpoint,
+            (SELECT name FROM names WHERE id = l.model) AS model,
+            (SELECT name FROM names WHERE id = l.provider) AS provider,
+            (SELECT name FROM names WHERE id = IFNULL(l.upstream_model, l.model))
+                AS upstream_model,
+            l.status AS status,
+            l.flags & 1 AS stream,
+            l.prompt_tokens AS prompt_tokens,
+            l.completion_tokens AS completion_tokens,
+            l.cached_tokens AS cached_tokens,
+            l.cache_write_tokens AS cache_write_tokens,
+            l.reasoning_tokens AS reasoning_tokens,
+            (l.flags >> 1) & 1 AS usage_estimated,
+            l.cost_nusd AS cost_nusd,
+            l.latency_ms AS latency_ms,
+            l.error AS error,
+            CASE WHEN typeof(l.upstream_request_id) = 'blob'
+                 THEN 'req_' || lower(hex(l.upstream_request_id))
+                 ELSE l.upstream_request_id END AS upstream_request_id,
+            l.flags >> 4 AS attempts,
+            l.routing AS routing,
+            CASE (l.flags >> 2) & 3 WHEN 1 THEN 'hit' WHEN 2 THEN 'miss' WHEN 3 THEN 'bypass' END
+                AS cache,
+            l.saved_nusd AS saved_nusd
+        FROM ledger_rows l;
+        """,
+    ),
+    (
         "0012_admin_keys",
         """
         -- Admin keys open the dashboard and the admin endpoints (/metrics when it is

@@ -9,6 +9,9 @@ or not at all, with no extra round trip per request. Names (team, key, ...) are
 interned once per process and their ids cached. ``RAW_SUMS`` is the same sums in SQL
 over raw rows: the edges of a report, ``aigw ledger check`` and the migration's backfill.
 
+A ledger row's id is its time in microseconds: its hour is ``id // 3600e6``, in Python
+and in SQL alike, and a time range on raw rows is a range of ids (:func:`us_bound`).
+
 Readers split a time range into :func:`segments`: whole UTC days from ``rollup_day``,
 whole hours from ``rollup_hour``, and only the ragged edges (less than an hour at each
 end) from raw rows. The result is identical to summing the raw rows. Raw rows older
@@ -30,6 +33,7 @@ from aigw.store.sqlite.db import Database
 
 HOUR = 3600
 DAY = 86400
+US = 1_000_000  # a ledger row's id is its time in microseconds (0011_ledger_compact)
 LATENCY_BOUNDS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000)  # ms; then "more"
 
 KEY_COLUMNS = ("team", "app", "key", "model", "provider")  # names.id, 0 = none
@@ -92,10 +96,15 @@ assert len(RAW_SUMS) == len(SUM_COLUMNS)
 
 
 def bucket_sql(step: int) -> str:
-    """The start of the ``step``-second bucket holding ``l.ts``, exactly as comparisons
-    with ``ts`` see it (a float division may round across a boundary: corrected)."""
-    q = f"CAST(l.ts / {step} AS INTEGER)"
-    return f"(({q} - ({q} * {step} > l.ts) + ({q} * {step} + {step} <= l.ts)) * {step})"
+    """The start (unix s) of the ``step``-second bucket holding ledger row ``l``: from
+    its id, an integer, so exactly as the rollups and time ranges see it."""
+    return f"(l.id / {step * US} * {step})"
+
+
+def us_bound(ts: float) -> int:
+    """The first ledger row id at or after time ``ts``: ``ts <= t`` is ``us_bound(ts) <=
+    id``. Whole seconds convert exactly."""
+    return math.ceil(ts * US)
 
 
 def floor_to(ts: float, step: int) -> int:
@@ -179,20 +188,19 @@ assert SUM_COLUMNS[:14] == (
 )
 
 
-def add_rollups(conn: sqlite3.Connection, rows: Sequence[LedgerRow], interned: Interned) -> None:
-    """Add ``rows`` to the hourly and daily rollups, in the transaction (on ``conn``)
-    that inserts them."""
+def add_rollups(
+    conn: sqlite3.Connection, rows: Sequence[LedgerRow], row_ids: Sequence[int], ids: dict[str, int]
+) -> None:
+    """Add ``rows`` (stored as ``row_ids``: their hours) to the hourly and daily rollups,
+    in the transaction (on ``conn``) that inserts them; ``ids``: their names' ids."""
     if not rows:
         return
-    names = {
-        v for r in rows for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
-    }
-    ids = interned.ids(conn, names)
     hours: dict[tuple[int, ...], list[int]] = {}
     width = len(SUM_COLUMNS)
-    for r in rows:
+    hour_us = HOUR * US
+    for r, row_id in zip(rows, row_ids, strict=True):
         key: tuple[int, ...] = (
-            floor_to(r.ts, HOUR),
+            row_id // hour_us * HOUR,
             ids[r.team] if r.team is not None else 0,
             ids[r.app] if r.app is not None else 0,
             ids[r.key_id] if r.key_id is not None else 0,
@@ -290,14 +298,17 @@ def segments(
     return out
 
 
-def _range(column: str, start: float, end: float) -> tuple[list[str], list[Any]]:
+def _range(
+    column: str, start: float, end: float, *, us: bool = False
+) -> tuple[list[str], list[Any]]:
+    """[start, end) on ``column``: unix seconds, or (``us``) ledger row ids."""
     where, params = [], []
     if math.isfinite(start):
         where.append(f"{column} >= ?")
-        params.append(start)
+        params.append(us_bound(start) if us else start)
     if math.isfinite(end):
         where.append(f"{column} < ?")
-        params.append(end)
+        params.append(us_bound(end) if us else end)
     return where or ["1"], params
 
 
@@ -326,7 +337,7 @@ def union_sql(
     roll_by = f" GROUP BY {roll_group or group}" if (roll_group or group) else ""
     for kind, start, end in segs:
         if kind == "raw":
-            where, p = _range("l.ts", start, end)
+            where, p = _range("l.id", start, end, us=True)
             if raw_where:
                 where.append(raw_where)
                 p += list(params_raw)
