@@ -130,6 +130,8 @@ class Upstream:
     async def chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.calls += 1
+        # Billed for max_tokens when the client sets it (budget tests), else 7.
+        out = int(body.get("max_completion_tokens") or body.get("max_tokens") or 7)
         self.inflight += 1
         self.peak = max(self.peak, self.inflight)
         try:
@@ -150,7 +152,7 @@ class Upstream:
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                "usage": {"prompt_tokens": 11, "completion_tokens": out, "total_tokens": 11 + out},
             },
             dumps=lambda o: orjson.dumps(o).decode(),
         )
