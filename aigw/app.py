@@ -322,7 +322,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"failing: {type(exc).__name__}"
     alive = any(t.get_name() == "ledger-writer" and not t.done() for t in gw.tasks)
     checks["ledger"] = "ok" if alive else "stopped"
-    counters = getattr(request.app.get(LIMITER), "state", None)
+    counters = getattr(request.app.get(LIMITER), "counters_state", None)
     if counters is not None:
         # Redis counters unreachable: unready when limited requests are refused (503);
         # with on_unavailable = "local" the process serves on, and says so here.

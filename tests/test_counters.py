@@ -6,6 +6,8 @@ multi-process tests are in tests/test_counters_scale.py.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,8 +17,11 @@ import redis.asyncio as aioredis
 
 from aigw.app import LIMITER
 from aigw.config import Config
+from aigw.errors import GatewayError
+from aigw.limits.base import Demand
 from aigw.limits.shared import RedisLimiter
-from aigw.model import Limits
+from aigw.model import Limits, hash_key
+from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway, StartGateway, until
 from tests.limitkit import HI, outcomes
 from tests.redis_kit import PrivateRedis, Upstream, prefixed
@@ -173,6 +178,54 @@ async def test_unreachable_redis_refuses_with_503_or_falls_back_to_local_limits(
         await redis_.stop()
 
 
+async def test_leases_are_renewed_while_running_and_expire_after_a_crash(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two limiters on one Redis stand for two processes; one of them dies holding a slot."""
+    _, prefix = shared
+    cfg = counters_config("redis://127.0.0.1:6379/0", prefix, upstream)
+    gw = await start(start_gateway, upstream, cfg, monkeypatch)
+    secret = await gw.key(team="t", limits=Limits(max_parallel=1))
+    key = await keystore.find_by_hash(gw.gw.db, hash_key(secret))
+    assert key is not None
+    demand = Demand("fast", "openai", "openai", "gpt-4o-mini", None, 10, 20, 10, time.time())
+    state = gw.gw.store.limit_state
+    a, b = RedisLimiter(state, cfg), RedisLimiter(state, cfg)
+    for limiter in (a, b):
+        limiter.lease_seconds = 0.6
+        await limiter.start()
+    runner = asyncio.create_task(a.run())
+    try:
+        await a.admit(key, None, demand)
+        # Three lease lengths later the slot is still held: a renews it while it runs.
+        end = time.monotonic() + 1.8
+        while time.monotonic() < end:
+            with pytest.raises(GatewayError) as err:
+                await b.admit(key, None, demand)
+            assert err.value.code == "rate_limit_exceeded"
+            await asyncio.sleep(0.1)
+        # a dies without giving the slot back: it comes back when the lease expires.
+        runner.cancel()
+        await asyncio.wait({runner})
+        a.live.clear()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                lease = await b.admit(key, None, demand)
+                break
+            except GatewayError:
+                assert time.monotonic() < deadline, "the dead lease never expired"
+                await asyncio.sleep(0.05)
+        await lease.release()
+    finally:
+        runner.cancel()
+        await a.close()
+        await b.close()
+
+
 def _limiter(gw: RunningGateway) -> RedisLimiter:
     limiter = gw.app[LIMITER]
     assert isinstance(limiter, RedisLimiter)
@@ -180,8 +233,6 @@ def _limiter(gw: RunningGateway) -> RedisLimiter:
 
 
 def _id(gw: RunningGateway, key: str) -> str:
-    from aigw.model import hash_key
-
     rec = gw.gw.directory.key(hash_key(key))
     assert rec is not None
     return rec.id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from aigw.config import Config, ModelConfig, ProviderConfig
 from aigw.model import Limits
 from aigw.store import open_database
 from aigw.store.sqlite import keys as keystore
-from tests.limitkit import HI
+from tests.limitkit import HI, Webhook
 from tests.redis_kit import REDIS_URL, PrivateRedis, Upstream, drop_prefix, new_prefix, shared_redis
 from tests.serverproc import ServerProcess, start_server
 
@@ -70,6 +71,7 @@ async def fleet(
     mode: str = "refuse",
     delay: float = 0.0,
     n: int = 3,
+    webhook: str = "",
 ) -> AsyncIterator[tuple[Fleet, dict[str, str]]]:
     """``n`` servers on one state file and one Redis (a fresh key prefix), with the
     keys named in ``keys`` created up front (name -> secret)."""
@@ -85,6 +87,7 @@ async def fleet(
     cfg.counters.url = url
     cfg.counters.prefix = prefix
     cfg.counters.on_unavailable = mode
+    cfg.alerts.webhook_url = webhook
     db = await open_database(home / "state.db")
     secrets: dict[str, str] = {}
     try:
@@ -122,9 +125,15 @@ async def burst(n: int, one: Callable[[], Awaitable[str]]) -> Counter[str]:
 
 async def test_rpm_60_admits_exactly_60_of_300_across_three_processes(tmp_path: Path) -> None:
     async with fleet(tmp_path, {"k": Limits(rpm=60)}) as (f, keys):
+        started = time.monotonic()
         got = await burst(300, lambda: call(f, keys["k"]))
-        assert got == {"ok": 60, "rate_limit_exceeded": 240}
-        assert f.upstream.calls == 60
+        took = time.monotonic() - started
+        # 60 at once, and the limit refills one a second (GCRA): a burst that a busy
+        # machine spreads over more than a second may rightly get one more per second.
+        refilled = int(took)
+        assert set(got) == {"ok", "rate_limit_exceeded"}, got
+        assert 60 <= got["ok"] <= 60 + refilled, (got, took)
+        assert f.upstream.calls == got["ok"]
 
 
 async def test_a_budget_is_never_overspent_across_three_processes(tmp_path: Path) -> None:
@@ -196,3 +205,19 @@ async def test_redis_restarted_under_load_follows_on_unavailable(tmp_path: Path,
         assert during == {"ok": sum(during.values())}, during
         assert "limits are per process until it is back" in out
     assert "limits are shared again" in out
+
+
+async def test_a_budget_alert_is_posted_once_by_three_processes(tmp_path: Path) -> None:
+    hook = await Webhook().start()
+    try:
+        limits = Limits(budget_nusd=10_000_000, alert_at=(10,))
+        async with fleet(tmp_path, {"k": limits}, webhook=hook.url) as (f, keys):
+            # One call through each process: each then sees the spend past 10 %.
+            for _ in range(3):
+                assert await call(f, keys["k"], max_tokens=2000) == "ok"
+            for s in f.servers:
+                await s.wait_output("budget alert:")
+        # Stopped: each process has drained its webhook queue.
+        assert len(hook.received) == 1, hook.received
+    finally:
+        await hook.close()

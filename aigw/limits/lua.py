@@ -211,7 +211,7 @@ for _, row in ipairs(cjson.decode(ARGV[1])) do
   redis.call('HINCRBY', KEYS[row[1]], tostring(row[2]), string.format('%d', row[3]))
   redis.call('EXPIRE', KEYS[row[1]], tonumber(ARGV[2]))
 end
-redis.call('SET', KEYS[1], '1')
+redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[2]))
 return 1
 """
 

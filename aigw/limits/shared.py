@@ -64,7 +64,9 @@ LEASE_SECONDS = 60.0
 # Spend of a day is kept this long in Redis (longer than any budget period).
 SPEND_SECONDS = 40 * 86400
 PROBE_SECONDS = 1.0
-TIMEOUT = 1.0
+# A stopped Redis refuses connections at once; these bound a hung or overloaded one.
+CONNECT_TIMEOUT = 2.0
+TIMEOUT = 5.0
 
 UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -76,7 +78,10 @@ def connect(cfg: CountersConfig) -> aioredis.Redis:
         cfg.url,
         password=found[0] if found else None,
         socket_timeout=TIMEOUT,
-        socket_connect_timeout=TIMEOUT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        # No CLIENT SETINFO round trips on every new connection.
+        lib_name=None,
+        lib_version=None,
         # Fail fast: on_unavailable decides, not a retry loop per request.
         retry=Retry(NoBackoff(), 0),
         decode_responses=True,
@@ -177,6 +182,7 @@ class RedisLimiter:
         self._ids = count()
         self._id_base = f"{os.getpid()}.{os.urandom(4).hex()}."
         self.live: dict[str, RedisLease] = {}  # leases holding in-flight slots
+        self.lease_seconds = LEASE_SECONDS
         self.available = True  # False: Redis failed and no probe has found it back
         self.fallback = False  # admitting through the local engine (on_unavailable=local)
         self.last_error = ""
@@ -235,7 +241,7 @@ class RedisLimiter:
         with suppress(*UNAVAILABLE):
             await self.redis.aclose()
 
-    def state(self) -> str:
+    def counters_state(self) -> str:
         """For /readyz: 'ok', or why not."""
         if self.available:
             return "ok"
@@ -244,11 +250,11 @@ class RedisLimiter:
 
     async def _renew_forever(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.sleep(self.lease_seconds / 3)
             if not self.available or not self.live:
                 continue
             keys: dict[str, int] = {}
-            args: list[Any] = [LEASE_SECONDS]
+            args: list[Any] = [self.lease_seconds]
             for lease in list(self.live.values()):
                 for s in lease.held.scopes:
                     if s.tracked:
@@ -349,7 +355,7 @@ class RedisLimiter:
             scopes.append(self._scope("team", key.team, team_limits))
         worst = self._worst(demand, scopes)
         now = self.clock()
-        args: list[Any] = [lease.id, tokens, LEASE_SECONDS, len(scopes)]
+        args: list[Any] = [lease.id, tokens, self.lease_seconds, len(scopes)]
         keys = [self.marker]
         for s in scopes:
             lim = s.limits
