@@ -24,7 +24,7 @@ from aigw.model import Limits, hash_key
 from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway, StartGateway, until
 from tests.limitkit import HI, outcomes
-from tests.redis_kit import PrivateRedis, Upstream, prefixed
+from tests.redis_kit import PrivateRedis, Upstream, drop_prefix, prefixed
 
 
 @pytest.fixture
@@ -224,6 +224,38 @@ async def test_leases_are_renewed_while_running_and_expire_after_a_crash(
         runner.cancel()
         await a.close()
         await b.close()
+
+
+async def test_spend_is_seeded_from_the_ledger_once_by_processes_starting_together(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    client, prefix = shared
+    cfg = counters_config("redis://127.0.0.1:6379/0", prefix, upstream)
+    gw = await start(start_gateway, upstream, cfg, monkeypatch)
+    secret = await gw.key(team="t", limits=Limits(budget_nusd=10**12))
+    assert await outcomes(gw.openai(secret, http_client=http), 5, model="fast") == ["ok"] * 5
+    row = await gw.gw.db.fetchone("SELECT SUM(cost_nusd) FROM ledger")
+    assert row is not None and row[0] > 0
+    spent = int(row[0])
+    key_spend = f"{prefix}spend:key:{_id(gw, secret)}"
+    assert sum(map(int, (await client.hgetall(key_spend)).values())) == spent
+    # Redis loses its data (a restart without persistence); three processes start at once.
+    await drop_prefix(client, prefix)
+    state = gw.gw.store.limit_state
+    fresh = [RedisLimiter(state, cfg) for _ in range(3)]
+    try:
+        await asyncio.gather(*(f.start() for f in fresh))
+        seeded = [await f.seed() for f in fresh]  # the marker is there: no second seed
+    finally:
+        for f in fresh:
+            await f.close()
+    assert seeded == [False] * 3
+    assert sum(map(int, (await client.hgetall(key_spend)).values())) == spent
+    assert sum(map(int, (await client.hgetall(f"{prefix}spend:team:t")).values())) == spent
 
 
 def _limiter(gw: RunningGateway) -> RedisLimiter:

@@ -79,9 +79,6 @@ def connect(cfg: CountersConfig) -> aioredis.Redis:
         password=found[0] if found else None,
         socket_timeout=TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
-        # No CLIENT SETINFO round trips on every new connection.
-        lib_name=None,
-        lib_version=None,
         # Fail fast: on_unavailable decides, not a retry loop per request.
         retry=Retry(NoBackoff(), 0),
         decode_responses=True,
