@@ -310,8 +310,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the state database answers and the ledger writer runs; the circuit
-    breaker of every target called so far."""
+    """Readiness: the state database answers and the ledger writer runs (and, with
+    Redis counters refusing when it is down, Redis answers); the counters' state, the
+    circuit breaker of every target called so far."""
     gw = request.app[GATEWAY]
     checks: dict[str, str] = {}
     try:
@@ -322,13 +323,12 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"failing: {type(exc).__name__}"
     alive = any(t.get_name() == "ledger-writer" and not t.done() for t in gw.tasks)
     checks["ledger"] = "ok" if alive else "stopped"
-    counters = getattr(request.app.get(LIMITER), "counters_state", None)
-    if counters is not None:
-        # Redis counters unreachable: unready when limited requests are refused (503);
-        # with on_unavailable = "local" the process serves on, and says so here.
-        state = counters()
-        if gw.config.counters.on_unavailable == "refuse" or state == "ok":
-            checks["counters"] = state
+    counters_state = getattr(request.app.get(LIMITER), "counters_state", None)
+    counters = counters_state() if counters_state is not None else "in process"
+    if counters_state is not None and gw.config.counters.on_unavailable == "refuse":
+        # Redis unreachable: limited requests are refused (503), so not ready. With
+        # on_unavailable = "local" the process serves on; "counters" below says so.
+        checks["counters"] = counters
     ok = all(v == "ok" for v in checks.values())
     providers: dict[str, dict[str, object]] = {}
     for n, p in gw.providers.items():
@@ -339,6 +339,7 @@ async def readyz(request: web.Request) -> web.Response:
         "status": "ready" if ok else "not ready",
         "checks": checks,
         "providers": providers,
+        "counters": counters,
         # Circuit breakers of the targets called so far; an open one does not make the
         # gateway unready (other targets may serve).
         "breakers": {t: v.to_json() for t, v in gw.health.snapshot().items()},

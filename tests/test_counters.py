@@ -166,7 +166,9 @@ async def test_unreachable_redis_refuses_with_503_or_falls_back_to_local_limits(
         got = await outcomes(local.openai(lkey, http_client=http), 6, model="fast")
         assert got.count("ok") == 3
         async with aiohttp.ClientSession() as web_:
-            assert (await web_.get(local.url + "/readyz")).status == 200
+            ready = await web_.get(local.url + "/readyz")
+            assert ready.status == 200
+            assert "local limits" in (await ready.json())["counters"]
         # Back: both return to Redis within a probe or two.
         await redis_.start()
         await until(
