@@ -150,7 +150,9 @@ async def test_a_budget_is_never_overspent_across_three_processes(tmp_path: Path
 
 
 async def test_a_concurrency_cap_holds_across_three_processes(tmp_path: Path) -> None:
-    async with fleet(tmp_path, {"k": Limits(max_parallel=4)}, delay=0.5) as (f, keys):
+    # Calls long enough that the four admitted ones overlap at the upstream even when a
+    # busy machine spreads the burst out.
+    async with fleet(tmp_path, {"k": Limits(max_parallel=4)}, delay=2.0) as (f, keys):
         got = await burst(60, lambda: call(f, keys["k"]))
         assert set(got) == {"ok", "rate_limit_exceeded"}, got
         assert f.upstream.peak == 4  # never more in flight at the upstream, all processes
