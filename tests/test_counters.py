@@ -24,7 +24,7 @@ from aigw.model import Limits, hash_key
 from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway, StartGateway, until
 from tests.limitkit import HI, outcomes
-from tests.redis_kit import PrivateRedis, Upstream, drop_prefix, prefixed
+from tests.redis_kit import REDIS_URL, PrivateRedis, Upstream, drop_prefix, prefixed
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ async def test_rpm_in_redis_admits_exactly_the_limit_with_the_local_headers(
     gw = await start(
         start_gateway,
         upstream,
-        counters_config("redis://127.0.0.1:6379/0", prefix, upstream),
+        counters_config(REDIS_URL, prefix, upstream),
         monkeypatch,
     )
     key = await gw.key(team="t", limits=Limits(rpm=5, tpm=100_000))
@@ -110,7 +110,7 @@ async def test_budget_and_parallel_refusals_match_the_local_engine(
     gw = await start(
         start_gateway,
         upstream,
-        counters_config("redis://127.0.0.1:6379/0", prefix, upstream),
+        counters_config(REDIS_URL, prefix, upstream),
         monkeypatch,
     )
     key = await gw.key(team="t", limits=Limits(max_parallel=2))
@@ -188,7 +188,7 @@ async def test_leases_are_renewed_while_running_and_expire_after_a_crash(
 ) -> None:
     """Two limiters on one Redis stand for two processes; one of them dies holding a slot."""
     _, prefix = shared
-    cfg = counters_config("redis://127.0.0.1:6379/0", prefix, upstream)
+    cfg = counters_config(REDIS_URL, prefix, upstream)
     gw = await start(start_gateway, upstream, cfg, monkeypatch)
     secret = await gw.key(team="t", limits=Limits(max_parallel=1))
     key = await keystore.find_by_hash(gw.gw.db, hash_key(secret))
@@ -236,7 +236,7 @@ async def test_spend_is_seeded_from_the_ledger_once_by_processes_starting_togeth
     http: openai.DefaultAsyncHttpxClient,
 ) -> None:
     client, prefix = shared
-    cfg = counters_config("redis://127.0.0.1:6379/0", prefix, upstream)
+    cfg = counters_config(REDIS_URL, prefix, upstream)
     gw = await start(start_gateway, upstream, cfg, monkeypatch)
     secret = await gw.key(team="t", limits=Limits(budget_nusd=10**12))
     assert await outcomes(gw.openai(secret, http_client=http), 5, model="fast") == ["ok"] * 5
