@@ -22,6 +22,7 @@ from aigw.config import Config
 from aigw.directory import Directory
 from aigw.errors import GatewayError, error_body
 from aigw.gateway import GATEWAY, Gateway
+from aigw.limits.base import Limiter
 from aigw.limits.engine import LocalLimiter
 from aigw.limits.permissions import ModelPermissions
 from aigw.model import AuditEvent, LedgerRecord
@@ -101,6 +102,26 @@ def _started(config: Config) -> AuditEvent:
     )
 
 
+# The limits engine the pipelines use (Gateway.limiter is the process's local one).
+LIMITER = web.AppKey("limiter", object)
+
+
+def _limiter(store: SQLiteStore, config: Config) -> Limiter:
+    """The in-process limits engine, or the Redis one when ``[counters] url`` is set."""
+    if not config.counters.shared:
+        return LocalLimiter(store.limit_state, config)
+    from aigw.limits.shared import RedisLimiter  # redis is imported only when used
+
+    return RedisLimiter(store.limit_state, config)
+
+
+def _local(limiter: Limiter) -> LocalLimiter:
+    """The process's own engine (with Redis counters: its per-process view of spend)."""
+    local = getattr(limiter, "local", limiter)
+    assert isinstance(local, LocalLimiter)
+    return local
+
+
 def _lifecycle(
     config: Config, state_file: Path
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -129,7 +150,7 @@ def _lifecycle(
             session = new_session(config.upstream.connect_timeout)
             try:
                 provs = providers_mod.build(config, session, _catalog(prices))
-                limiter = LocalLimiter(store.limit_state, config)
+                limiter = _limiter(store, config)
                 model_lists = ModelLists(provs, config.upstream)
                 await limiter.start()
                 tracing = tracing_mod.start(config.otel)
@@ -137,7 +158,8 @@ def _lifecycle(
                     app[tracing_mod.TRACING] = tracing
                 health = LocalHealth(config.routing)
                 metrics = Metrics(
-                    health.snapshot, web_metrics.budget_ratios(config, directory, limiter)
+                    health.snapshot,
+                    web_metrics.budget_ratios(config, directory, _local(limiter)),
                 )
                 cache = ResponseCache(store.cache, config.cache.max_size)
                 await cache.start()
@@ -153,13 +175,14 @@ def _lifecycle(
                     session,
                     provs,
                     Router(config, provs),
-                    limiter,
+                    _local(limiter),  # the process's own engine (tests, metrics)
                     ModelPermissions(config.models),
                     health,
                     model_lists,
                     metrics,
                 )
                 app[GATEWAY] = gw
+                app[LIMITER] = limiter
                 app[pipeline.PIPELINES] = pipeline.build(
                     config,
                     directory,
@@ -287,8 +310,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the state database answers and the ledger writer runs; the circuit
-    breaker of every target called so far."""
+    """Readiness: the state database answers and the ledger writer runs (and, with
+    Redis counters refusing when it is down, Redis answers); the counters' state, the
+    circuit breaker of every target called so far."""
     gw = request.app[GATEWAY]
     checks: dict[str, str] = {}
     try:
@@ -299,6 +323,12 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"failing: {type(exc).__name__}"
     alive = any(t.get_name() == "ledger-writer" and not t.done() for t in gw.tasks)
     checks["ledger"] = "ok" if alive else "stopped"
+    counters_state = getattr(request.app.get(LIMITER), "counters_state", None)
+    counters = counters_state() if counters_state is not None else "in process"
+    if counters_state is not None and gw.config.counters.on_unavailable == "refuse":
+        # Redis unreachable: limited requests are refused (503), so not ready. With
+        # on_unavailable = "local" the process serves on; "counters" below says so.
+        checks["counters"] = counters
     ok = all(v == "ok" for v in checks.values())
     providers: dict[str, dict[str, object]] = {}
     for n, p in gw.providers.items():
@@ -309,6 +339,7 @@ async def readyz(request: web.Request) -> web.Response:
         "status": "ready" if ok else "not ready",
         "checks": checks,
         "providers": providers,
+        "counters": counters,
         # Circuit breakers of the targets called so far; an open one does not make the
         # gateway unready (other targets may serve).
         "breakers": {t: v.to_json() for t, v in gw.health.snapshot().items()},

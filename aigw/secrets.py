@@ -52,6 +52,23 @@ def lookup(provider: str) -> tuple[str, str] | None:
     return None
 
 
+COUNTERS_ENV = "AIGW_COUNTERS_PASSWORD"
+COUNTERS_USER = "aigw-counters"  # its keyring user
+
+
+def counters_password() -> tuple[str, str] | None:
+    """The Redis password of ``[counters]`` and where it came from, or None.
+
+    ``AIGW_COUNTERS_PASSWORD``, then ``REDISCLI_AUTH`` (what redis-cli reads), then the
+    OS keyring (service ``aigw``, user ``aigw-counters``). Never logs it."""
+    for env in (COUNTERS_ENV, "REDISCLI_AUTH"):
+        value = os.environ.get(env, "")
+        if value:
+            return value, f"env {env}"
+    stored = _keyring_get(COUNTERS_USER)
+    return (stored, "keyring") if stored else None
+
+
 def split_keys(value: str) -> list[str]:
     """``"k1, k2,k1\\nk3"`` -> ``["k1", "k2", "k3"]``: commas or newlines separate keys
     (no provider's keys contain either); blanks and repeats are dropped."""

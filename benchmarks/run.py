@@ -273,15 +273,34 @@ def aigw_command() -> list[str]:
     return [found]
 
 
+def drop_counters(home: Path) -> None:
+    """Delete the benchmark's keys (its prefix only) from the [counters] Redis."""
+    import redis
+
+    cfg = config_mod.load(home / "config.toml").counters
+    client = redis.Redis.from_url(cfg.url)
+    try:
+        for k in client.scan_iter(match=cfg.prefix + "*", count=1000):
+            client.delete(k)
+    finally:
+        client.close()
+
+
 def setup_aigw_home(
-    home: Path, upstream_url: str, synchronous: str, limits: bool = False, scrub: bool = True
+    home: Path,
+    upstream_url: str,
+    synchronous: str,
+    limits: bool = False,
+    scrub: bool = True,
+    counters: str = "",
 ) -> dict[str, str]:
     """Write config.toml and create a gateway key; returns the env for aigw and the key.
 
     ``limits``: the key and its team get rate limits, a concurrency cap and a budget,
     all far above what the load reaches, so every check runs and none refuses.
     ``scrub``: the default ``[scrub]`` actions; off: every detector off (the step is
-    then a policy lookup only).
+    then a policy lookup only). ``counters``: a Redis URL for ``[counters]`` (the
+    limits counted there, under a fresh key prefix; see :func:`drop_counters`).
 
     One provider per type (openai, anthropic, gemini), each named after its type and
     pointing at the fake upstream: OpenAI's base URL includes ``/v1``, the others are
@@ -294,6 +313,9 @@ def setup_aigw_home(
     for ptype in FAMILIES:
         base_url = upstream_url + "/v1" if ptype == "openai" else upstream_url
         cfg.providers[ptype] = config_mod.ProviderConfig(name=ptype, type=ptype, base_url=base_url)
+    if counters:
+        cfg.counters.url = counters
+        cfg.counters.prefix = f"aigwbench:{os.urandom(6).hex()}:"
     config_mod.save(cfg, home / "config.toml")
     env = {
         **os.environ,
@@ -711,6 +733,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="aigw's PII and secret scrubbing: on = the default [scrub] actions, off = every "
         "detector off (compare the c32 proxy ratio of the two)",
     )
+    ap.add_argument(
+        "--counters",
+        default="",
+        metavar="URL",
+        help="aigw's [counters] url (e.g. redis://127.0.0.1:6379/0): limits counted in "
+        "Redis under a fresh key prefix, deleted afterwards; use with --limits",
+    )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state.db)")
     ap.add_argument(
@@ -951,7 +980,12 @@ def main(argv: list[str] | None = None) -> int:
             home = tmp / "aigw-home"
             if use_aigw:
                 env = setup_aigw_home(
-                    home, upstream.url, args.ledger_sync, args.limits, args.scrub == "on"
+                    home,
+                    upstream.url,
+                    args.ledger_sync,
+                    args.limits,
+                    args.scrub == "on",
+                    args.counters,
                 )
                 key = env.pop("AIGW_BENCH_KEY")
                 aigw = fleet.start(
@@ -1014,6 +1048,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         finally:
             fleet.stop()
+            if use_aigw and args.counters:
+                drop_counters(home)
 
         ledger = ledger_rows(home / "state.db") if use_aigw else None
         tracebacks = {s.name: tb for s in fleet.servers if (tb := first_traceback(s.log))}

@@ -162,6 +162,7 @@ async def test_health_and_readiness(gateway: RunningGateway) -> None:
             assert ready.status == 200
             body = await ready.json()
     assert body["checks"] == {"database": "ok", "ledger": "ok"}
+    assert body["counters"] == "in process"
 
 
 async def test_mock_provider_answers_offline(gateway: RunningGateway) -> None:

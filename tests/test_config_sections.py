@@ -42,6 +42,9 @@ def full_config() -> Config:
     cfg.ledger.synchronous = "full"
     cfg.ledger.keep_rows = "30d"
     cfg.ledger.keep_rollups = "forever"
+    cfg.counters.url = "redis://aigw@cache.internal:6379/0"
+    cfg.counters.on_unavailable = "local"
+    cfg.counters.prefix = "gw1:"
     cfg.metrics.require_admin_key = True
     cfg.translation.strict = False
     cfg.translation.default_max_tokens = 2048
@@ -127,6 +130,13 @@ DOCUMENTS = [
     "[upstream]\nidle = 1",
     "[upstream]\nconnect_timeout = 1\nfirst_byte_timeout = 2\nidle_timeout = 3",
     "[ledger]\nsynchronous = 'off'",
+    "[counters]\nurl = 'redis://:hunter2@cache:6379/0'",
+    "[counters]\nurl = 'http://cache:6379'",
+    "[counters]\nurl = 'redis://cache:99999'",
+    "[counters]\nurl = 'redis://'",
+    "[counters]\non_unavailable = 'ignore'",
+    "[counters]\nprefix = ''",
+    "[counters]\nurl = 'unix:///run/redis.sock'\non_unavailable = 'local'",
     "[ledger]\nsynchronous = 1",
     "[ledger]\nsynchronous = 'full'",
     "[ledger]\nsync = 'full'",

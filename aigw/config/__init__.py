@@ -28,6 +28,7 @@ from aigw.config.alerts import ALERTS, AlertsConfig
 from aigw.config.base import SECTION_KEY, Parsed, Reader, Section
 from aigw.config.budgets import BUDGETS, BudgetsConfig, zone
 from aigw.config.cache import CACHE, CACHE_MODES, CacheConfig
+from aigw.config.counters import COUNTERS, CountersConfig
 from aigw.config.ledger import LEDGER, LedgerConfig
 from aigw.config.limits import LIMITS, LimitsConfig
 from aigw.config.metrics import METRICS, MetricsConfig
@@ -55,6 +56,7 @@ __all__ = [
     "BudgetsConfig",
     "CacheConfig",
     "Config",
+    "CountersConfig",
     "LedgerConfig",
     "LimitsConfig",
     "MetricsConfig",
@@ -98,6 +100,7 @@ class Config:
     budgets: BudgetsConfig = BUDGETS.field()
     alerts: AlertsConfig = ALERTS.field()
     quotas: dict[str, QuotaConfig] = QUOTAS.field()
+    counters: CountersConfig = COUNTERS.field()
     cache: CacheConfig = CACHE.field()
     scrub: ScrubConfig = SCRUB.field()
     otel: OtelConfig = OTEL.field()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -129,6 +130,9 @@ class Alerts:
         self.delivered = 0
         self.failed = 0
         self._session: aiohttp.ClientSession | None = None
+        # Several gateway processes share counters: only the one that claims an alert
+        # posts it (aigw.limits.shared). None: this process alone decides.
+        self.claim: Callable[[Alert], Awaitable[bool]] | None = None
 
     def load(self, rows: list[AlertRow]) -> None:
         self.fired.update((r.scope, r.name, r.period, r.mark) for r in rows)
@@ -195,7 +199,8 @@ class Alerts:
         while True:
             alert = await self.queue.get()
             try:
-                await self._post(alert, self.cfg.retries)
+                if self.claim is None or await self.claim(alert):
+                    await self._post(alert, self.cfg.retries)
             except Exception:  # never let one bad alert stop the deliveries
                 self.failed += 1
                 log.exception("budget alert webhook failed unexpectedly")

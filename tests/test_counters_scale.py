@@ -1,0 +1,225 @@
+"""Three `aigw serve` processes sharing one state file and one Redis behave as one
+gateway: a limit holds for all of them together, not once per process.
+
+Real subprocesses, real Redis (tests/redis_kit.py), a counting fake upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import openai
+import pytest
+
+from aigw.config import Config, ModelConfig, ProviderConfig
+from aigw.model import Limits
+from aigw.store import open_database
+from aigw.store.sqlite import keys as keystore
+from tests.limitkit import HI, Webhook
+from tests.redis_kit import REDIS_URL, PrivateRedis, Upstream, drop_prefix, new_prefix, shared_redis
+from tests.serverproc import ServerProcess, start_server
+
+pytestmark = pytest.mark.slow
+
+# Each call is billed 11 prompt tokens and max_tokens completion tokens (gpt-4o-mini:
+# 150 / 600 nano-USD per token).
+PROMPT, PRICE_IN, PRICE_OUT = 11, 150, 600
+
+
+class Fleet:
+    def __init__(self, home: Path, servers: list[ServerProcess], upstream: Upstream) -> None:
+        self.home = home
+        self.servers = servers
+        self.upstream = upstream
+        self._next = itertools.cycle(range(len(servers)))
+
+    def client(self, key: str) -> openai.AsyncOpenAI:
+        """A client of the next server in turn (clients spread over the processes)."""
+        server = self.servers[next(self._next)]
+        return openai.AsyncOpenAI(
+            base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=30
+        )
+
+    async def ledger_total(self) -> tuple[int, int]:
+        """(billed rows, nano-USD) committed by all processes."""
+        db = await open_database(self.home / "state.db")
+        try:
+            row = await db.fetchone(
+                "SELECT COUNT(*), COALESCE(SUM(cost_nusd), 0) FROM ledger WHERE cost_nusd > 0"
+            )
+        finally:
+            await db.close()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+Keys = dict[str, Limits]
+
+
+@asynccontextmanager
+async def fleet(
+    tmp_path: Path,
+    keys: Keys,
+    *,
+    url: str = REDIS_URL,
+    mode: str = "refuse",
+    delay: float = 0.0,
+    n: int = 3,
+    webhook: str = "",
+) -> AsyncIterator[tuple[Fleet, dict[str, str]]]:
+    """``n`` servers on one state file and one Redis (a fresh key prefix), with the
+    keys named in ``keys`` created up front (name -> secret)."""
+    client = await shared_redis() if url == REDIS_URL else None
+    prefix = new_prefix()
+    up = await Upstream(delay=delay).start()
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg = Config()
+    cfg.routing.max_attempts = 1
+    cfg.providers["openai"] = ProviderConfig("openai", "openai", up.base_url)
+    cfg.models["fast"] = ModelConfig("fast", "openai", "gpt-4o-mini")
+    cfg.counters.url = url
+    cfg.counters.prefix = prefix
+    cfg.counters.on_unavailable = mode
+    cfg.alerts.webhook_url = webhook
+    db = await open_database(home / "state.db")
+    secrets: dict[str, str] = {}
+    try:
+        for name, limits in keys.items():
+            secrets[name], _ = await keystore.create(db, team=f"team-{name}", limits=limits)
+    finally:
+        await db.close()
+    servers: list[ServerProcess] = []
+    try:
+        for _ in range(n):
+            servers.append(await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"}))
+        yield Fleet(home, servers, up), secrets
+    finally:
+        for s in servers:
+            await s.stop()
+        await up.close()
+        if client is not None:
+            await drop_prefix(client, prefix)
+            await client.aclose()
+
+
+async def call(f: Fleet, key: str, **kw: object) -> str:
+    """'ok', or the refusal's code (the status when it has none)."""
+    async with f.client(key) as c:
+        try:
+            await c.chat.completions.create(model="fast", messages=HI, **kw)  # type: ignore[call-overload]
+        except openai.APIStatusError as exc:
+            return str(exc.code or exc.status_code)
+    return "ok"
+
+
+async def burst(n: int, one: Callable[[], Awaitable[str]]) -> Counter[str]:
+    return Counter(await asyncio.gather(*[one() for _ in range(n)]))
+
+
+async def test_rpm_60_admits_exactly_60_of_300_across_three_processes(tmp_path: Path) -> None:
+    async with fleet(tmp_path, {"k": Limits(rpm=60)}) as (f, keys):
+        started = time.monotonic()
+        got = await burst(300, lambda: call(f, keys["k"]))
+        took = time.monotonic() - started
+        # 60 at once, and the limit refills one a second (GCRA): a burst that a busy
+        # machine spreads over more than a second may rightly get one more per second.
+        refilled = int(took)
+        assert set(got) == {"ok", "rate_limit_exceeded"}, got
+        assert 60 <= got["ok"] <= 60 + refilled, (got, took)
+        assert f.upstream.calls == got["ok"]
+
+
+async def test_a_budget_is_never_overspent_across_three_processes(tmp_path: Path) -> None:
+    budget = 10_000_000  # $0.01
+    per_call = PROMPT * PRICE_IN + 2000 * PRICE_OUT  # ~$0.0012: at most 8 fit
+    async with fleet(tmp_path, {"k": Limits(budget_nusd=budget)}) as (f, keys):
+        got = await burst(300, lambda: call(f, keys["k"], max_tokens=2000))
+        rows, total = await f.ledger_total()
+    assert set(got) <= {"ok", "budget_exceeded"}, got
+    assert 1 <= got["ok"] <= budget // per_call
+    assert rows == got["ok"]
+    assert total == got["ok"] * per_call
+    assert total <= budget
+
+
+async def test_a_concurrency_cap_holds_across_three_processes(tmp_path: Path) -> None:
+    # Calls long enough that the four admitted ones overlap at the upstream even when a
+    # busy machine spreads the burst out.
+    async with fleet(tmp_path, {"k": Limits(max_parallel=4)}, delay=2.0) as (f, keys):
+        got = await burst(60, lambda: call(f, keys["k"]))
+        assert set(got) == {"ok", "rate_limit_exceeded"}, got
+        assert f.upstream.peak == 4  # never more in flight at the upstream, all processes
+        # The slots come back when calls end: the next ones are admitted.
+        assert await burst(4, lambda: call(f, keys["k"])) == {"ok": 4}
+
+
+@pytest.mark.parametrize("mode", ["refuse", "local"])
+async def test_redis_restarted_under_load_follows_on_unavailable(tmp_path: Path, mode: str) -> None:
+    redis_ = PrivateRedis()
+    await redis_.start()
+    try:
+        async with fleet(
+            tmp_path, {"k": Limits(rpm=1_000_000)}, url=redis_.url, mode=mode, delay=0.01
+        ) as (f, keys):
+            seen: list[str] = []
+            stop = asyncio.Event()
+
+            async def worker() -> None:
+                while not stop.is_set():
+                    seen.append(await call(f, keys["k"]))
+
+            async def answered(n: int) -> None:
+                start = seen.count("ok")
+                while seen.count("ok") < start + n:  # noqa: ASYNC110 - workers append
+                    await asyncio.sleep(0.02)
+
+            workers = [asyncio.create_task(worker()) for _ in range(9)]
+            try:
+                async with asyncio.timeout(60):
+                    await answered(30)
+                    await redis_.stop()
+                    down_from = len(seen)
+                    while len(seen) < down_from + 60:  # noqa: ASYNC110
+                        await asyncio.sleep(0.02)
+                    during = Counter(seen[down_from:])
+                    await redis_.start()
+                    await answered(60)  # served again (through Redis once a probe finds it)
+            finally:
+                stop.set()
+                await asyncio.gather(*workers)
+            for s in f.servers:
+                assert s.proc.returncode is None, "".join(s.output)
+            out = "".join(line for s in f.servers for line in s.output)
+    finally:
+        await redis_.stop()
+    assert set(seen) <= {"ok", "counters_unavailable"}, Counter(seen)
+    assert "Traceback" not in out, out
+    if mode == "refuse":
+        assert during["counters_unavailable"] > 0, during
+    else:
+        assert during == {"ok": sum(during.values())}, during
+        assert "limits are per process until it is back" in out
+    assert "limits are shared again" in out
+
+
+async def test_a_budget_alert_is_posted_once_by_three_processes(tmp_path: Path) -> None:
+    hook = await Webhook().start()
+    try:
+        limits = Limits(budget_nusd=10_000_000, alert_at=(10,))
+        async with fleet(tmp_path, {"k": limits}, webhook=hook.url) as (f, keys):
+            # One call through each process: each then sees the spend past 10 %.
+            for _ in range(3):
+                assert await call(f, keys["k"], max_tokens=2000) == "ok"
+            for s in f.servers:
+                await s.wait_output("budget alert:")
+        # Stopped: each process has drained its webhook queue.
+        assert len(hook.received) == 1, hook.received
+    finally:
+        await hook.close()
