@@ -19,8 +19,7 @@ from aigw.cli import app
 from aigw.model import AlertRow, Limits
 from aigw.store.open import open_store
 from aigw.store.postgres import PostgresStore, open_postgres
-from aigw.store.sqlite import SQLiteStore
-from aigw.store.sqlite import maintenance
+from aigw.store.sqlite import SQLiteStore, maintenance
 from tests.pgserver import fresh_database
 from tests.test_rollups import T0, random_row, random_ts
 
