@@ -274,14 +274,19 @@ def aigw_command() -> list[str]:
 
 
 def setup_aigw_home(
-    home: Path, upstream_url: str, synchronous: str, limits: bool = False, scrub: bool = True
+    home: Path,
+    upstream_url: str,
+    synchronous: str,
+    limits: bool = False,
+    scrub: bool = True,
+    store_url: str = "",
 ) -> dict[str, str]:
     """Write config.toml and create a gateway key; returns the env for aigw and the key.
 
     ``limits``: the key and its team get rate limits, a concurrency cap and a budget,
     all far above what the load reaches, so every check runs and none refuses.
     ``scrub``: the default ``[scrub]`` actions; off: every detector off (the step is
-    then a policy lookup only).
+    then a policy lookup only). ``store_url``: ``[store] url`` (empty: SQLite).
 
     One provider per type (openai, anthropic, gemini), each named after its type and
     pointing at the fake upstream: OpenAI's base URL includes ``/v1``, the others are
@@ -289,6 +294,7 @@ def setup_aigw_home(
     """
     cfg = config_mod.Config()
     cfg.ledger.synchronous = synchronous
+    cfg.store.url = store_url
     if not scrub:
         cfg.scrub.actions = dict.fromkeys(cfg.scrub.actions, "off")
     for ptype in FAMILIES:
@@ -711,6 +717,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="aigw's PII and secret scrubbing: on = the default [scrub] actions, off = every "
         "detector off (compare the c32 proxy ratio of the two)",
     )
+    ap.add_argument(
+        "--store-url",
+        default="",
+        metavar="URL",
+        help="aigw's [store] url, e.g. postgresql://127.0.0.1/bench (an empty database; "
+        "default: the SQLite state file)",
+    )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state.db)")
     ap.add_argument(
@@ -951,7 +964,12 @@ def main(argv: list[str] | None = None) -> int:
             home = tmp / "aigw-home"
             if use_aigw:
                 env = setup_aigw_home(
-                    home, upstream.url, args.ledger_sync, args.limits, args.scrub == "on"
+                    home,
+                    upstream.url,
+                    args.ledger_sync,
+                    args.limits,
+                    args.scrub == "on",
+                    args.store_url,
                 )
                 key = env.pop("AIGW_BENCH_KEY")
                 aigw = fleet.start(
