@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aigw import config as config_mod
+from aigw import doctor
 from aigw import paths
 from aigw.audit import admin_event
 from aigw.cli import app
@@ -106,6 +107,11 @@ async def test_migrate_copies_everything_once(isolated_home: Path, pg_url: str) 
     assert code == 0 and json.loads(out)["ok"], out
     code, out = await asyncio.to_thread(_invoke, "logs", "--json", "--limit", "1")
     assert code == 0 and "keys.create" in out, out
+    checks = await asyncio.to_thread(doctor.run, offline=True, wait=0.5)
+    (state_check,) = [c for c in checks if c.name == "state"]
+    assert (state_check.status, state_check.detail) == ("ok", "PostgreSQL: ok")
+    code, out = await asyncio.to_thread(_invoke, "top", "--once")
+    assert code != 0 and "use the dashboard" in out
 
 
 def test_migrate_errors_are_friendly(isolated_home: Path) -> None:
