@@ -13,8 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aigw import config as config_mod
-from aigw import doctor
-from aigw import paths
+from aigw import doctor, paths
 from aigw.audit import admin_event
 from aigw.cli import app
 from aigw.model import AlertRow, Limits
