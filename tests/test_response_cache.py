@@ -26,7 +26,6 @@ from aigw.model import Limits
 from aigw.pipeline import PIPELINES
 from aigw.pipeline.cache import CacheStep
 from aigw.store.sqlite import ledger
-from aigw.store.sqlite import teams as teamstore
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway, listening, provider_config
 from tests.fakes.anthropic import FakeAnthropic
@@ -300,7 +299,7 @@ async def test_team_and_key_modes_narrowest_wins(
     start_gateway: StartGateway, fake_openai: FakeOpenAI
 ) -> None:
     gw = await start(start_gateway, fake_openai, mode="off")
-    await teamstore.create(gw.gw.db, "cached", Limits(cache="all", cache_ttl=60))
+    await gw.gw.store.teams.create("cached", Limits(cache="all", cache_ttl=60))
     on = await gw.key(team="cached")
     off = await gw.key(team="cached", limits=Limits(cache="off"))
     lone = await gw.key(team="plain", limits=Limits(cache="deterministic"))
