@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keyring
 import openai
@@ -18,6 +19,8 @@ from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
 from aigw.gateway import GATEWAY, Gateway
 from aigw.server import Server
+from aigw.store.postgres import PostgresStore
+from aigw.store.sqlite import SQLiteStore
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
@@ -81,6 +84,14 @@ class RunningGateway:
         """Create a key (the server finds it on its first use)."""
         key, _ = await self.gw.store.keys.create(team=team, app=app, **kw)  # type: ignore[arg-type]
         return key
+
+    async def sql(self, query: str) -> list[dict[str, Any]]:
+        """Rows of a parameterless query, on whichever backend the gateway uses."""
+        store = self.gw.store
+        if isinstance(store, PostgresStore):
+            return [dict(r) for r in await store.db.fetch(query)]
+        assert isinstance(store, SQLiteStore)
+        return [dict(r) for r in await store.db.fetchall(query)]
 
     def openai(self, key: str, **kw: object) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]

@@ -25,7 +25,6 @@ from aigw.config import Config, ModelConfig
 from aigw.model import Limits
 from aigw.pipeline import PIPELINES
 from aigw.pipeline.cache import CacheStep
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway, listening, provider_config
 from tests.fakes.anthropic import FakeAnthropic
@@ -78,7 +77,7 @@ def cache(gw: RunningGateway) -> ResponseCache:
 
 
 async def rows_of(gw: RunningGateway, request_id: str) -> list[Any]:
-    rows = await ledger.by_request_id(gw.gw.db, request_id)
+    rows = await gw.gw.store.reports.by_request_id(request_id)
     assert len(rows) == 1
     return rows
 
