@@ -79,8 +79,7 @@ COMMANDS: dict[str, Entry] = {
     "migrate": Entry(
         "migrate",
         "migrate",
-        "Copy the SQLite state (keys, teams, ledger, rollups, alerts, audit) into PostgreSQL;\n"
-        "safe to rerun.",
+        "Copy the SQLite state (keys, teams, ledger, rollups, alerts, audit) into PostgreSQL.",
     ),
     "demo": Entry(
         "demo",

@@ -23,9 +23,11 @@ def migrate(
     ],
     json: Annotated[bool, typer.Option("--json", help="Print a JSON summary for scripts.")] = False,
 ) -> None:
-    """Copy keys, teams, budget alerts, the ledger (rows and rollups) and the audit trail
-    from the SQLite state file into PostgreSQL, with a progress bar. Safe to rerun: rows
-    already copied are skipped. Stop the gateways that write the state file first."""
+    """Copy the SQLite state (keys, teams, ledger, rollups, alerts, audit) into PostgreSQL.
+
+    Safe to rerun: rows already copied are skipped. A progress bar per table. Rate-limit
+    counters, the response cache and audit bodies are not copied. Stop the gateways that
+    write the state file first, then set [store] url and start them on PostgreSQL."""
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
