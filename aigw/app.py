@@ -38,8 +38,9 @@ from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
 from aigw.retention import retention_forever
 from aigw.routing.health import LocalHealth
-from aigw.store import Database, SQLiteStore, open_database
-from aigw.store.sqlite import audit as audit_store
+from aigw.store import Database, SQLiteStore
+from aigw.store.base import AuditLog, Store
+from aigw.store.open import open_store
 from aigw.store.sqlite.maintenance import ServingLock
 from aigw.store.writer import GroupWriter
 from aigw.web import dashboard
@@ -75,11 +76,11 @@ PRUNE_SECONDS = 60.0
 _clock = time.time  # the body pruner's clock (tests move it forward)
 
 
-async def _prune_bodies(db: Database) -> None:
+async def _prune_bodies(audit: AuditLog) -> None:
     """Delete audit bodies whose team's retention has passed."""
     while True:
         try:
-            gone = await audit_store.prune_bodies(db, _clock())
+            gone = await audit.prune_bodies(_clock())
             if gone:
                 log.info("deleted %d audit bodies past their retention", gone)
         except Exception:  # a busy database only delays the pruning
@@ -106,7 +107,7 @@ def _started(config: Config) -> AuditEvent:
 LIMITER = web.AppKey("limiter", object)
 
 
-def _limiter(store: SQLiteStore, config: Config) -> Limiter:
+def _limiter(store: Store, config: Config) -> Limiter:
     """The in-process limits engine, or the Redis one when ``[counters] url`` is set."""
     if not config.counters.shared:
         return LocalLimiter(store.limit_state, config)
@@ -129,19 +130,18 @@ def _lifecycle(
         serving = ServingLock(state_file)  # `aigw restore` refuses while it is held
         serving.acquire()
         try:
-            db = await open_database(
-                state_file, synchronous=config.ledger.synchronous, fast_writes=True
-            )
+            store = await open_store(config, state_file, serving=True)
         except BaseException:
             serving.release()
             raise
+        # The SQLite state file's own upkeep (None on PostgreSQL).
+        db = store.db if isinstance(store, SQLiteStore) else None
         private = [state_file, Path(f"{state_file}-wal"), Path(f"{state_file}-shm")]
-        for warning in too_open(*private, *([config.path] if config.path else [])):
+        for warning in too_open(*(private if db else []), *([config.path] if config.path else [])):
             log.warning("%s", warning)
         try:
             # Also looks the audit key up, once, here rather than on the first request.
-            await audit_store.append(db, [_started(config)])
-            store = SQLiteStore(db)
+            await store.audit.append([_started(config)])
             directory = Directory(store.keys, store.teams)
             await directory.refresh()
             prices = PriceBook(config.prices)
@@ -198,10 +198,15 @@ def _lifecycle(
                 )
                 ledger_task = gw.spawn(writer.run(), "ledger-writer")
                 watcher = gw.spawn(directory.watch(), "directory-watcher")
+                listener = gw.spawn(store.listen(directory.changed), "directory-listener")
                 limits_task = gw.spawn(limiter.run(), "limiter")
-                checkpointer = gw.spawn(_checkpoints(db), "wal-checkpoint")
-                retention = gw.spawn(retention_forever(db, config.ledger), "ledger-retention")
-                pruner = gw.spawn(_prune_bodies(db), "audit-body-pruner")
+                upkeep = [gw.spawn(c, name) for name, c in store.services()]
+                if db is not None:
+                    upkeep.append(gw.spawn(_checkpoints(db), "wal-checkpoint"))
+                    upkeep.append(
+                        gw.spawn(retention_forever(db, config.ledger), "ledger-retention")
+                    )
+                pruner = gw.spawn(_prune_bodies(store.audit), "audit-body-pruner")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")
                 cache_task = gw.spawn(cache.run(), "response-cache")
@@ -209,7 +214,7 @@ def _lifecycle(
                     yield
                 finally:
                     # Every background task is awaited, not just cancelled.
-                    await gw.stop(watcher, limits_task, checkpointer, lists_task, retention, pruner)
+                    await gw.stop(watcher, listener, limits_task, lists_task, pruner, *upkeep)
                     # Drain: every queued ledger row is committed before we exit.
                     writer.close()
                     await ledger_task
@@ -222,7 +227,7 @@ def _lifecycle(
             finally:
                 await session.close()
         finally:
-            await db.close()
+            await store.close()
             serving.release()
 
     return ctx
@@ -314,13 +319,8 @@ async def readyz(request: web.Request) -> web.Response:
     Redis counters refusing when it is down, Redis answers); the counters' state, the
     circuit breaker of every target called so far."""
     gw = request.app[GATEWAY]
-    checks: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(2):
-            await gw.db.fetchone("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"failing: {type(exc).__name__}"
+    store = await gw.store.readiness()
+    checks: dict[str, str] = {"database": store["database"]}
     alive = any(t.get_name() == "ledger-writer" and not t.done() for t in gw.tasks)
     checks["ledger"] = "ok" if alive else "stopped"
     counters_state = getattr(request.app.get(LIMITER), "counters_state", None)
@@ -329,15 +329,19 @@ async def readyz(request: web.Request) -> web.Response:
         # Redis unreachable: limited requests are refused (503), so not ready. With
         # on_unavailable = "local" the process serves on; "counters" below says so.
         checks["counters"] = counters
-    ok = all(v == "ok" for v in checks.values())
+    # Degraded (PostgreSQL away, ledger rows spooled locally) still serves requests.
+    ok = all(v == "ok" or v.startswith("degraded") for v in checks.values())
+    degraded = any(v.startswith("degraded") for v in checks.values())
     providers: dict[str, dict[str, object]] = {}
     for n, p in gw.providers.items():
         providers[n] = {"type": p.type, "key": p.key_source or "none"}
         if len(p.keys) > 1:  # a pool: each key's state by position, never the key
             providers[n]["keys"] = [dataclasses.asdict(h) for h in await p.keys.health()]
     body = {
-        "status": "ready" if ok else "not ready",
+        "status": ("degraded" if degraded else "ready") if ok else "not ready",
         "checks": checks,
+        "store": gw.store.kind,
+        **({"spooled": store["spooled"]} if "spooled" in store else {}),
         "providers": providers,
         "counters": counters,
         # Circuit breakers of the targets called so far; an open one does not make the

@@ -17,6 +17,7 @@ hammering an unknown key costs one store query per period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -63,6 +64,11 @@ class Directory:
         self._misses: dict[str, float] = {}  # key hash -> until when it is unknown
         self._asking: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._reload = asyncio.Lock()
+        self._changed = asyncio.Event()
+
+    def changed(self) -> None:
+        """A key or team changed somewhere (the store's notification): reload now."""
+        self._changed.set()
 
     def key(self, key_hash: str) -> KeyRecord | None:
         """The key with this hash, from memory only."""
@@ -132,7 +138,11 @@ class Directory:
     async def watch(self) -> None:
         """Poll forever (run as a background task)."""
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            # Woken at once by a change notification (PostgreSQL's LISTEN); the poll
+            # covers stores that cannot announce changes and missed notifications.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), POLL_SECONDS)
+            self._changed.clear()
             try:
                 if await self.refresh():
                     snap = self.snapshot

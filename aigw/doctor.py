@@ -128,6 +128,29 @@ def check_state(state_file: Path) -> list[Check]:
     return out
 
 
+async def check_postgres(cfg: Config) -> Check:
+    """The [store] PostgreSQL database answers (and is migrated: opening does that)."""
+    from aigw.store.open import open_store
+
+    try:
+        store = await open_store(cfg, paths.resolve().state_file)
+    except AigwError as exc:
+        return Check(
+            "state",
+            FAIL,
+            str(exc),
+            "check [store] url, that the server runs and accepts this host, and the password "
+            "(AIGW_STORE_PASSWORD, PGPASSWORD or ~/.pgpass)",
+        )
+    try:
+        found = await store.readiness()
+    finally:
+        await store.close()
+    return Check(
+        "state", OK if found["database"] == "ok" else WARN, f"PostgreSQL: {found['database']}"
+    )
+
+
 def check_keyring() -> Check:
     try:
         secrets.check_backend("NAME")
@@ -271,7 +294,10 @@ def run(*, offline: bool = False, wait: float = 10.0) -> list[Check]:
     checks: list[Check] = []
     first, cfg = check_config(p.config_file)
     checks.append(first)
-    checks.extend(check_state(p.state_file))
+    if cfg is not None and cfg.store.url:
+        checks.append(asyncio.run(check_postgres(cfg)))
+    else:
+        checks.extend(check_state(p.state_file))
     checks.append(check_keyring())
     if cfg is None:
         checks.append(Check("providers", SKIP, "the config did not load"))

@@ -37,7 +37,7 @@ class Gateway:
     """Everything a running gateway holds."""
 
     config: Config
-    db: Database
+    db: Database | None  # the SQLite state file; None on PostgreSQL
     store: Store
     directory: Directory
     writer: GroupWriter[LedgerRecord]

@@ -47,7 +47,6 @@ from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, TargetConfig
 from aigw.gateway import GATEWAY
 from aigw.server import Server
-from aigw.store.sqlite import keys as keystore
 from benchmarks import upstream
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20}
@@ -114,7 +113,7 @@ async def scenario(
     with tempfile.TemporaryDirectory() as tmp:
         gw_server = await listen(create_app(cfg, Path(tmp) / "state.db"))
         try:
-            key, _ = await keystore.create(gw_server.app[GATEWAY].db, team="bench")
+            key, _ = await gw_server.app[GATEWAY].store.keys.create(team="bench")
             url = f"http://127.0.0.1:{gw_server.port}/v1/chat/completions"
             latencies: list[float] = []
             attempts: list[int] = []

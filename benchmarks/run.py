@@ -293,6 +293,7 @@ def setup_aigw_home(
     limits: bool = False,
     scrub: bool = True,
     counters: str = "",
+    store_url: str = "",
 ) -> dict[str, str]:
     """Write config.toml and create a gateway key; returns the env for aigw and the key.
 
@@ -301,6 +302,7 @@ def setup_aigw_home(
     ``scrub``: the default ``[scrub]`` actions; off: every detector off (the step is
     then a policy lookup only). ``counters``: a Redis URL for ``[counters]`` (the
     limits counted there, under a fresh key prefix; see :func:`drop_counters`).
+    ``store_url``: ``[store] url`` (empty: SQLite).
 
     One provider per type (openai, anthropic, gemini), each named after its type and
     pointing at the fake upstream: OpenAI's base URL includes ``/v1``, the others are
@@ -308,6 +310,7 @@ def setup_aigw_home(
     """
     cfg = config_mod.Config()
     cfg.ledger.synchronous = synchronous
+    cfg.store.url = store_url
     if not scrub:
         cfg.scrub.actions = dict.fromkeys(cfg.scrub.actions, "off")
     for ptype in FAMILIES:
@@ -740,6 +743,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="aigw's [counters] url (e.g. redis://127.0.0.1:6379/0): limits counted in "
         "Redis under a fresh key prefix, deleted afterwards; use with --limits",
     )
+    ap.add_argument(
+        "--store-url",
+        default="",
+        metavar="URL",
+        help="aigw's [store] url, e.g. postgresql://127.0.0.1/bench (an empty database; "
+        "default: the SQLite state file)",
+    )
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state.db)")
     ap.add_argument(
@@ -985,7 +995,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.ledger_sync,
                     args.limits,
                     args.scrub == "on",
-                    args.counters,
+                    counters=args.counters,
+                    store_url=args.store_url,
                 )
                 key = env.pop("AIGW_BENCH_KEY")
                 aigw = fleet.start(

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keyring
 import openai
@@ -18,11 +19,13 @@ from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
 from aigw.gateway import GATEWAY, Gateway
 from aigw.server import Server
-from aigw.store.sqlite import keys as keystore
+from aigw.store.postgres import PostgresStore
+from aigw.store.sqlite import SQLiteStore
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 from tests.memkeyring import MemoryKeyring
+from tests.pgserver import backend, fresh_database
 
 
 @pytest.fixture(autouse=True)
@@ -79,8 +82,16 @@ class RunningGateway:
 
     async def key(self, team: str = "team-a", app: str | None = "web", **kw: object) -> str:
         """Create a key (the server finds it on its first use)."""
-        key, _ = await keystore.create(self.gw.db, team=team, app=app, **kw)  # type: ignore[arg-type]
+        key, _ = await self.gw.store.keys.create(team=team, app=app, **kw)  # type: ignore[arg-type]
         return key
+
+    async def sql(self, query: str) -> list[dict[str, Any]]:
+        """Rows of a parameterless query, on whichever backend the gateway uses."""
+        store = self.gw.store
+        if isinstance(store, PostgresStore):
+            return [dict(r) for r in await store.db.fetch(query)]
+        assert isinstance(store, SQLiteStore)
+        return [dict(r) for r in await store.db.fetchall(query)]
 
     def openai(self, key: str, **kw: object) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]
@@ -102,7 +113,17 @@ def provider_config(name: str, type_: str, base_url: str) -> ProviderConfig:
 
 
 @pytest.fixture
-async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
+async def store_url() -> AsyncIterator[str]:
+    """ "" (SQLite) or, with AIGW_TEST_STORE=postgres, a fresh PostgreSQL database."""
+    if backend() == "sqlite":
+        yield ""
+        return
+    async with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path, store_url: str) -> AsyncIterator[StartGateway]:
     started: list[web.AppRunner] = []
 
     async def start(
@@ -125,6 +146,8 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
             cfg.models[name] = ModelConfig(name, prov, model)
         if upstream is not None:
             cfg.upstream = upstream
+        if store_url and not cfg.store.url:
+            cfg.store.url = store_url
         state = tmp_path / f"state{len(started)}.db"
         server = await listening(create_app(cfg, state))
         started.append(server.runner)

@@ -16,7 +16,6 @@ from aiohttp import web
 from aigw.app import create_app
 from aigw.config import Config
 from aigw.model import Limits
-from aigw.store.sqlite import teams as teamstore
 from aigw.tokens import prompt
 from tests.conftest import RunningGateway, listening
 
@@ -45,7 +44,7 @@ def freeze(gw: RunningGateway) -> Clock:
 
 async def team(gw: RunningGateway, name: str, **limits: Any) -> None:
     """Create a team in the gateway's database and make the server see it now."""
-    await teamstore.create(gw.gw.db, name, Limits(**limits))
+    await gw.gw.store.teams.create(name, Limits(**limits))
     await gw.gw.directory.refresh()
 
 

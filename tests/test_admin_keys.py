@@ -83,7 +83,7 @@ async def test_store_keeps_admin_keys_apart(gateway: RunningGateway) -> None:
 
 
 async def test_admin_key_makes_no_model_calls(gateway: RunningGateway) -> None:
-    key, _ = await keystore.create(gateway.gw.db, team="-", admin=True)
+    key, _ = await gateway.gw.store.keys.create(team="-", admin=True)
     async with gateway.openai(key) as client:
         with pytest.raises(openai.PermissionDeniedError) as info:
             await client.chat.completions.create(model="mock/echo", messages=HI)

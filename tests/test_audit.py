@@ -134,8 +134,8 @@ def request_id_of(exc: openai.APIStatusError) -> str:
 async def test_every_call_has_its_event_allowed_refused_failed(
     gw: Running, fake_openai: FakeOpenAI
 ) -> None:
-    key, rec = await keystore.create(gw.gw.db, team="team-a", app="web")
-    slow_key, slow = await keystore.create(gw.gw.db, team="team-b", limits=Limits(rpm=1))
+    key, rec = await gw.gw.store.keys.create(team="team-a", app="web")
+    slow_key, slow = await gw.gw.store.keys.create(team="team-b", limits=Limits(rpm=1))
 
     # The scrub step is another issue's: a step that counts stands in for it here.
     async def counted(ctx: Context) -> None:
@@ -197,7 +197,7 @@ async def test_every_call_has_its_event_allowed_refused_failed(
 
 async def test_audit_events_share_the_ledger_commit(gw: Running) -> None:
     """Many concurrent calls: as many commits as the ledger alone would make."""
-    key, _ = await keystore.create(gw.gw.db, team="team-a")
+    key, _ = await gw.gw.store.keys.create(team="team-a")
     async with gw.client(key) as client:
         ids = await asyncio.gather(*[chat(client, stream=i % 2 == 0) for i in range(60)])
     writer = gw.gw.writer
@@ -497,8 +497,8 @@ def test_retention_options_are_checked() -> None:
 
 
 async def test_logs_filters_json_and_follow(gw: Running) -> None:
-    key_a, _ = await keystore.create(gw.gw.db, team="team-a")
-    key_b, rec_b = await keystore.create(gw.gw.db, team="team-b")
+    key_a, _ = await gw.gw.store.keys.create(team="team-a")
+    key_b, rec_b = await gw.gw.store.keys.create(team="team-b")
     async with gw.client(key_a) as a, gw.client(key_b) as b:
         id_a = await chat(a)
         id_b = await chat(b)
@@ -547,7 +547,7 @@ async def test_logs_filters_json_and_follow(gw: Running) -> None:
 
 
 async def test_export_jsonl_and_csv(gw: Running, tmp_path: Path) -> None:
-    key, _ = await keystore.create(gw.gw.db, team="team-a")
+    key, _ = await gw.gw.store.keys.create(team="team-a")
     async with gw.client(key) as client:
         ids = [await chat(client) for _ in range(3)]
     out = tmp_path / "audit.jsonl"
@@ -589,7 +589,7 @@ def test_canonical_form_is_stable() -> None:
 async def test_no_ledger_row_without_its_audit_event(gw: Running) -> None:
     """One transaction: when the audit event cannot be written, neither is the ledger
     row, and the client is not given an answer the gateway could not record."""
-    key, _ = await keystore.create(gw.gw.db, team="team-a")
+    key, _ = await gw.gw.store.keys.create(team="team-a")
     async with gw.client(key) as client:
         await chat(client)  # warm: the key is known
         _sql("ALTER TABLE audit RENAME TO audit_away")

@@ -19,7 +19,6 @@ import pytest
 from google import genai
 from google.genai import types
 
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -35,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 async def _cost(gw: RunningGateway, request_id: str) -> int | None:
-    rows = await ledger.by_request_id(gw.gw.db, request_id)
+    rows = await gw.gw.store.reports.by_request_id(request_id)
     assert len(rows) == 1
     return rows[0].cost_nusd
 

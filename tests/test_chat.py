@@ -8,7 +8,6 @@ import aiohttp
 import openai
 import pytest
 
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Reply
@@ -103,7 +102,7 @@ async def test_stream_ledger_row_has_upstream_usage(
         request_id = raw.headers["x-request-id"]
         async for _ in raw.parse():
             pass
-    rows = await ledger.by_request_id(gateway.gw.db, request_id)
+    rows = await gateway.gw.store.reports.by_request_id(request_id)
     assert len(rows) == 1
     row = rows[0]
     assert (row.prompt_tokens, row.completion_tokens, row.status) == (1000, 500, 200)

@@ -39,6 +39,7 @@ def full_config() -> Config:
     cfg.upstream.connect_timeout = 2.5
     cfg.upstream.first_byte_timeout = 60.0
     cfg.upstream.idle_timeout = 15.0
+    cfg.store.url = "postgresql://aigw@db.internal:5432/aigw"
     cfg.ledger.synchronous = "full"
     cfg.ledger.keep_rows = "30d"
     cfg.ledger.keep_rollups = "forever"

@@ -18,8 +18,6 @@ from aigw.app import create_app
 from aigw.cli import app as cli_app
 from aigw.config import Config, ModelConfig, ProviderConfig
 from aigw.model import Limits
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import teams as teamstore
 from aigw.web.auth import COOKIE
 from tests.conftest import RunningGateway, listening
 from tests.fakes.base import Fail
@@ -49,14 +47,14 @@ async def home_gateway(home: Path, fake_openai: FakeOpenAI) -> AsyncIterator[Run
 
 
 async def admin_key(gw: RunningGateway) -> str:
-    key, _ = await keystore.create(gw.gw.db, team="-", name="ops", admin=True)
+    key, _ = await gw.gw.store.keys.create(team="-", name="ops", admin=True)
     return key
 
 
 async def traffic(gw: RunningGateway, fake_openai: FakeOpenAI) -> None:
     """Calls of two teams: priced, unpriced (mock), an upstream error, a refusal."""
-    await teamstore.create(gw.gw.db, "web", Limits(budget_nusd=2 * 10**9, alert_at=(50, 90)))
-    await teamstore.create(gw.gw.db, "batch", Limits(rpm=2))
+    await gw.gw.store.teams.create("web", Limits(budget_nusd=2 * 10**9, alert_at=(50, 90)))
+    await gw.gw.store.teams.create("batch", Limits(rpm=2))
     web, batch = await gw.key(team="web"), await gw.key(team="batch", app="etl")
     async with gw.openai(web) as client:
         for _ in range(3):
@@ -180,8 +178,8 @@ async def test_revoking_the_admin_key_ends_its_session(gateway: RunningGateway) 
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
         async with await post_login(http, gateway.url, key) as r:
             assert r.status == 303
-        rec = (await keystore.list_all(gateway.gw.db))[0]
-        await keystore.revoke(gateway.gw.db, rec.id)
+        rec = (await gateway.gw.store.keys.list_all())[0]
+        await gateway.gw.store.keys.revoke(rec.id)
         deadline = time.monotonic() + 3
         while True:  # the directory reloads within a second
             async with http.get(gateway.url + "/dashboard/api/summary") as r:

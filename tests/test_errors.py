@@ -11,7 +11,6 @@ import openai
 import pytest
 
 from aigw.config import UpstreamConfig
-from aigw.store.sqlite import ledger
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import DieMidStream, Fail, Hang, Reply
 from tests.fakes.openai import FakeOpenAI
@@ -144,7 +143,7 @@ async def test_upstream_429_keeps_status_and_retry_after(
             await client.chat.completions.create(model="fast", messages=HI)
     assert info.value.response.headers["retry-after"] == "17"
     assert "Rate limit reached" in info.value.message
-    rows = await ledger.by_request_id(gateway.gw.db, info.value.response.headers["x-request-id"])
+    rows = await gateway.gw.store.reports.by_request_id(info.value.response.headers["x-request-id"])
     assert rows[0].status == 429 and "Rate limit" in (rows[0].error or "")
 
 
@@ -231,7 +230,7 @@ async def test_provider_dying_mid_stream_raises_in_sdk_and_is_recorded(
                 received.append(chunk)
     assert len(received) == 3
     assert "mid-stream" in info.value.message or "before the answer" in info.value.message
-    rows = await ledger.by_request_id(gateway.gw.db, raw.headers["x-request-id"])
+    rows = await gateway.gw.store.reports.by_request_id(raw.headers["x-request-id"])
     assert rows[0].status == 502 and rows[0].usage_estimated
 
 
@@ -291,7 +290,7 @@ async def test_client_disconnecting_mid_stream_is_recorded_as_499(
         await resp.content.readany()  # the first chunk, then hang up
         resp.close()
     for _ in range(100):  # the gateway notices at its next write
-        rows = await ledger.by_request_id(gateway.gw.db, rid)
+        rows = await gateway.gw.store.reports.by_request_id(rid)
         if rows:
             break
         await asyncio.sleep(0.05)

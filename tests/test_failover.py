@@ -80,11 +80,10 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def ledger(gw: RunningGateway) -> list[dict[str, Any]]:
-    rows = await gw.gw.db.fetchall(
+    return await gw.sql(
         "SELECT status, provider, upstream_model, attempts, routing, cost_nusd, error "
         "FROM ledger ORDER BY id"
     )
-    return [dict(r) for r in rows]
 
 
 async def ask(

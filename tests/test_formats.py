@@ -17,7 +17,6 @@ from google.genai import errors as gerrors
 from google.genai import types
 
 from aigw.config import Config
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -102,7 +101,7 @@ async def test_embeddings_openai_passthrough_and_gemini_translation(
         assert len(emb.data) == 2 and all(len(d.embedding) > 0 for d in emb.data)
         assert fake_gemini.last.path.endswith(":batchEmbedContents")
         assert fake_gemini.last.body["requests"][0]["content"]["parts"][0]["text"] == "hello world"
-        row = (await ledger.by_request_id(trio.gw.db, raw.headers["x-request-id"]))[0]
+        row = (await trio.gw.store.reports.by_request_id(raw.headers["x-request-id"]))[0]
         assert row.usage_estimated and row.prompt_tokens > 0 and row.endpoint == "embeddings"
         b64 = await client.embeddings.create(model="gemini/gemini-embedding-001", input="hi")
         assert len(b64.data[0].embedding) > 0
@@ -123,7 +122,7 @@ async def test_responses_api_plain_and_streamed_with_usage(
     async with trio.openai(key) as client:
         raw = await client.responses.with_raw_response.create(model="m-openai", input="hi")
         assert raw.parse().output_text == "Responses!"
-        row = (await ledger.by_request_id(trio.gw.db, raw.headers["x-request-id"]))[0]
+        row = (await trio.gw.store.reports.by_request_id(raw.headers["x-request-id"]))[0]
         assert (
             row.prompt_tokens,
             row.completion_tokens,

@@ -28,7 +28,6 @@ from aigw.config import Config
 from aigw.pipeline import relay
 from aigw.pipeline.body import MAX_JSON_DEPTH, too_deep
 from aigw.sse import Event, SSEParser
-from aigw.store.sqlite import ledger
 from tests.conftest import RunningGateway, StartGateway
 
 PNG = (
@@ -797,7 +796,7 @@ def exploding(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def stream_row(gw: RunningGateway, rid: str) -> Any:
-    rows = await ledger.by_request_id(gw.gw.db, rid)
+    rows = await gw.gw.store.reports.by_request_id(rid)
     assert len(rows) == 1
     row = rows[0]
     assert row.status == 500 and row.usage_estimated and "mid-stream" in (row.error or "")

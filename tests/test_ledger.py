@@ -111,7 +111,7 @@ async def test_unpriced_model_is_flagged_not_zero(
             model="openai/llama-3-70b-local", messages=HI
         )
     assert raw.headers["x-aigw-cost-usd"] == "unpriced"
-    rows = await ledger.by_request_id(gateway.gw.db, raw.headers["x-request-id"])
+    rows = await gateway.gw.store.reports.by_request_id(raw.headers["x-request-id"])
     assert rows[0].cost_nusd is None and rows[0].prompt_tokens == 11
     rep = await report.build(gateway.gw.store.reports, by="model", since=None)
     assert rep.total.unpriced == 1 and rep.total.prompt_tokens == 11

@@ -19,7 +19,6 @@ from google.genai import errors as gerrors
 from google.genai import types
 
 from aigw.model import LedgerRow
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -187,7 +186,7 @@ def fakes(
 
 async def row_for(gw: RunningGateway, request_id: str | None) -> LedgerRow:
     if request_id is not None:
-        rows = await ledger.by_request_id(gw.gw.db, request_id)
+        rows = await gw.gw.store.reports.by_request_id(request_id)
     else:  # some SDK paths do not expose headers: take the newest row
         rows = [await newest(gw)]
     assert len(rows) == 1
@@ -196,7 +195,7 @@ async def row_for(gw: RunningGateway, request_id: str | None) -> LedgerRow:
 
 async def newest(gw: RunningGateway) -> LedgerRow:
     rows = await gw.gw.db.fetchall("SELECT request_id FROM ledger ORDER BY id DESC LIMIT 1")
-    return (await ledger.by_request_id(gw.gw.db, rows[0][0]))[0]
+    return (await gw.gw.store.reports.by_request_id(rows[0][0]))[0]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -18,7 +18,6 @@ from aigw.config import Config, ModelConfig, ProviderConfig, TargetConfig
 from aigw.model import LedgerRow, Limits
 from aigw.observe.metrics import MAX_MODELS, OTHER, Metrics
 from aigw.server import Server
-from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
 from aigw.store.sqlite.ledger import by_request_id
 from aigw.web.metrics import is_loopback
@@ -149,7 +148,7 @@ async def test_scrape_counts_what_the_ledger_holds(
 
 
 async def test_refusals_are_counted_by_reason(gateway: RunningGateway) -> None:
-    await teamstore.create(gateway.gw.db, "tight", Limits(rpm=1))
+    await gateway.gw.store.teams.create("tight", Limits(rpm=1))
     key = await gateway.key(team="tight")
     async with gateway.openai(key) as client:
         await client.chat.completions.create(model="mock/echo", messages=HI)
@@ -162,7 +161,7 @@ async def test_refusals_are_counted_by_reason(gateway: RunningGateway) -> None:
 
 
 async def admin_and_team_keys(gw: RunningGateway) -> tuple[str, str]:
-    admin, _ = await keystore.create(gw.gw.db, team="-", admin=True)
+    admin, _ = await gw.gw.store.keys.create(team="-", admin=True)
     return admin, await gw.key()
 
 

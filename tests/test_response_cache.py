@@ -25,8 +25,6 @@ from aigw.config import Config, ModelConfig
 from aigw.model import Limits
 from aigw.pipeline import PIPELINES
 from aigw.pipeline.cache import CacheStep
-from aigw.store.sqlite import ledger
-from aigw.store.sqlite import teams as teamstore
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway, listening, provider_config
 from tests.fakes.anthropic import FakeAnthropic
@@ -79,7 +77,7 @@ def cache(gw: RunningGateway) -> ResponseCache:
 
 
 async def rows_of(gw: RunningGateway, request_id: str) -> list[Any]:
-    rows = await ledger.by_request_id(gw.gw.db, request_id)
+    rows = await gw.gw.store.reports.by_request_id(request_id)
     assert len(rows) == 1
     return rows
 
@@ -300,7 +298,7 @@ async def test_team_and_key_modes_narrowest_wins(
     start_gateway: StartGateway, fake_openai: FakeOpenAI
 ) -> None:
     gw = await start(start_gateway, fake_openai, mode="off")
-    await teamstore.create(gw.gw.db, "cached", Limits(cache="all", cache_ttl=60))
+    await gw.gw.store.teams.create("cached", Limits(cache="all", cache_ttl=60))
     on = await gw.key(team="cached")
     off = await gw.key(team="cached", limits=Limits(cache="off"))
     lone = await gw.key(team="plain", limits=Limits(cache="deterministic"))

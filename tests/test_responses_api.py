@@ -16,7 +16,6 @@ import openai
 import pytest
 from openai.types.responses import FunctionToolParam, Response, ResponseFunctionToolCall
 
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -41,7 +40,7 @@ WEATHER: FunctionToolParam = {
 
 
 async def _row(trio: RunningGateway, request_id: str) -> Any:
-    rows = await ledger.by_request_id(trio.gw.db, request_id)
+    rows = await trio.gw.store.reports.by_request_id(request_id)
     assert len(rows) == 1
     return rows[0]
 

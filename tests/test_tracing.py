@@ -45,13 +45,13 @@ async def test_client_request_id_is_kept_and_upstream_id_recorded(
     finally:
         await client.close()
     # Two calls with the same client id: both recorded (request_id is not unique).
-    rows = await ledger.by_request_id(trio.gw.db, "trace-abc.1:2_3")
+    rows = await trio.gw.store.reports.by_request_id("trace-abc.1:2_3")
     assert len(rows) == 2
     assert {r.provider for r in rows} == {"openai", "anthropic"}
     by_provider = {r.provider: r.upstream_request_id for r in rows}
     assert by_provider["openai"] is not None and by_provider["openai"].startswith("req_fakeoai")
     assert by_provider["anthropic"] is not None and by_provider["anthropic"].startswith("req_fake")
-    (gem,) = await ledger.by_request_id(trio.gw.db, "trace-gem")
+    (gem,) = await trio.gw.store.reports.by_request_id("trace-gem")
     assert gem.upstream_request_id is None
 
 

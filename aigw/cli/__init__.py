@@ -76,6 +76,11 @@ COMMANDS: dict[str, Entry] = {
         "restore",
         "Replace the state file with a backup; refuses while a server uses the state.",
     ),
+    "migrate": Entry(
+        "migrate",
+        "migrate",
+        "Copy the SQLite state (keys, teams, ledger, rollups, alerts, audit) into PostgreSQL.",
+    ),
     "demo": Entry(
         "demo",
         "demo",

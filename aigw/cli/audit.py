@@ -13,14 +13,14 @@ import orjson
 import typer
 from rich.markup import escape
 
-from aigw.cli.common import console, err_console, print_json, with_db
+from aigw.cli.common import console, err_console, print_json, with_store
 from aigw.cli.common import parse_since as _parse_since
 from aigw.errors import AigwError
 
 if TYPE_CHECKING:
     from aigw.audit import Verdict
     from aigw.model import AuditBody, AuditEvent
-    from aigw.store import Database
+    from aigw.store.base import Store
 
 app = typer.Typer(
     help="The tamper-evident audit trail: every proxied call and admin change, each event "
@@ -37,21 +37,29 @@ FORMATS = ("jsonl", "csv")
 def verify(json: JsonOpt = False) -> None:
     """Check every event's hash and link; name the first one that does not verify (exit 1)."""
     from aigw.audit import ChainCheck, load_key
-    from aigw.store.sqlite import audit as audit_store
+    from aigw.store.sqlite import SQLiteStore
 
     key = load_key()
 
-    async def run(db: Database) -> Verdict:
-        # One snapshot: a running server keeps appending (events and head together).
-        async with db.snapshot():
-            head = await audit_store.head(db)
-            check = ChainCheck(key)
-            async for event in audit_store.chain(db):
-                if not check.feed(event):
-                    break
-            return check.result(head)
+    async def check_chain(store: Store, *, upto_head: bool) -> Verdict:
+        head = await store.audit.head()
+        check = ChainCheck(key)
+        upto = head[0] if upto_head and head is not None else None
+        async for event in store.audit.chain(upto=upto):
+            if not check.feed(event):
+                break
+        return check.result(head)
 
-    verdict = with_db(run)
+    async def run(store: Store) -> Verdict:
+        if isinstance(store, SQLiteStore):
+            # One snapshot: a running server keeps appending (events and head together).
+            async with store.db.snapshot():
+                return await check_chain(store, upto_head=False)
+        # PostgreSQL: the head first, then the events up to it (head and events commit
+        # together, so later appends are simply not looked at).
+        return await check_chain(store, upto_head=True)
+
+    verdict = with_store(run)
     mode = "HMAC-SHA-256" if key is not None else "SHA-256 (no audit key)"
     if json:
         print_json(
@@ -114,7 +122,6 @@ def export(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from aigw.audit import COLUMNS, event_dict
-    from aigw.store.sqlite import audit as audit_store
 
     if format_ not in FORMATS:
         raise AigwError(f"--format must be one of {', '.join(FORMATS)} (got {format_!r})")
@@ -124,8 +131,8 @@ def export(
     except OSError as exc:
         raise AigwError(f"{output}: cannot write: {exc.strerror}") from exc
 
-    async def run(db: Database) -> int:
-        total = await audit_store.count(db, since=start)
+    async def run(store: Store) -> int:
+        total = await store.audit.count(since=start)
         written = 0
         with Progress(
             "[progress.description]{task.description}",
@@ -139,7 +146,7 @@ def export(
             task = progress.add_task("exporting audit events", total=total)
             if format_ == "csv":
                 out.write(_csv_line(["time", *COLUMNS]))
-            async for page in audit_store.pages(db, since=start):
+            async for page in store.audit.pages(since=start):
                 for event in page:
                     row = event_dict(event)
                     if format_ == "jsonl":
@@ -151,7 +158,7 @@ def export(
         return written
 
     try:
-        written = with_db(run)
+        written = with_store(run)
     finally:
         if output is not None:
             out.close()
@@ -166,13 +173,12 @@ def show(
 ) -> None:
     """One call's audit events and, if its team logs bodies, its prompt and answer."""
     from aigw.audit import event_dict
-    from aigw.store.sqlite import audit as audit_store
 
-    async def run(db: Database) -> tuple[list[AuditEvent], list[AuditBody]]:
-        events = await audit_store.by_request_id(db, request_id)
-        return events, await audit_store.bodies_of(db, request_id, time.time())
+    async def run(store: Store) -> tuple[list[AuditEvent], list[AuditBody]]:
+        events = await store.audit.by_request_id(request_id)
+        return events, await store.audit.bodies_of(request_id, time.time())
 
-    events, bodies = with_db(run)
+    events, bodies = with_store(run)
     if not events:
         raise AigwError(f"no audit event for request {request_id!r}")
     if json:

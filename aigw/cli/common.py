@@ -86,20 +86,25 @@ def record_admin(action: str, target: str, *, before: Any = None, after: Any = N
     """Append an admin event to the audit log for a change made outside the state file
     (config.toml, the keyring). Skipped before `aigw init` has created the state file."""
     state = paths.resolve().state_file
-    if not state.exists():
+    if not state.exists() and not load_config().store.url:
         return
     from aigw.audit import admin_event
-    from aigw.store.sqlite import audit as audit_store
 
     event = admin_event(action, target, before=before, after=after)
-    with_db(lambda db: audit_store.append(db, [event]))
+    with_store(lambda store: store.audit.append([event]))
 
 
 def with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the state database, run ``fn`` with it, close it (the audit commands)."""
+    """Open the SQLite state database, run ``fn`` with it, close it (the commands that
+    maintain the state file itself: ``aigw ledger ...``)."""
     from aigw.store import open_database  # not needed for --help
 
     cfg = load_config()
+    if cfg.store.url:
+        raise AigwError(
+            "this command works on the SQLite state file; [store] url names a PostgreSQL "
+            "database (maintain that one with PostgreSQL's own tools)"
+        )
 
     async def run() -> T:
         db = await open_database(paths.resolve().state_file, synchronous=cfg.ledger.synchronous)
@@ -114,14 +119,14 @@ def with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the state store, run ``fn`` with it, close it."""
-    from aigw.store import SQLiteStore, open_database  # not needed for --help
+    """Open the configured store ([store] url; default: the state file), run ``fn``
+    with it, close it."""
+    from aigw.store.open import open_store  # not needed for --help
 
     cfg = load_config()
 
     async def run() -> T:
-        db = await open_database(paths.resolve().state_file, synchronous=cfg.ledger.synchronous)
-        store = SQLiteStore(db)
+        store = await open_store(cfg, paths.resolve().state_file)
         try:
             return await fn(store)
         finally:

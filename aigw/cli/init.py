@@ -25,11 +25,11 @@ def init(
     cfg = config_mod.default_config()
     config_mod.save(cfg, p.config_file)
 
-    from aigw.store import open_database
+    from aigw.store.open import open_store
 
     async def create_db() -> None:
-        db = await open_database(p.state_file, synchronous=cfg.ledger.synchronous)
-        await db.close()
+        store = await open_store(cfg, p.state_file)
+        await store.close()
 
     asyncio.run(create_db())
     console.print(f"[green]✓[/] wrote {p.config_file}")

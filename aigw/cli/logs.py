@@ -18,7 +18,7 @@ from aigw.errors import AigwError
 from aigw.model import AuditEvent
 
 if TYPE_CHECKING:
-    from aigw.store import Database
+    from aigw.store.base import Store
 
 POLL_SECONDS = 0.5
 
@@ -110,35 +110,33 @@ def logs(
 ) -> None:
     """The audit trail: proxied calls and admin changes, oldest first."""
     from aigw import paths
-    from aigw.store import open_database
-    from aigw.store.sqlite import audit as audit_store
+    from aigw.store.open import open_store
 
     cfg = load_config()
     start = None if since is None else parse_since(since, time.time())
     state = paths.resolve().state_file
-    if not state.exists():
+    if not state.exists() and not cfg.store.url:
         raise AigwError(f"{state}: no state database yet; run `aigw init` first")
 
     async def run() -> None:
-        db: Database = await open_database(state, synchronous=cfg.ledger.synchronous)
+        store: Store = await open_store(cfg, state)
+        audit = store.audit
         try:
-            events = await audit_store.query(
-                db, since=start, team=team, key_id=key, limit=limit or None
-            )
+            events = await audit.query(since=start, team=team, key_id=key, limit=limit or None)
             if not events and not follow and not json:
                 console.print("no audit events match")
             _emit(events, json)
             if not follow:
                 return
-            last = events[-1].seq if events else ((await audit_store.head(db)) or (0, ""))[0]
+            last = events[-1].seq if events else ((await audit.head()) or (0, ""))[0]
             while True:
                 await asyncio.sleep(POLL_SECONDS)
-                new = await audit_store.query(db, team=team, key_id=key, after_seq=last)
+                new = await audit.query(team=team, key_id=key, after_seq=last)
                 if new:
                     _emit(new, json)
                     last = new[-1].seq
         finally:
-            await db.close()
+            await store.close()
 
     import asyncio
 

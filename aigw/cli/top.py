@@ -161,6 +161,11 @@ def top(
     if seconds <= 0:
         raise AigwError("--window must be longer than 0 s")
     cfg = load_config()
+    if cfg.store.url:
+        raise AigwError(
+            "`aigw top` reads the local SQLite state file; with [store] url on PostgreSQL, "
+            "use the dashboard (/dashboard) or `aigw report`"
+        )
     state_file = paths.resolve().state_file
     conn = live.open_readonly(state_file)
     try:

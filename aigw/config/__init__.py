@@ -40,6 +40,7 @@ from aigw.config.quotas import QUOTAS, QuotaConfig
 from aigw.config.routing import ROUTING, RoutingConfig
 from aigw.config.scrub import SCRUB, ScrubConfig
 from aigw.config.server import DEFAULT_PORT, SERVER, ServerConfig
+from aigw.config.store import STORE, StoreConfig
 from aigw.config.translation import TRANSLATION, TranslationConfig
 from aigw.config.upstream import UPSTREAM, UpstreamConfig
 from aigw.errors import ConfigError
@@ -68,6 +69,7 @@ __all__ = [
     "RoutingConfig",
     "ScrubConfig",
     "ServerConfig",
+    "StoreConfig",
     "TargetConfig",
     "TranslationConfig",
     "UpstreamConfig",
@@ -90,6 +92,7 @@ class Config:
     server: ServerConfig = SERVER.field()
     upstream: UpstreamConfig = UPSTREAM.field()
     routing: RoutingConfig = ROUTING.field()
+    store: StoreConfig = STORE.field()
     ledger: LedgerConfig = LEDGER.field()
     metrics: MetricsConfig = METRICS.field()
     translation: TranslationConfig = TRANSLATION.field()

@@ -1,9 +1,8 @@
 """What the rest of aigw needs from storage, as protocols a backend implements.
 
-SQLite (``aigw.store.sqlite``) is the default and only backend today; PostgreSQL
-(keys, ledger, audit) and Redis (limit state, cache) are meant to satisfy the same
-protocols. Each protocol is one concern, so a backend can implement some and leave
-the others to another (limit state in Redis, keys in PostgreSQL). Records are the
+SQLite (``aigw.store.sqlite``) is the default backend; PostgreSQL
+(``aigw.store.postgres``) is the one several processes share. Each protocol is one
+concern, so a backend can implement some and leave the others to another. Records are the
 plain values of :mod:`aigw.model`. Lookups that miss raise
 :class:`~aigw.model.KeyNotFound` / :class:`~aigw.model.TeamNotFound` unless they say
 they return None.
@@ -15,14 +14,16 @@ engine), the ledger is appended through :class:`~aigw.store.writer.GroupWriter`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from types import EllipsisType
-from typing import Protocol
+from typing import Any, Protocol
 
 from aigw.cache.entry import CacheStats, Entry
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
+    AuditBody,
+    AuditEvent,
     KeyRecord,
     LedgerRecord,
     LedgerRow,
@@ -31,6 +32,7 @@ from aigw.model import (
     SpendRow,
     TeamRecord,
 )
+from aigw.store.sqlite.dashboard import Point, TeamExtras
 
 
 class KeyStore(Protocol):
@@ -132,6 +134,20 @@ class LedgerQueries(Protocol):
         ...
 
 
+class DashboardQueries(Protocol):
+    """What the dashboard reads beyond the report's totals (:mod:`aigw.web.dashboard`)."""
+
+    async def series(
+        self, since: float, until: float, bucket: float, team: str | None
+    ) -> list[Point]: ...
+
+    async def team_extras(self, since: float, until: float) -> dict[str, TeamExtras]: ...
+
+    async def team_groups(
+        self, by: str, team: str, since: float, until: float, limit: int = 10
+    ) -> list[ReportRow]: ...
+
+
 class LimitState(Protocol):
     """The limits engine's persistence: read at start, written in batches and at exit."""
 
@@ -189,9 +205,42 @@ class CacheTable(Protocol):
     async def stats(self, now: float) -> list[CacheStats]: ...
 
 
-# The audit trail is written through the ledger's sink (same group commit); its
-# queries are functions of aigw.store.sqlite.audit until a second backend needs a
-# protocol.
+class AuditLog(Protocol):
+    """The audit trail's reads (events are written with the ledger's group commit or an
+    admin change, chained in the same transaction) and its stand-alone appends."""
+
+    async def append(self, events: Sequence[AuditEvent]) -> None:
+        """Chain and commit events that come with no other row (a start, a CLI change)."""
+        ...
+
+    async def head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the last event; None while the trail is empty."""
+        ...
+
+    def chain(self, *, upto: int | None = None) -> AsyncIterator[AuditEvent]:
+        """Every event in seq order (up to seq ``upto``)."""
+        ...
+
+    async def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]: ...
+
+    async def count(self, *, since: float | None = None) -> int: ...
+
+    def pages(self, *, since: float | None = None) -> AsyncIterator[list[AuditEvent]]: ...
+
+    async def by_request_id(self, request_id: str) -> list[AuditEvent]: ...
+
+    async def bodies_of(self, request_id: str, now: float) -> list[AuditBody]: ...
+
+    async def prune_bodies(self, now: float) -> int: ...
 
 
 class Store(Protocol):
@@ -214,5 +263,31 @@ class Store(Protocol):
 
     @property
     def cache(self) -> CacheTable: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def dashboard(self) -> DashboardQueries: ...
+
+    @property
+    def kind(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        ...
+
+    async def readiness(self) -> dict[str, Any]:
+        """The store's part of ``/readyz``: at least ``database`` ("ok", "degraded: ...",
+        or "failing: ..."), maybe more (``spooled``: ledger batches waiting)."""
+        ...
+
+    def services(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """Background tasks the backend needs while serving: (name, coroutine)."""
+        ...
+
+    async def listen(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` whenever a key or team changes, from any process, until
+        cancelled; return at once when the backend cannot announce changes (the
+        directory polls anyway)."""
+        ...
 
     async def close(self) -> None: ...

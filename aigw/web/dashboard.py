@@ -200,13 +200,13 @@ async def build_summary(gw: Gateway, rng: str, team: str | None, now: float) -> 
     else:
         models = [
             report_mod.row_dict(r, "model")
-            for r in await dash_sql.team_groups(gw.db, "model", team, since, until)
+            for r in await store.dashboard.team_groups("model", team, since, until)
         ]
         providers = [
             report_mod.row_dict(r, "provider")
-            for r in await dash_sql.team_groups(gw.db, "provider", team, since, until)
+            for r in await store.dashboard.team_groups("provider", team, since, until)
         ]
-    extras = await dash_sql.team_extras(gw.db, since, until)
+    extras = await store.dashboard.team_extras(since, until)
     minutes = span / 60
     for row in teams:
         row["live"] = _live(extras.get(row["name"]), row["requests"], row["errors"], minutes)
@@ -218,7 +218,7 @@ async def build_summary(gw: Gateway, rng: str, team: str | None, now: float) -> 
         alert_at = rec.limits.alert_at if rec is not None else None
         thresholds = list(cfg.budgets.alert_at) if alert_at is None else list(alert_at)
         budgets.append({**report_mod.budget_dict(b), "thresholds": thresholds})
-    points = await dash_sql.series(gw.db, since, until, bucket, team)
+    points = await store.dashboard.series(since, until, bucket, team)
     total_requests = sum(r["requests"] for r in teams)
     total_errors = sum(r["errors"] for r in teams)
     total = {

@@ -9,10 +9,14 @@ call the functions directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from types import EllipsisType
+from typing import Any
 
+import aigw.store.sqlite.audit as audit_sql
 import aigw.store.sqlite.cache as cache_sql
+import aigw.store.sqlite.dashboard as dash_sql
 import aigw.store.sqlite.keys as keys_sql
 import aigw.store.sqlite.ledger as ledger_sql
 import aigw.store.sqlite.limits as limits_sql
@@ -21,6 +25,8 @@ from aigw.cache.entry import CacheStats, Entry
 from aigw.model import (
     NO_LIMITS,
     AlertRow,
+    AuditBody,
+    AuditEvent,
     KeyRecord,
     LedgerRecord,
     LedgerRow,
@@ -200,6 +206,77 @@ class SQLiteCache:
         return await cache_sql.stats(self.db, now)
 
 
+class SQLiteAudit:
+    """:class:`~aigw.store.base.AuditLog` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append(self, events: Sequence[AuditEvent]) -> None:
+        await audit_sql.append(self.db, events)
+
+    async def head(self) -> tuple[int, str] | None:
+        return await audit_sql.head(self.db)
+
+    def chain(self, *, upto: int | None = None) -> AsyncIterator[AuditEvent]:
+        return audit_sql.chain(self.db, upto=upto)
+
+    async def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        team: str | None = None,
+        key_id: str | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        return await audit_sql.query(
+            self.db,
+            since=since,
+            until=until,
+            team=team,
+            key_id=key_id,
+            after_seq=after_seq,
+            limit=limit,
+        )
+
+    async def count(self, *, since: float | None = None) -> int:
+        return await audit_sql.count(self.db, since=since)
+
+    def pages(self, *, since: float | None = None) -> AsyncIterator[list[AuditEvent]]:
+        return audit_sql.pages(self.db, since=since)
+
+    async def by_request_id(self, request_id: str) -> list[AuditEvent]:
+        return await audit_sql.by_request_id(self.db, request_id)
+
+    async def bodies_of(self, request_id: str, now: float) -> list[AuditBody]:
+        return await audit_sql.bodies_of(self.db, request_id, now)
+
+    async def prune_bodies(self, now: float) -> int:
+        return await audit_sql.prune_bodies(self.db, now)
+
+
+class SQLiteDashboard:
+    """:class:`~aigw.store.base.DashboardQueries` over one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def series(
+        self, since: float, until: float, bucket: float, team: str | None
+    ) -> list[dash_sql.Point]:
+        return await dash_sql.series(self.db, since, until, bucket, team)
+
+    async def team_extras(self, since: float, until: float) -> dict[str, dash_sql.TeamExtras]:
+        return await dash_sql.team_extras(self.db, since, until)
+
+    async def team_groups(
+        self, by: str, team: str, since: float, until: float, limit: int = 10
+    ) -> list[ReportRow]:
+        return await dash_sql.team_groups(self.db, by, team, since, until, limit)
+
+
 class SQLiteStore:
     """:class:`~aigw.store.base.Store`: every protocol over one state file."""
 
@@ -212,6 +289,23 @@ class SQLiteStore:
         self.reports = ledger
         self.limit_state = SQLiteLimitState(db)
         self.cache = SQLiteCache(db)
+        self.audit = SQLiteAudit(db)
+        self.dashboard = SQLiteDashboard(db)
+        self.kind = "sqlite"
+
+    async def readiness(self) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(2):
+                await self.db.fetchone("SELECT 1")
+        except Exception as exc:
+            return {"database": f"failing: {type(exc).__name__}"}
+        return {"database": "ok"}
+
+    def services(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        return []  # the WAL checkpoints and retention run from aigw.app (SQLite's own)
+
+    async def listen(self, changed: Callable[[], None]) -> None:
+        return  # SQLite cannot announce changes: the directory's polling sees them
 
     async def close(self) -> None:
         await self.db.close()

@@ -1,0 +1,510 @@
+"""The ledger on PostgreSQL: group commits, rollups, reports, spend, alerts, counters.
+
+A group commit is one transaction: its batch id goes into ``ledger_batches`` first
+(a batch already there was committed before, e.g. a spooled batch whose first try
+failed after the commit: the whole batch is skipped), then the rows (one pipelined
+``executemany``), their rollups (summed in Python like SQLite's, upserted in a fixed
+key order so concurrent processes never deadlock) and the audit events, chained
+under the head row's lock. Every sum is an exact integer (``bigint``; ``SUM`` is
+``numeric``, read back as ``int``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
+
+import asyncpg
+
+from aigw.model import (
+    REPORT_GROUPS,
+    AlertRow,
+    AuditBody,
+    AuditEvent,
+    LedgerRecord,
+    LedgerRow,
+    ReportRow,
+    SpendRow,
+)
+from aigw.store.postgres.audit import append_audit, lock_head
+from aigw.store.postgres.db import PgDatabase
+from aigw.store.sqlite.rollups import (
+    DAY,
+    HOUR,
+    KEY_COLUMNS,
+    LATENCY_BOUNDS,
+    SUM_COLUMNS,
+    Segment,
+    floor_to,
+    segments,
+)
+
+_NAMES = [f.name for f in fields(LedgerRow)]
+_VALUES = attrgetter(*_NAMES)
+_INSERT = (
+    f"INSERT INTO ledger (row_id, {', '.join(_NAMES)}) VALUES "
+    f"({', '.join(f'${i + 1}' for i in range(len(_NAMES) + 1))})"
+)
+_MIGRATE_INSERT = _INSERT + " ON CONFLICT (row_id) DO NOTHING"
+_ROLL_COLS = ("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS)
+
+
+def _upsert(table: str) -> str:
+    marks = ", ".join(f"${i + 1}" for i in range(len(_ROLL_COLS)))
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
+    return (
+        f"INSERT INTO {table} ({', '.join(_ROLL_COLS)}) VALUES ({marks}) "
+        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
+    )
+
+
+_UPSERT = {"rollup_hour": _upsert("rollup_hour"), "rollup_day": _upsert("rollup_day")}
+
+
+def row_values(row: LedgerRow, row_id: str) -> tuple[Any, ...]:
+    values = list(_VALUES(row))
+    values[_NAMES.index("stream")] = int(row.stream)
+    values[_NAMES.index("usage_estimated")] = int(row.usage_estimated)
+    return (row_id, *values)
+
+
+class Names:
+    """Interned name ids for one group commit: the database's cached ids (``known``,
+    shared), plus those interned in this transaction (``new``, cached by
+    :meth:`committed` only: a rolled-back id never exists)."""
+
+    def __init__(self, known: dict[str, int] | None = None) -> None:
+        self.known: dict[str, int] = {} if known is None else known
+        self.new: dict[str, int] = {}
+
+    async def ids(self, conn: asyncpg.Connection, names: set[str]) -> dict[str, int]:
+        missing = sorted(n for n in names if n not in self.known and n not in self.new)
+        if missing:
+            # Sorted: two processes interning the same names lock them in the same order.
+            await conn.execute(
+                "INSERT INTO names (name) SELECT unnest($1::text[]) ORDER BY 1 "
+                "ON CONFLICT (name) DO NOTHING",
+                missing,
+            )
+            rows = await conn.fetch(
+                "SELECT id, name FROM names WHERE name = ANY($1::text[])", missing
+            )
+            self.new.update((r["name"], int(r["id"])) for r in rows)
+        return {**self.known, **self.new} if self.new else self.known
+
+    def committed(self) -> None:
+        self.known.update(self.new)
+        self.new = {}
+
+
+def _sums(
+    rows: Sequence[LedgerRow], ids: dict[str, int]
+) -> dict[str, dict[tuple[int, ...], list[int]]]:
+    """Hour and day rollup increments of ``rows``, by rollup key."""
+    lat0 = SUM_COLUMNS.index("lat_100")
+    hours: dict[tuple[int, ...], list[int]] = {}
+    width = len(SUM_COLUMNS)
+    for r in rows:
+        key: tuple[int, ...] = (
+            floor_to(r.ts, HOUR),
+            ids[r.team] if r.team is not None else 0,
+            ids[r.app] if r.app is not None else 0,
+            ids[r.key_id] if r.key_id is not None else 0,
+            ids[r.model] if r.model is not None else 0,
+            ids[r.provider] if r.provider is not None else 0,
+            r.status,
+        )
+        acc = hours.get(key)
+        if acc is None:
+            acc = hours[key] = [0] * width
+        acc[0] += 1
+        acc[1] += r.status >= 400
+        acc[2] += r.prompt_tokens
+        acc[3] += r.completion_tokens
+        acc[4] += r.cached_tokens
+        acc[5] += r.cache_write_tokens
+        acc[6] += r.reasoning_tokens
+        if r.cost_nusd is None:
+            acc[8] += 1
+        else:
+            acc[7] += r.cost_nusd
+        acc[9] += r.cache == "hit"
+        acc[10] += r.cache == "miss"
+        acc[11] += r.saved_nusd
+        acc[12] += bool(r.stream)
+        acc[13] += r.latency_ms
+        slot = sum(1 for b in LATENCY_BOUNDS if r.latency_ms > b)
+        acc[lat0 + slot] += 1
+    days: dict[tuple[int, ...], list[int]] = {}
+    for key, acc in hours.items():
+        dkey = (key[0] // DAY * DAY, *key[1:])
+        total = days.get(dkey)
+        if total is None:
+            days[dkey] = list(acc)
+        else:
+            for i, v in enumerate(acc):
+                total[i] += v
+    return {"rollup_hour": hours, "rollup_day": days}
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    db: PgDatabase,
+    names: Names,
+    batch_id: str,
+    rows: Sequence[LedgerRecord],
+) -> bool:
+    """Write one group commit in the open transaction; False if ``batch_id`` was
+    already committed (nothing written)."""
+    ledger = [r for r in rows if type(r) is LedgerRow]
+    events = [r for r in rows if type(r) is AuditEvent]
+    bodies = [r for r in rows if type(r) is AuditBody]
+    # The chain's head first: every group commit that carries events takes the same
+    # locks in the same order (head, names, rollups), so processes never deadlock.
+    head = await lock_head(conn) if events else None
+    status = await conn.execute(
+        "INSERT INTO ledger_batches (id, applied_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        batch_id,
+        time.time(),
+    )
+    if status.endswith(" 0"):
+        return False
+    if ledger:
+        await conn.executemany(
+            _INSERT, [row_values(r, f"{batch_id}:{i}") for i, r in enumerate(ledger)]
+        )
+        await add_rollups(conn, names, ledger)
+    await append_audit(conn, events, db.sealer, bodies, head)
+    return True
+
+
+async def add_rollups(conn: asyncpg.Connection, names: Names, rows: Sequence[LedgerRow]) -> None:
+    wanted = {
+        v for r in rows for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
+    }
+    ids = await names.ids(conn, wanted)
+    for table, groups in _sums(rows, ids).items():
+        await conn.executemany(_UPSERT[table], [(*k, *groups[k]) for k in sorted(groups)])
+
+
+class PgLedger:
+    """:class:`~aigw.store.base.LedgerSink`, :class:`~aigw.store.base.LedgerQueries`
+    and :class:`~aigw.store.base.LimitState` on PostgreSQL."""
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+        self.names: dict[str, int] = {}
+
+    async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
+        await self.append_batch(uuid.uuid4().hex, rows)
+
+    async def append_batch(self, batch_id: str, rows: Sequence[LedgerRecord]) -> bool:
+        """Commit one group under ``batch_id``; False if it was committed before."""
+        async with self.db.pool.acquire() as conn:
+            tr = conn.transaction()
+            await tr.start()
+            names = Names(self.names)
+            try:
+                done = await write_batch(conn, self.db, names, batch_id, rows)
+            except BaseException:
+                await tr.rollback()
+                raise
+            await tr.commit()
+        names.committed()
+        return done
+
+    # -- queries ---------------------------------------------------------------------
+
+    async def pruned_before(self) -> float:
+        row = await self.db.fetchrow("SELECT rows_before FROM retention WHERE id = 1")
+        return float(row[0]) if row else 0.0
+
+    async def summarize(
+        self, *, by: str, since: float | None, until: float | None, raw: bool = False
+    ) -> list[ReportRow]:
+        if by not in REPORT_GROUPS:
+            raise ValueError(by)
+        segs = (
+            [("raw", -math.inf if since is None else since, math.inf if until is None else until)]
+            if raw
+            else segments(since, until, pruned_before=await self.pruned_before())
+        )
+        if not segs:
+            return []
+        q = _Query()
+        union = q.union(
+            segs,
+            raw_select=f"{_GROUPS[by]} AS name, {_REPORT_RAW}",
+            roll_select=f"{_ROLL_GROUPS[by][0]} AS name, {_REPORT_ROLL}",
+            group="1",
+            roll_group=_ROLL_GROUPS[by][1],
+        )
+        order = "name" if by == "day" else "cost DESC, requests DESC, name"
+        sql = f"""
+            SELECT name, SUM(requests) AS requests, SUM(errors) AS errors,
+                   SUM(prompt_tokens) AS prompt_tokens,
+                   SUM(completion_tokens) AS completion_tokens, SUM(cost) AS cost,
+                   SUM(unpriced) AS unpriced, SUM(hits) AS hits, SUM(misses) AS misses,
+                   SUM(saved) AS saved
+            FROM ({union}) u GROUP BY name HAVING SUM(requests) > 0 ORDER BY {order}
+        """
+        rows = await self.db.fetch(sql, *q.params)
+        return [
+            ReportRow(
+                r["name"],
+                int(r["requests"]),
+                int(r["errors"]),
+                int(r["prompt_tokens"]),
+                int(r["completion_tokens"]),
+                int(r["cost"]),
+                int(r["unpriced"]),
+                int(r["hits"]),
+                int(r["misses"]),
+                int(r["saved"]),
+            )
+            for r in rows
+        ]
+
+    async def by_request_id(self, request_id: str) -> list[LedgerRow]:
+        rows = await self.db.fetch(
+            f"SELECT {', '.join(_NAMES)} FROM ledger WHERE request_id = $1 ORDER BY id",
+            request_id,
+        )
+        return [
+            LedgerRow(
+                **{
+                    **dict(r),
+                    "stream": bool(r["stream"]),
+                    "usage_estimated": bool(r["usage_estimated"]),
+                }
+            )
+            for r in rows
+        ]
+
+    async def request_ids(self) -> list[str]:
+        """Every row's request id (duplicates kept: tests count them)."""
+        return [r[0] for r in await self.db.fetch("SELECT request_id FROM ledger")]
+
+    async def unpriced_models(self, since: float | None) -> list[tuple[str, str, int]]:
+        rows = await self.db.fetch(
+            "SELECT provider, upstream_model, COUNT(*) AS n FROM ledger "
+            "WHERE cost_nusd IS NULL AND status < 400 AND provider IS NOT NULL "
+            "AND upstream_model IS NOT NULL AND ts >= $1 "
+            "GROUP BY provider, upstream_model ORDER BY n DESC, provider, upstream_model",
+            since if since is not None else -math.inf,
+        )
+        return [(r["provider"], r["upstream_model"], int(r["n"])) for r in rows]
+
+    async def spend_between(self, start: float, end: float, *, raw: bool = False) -> list[SpendRow]:
+        segs = (
+            [("raw", start, end)]
+            if raw
+            else segments(start, end, pruned_before=await self.pruned_before())
+        )
+        if not segs:
+            return []
+        q = _Query()
+        union = q.union(
+            segs,
+            raw_select="l.team AS team, l.key_id AS key_id, "
+            "SUM(COALESCE(l.cost_nusd, 0)) AS cost, "
+            "COUNT(*) FILTER (WHERE l.cost_nusd IS NULL AND l.status < 400) AS unpriced",
+            roll_select=f"{_name_of('team')} AS team, {_name_of('key')} AS key_id, "
+            "SUM(r.cost_nusd) AS cost, "
+            "SUM(CASE WHEN r.status < 400 THEN r.unpriced ELSE 0 END) AS unpriced",
+            group="1, 2",
+            roll_group="r.team, r.key",
+        )
+        rows = await self.db.fetch(
+            "SELECT team, key_id, SUM(cost) AS cost, SUM(unpriced) AS unpriced "
+            f"FROM ({union}) u GROUP BY team, key_id",
+            *q.params,
+        )
+        return [SpendRow(r["team"], r["key_id"], int(r["cost"]), int(r["unpriced"])) for r in rows]
+
+    async def spend_of(self, scope: str, name: str, start: float, end: float) -> tuple[int, int]:
+        segs = segments(start, end, pruned_before=await self.pruned_before())
+        if not segs:
+            return (0, 0)
+        column = "team" if scope == "team" else "key_id"
+        roll = "team" if scope == "team" else "key"
+        q = _Query()
+        union = q.union(
+            segs,
+            raw_select="SUM(COALESCE(l.cost_nusd, 0)) AS cost, "
+            "COUNT(*) FILTER (WHERE l.cost_nusd IS NULL AND l.status < 400) AS unpriced",
+            roll_select="SUM(r.cost_nusd) AS cost, "
+            "SUM(CASE WHEN r.status < 400 THEN r.unpriced ELSE 0 END) AS unpriced",
+            raw_where=lambda: f"l.{column} = {q.param(name)}",
+            roll_where=lambda: f"r.{roll} = (SELECT id FROM names WHERE name = {q.param(name)})",
+        )
+        row = await self.db.fetchrow(f"SELECT SUM(cost), SUM(unpriced) FROM ({union}) u", *q.params)
+        return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+
+    # -- alerts ----------------------------------------------------------------------
+
+    async def save_alerts(self, alerts: Sequence[AlertRow]) -> None:
+        if not alerts:
+            return
+        await self.db.pool.executemany(
+            f"INSERT INTO budget_alerts ({_ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT DO NOTHING",
+            [
+                (a.scope, a.name, a.period, a.mark, a.fired_at, a.spent_nusd, a.budget_nusd)
+                for a in alerts
+            ],
+        )
+
+    async def load_alerts(self, periods: Sequence[str]) -> list[AlertRow]:
+        if not periods:
+            return []
+        rows = await self.db.fetch(
+            f"SELECT {_ALERT_COLUMNS} FROM budget_alerts WHERE period = ANY($1::text[])",
+            list(periods),
+        )
+        return [AlertRow(**dict(r)) for r in rows]
+
+    async def alert_history(self, scope: str, name: str, period: str) -> list[AlertRow]:
+        rows = await self.db.fetch(
+            f"SELECT {_ALERT_COLUMNS} FROM budget_alerts WHERE scope = $1 AND name = $2 "
+            "AND period = $3 ORDER BY fired_at",
+            scope,
+            name,
+            period,
+        )
+        return [AlertRow(**dict(r)) for r in rows]
+
+    # -- rate-limit counters -----------------------------------------------------------
+
+    async def load_counters(self, now: float) -> dict[str, tuple[float, float]]:
+        rows = await self.db.fetch(
+            "SELECT bucket, tat, interval FROM limit_counters WHERE tat > $1", now
+        )
+        return {r["bucket"]: (r["tat"], r["interval"]) for r in rows}
+
+    async def save_counters(
+        self, busy: Sequence[tuple[str, float, float]], idle: Sequence[str]
+    ) -> None:
+        if busy:
+            await self.db.execute(
+                "INSERT INTO limit_counters (bucket, tat, interval) "
+                "SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[]) "
+                "ON CONFLICT (bucket) DO UPDATE SET tat = excluded.tat, "
+                "interval = excluded.interval",
+                [b[0] for b in busy],
+                [b[1] for b in busy],
+                [b[2] for b in busy],
+            )
+        if idle:
+            await self.db.execute(
+                "DELETE FROM limit_counters WHERE bucket = ANY($1::text[])", list(idle)
+            )
+
+
+_ALERT_COLUMNS = "scope, name, period, mark, fired_at, spent_nusd, budget_nusd"
+
+
+def _bucket(step: int) -> str:
+    """The start of the ``step``-second bucket holding ``l.ts``, exactly as comparisons
+    with ``ts`` see it (a float division may round across a boundary: corrected)."""
+    q = f"floor(l.ts / {step})::bigint"
+    return f"(({q} - ({q} * {step} > l.ts)::int + ({q} * {step} + {step} <= l.ts)::int) * {step})"
+
+
+def _name_of(column: str) -> str:
+    return f"(SELECT name FROM names WHERE id = r.{column})"
+
+
+def _day(expr: str) -> str:
+    return f"to_char(to_timestamp({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+_GROUPS = {
+    "team": "COALESCE(l.team, '-')",
+    "app": "COALESCE(l.app, '-')",
+    "key": "COALESCE(l.key_id, '-')",
+    "model": "COALESCE(l.model, '-')",
+    "provider": "COALESCE(l.provider, '-')",
+    "day": _day(_bucket(DAY)),
+}
+_ROLL_GROUPS = {
+    "team": (f"COALESCE({_name_of('team')}, '-')", "r.team"),
+    "app": (f"COALESCE({_name_of('app')}, '-')", "r.app"),
+    "key": (f"COALESCE({_name_of('key')}, '-')", "r.key"),
+    "model": (f"COALESCE({_name_of('model')}, '-')", "r.model"),
+    "provider": (f"COALESCE({_name_of('provider')}, '-')", "r.provider"),
+    "day": (_day("r.bucket"), "r.bucket"),
+}
+assert tuple(_GROUPS) == REPORT_GROUPS == tuple(_ROLL_GROUPS)
+_REPORT_RAW = (
+    "COUNT(*) AS requests, COUNT(*) FILTER (WHERE l.status >= 400) AS errors, "
+    "SUM(l.prompt_tokens) AS prompt_tokens, SUM(l.completion_tokens) AS completion_tokens, "
+    "SUM(COALESCE(l.cost_nusd, 0)) AS cost, "
+    "COUNT(*) FILTER (WHERE l.cost_nusd IS NULL) AS unpriced, "
+    "COUNT(*) FILTER (WHERE l.cache = 'hit') AS hits, "
+    "COUNT(*) FILTER (WHERE l.cache = 'miss') AS misses, SUM(l.saved_nusd) AS saved"
+)
+_REPORT_ROLL = (
+    "SUM(r.requests) AS requests, SUM(r.errors) AS errors, "
+    "SUM(r.prompt_tokens) AS prompt_tokens, SUM(r.completion_tokens) AS completion_tokens, "
+    "SUM(r.cost_nusd) AS cost, SUM(r.unpriced) AS unpriced, SUM(r.cache_hits) AS hits, "
+    "SUM(r.cache_misses) AS misses, SUM(r.saved_nusd) AS saved"
+)
+
+
+class _Query:
+    """Positional parameters ($1, $2, ...) collected while SQL is built."""
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def _range(self, column: str, start: float, end: float) -> list[str]:
+        where = []
+        if math.isfinite(start):
+            where.append(f"{column} >= {self.param(float(start))}::float8")
+        if math.isfinite(end):
+            where.append(f"{column} < {self.param(float(end))}::float8")
+        return where or ["TRUE"]
+
+    def union(
+        self,
+        segs: Sequence[Segment],
+        *,
+        raw_select: str,
+        roll_select: str,
+        raw_where: Any = None,
+        roll_where: Any = None,
+        group: str = "",
+        roll_group: str | None = None,
+    ) -> str:
+        """One UNION ALL over ``segs`` (see :func:`aigw.store.sqlite.rollups.union_sql`);
+        ``raw_where``/``roll_where``: callables adding a condition (and its parameter)."""
+        parts = []
+        raw_by = f" GROUP BY {group}" if group else ""
+        roll_by = f" GROUP BY {roll_group or group}" if (roll_group or group) else ""
+        for kind, start, end in segs:
+            if kind == "raw":
+                where = self._range("l.ts", start, end)
+                if raw_where is not None:
+                    where.append(raw_where())
+                parts.append(
+                    f"SELECT {raw_select} FROM ledger l WHERE {' AND '.join(where)}{raw_by}"
+                )
+            else:
+                where = self._range("r.bucket", start, end)
+                if roll_where is not None:
+                    where.append(roll_where())
+                parts.append(
+                    f"SELECT {roll_select} FROM rollup_{kind} r "
+                    f"WHERE {' AND '.join(where)}{roll_by}"
+                )
+        return " UNION ALL ".join(parts)
