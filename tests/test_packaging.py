@@ -242,3 +242,46 @@ def test_launchd_plist_parses() -> None:
     assert plist["RunAtLoad"] is True and plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["ExitTimeOut"] > 30
     assert plist["Umask"] == 0o077
+
+
+# -- the compose file: two gateways, PostgreSQL, Redis, a load balancer ---------------
+
+COMPOSE = PACKAGING / "compose"
+
+
+def test_compose_runs_two_gateways_on_one_database_and_one_redis() -> None:
+    import tomllib
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from aigw import config as config_mod
+
+    text = (COMPOSE / "compose.yaml").read_text()
+    services = yaml.safe_load(text)["services"]
+    assert {"aigw-1", "aigw-2", "lb", "postgres", "redis"} <= set(services)
+    for name in ("aigw-1", "aigw-2"):
+        s = services[name]
+        assert s["build"]["dockerfile"] == "packaging/Containerfile"
+        for dep in ("postgres", "redis"):
+            assert s["depends_on"][dep]["condition"] == "service_healthy"
+        assert "./config.toml:/data/config.toml:ro" in s["volumes"]
+        assert {"AIGW_STORE_PASSWORD", "AIGW_COUNTERS_PASSWORD"} <= set(s["environment"])
+    assert services["lb"]["ports"] == ["8787:8787"]
+    # The load balancer spreads calls over both processes and passes streams through.
+    nginx = (COMPOSE / "nginx.conf").read_text()
+    assert re.findall(r"server (aigw-\d+):8787", nginx) == ["aigw-1", "aigw-2"]
+    assert "proxy_buffering off;" in nginx and "proxy_http_version 1.1;" in nginx
+    # The shared config parses, points at the two services, and holds no password.
+    cfg = config_mod.parse(tomllib.loads((COMPOSE / "config.toml").read_text()))
+    store, counters = urlsplit(cfg.store.url), urlsplit(cfg.counters.url)
+    assert (store.scheme, store.hostname, store.password) == ("postgresql", "postgres", None)
+    assert (counters.scheme, counters.hostname, counters.password) == ("redis", "redis", None)
+    # Every variable compose insists on is in the example .env.
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    example = {
+        line.partition("=")[0]
+        for line in (COMPOSE / "env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert required and required <= example
