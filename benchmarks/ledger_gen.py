@@ -275,7 +275,7 @@ def sizes(state: Path) -> dict[str, Any]:
     return {
         "rows": rows,
         "file_bytes_per_row": round(state.stat().st_size / rows, 1),
-        "bytes_per_row": {name: round(size / rows, 1) for name, size in pages if size},
+        "bytes_per_row": {name: round(size / rows, 1) for name, size in pages if size >= rows / 10},
     }
 
 

@@ -17,6 +17,7 @@ from dataclasses import fields
 
 from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
 from aigw.store.sqlite.audit import append_audit
+from aigw.store.sqlite.audit_codec import event_names
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import (
     DAY,
@@ -167,11 +168,12 @@ async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
     interned = Interned(db)
 
     def write(conn: sqlite3.Connection) -> None:
+        wanted = row_names(ledger) | event_names(events) if events else row_names(ledger)
+        names = interned.ids(conn, wanted) if wanted else {}
         if ledger:
-            names = interned.ids(conn, row_names(ledger))
             ids = insert_rows(conn, ledger, names)
             add_rollups(conn, ledger, ids, names)
-        append_audit(conn, events, db.sealer, bodies)
+        append_audit(conn, events, db.sealer, bodies, names)
 
     await db.batch(write)
     interned.committed()
