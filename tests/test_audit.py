@@ -35,9 +35,9 @@ from aigw.pipeline.context import Context
 from aigw.server import Server
 from aigw.store import open_database
 from aigw.store.sqlite import audit as audit_store
-from aigw.store.sqlite.audit_codec import ALGS
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
+from aigw.store.sqlite.audit_codec import ALGS
 from tests.conftest import listening, provider_config
 from tests.fakes.base import Fail, Reply
 from tests.fakes.openai import FakeOpenAI
