@@ -208,8 +208,9 @@ def _rechain_plain(conn: sqlite3.Connection, start: int, old: bool) -> None:
     conn.execute("UPDATE audit_head SET hash = ?", (prev,))
 
 
+Tamper = Callable[[sqlite3.Connection], object]
 # (name, tampering of the old table, the same of the compact one, what verify says)
-TAMPERINGS: list[tuple[str, Callable[[sqlite3.Connection], None], Callable[..., None], str]] = [
+TAMPERINGS: list[tuple[str, Tamper, Tamper, str]] = [
     (
         "edit a field",
         lambda c: c.execute("UPDATE audit SET status = 201 WHERE seq = 150"),
@@ -272,8 +273,8 @@ async def test_tampering_is_caught_after_the_conversion(
     tmp_path: Path,
     when: str,
     name: str,
-    old: Callable[[sqlite3.Connection], None],
-    new: Callable[[sqlite3.Connection], None],
+    old: Tamper,
+    new: Tamper,
     problem: str,
 ) -> None:
     """Tampered before the conversion: the same verdict after it. Tampered after it:
