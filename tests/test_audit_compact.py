@@ -429,3 +429,24 @@ def test_audit_event_fields_all_have_a_column() -> None:
     for name in COLUMNS:
         assert f" AS {name}," in view or f" AS {name}\n" in view, name
     assert KEYED in ALGS and PLAIN in ALGS
+
+
+async def test_minted_ids_are_stored_as_their_random_bits_at_any_time(tmp_path: Path) -> None:
+    """Ids minted at times on and between microseconds (ties rounded half to even by
+    the gateway) are all stored as integers and read back as minted."""
+    rnd = random.Random(4)
+    times = [
+        (T0 * 1_000_000 + k + rnd.choice([0, 0.25, 0.5, 0.75, 0.499])) / 1e6 for k in range(300)
+    ]
+    events = [AuditEvent(ts=ts, kind="proxy", request_id=new_request_id(ts)) for ts in times]
+    db = await open_database(tmp_path / "state.db")
+    try:
+        await audit_store.append(db, events)
+        kinds = {r[0] for r in await db.fetchall("SELECT typeof(request_id) FROM audit_events")}
+        assert kinds == {"integer"}
+        assert [e async for e in audit_store.chain(db)] == events
+        for e in events[:20]:
+            assert e.request_id is not None
+            assert await audit_store.by_request_id(db, e.request_id) == [e]
+    finally:
+        await db.close()

@@ -28,9 +28,12 @@ _HEX_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def event_us(ts: float) -> int:
-    """An event's microsecond, exactly as the view computes it
-    (``CAST(ts * 1000000 + 0.5 AS INTEGER)``: float arithmetic, then truncation)."""
-    return int(ts * 1_000_000 + 0.5)
+    """An event's microsecond: ``round(ts * 1_000_000)`` (half to even, as
+    :func:`~aigw.pipeline.context.new_request_id` mints ids), in the float arithmetic
+    the view repeats in SQL, where there is no ``round`` half to even."""
+    x = ts * 1_000_000 + 0.5
+    up = int(x)
+    return up - (x == up and up % 2 == 1)
 
 
 def pack_request_id(rid: str | None, ts: float) -> str | int | None:

@@ -524,14 +524,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         -- names are ids into names (key_id .. upstream_model; upstream_model NULL = the
         -- same as model, 0 = none); kind 0 = proxy, 1 = admin; alg 0 = sha256,
         -- 1 = hmac-sha256 (any other value: its text); request_id: for a gateway id
-        -- 'req_<24 hex>' whose first 13 hex digits are the event's microsecond
-        -- (CAST(ts * 1000000 + 0.5 AS INTEGER)), the other 11 as an integer (found by
-        -- ts), else the text (indexed); hash: its 32 bytes (the text if it is not 64
-        -- lowercase hex digits); prev_hash: NULL when it is the hash of event seq - 1
-        -- (GENESIS for event 1), else as hash. Columns without a type: no affinity, a
-        -- value is kept as written. No request_id index for gateway ids (they are found
-        -- by ts). The view audit shows the old columns. aigw_request_id and aigw_hash
-        -- are aigw functions (aigw.store.sqlite.audit_codec), as its writer packs values.
+        -- 'req_<24 hex>' whose first 13 hex digits are the event's microsecond (ts *
+        -- 1000000 rounded half to even, as the gateway mints them), the other 11 as an
+        -- integer (found by ts), else the text (indexed); hash: its 32 bytes (the text
+        -- if it is not 64 lowercase hex digits); prev_hash: NULL when it is the hash of
+        -- event seq - 1 (GENESIS for event 1), else as hash. Columns without a type: no
+        -- affinity, a value is kept as written. The view audit shows the old columns.
+        -- aigw_request_id and aigw_hash are aigw's SQL functions
+        -- (aigw.store.sqlite.audit_codec): old events are packed as the writer packs.
         CREATE TABLE audit_events (
             seq            INTEGER PRIMARY KEY,
             ts             REAL NOT NULL,
@@ -600,7 +600,10 @@ MIGRATIONS: list[tuple[str, str]] = [
             a.ts AS ts,
             CASE a.kind WHEN 0 THEN 'proxy' WHEN 1 THEN 'admin' ELSE a.kind END AS kind,
             CASE WHEN typeof(a.request_id) = 'integer'
-                 THEN printf('req_%013x%011x', CAST(a.ts * 1000000 + 0.5 AS INTEGER),
+                 THEN printf('req_%013x%011x',
+                             CAST(a.ts * 1000000 + 0.5 AS INTEGER)
+                             - (a.ts * 1000000 + 0.5 = CAST(a.ts * 1000000 + 0.5 AS INTEGER)
+                                AND CAST(a.ts * 1000000 + 0.5 AS INTEGER) % 2 = 1),
                              a.request_id)
                  ELSE a.request_id END AS request_id,
             (SELECT name FROM names WHERE id = a.key_id) AS key_id,
