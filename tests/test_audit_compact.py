@@ -450,3 +450,28 @@ async def test_minted_ids_are_stored_as_their_random_bits_at_any_time(tmp_path: 
             assert await audit_store.by_request_id(db, e.request_id) == [e]
     finally:
         await db.close()
+
+
+async def test_renaming_an_interned_name_is_caught(tmp_path: Path) -> None:
+    """Events share names rows: editing one edits every event naming it, and verify
+    names the first of them."""
+    path = tmp_path / "old.db"
+    write_previous_file(path, random.Random(13))
+    db = await open_database(path)
+    try:
+        first = await db.fetchone(
+            "SELECT seq, team FROM audit_events WHERE team IS NOT NULL ORDER BY seq LIMIT 1"
+        )
+        assert first is not None
+        name_id = first[1]
+        columns = "key_id, team, app, endpoint, model, provider, IFNULL(upstream_model, model)"
+        using = await db.fetchone(
+            f"SELECT MIN(seq) FROM audit_events WHERE ? IN ({columns})", (name_id,)
+        )
+        assert using is not None
+        await db.execute("UPDATE names SET name = name || '-x' WHERE id = ?", (name_id,))
+        verdict, _ = await new_state(db)
+    finally:
+        await db.close()
+    assert not verdict.ok and verdict.bad_seq == using[0]
+    assert "was edited" in (verdict.problem or "")
