@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from aigw.audit import COLUMNS, GENESIS, Sealer
 from aigw.model import AuditBody, AuditEvent
 from aigw.store.sqlite.audit_codec import COLUMNS as STORED
-from aigw.store.sqlite.audit_codec import GATEWAY_ID, WIDTH, encode, event_names, pack_hash
+from aigw.store.sqlite.audit_codec import GATEWAY_ID, WIDTH, encode_into, event_names, pack_hash
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import name_ids
 
@@ -63,15 +63,13 @@ def append_audit(
     else:
         seq, prev, last = row
         linked = isinstance(last, bytes) and last.hex() == prev
-    head_seq = seq
     seq, head = sealer.seal(events, seq, prev)
     # Multi-row INSERTs: cheaper per row than executemany on the event loop.
     for start in range(0, len(events), _CHUNK):
         chunk = events[start : start + _CHUNK]
         params: list[object] = []
-        for e in chunk:
-            implicit = linked or e.seq != head_seq + 1
-            params.extend(encode(e, names, None if implicit else pack_hash(e.prev_hash)))
+        first = None if linked or start else pack_hash(chunk[0].prev_hash)
+        encode_into(params, chunk, names, first)
         conn.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
     conn.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from aigw.audit import KEYED, PLAIN
@@ -25,22 +26,23 @@ COLUMNS = (
 WIDTH = COLUMNS.count(",") + 1
 GATEWAY_ID = re.compile(r"req_[0-9a-f]{24}")
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
+_RANDOM = (1 << 44) - 1
 
 
 def event_us(ts: float) -> int:
-    """An event's microsecond: ``round(ts * 1_000_000)`` (half to even, as
-    :func:`~aigw.pipeline.context.new_request_id` mints ids), in the float arithmetic
-    the view repeats in SQL, where there is no ``round`` half to even."""
-    x = ts * 1_000_000 + 0.5
-    up = int(x)
-    return up - (x == up and up % 2 == 1)
+    """An event's microsecond: ``round(ts * 1_000_000)``, half to even, as
+    :func:`~aigw.pipeline.context.new_request_id` mints ids (the view repeats it in
+    SQL's float arithmetic, where there is no ``round`` half to even)."""
+    return round(ts * 1_000_000)
 
 
 def pack_request_id(rid: str | None, ts: float) -> str | int | None:
     """A gateway id minted at the event's microsecond: its 44 random bits (the view
     prints the id back from ``ts``); any other id as it is."""
-    if rid is not None and GATEWAY_ID.fullmatch(rid) and int(rid[4:17], 16) == event_us(ts):
-        return int(rid[17:], 16)
+    if rid is not None and GATEWAY_ID.fullmatch(rid):
+        bits = int(rid[4:], 16)  # one parse: time << 44 | random
+        if bits >> 44 == round(ts * 1_000_000):
+            return bits & _RANDOM
     return rid
 
 
@@ -63,38 +65,54 @@ def event_names(events: Sequence[AuditEvent]) -> set[str]:
     }
 
 
-def encode(event: AuditEvent, names: dict[str, int], prev_hash: bytes | None) -> tuple[Any, ...]:
-    """A sealed event as stored; ``prev_hash`` None: the previous event's hash."""
-    e = event
-    model = e.model
-    upstream = e.upstream_model
-    return (
-        e.seq,
-        e.ts,
-        KINDS.get(e.kind, e.kind),
-        pack_request_id(e.request_id, e.ts),
-        None if e.key_id is None else names[e.key_id],
-        None if e.team is None else names[e.team],
-        None if e.app is None else names[e.app],
-        None if e.endpoint is None else names[e.endpoint],
-        None if model is None else names[model],
-        None if e.provider is None else names[e.provider],
-        None if upstream == model else 0 if upstream is None else names[upstream],
-        e.status,
-        e.prompt_tokens,
-        e.completion_tokens,
-        e.cost_nusd,
-        e.error,
-        e.scrub,
-        e.actor,
-        e.action,
-        e.target,
-        e.before,
-        e.after,
-        ALGS[e.alg],
-        prev_hash,
-        bytes.fromhex(e.hash),
-    )
+_NAMED = attrgetter("key_id", "team", "app", "endpoint", "model", "provider", "upstream_model")
+_PLAIN = attrgetter(
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nusd",
+    "error",
+    "scrub",
+    "actor",
+    "action",
+    "target",
+    "before",
+    "after",
+)
+
+
+def encode_into(
+    params: list[object],
+    events: Sequence[AuditEvent],
+    names: dict[str, int],
+    first_prev: bytes | str | None,
+) -> None:
+    """Append sealed ``events``' stored values to ``params``, in :data:`COLUMNS`
+    order. ``first_prev``: the first event's stored prev_hash (None: the previous
+    event's hash, as every later one's is). Inlined: this runs for every call."""
+    prev = first_prev
+    kinds, algs, pack, fromhex = KINDS, ALGS, pack_request_id, bytes.fromhex
+    for e in events:
+        key, team, app, endpoint, model, provider, upstream = _NAMED(e)
+        ts = e.ts
+        params.extend(
+            (
+                e.seq,
+                ts,
+                kinds.get(e.kind, e.kind),
+                pack(e.request_id, ts),
+                None if key is None else names[key],
+                None if team is None else names[team],
+                None if app is None else names[app],
+                None if endpoint is None else names[endpoint],
+                None if model is None else names[model],
+                None if provider is None else names[provider],
+                None if upstream == model else 0 if upstream is None else names[upstream],
+            )
+        )
+        params.extend(_PLAIN(e))
+        params.extend((algs[e.alg], prev, fromhex(e.hash)))
+        prev = None
 
 
 # Registered on the connection that runs migrations (0013 converts old events with them).
