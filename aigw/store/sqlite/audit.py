@@ -20,7 +20,7 @@ from aigw.model import AuditBody, AuditEvent
 from aigw.store.sqlite.audit_codec import COLUMNS as STORED
 from aigw.store.sqlite.audit_codec import GATEWAY_ID, WIDTH, encode_into, event_names, pack_hash
 from aigw.store.sqlite.db import Database
-from aigw.store.sqlite.rollups import name_ids
+from aigw.store.sqlite.rollups import Interned, name_ids
 
 _ROW = "(" + ", ".join("?" * WIDTH) + ")"
 _INSERT = f"INSERT INTO audit_events ({STORED}) VALUES "
@@ -44,9 +44,12 @@ def append_audit(
     sealer: Sealer,
     bodies: Sequence[AuditBody] = (),
     names: dict[str, int] | None = None,
+    interned: Interned | None = None,
 ) -> None:
     """Chain and insert ``events`` (and keep ``bodies``) in the open transaction.
-    ``names``: the id of every string in :func:`event_names` (None: looked up here)."""
+    ``names``: ids of names, as the ledger rows of the same commit needed them (the
+    events' names are nearly always among them); ``interned``: where missing ones are
+    interned (None: looked up here, uncached)."""
     if bodies:
         conn.executemany(
             _BODY_INSERT,
@@ -55,8 +58,7 @@ def append_audit(
     if not events:
         return
     if names is None:
-        wanted = event_names(events)
-        names = name_ids(conn, sorted(wanted)) if wanted else {}
+        names = {}
     row = conn.execute(_HEAD).fetchone()
     if row is None:
         seq, prev, linked = 0, GENESIS, True
@@ -69,7 +71,13 @@ def append_audit(
         chunk = events[start : start + _CHUNK]
         params: list[object] = []
         first = None if linked or start else pack_hash(chunk[0].prev_hash)
-        encode_into(params, chunk, names, first)
+        try:
+            encode_into(params, chunk, names, first)
+        except KeyError:  # a name no ledger row of this commit had: intern, once
+            wanted = event_names(events)
+            names = interned.ids(conn, wanted) if interned else name_ids(conn, sorted(wanted))
+            params.clear()
+            encode_into(params, chunk, names, first)
         conn.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
     conn.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "

@@ -17,7 +17,6 @@ from dataclasses import fields
 
 from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
 from aigw.store.sqlite.audit import append_audit
-from aigw.store.sqlite.audit_codec import event_names
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import (
     DAY,
@@ -168,12 +167,11 @@ async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
     interned = Interned(db)
 
     def write(conn: sqlite3.Connection) -> None:
-        wanted = row_names(ledger) | event_names(events) if events else row_names(ledger)
-        names = interned.ids(conn, wanted) if wanted else {}
+        names = interned.ids(conn, row_names(ledger)) if ledger else interned.known
         if ledger:
             ids = insert_rows(conn, ledger, names)
             add_rollups(conn, ledger, ids, names)
-        append_audit(conn, events, db.sealer, bodies, names)
+        append_audit(conn, events, db.sealer, bodies, names, interned)
 
     await db.batch(write)
     interned.committed()
