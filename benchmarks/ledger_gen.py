@@ -2,10 +2,13 @@
 
     python -m benchmarks.ledger_gen --rows 1000000 --home /tmp/l1m          # generate
     python -m benchmarks.ledger_gen --rows 0 --home /tmp/l1m --measure      # time reads
+    python -m benchmarks.ledger_gen --rows 1000000 --audit --home /tmp/a1m  # + audit events
 
 Rows go straight through the store layer (``append_many``: the ledger's multi-row
 INSERTs and the rollups' upserts), in big transactions: rows and rollups stay
-consistent, exactly as the server writes them.
+consistent, exactly as the server writes them. With ``--audit`` each row comes with
+the audit event a proxied call writes (:func:`audit_event`, sealed and chained in the
+same commit), so the state file holds what the gateway's calls leave in it.
 
 Distributions: 12 teams (Zipf-like weights), 5 keys and 2 apps per team, 6 models on
 3 providers by popularity, 96% answered (429, 500, 502, 400 for the rest), half
@@ -35,7 +38,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from aigw.model import LedgerRow
+from aigw.model import AuditEvent, LedgerRecord, LedgerRow
 
 MODELS = [  # (model, provider, weight, nano-USD per prompt token, per completion token)
     ("gpt-4o-mini", "openai", 30, 150, 600),
@@ -127,9 +130,32 @@ def _sampled(n: int, rnd: random.Random) -> Any:
         )
 
 
-def generate(state: Path, n: int, days: float, seed: int, batch: int) -> float:
-    """Write ``n`` rows (and their rollups) through the store's ``append_many``, in
-    transactions of ``batch`` rows; returns seconds taken."""
+def audit_event(row: LedgerRow) -> AuditEvent:
+    """The event a proxied call writes with its row
+    (:func:`aigw.pipeline.account.audit_event`; no scrub counts)."""
+    return AuditEvent(
+        ts=row.ts,
+        kind="proxy",
+        request_id=row.request_id,
+        key_id=row.key_id,
+        team=row.team,
+        app=row.app,
+        endpoint=row.endpoint,
+        model=row.model,
+        provider=row.provider,
+        upstream_model=row.upstream_model,
+        status=row.status,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cost_nusd=row.cost_nusd,
+        error=row.error,
+    )
+
+
+def generate(state: Path, n: int, days: float, seed: int, batch: int, audit: bool = False) -> float:
+    """Write ``n`` rows (and their rollups; with ``audit``, their audit events) through
+    the store's ``append_many``, in transactions of ``batch`` rows; returns seconds
+    taken."""
     from aigw.store import open_database
     from aigw.store.sqlite.ledger import append_many
 
@@ -139,13 +165,15 @@ def generate(state: Path, n: int, days: float, seed: int, batch: int) -> float:
             await db.writer.execute("PRAGMA synchronous=OFF")
             await db.writer.execute("PRAGMA cache_size=-200000")
             t0 = time.perf_counter()
-            rows: list[LedgerRow] = []
+            rows: list[LedgerRecord] = []
             written = 0
             for row in _rows(n, days, seed):
                 rows.append(row)
-                if len(rows) >= batch:
+                if audit:
+                    rows.append(audit_event(row))
+                if len(rows) >= batch * (2 if audit else 1):
                     await append_many(db, rows)
-                    written += len(rows)
+                    written += batch
                     rows = []
                     if written % (batch * 50) == 0:
                         print(f"{written:,} rows, {time.perf_counter() - t0:.0f} s", flush=True)
@@ -233,6 +261,24 @@ def measure(home: Path) -> dict[str, Any]:
     return out
 
 
+def sizes(state: Path) -> dict[str, Any]:
+    """Bytes per ledger row of the whole file and of each table and index (pages, as
+    ``dbstat`` counts them), biggest first."""
+    conn = sqlite3.connect(state)
+    try:
+        rows = conn.execute("SELECT COUNT(*) FROM ledger_rows").fetchone()[0] or 1
+        pages = conn.execute(
+            "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {
+        "rows": rows,
+        "file_bytes_per_row": round(state.stat().st_size / rows, 1),
+        "bytes_per_row": {name: round(size / rows, 1) for name, size in pages if size >= rows / 10},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--home", type=Path, required=True, help="AIGW_HOME to write into")
@@ -241,6 +287,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=20_000, help="rows per transaction")
     ap.add_argument("--measure", action="store_true", help="time the reads afterwards")
+    ap.add_argument(
+        "--audit", action="store_true", help="write each row's audit event too (as a call does)"
+    )
+    ap.add_argument("--sizes", action="store_true", help="bytes per row of each table and index")
     args = ap.parse_args()
     args.home.mkdir(parents=True, exist_ok=True)
     os.environ["AIGW_HOME"] = str(args.home)
@@ -251,10 +301,12 @@ def main() -> None:
     if not p.config_file.exists():
         save(default_config(), p.config_file)
     if args.rows:
-        took = generate(p.state_file, args.rows, args.days, args.seed, args.batch)
+        took = generate(p.state_file, args.rows, args.days, args.seed, args.batch, args.audit)
         print(f"generated {args.rows:,} rows in {took:.1f} s ({args.rows / took:,.0f} rows/s)")
     if args.measure:
         print(json.dumps(measure(args.home), indent=2))
+    if args.sizes:
+        print(json.dumps(sizes(p.state_file), indent=2))
 
 
 if __name__ == "__main__":

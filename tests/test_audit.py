@@ -37,6 +37,7 @@ from aigw.store import open_database
 from aigw.store.sqlite import audit as audit_store
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
+from aigw.store.sqlite.audit_codec import ALGS
 from tests.conftest import listening, provider_config
 from tests.fakes.base import Fail, Reply
 from tests.fakes.openai import FakeOpenAI
@@ -303,27 +304,27 @@ def test_verify_catches_an_edited_a_deleted_and_a_reordered_event(tmp_path: Path
         shutil.copy(good, state())
         assert aigw("audit", "verify").exit_code == 0
 
-    _sql("UPDATE audit SET target = 'team-x' WHERE seq = 3")
+    _sql("UPDATE audit_events SET target = 'team-x' WHERE seq = 3")
     assert "event 3 (teams.create team-x" in _verify_fails()
     assert "edited" in _verify_fails()
     restore()
 
-    _sql("DELETE FROM audit WHERE seq = 3")
+    _sql("DELETE FROM audit_events WHERE seq = 3")
     out = _verify_fails()
     assert "event 3 is missing" in out and "deleted" in out
     restore()
 
     # Swap events 2 and 3 (their contents, keeping the seq numbers in order).
     _sql(
-        "UPDATE audit SET seq = -2 WHERE seq = 2",
-        "UPDATE audit SET seq = 2 WHERE seq = 3",
-        "UPDATE audit SET seq = 3 WHERE seq = -2",
+        "UPDATE audit_events SET seq = -2 WHERE seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = -2",
     )
     assert "event 2 " in _verify_fails()
     restore()
 
     # The last event deleted: the chain head still names it.
-    _sql("DELETE FROM audit WHERE seq = 5")
+    _sql("DELETE FROM audit_events WHERE seq = 5")
     assert "events 5..5 are missing" in _verify_fails()
     restore()
 
@@ -379,9 +380,9 @@ def _rechain(seq: int, alg: str, key: bytes | None) -> None:
             event = AuditEvent(**row)
             event.alg, event.prev_hash = alg, prev
             event.hash = digest(alg, key, prev, event)
-            conn.execute(
-                "UPDATE audit SET target = ?, alg = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                (event.target, alg, prev, event.hash, event.seq),
+            conn.execute(  # the stored form (0013_audit_compact): alg code, hash bytes
+                "UPDATE audit_events SET target = ?, alg = ?, hash = ? WHERE seq = ?",
+                (event.target, ALGS[alg], bytes.fromhex(event.hash), event.seq),
             )
             prev = event.hash
         conn.execute("UPDATE audit_head SET hash = ?", (prev,))
@@ -592,12 +593,12 @@ async def test_no_ledger_row_without_its_audit_event(gw: Running) -> None:
     key, _ = await gw.gw.store.keys.create(team="team-a")
     async with gw.client(key) as client:
         await chat(client)  # warm: the key is known
-        _sql("ALTER TABLE audit RENAME TO audit_away")
+        _sql("ALTER TABLE audit_events RENAME TO audit_away")
         try:
             with pytest.raises(openai.APIStatusError) as refused:
                 await chat(client)
         finally:
-            _sql("ALTER TABLE audit_away RENAME TO audit")
+            _sql("ALTER TABLE audit_away RENAME TO audit_events")
         assert refused.value.status_code == 503
         rid = request_id_of(refused.value)
         ledger = {r[0] for r in await gw.gw.db.fetchall("SELECT request_id FROM ledger")}

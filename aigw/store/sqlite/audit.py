@@ -4,26 +4,37 @@
 group commit, an admin change): it reads the chain head, seals the events after it
 (:class:`aigw.audit.Sealer`) and moves the head, so proxied calls and CLI changes
 from several processes share one chain in commit order.
+
+Events are stored compact (``audit_events``, migration ``0013_audit_compact``,
+:mod:`~aigw.store.sqlite.audit_codec`); readers use the view ``audit``, which shows
+every event with the values its hash covers.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from operator import attrgetter
 
 from aigw.audit import COLUMNS, GENESIS, Sealer
 from aigw.model import AuditBody, AuditEvent
+from aigw.store.sqlite.audit_codec import COLUMNS as STORED
+from aigw.store.sqlite.audit_codec import GATEWAY_ID, WIDTH, encode_into, event_names, pack_hash
 from aigw.store.sqlite.db import Database
+from aigw.store.sqlite.rollups import Interned, name_ids
 
-_VALUES = attrgetter(*COLUMNS)
-_ROW = "(" + ", ".join("?" * len(COLUMNS)) + ")"
-_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES "
+_ROW = "(" + ", ".join("?" * WIDTH) + ")"
+_INSERT = f"INSERT INTO audit_events ({STORED}) VALUES "
 # SQLite allows 32766 bound variables per statement; stay far below it.
 _CHUNK = 500
 _BODY_INSERT = (
     "INSERT INTO audit_bodies (request_id, team, ts, expires_at, request, answer) "
     "VALUES (?, ?, ?, ?, ?, ?)"
+)
+# The head, and the stored hash of the event it names: when they agree, the first new
+# event's prev_hash is implicit (stored NULL), like every later one's.
+_HEAD = (
+    "SELECT h.seq, h.hash, (SELECT a.hash FROM audit_events a WHERE a.seq = h.seq) "
+    "FROM audit_head h WHERE h.id = 1"
 )
 
 
@@ -32,8 +43,13 @@ def append_audit(
     events: Sequence[AuditEvent],
     sealer: Sealer,
     bodies: Sequence[AuditBody] = (),
+    names: dict[str, int] | None = None,
+    interned: Interned | None = None,
 ) -> None:
-    """Chain and insert ``events`` (and keep ``bodies``) in the open transaction."""
+    """Chain and insert ``events`` (and keep ``bodies``) in the open transaction.
+    ``names``: ids of names, as the ledger rows of the same commit needed them (the
+    events' names are nearly always among them); ``interned``: where missing ones are
+    interned (None: looked up here, uncached)."""
     if bodies:
         conn.executemany(
             _BODY_INSERT,
@@ -41,20 +57,32 @@ def append_audit(
         )
     if not events:
         return
-    row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-    seq, prev = (row[0], row[1]) if row is not None else (0, GENESIS)
-    seq, prev = sealer.seal(events, seq, prev)
+    if names is None:
+        names = {}
+    row = conn.execute(_HEAD).fetchone()
+    if row is None:
+        seq, prev, linked = 0, GENESIS, True
+    else:
+        seq, prev, last = row
+        linked = isinstance(last, bytes) and last.hex() == prev
+    seq, head = sealer.seal(events, seq, prev)
     # Multi-row INSERTs: cheaper per row than executemany on the event loop.
     for start in range(0, len(events), _CHUNK):
         chunk = events[start : start + _CHUNK]
         params: list[object] = []
-        for e in chunk:
-            params.extend(_VALUES(e))
+        first = None if linked or start else pack_hash(chunk[0].prev_hash)
+        try:
+            encode_into(params, chunk, names, first)
+        except KeyError:  # a name no ledger row of this commit had: intern, once
+            wanted = event_names(events)
+            names = interned.ids(conn, wanted) if interned else name_ids(conn, sorted(wanted))
+            params.clear()
+            encode_into(params, chunk, names, first)
         conn.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
     conn.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        (seq, prev),
+        (seq, head),
     )
 
 
@@ -164,11 +192,21 @@ async def pages(
 
 
 async def by_request_id(db: Database, request_id: str) -> list[AuditEvent]:
+    # A gateway id is found by the time in it (ts is indexed); any id is looked for as
+    # text too (client ids, events whose time is not the id's).
+    found = ["SELECT seq FROM audit_events WHERE request_id = ? AND typeof(request_id) = 'text'"]
+    params: list[object] = [request_id]
+    if GATEWAY_ID.fullmatch(request_id):
+        us = int(request_id[4:17], 16)
+        found.append("SELECT seq FROM audit_events WHERE ts >= ? AND ts <= ? AND request_id = ?")
+        params += [(us - 1) / 1e6, (us + 1) / 1e6, int(request_id[17:], 16)]
     rows = await db.fetchall(
-        f"SELECT {', '.join(COLUMNS)} FROM audit WHERE request_id = ? ORDER BY seq",
-        (request_id,),
+        f"SELECT {', '.join(COLUMNS)} FROM audit WHERE seq IN ({' UNION ALL '.join(found)}) "
+        "ORDER BY seq",
+        params,
     )
-    return [_event(r) for r in rows]
+    # A neighbouring microsecond's event with the same random bits is another id.
+    return [e for e in map(_event, rows) if e.request_id == request_id]
 
 
 async def bodies_of(db: Database, request_id: str, now: float) -> list[AuditBody]:

@@ -39,6 +39,7 @@ import aiosqlite
 from aigw.audit import Sealer
 from aigw.errors import StoreError
 from aigw.paths import private_dir, private_file
+from aigw.store.sqlite.audit_codec import SQL_FUNCTIONS
 from aigw.store.sqlite.migrations import MIGRATIONS
 
 
@@ -203,6 +204,9 @@ async def _migrate(conn: aiosqlite.Connection, path: Path) -> None:
             f"{path}: written by a newer aigw (unknown migrations: {', '.join(sorted(unknown))}); "
             "upgrade aigw to use it"
         )
+    if known - applied:  # functions some migrations convert old rows with
+        for fname, (nargs, fn) in SQL_FUNCTIONS.items():
+            await conn.create_function(fname, nargs, fn, deterministic=True)
     for name, sql in MIGRATIONS:
         if name in applied:
             continue

@@ -167,11 +167,11 @@ async def append_many(db: Database, rows: Sequence[LedgerRecord]) -> None:
     interned = Interned(db)
 
     def write(conn: sqlite3.Connection) -> None:
+        names = interned.ids(conn, row_names(ledger)) if ledger else interned.known
         if ledger:
-            names = interned.ids(conn, row_names(ledger))
             ids = insert_rows(conn, ledger, names)
             add_rollups(conn, ledger, ids, names)
-        append_audit(conn, events, db.sealer, bodies)
+        append_audit(conn, events, db.sealer, bodies, names, interned)
 
     await db.batch(write)
     interned.committed()

@@ -517,4 +517,124 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        "0013_audit_compact",
+        """
+        -- The audit trail, compact (same events, same hashes; aigw.audit is unchanged):
+        -- names are ids into names (key_id .. upstream_model; upstream_model NULL = the
+        -- same as model, 0 = none); kind 0 = proxy, 1 = admin; alg 0 = sha256,
+        -- 1 = hmac-sha256 (any other value: its text); request_id: for a gateway id
+        -- 'req_<24 hex>' whose first 13 hex digits are the event's microsecond (ts *
+        -- 1000000 rounded half to even, as the gateway mints them), the other 11 as an
+        -- integer (found by ts), else the text (indexed); hash: its 32 bytes (the text
+        -- if it is not 64 lowercase hex digits); prev_hash: NULL when it is the hash of
+        -- event seq - 1 (GENESIS for event 1), else as hash. Columns without a type: no
+        -- affinity, a value is kept as written. The view audit shows the old columns.
+        -- aigw_request_id and aigw_hash are aigw's SQL functions
+        -- (aigw.store.sqlite.audit_codec): old events are packed as the writer packs.
+        CREATE TABLE audit_events (
+            seq            INTEGER PRIMARY KEY,
+            ts             REAL NOT NULL,
+            kind           NOT NULL,
+            request_id,
+            key_id         INTEGER,
+            team           INTEGER,
+            app            INTEGER,
+            endpoint       INTEGER,
+            model          INTEGER,
+            provider       INTEGER,
+            upstream_model INTEGER,
+            status         INTEGER,
+            prompt_tokens  INTEGER,
+            completion_tokens INTEGER,
+            cost_nusd      INTEGER,
+            error          TEXT,
+            scrub          TEXT,
+            actor          TEXT,
+            action         TEXT,
+            target         TEXT,
+            before         TEXT,
+            after          TEXT,
+            alg            NOT NULL,
+            prev_hash,
+            hash           NOT NULL
+        );
+        INSERT OR IGNORE INTO names (name)
+            SELECT key_id FROM audit WHERE key_id IS NOT NULL
+            UNION SELECT team FROM audit WHERE team IS NOT NULL
+            UNION SELECT app FROM audit WHERE app IS NOT NULL
+            UNION SELECT endpoint FROM audit WHERE endpoint IS NOT NULL
+            UNION SELECT model FROM audit WHERE model IS NOT NULL
+            UNION SELECT provider FROM audit WHERE provider IS NOT NULL
+            UNION SELECT upstream_model FROM audit WHERE upstream_model IS NOT NULL;
+        INSERT INTO audit_events
+            SELECT a.seq, a.ts,
+                   CASE a.kind WHEN 'proxy' THEN 0 WHEN 'admin' THEN 1 ELSE a.kind END,
+                   aigw_request_id(a.request_id, a.ts),
+                   k.id, t.id, ap.id, e.id, m.id, p.id,
+                   CASE WHEN a.upstream_model IS a.model THEN NULL
+                        WHEN a.upstream_model IS NULL THEN 0 ELSE u.id END,
+                   a.status, a.prompt_tokens, a.completion_tokens, a.cost_nusd, a.error,
+                   a.scrub, a.actor, a.action, a.target, a.before, a.after,
+                   CASE a.alg WHEN 'sha256' THEN 0 WHEN 'hmac-sha256' THEN 1 ELSE a.alg END,
+                   CASE WHEN a.prev_hash IS (CASE WHEN a.seq = 1 THEN printf('%064d', 0)
+                                                  ELSE pv.hash END)
+                        THEN NULL ELSE aigw_hash(a.prev_hash) END,
+                   aigw_hash(a.hash)
+            FROM audit a
+            LEFT JOIN audit pv ON pv.seq = a.seq - 1
+            LEFT JOIN names k ON k.name = a.key_id
+            LEFT JOIN names t ON t.name = a.team
+            LEFT JOIN names ap ON ap.name = a.app
+            LEFT JOIN names e ON e.name = a.endpoint
+            LEFT JOIN names m ON m.name = a.model
+            LEFT JOIN names p ON p.name = a.provider
+            LEFT JOIN names u ON u.name = a.upstream_model
+            ORDER BY a.seq;
+        DROP TABLE audit;
+        CREATE INDEX audit_events_ts ON audit_events (ts);
+        CREATE INDEX audit_events_request_id ON audit_events (request_id)
+            WHERE typeof(request_id) = 'text';
+        CREATE VIEW audit AS SELECT
+            a.seq AS seq,
+            a.ts AS ts,
+            CASE a.kind WHEN 0 THEN 'proxy' WHEN 1 THEN 'admin' ELSE a.kind END AS kind,
+            CASE WHEN typeof(a.request_id) = 'integer'
+                 THEN printf('req_%013x%011x',
+                             CAST(a.ts * 1000000 + 0.5 AS INTEGER)
+                             - (a.ts * 1000000 + 0.5 = CAST(a.ts * 1000000 + 0.5 AS INTEGER)
+                                AND CAST(a.ts * 1000000 + 0.5 AS INTEGER) % 2 = 1),
+                             a.request_id)
+                 ELSE a.request_id END AS request_id,
+            (SELECT name FROM names WHERE id = a.key_id) AS key_id,
+            (SELECT name FROM names WHERE id = a.team) AS team,
+            (SELECT name FROM names WHERE id = a.app) AS app,
+            (SELECT name FROM names WHERE id = a.endpoint) AS endpoint,
+            (SELECT name FROM names WHERE id = a.model) AS model,
+            (SELECT name FROM names WHERE id = a.provider) AS provider,
+            (SELECT name FROM names WHERE id = IFNULL(a.upstream_model, a.model))
+                AS upstream_model,
+            a.status AS status,
+            a.prompt_tokens AS prompt_tokens,
+            a.completion_tokens AS completion_tokens,
+            a.cost_nusd AS cost_nusd,
+            a.error AS error,
+            a.scrub AS scrub,
+            a.actor AS actor,
+            a.action AS action,
+            a.target AS target,
+            a.before AS before,
+            a.after AS after,
+            CASE a.alg WHEN 0 THEN 'sha256' WHEN 1 THEN 'hmac-sha256' ELSE a.alg END AS alg,
+            CASE WHEN a.prev_hash IS NOT NULL
+                 THEN CASE typeof(a.prev_hash) WHEN 'blob' THEN lower(hex(a.prev_hash))
+                                               ELSE a.prev_hash END
+                 WHEN a.seq = 1 THEN printf('%064d', 0)
+                 ELSE (SELECT CASE typeof(p.hash) WHEN 'blob' THEN lower(hex(p.hash))
+                                                  ELSE p.hash END
+                       FROM audit_events p WHERE p.seq = a.seq - 1) END AS prev_hash,
+            CASE typeof(a.hash) WHEN 'blob' THEN lower(hex(a.hash)) ELSE a.hash END AS hash
+        FROM audit_events a;
+        """,
+    ),
 ]

@@ -134,6 +134,20 @@ _UPSERT_TAIL = (
 _MAX_GROUPS = 500  # per statement: 500 x 30 bound variables, below SQLite's 32766
 
 
+def name_ids(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int]:
+    """The ids of ``names``, interned in the open transaction where new."""
+    ids: dict[str, int] = {}
+    for i in range(0, len(names), _MAX_GROUPS):
+        chunk = names[i : i + _MAX_GROUPS]
+        marks = ", ".join(["(?)"] * len(chunk))
+        conn.execute(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", chunk)
+        rows = conn.execute(
+            f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(chunk))})", chunk
+        ).fetchall()
+        ids.update((r[1], r[0]) for r in rows)
+    return ids
+
+
 class Interned:
     """Name ids for one group commit: the database's cached ids, plus those interned
     inside this transaction (cached only once it commits: a rolled-back id may be
@@ -148,15 +162,8 @@ class Interned:
 
     def ids(self, conn: sqlite3.Connection, names: set[str]) -> dict[str, int]:
         missing = [n for n in names if n not in self.known and n not in self.new]
-        for i in range(0, len(missing), _MAX_GROUPS):
-            chunk = missing[i : i + _MAX_GROUPS]
-            marks = ", ".join(["(?)"] * len(chunk))
-            conn.execute(f"INSERT OR IGNORE INTO names (name) VALUES {marks}", chunk)
-            rows = conn.execute(
-                f"SELECT id, name FROM names WHERE name IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            self.new.update((r[1], r[0]) for r in rows)
+        if missing:
+            self.new.update(name_ids(conn, missing))
         return {**self.known, **self.new} if self.new else self.known
 
     def committed(self) -> None:
