@@ -115,6 +115,9 @@ class Upstream:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
+        # Set: every call is answered with this status (and headers) instead.
+        self.fail_status = 0
+        self.fail_headers: dict[str, str] = {}
         self.inflight = 0
         self.peak = 0
         self.calls = 0
@@ -130,6 +133,12 @@ class Upstream:
     async def chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.calls += 1
+        if self.fail_status:
+            return web.json_response(
+                {"error": {"message": "upstream trouble", "type": "server_error"}},
+                status=self.fail_status,
+                headers=self.fail_headers,
+            )
         # Billed for max_tokens when the client sets it (budget tests), else 7.
         out = int(body.get("max_completion_tokens") or body.get("max_tokens") or 7)
         self.inflight += 1

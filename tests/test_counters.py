@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from aigw.app import LIMITER
-from aigw.config import Config
+from aigw.config import Config, QuotaConfig
 from aigw.errors import GatewayError
 from aigw.limits.base import Demand
 from aigw.limits.shared import RedisLimiter
@@ -258,6 +258,63 @@ async def test_spend_is_seeded_from_the_ledger_once_by_processes_starting_togeth
     assert seeded == [False] * 3
     assert sum(map(int, (await client.hgetall(key_spend)).values())) == spent
     assert sum(map(int, (await client.hgetall(f"{prefix}spend:team:t")).values())) == spent
+
+
+async def _tat_ahead(client: aioredis.Redis, key: str) -> float:
+    """Seconds a GCRA key's TAT is ahead of Redis's clock (0: full)."""
+    raw = await client.get(key)
+    if raw is None:
+        return 0.0
+    secs, micros = await client.time()
+    return float(raw) - (secs + micros / 1e6)
+
+
+async def test_a_provider_tpm_quota_in_redis_is_settled_to_the_real_tokens(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    client, prefix = shared
+    cfg = counters_config(REDIS_URL, prefix, upstream)
+    cfg.quotas["openai"] = QuotaConfig("openai", rpm=600, tpm=60_000)
+    gw = await start(start_gateway, upstream, cfg, monkeypatch)
+    key = await gw.key(team="t")
+    # Taken up front: the prompt and 1024 default output tokens (~1 s of 60k/min);
+    # settled: the 18 tokens the upstream billed (18 ms).
+    assert await outcomes(gw.openai(key, http_client=http), 1, model="fast") == ["ok"]
+    ahead = await _tat_ahead(client, f"{prefix}quota:openai:tpm")
+    assert 0 < ahead <= 0.018 + 0.001
+    assert 0 < await _tat_ahead(client, f"{prefix}quota:openai:rpm") <= 0.1
+
+
+async def test_an_upstream_429_pauses_the_model_for_every_process(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    """Two gateways on one Redis: a 429 seen by one pauses the model in the other."""
+    client, prefix = shared
+    cfg = counters_config(REDIS_URL, prefix, upstream)
+    cfg.quotas["openai"] = QuotaConfig("openai", rpm=600)
+    cfg.limits.queue_max_wait = 1.0
+    a = await start(start_gateway, upstream, cfg, monkeypatch)
+    b = await start(start_gateway, upstream, cfg, monkeypatch)
+    upstream.fail_status, upstream.fail_headers = 429, {"Retry-After": "30"}
+    key_a, key_b = await a.key(team="t"), await b.key(team="t")
+    assert await outcomes(a.openai(key_a, http_client=http), 1, model="fast") == ["429"]
+    assert 25 < await _tat_ahead(client, f"{prefix}quota:openai/gpt-4o-mini:pause") <= 30
+    upstream.fail_status = 0
+    calls = upstream.calls
+    # The other process queues the model's calls instead of sending them: the pause
+    # (30 s) is longer than it queues (1 s), so it answers 429 without calling.
+    assert await outcomes(b.openai(key_b, http_client=http), 1, model="fast") == [
+        "upstream_quota_exceeded"
+    ]
+    assert upstream.calls == calls
 
 
 def _limiter(gw: RunningGateway) -> RedisLimiter:

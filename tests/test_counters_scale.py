@@ -17,7 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from aigw.config import Config, ModelConfig, ProviderConfig
+from aigw.config import Config, ModelConfig, ProviderConfig, QuotaConfig
 from aigw.model import Limits
 from aigw.store import open_database
 from aigw.store.sqlite import keys as keystore
@@ -72,6 +72,7 @@ async def fleet(
     delay: float = 0.0,
     n: int = 3,
     webhook: str = "",
+    quota_rpm: int | None = None,
 ) -> AsyncIterator[tuple[Fleet, dict[str, str]]]:
     """``n`` servers on one state file and one Redis (a fresh key prefix), with the
     keys named in ``keys`` created up front (name -> secret)."""
@@ -88,6 +89,9 @@ async def fleet(
     cfg.counters.prefix = prefix
     cfg.counters.on_unavailable = mode
     cfg.alerts.webhook_url = webhook
+    if quota_rpm is not None:
+        cfg.quotas["openai"] = QuotaConfig("openai", rpm=quota_rpm)
+        cfg.limits.queue_max_wait = 1.0  # the rest are refused instead of queued a minute
     db = await open_database(home / "state.db")
     secrets: dict[str, str] = {}
     try:
@@ -223,3 +227,16 @@ async def test_a_budget_alert_is_posted_once_by_three_processes(tmp_path: Path) 
         assert len(hook.received) == 1, hook.received
     finally:
         await hook.close()
+
+
+async def test_a_provider_quota_holds_across_three_processes(tmp_path: Path) -> None:
+    # Keys without limits of their own: only the provider quota (20 per minute, shared
+    # through Redis) stands between 90 calls and the upstream.
+    async with fleet(tmp_path, {"k": Limits()}, quota_rpm=20) as (f, keys):
+        started = time.monotonic()
+        got = await burst(90, lambda: call(f, keys["k"]))
+        took = time.monotonic() - started
+        assert set(got) == {"ok", "upstream_quota_exceeded"}, got
+        # 20 at once, then one every 3 s (a queued call may get a refilled one).
+        assert 20 <= got["ok"] <= 20 + int(took / 3) + 1, (got, took)
+        assert f.upstream.calls == got["ok"]
