@@ -116,6 +116,16 @@ def _limiter(store: Store, config: Config) -> Limiter:
     return RedisLimiter(store.limit_state, config)
 
 
+def _health(config: Config, limiter: Limiter) -> LocalHealth:
+    """Breakers in this process, or shared through the Redis counters' client."""
+    client = getattr(limiter, "redis", None)
+    if client is None:
+        return LocalHealth(config.routing)
+    from aigw.routing.shared_health import SharedHealth  # redis is imported only when used
+
+    return SharedHealth(config.routing, client, config.counters.prefix)
+
+
 def _local(limiter: Limiter) -> LocalLimiter:
     """The process's own engine (with Redis counters: its per-process view of spend)."""
     local = getattr(limiter, "local", limiter)
@@ -156,7 +166,7 @@ def _lifecycle(
                 tracing = tracing_mod.start(config.otel)
                 if tracing is not None:
                     app[tracing_mod.TRACING] = tracing
-                health = LocalHealth(config.routing)
+                health = _health(config, limiter)
                 metrics = Metrics(
                     health.snapshot,
                     web_metrics.budget_ratios(config, directory, _local(limiter)),
@@ -201,6 +211,9 @@ def _lifecycle(
                 listener = gw.spawn(store.listen(directory.changed), "directory-listener")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 upkeep = [gw.spawn(c, name) for name, c in store.services()]
+                health_run = getattr(health, "run", None)
+                if health_run is not None:  # shared breakers: pub/sub and batched outcomes
+                    upkeep.append(gw.spawn(health_run(), "breakers"))
                 if db is not None:
                     upkeep.append(gw.spawn(_checkpoints(db), "wal-checkpoint"))
                     upkeep.append(

@@ -301,3 +301,76 @@ if was > now then return 0 end
 return 1
 """
 )
+
+# Circuit breakers (:mod:`aigw.routing.shared_health`). KEYS: the target's state hash
+# (state, consecutive, opened_at), its window hash (c<bucket> calls, f<bucket>
+# failures), the hash of open breakers (target -> opened_at, read at subscribe).
+# ARGV: target, successes, failed (0/1), breaker_failures, breaker_min_calls,
+# breaker_failure_ratio, breaker_window, breaker_cooldown, the pub/sub channel.
+# Counts the outcomes of every process; opening or closing publishes
+# ["open"|"closed", target, opened_at]. Returns {state, consecutive failures}.
+BREAKER = (
+    _COMMON
+    + """
+local target = ARGV[1]
+local ok, failed = tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, min_calls = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ratio, window, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local bucket = math.floor(now / (window / 10))
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local function tally()
+  local kv = redis.call('HGETALL', KEYS[2])
+  local calls, fails = 0, 0
+  for j = 1, #kv, 2 do
+    local b = tonumber(string.sub(kv[j], 2))
+    if bucket - b >= 10 then
+      redis.call('HDEL', KEYS[2], kv[j])
+    elseif string.sub(kv[j], 1, 1) == 'c' then
+      calls = calls + tonumber(kv[j + 1])
+    else
+      fails = fails + tonumber(kv[j + 1])
+    end
+  end
+  return calls, fails
+end
+local n = 0
+if ok > 0 then
+  redis.call('HSET', KEYS[1], 'consecutive', 0)
+  redis.call('HINCRBY', KEYS[2], 'c' .. bucket, ok)
+  if redis.call('HLEN', KEYS[2]) > 24 then tally() end
+  if state ~= 'closed' then
+    state = 'closed'
+    redis.call('HSET', KEYS[1], 'state', state)
+    redis.call('DEL', KEYS[2])  -- a fresh start: the failures that opened it are past
+    redis.call('HDEL', KEYS[3], target)
+    redis.call('PUBLISH', ARGV[9], cjson.encode({'closed', target, '0'}))
+  end
+end
+if failed > 0 then
+  n = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
+  redis.call('HINCRBY', KEYS[2], 'c' .. bucket, 1)
+  redis.call('HINCRBY', KEYS[2], 'f' .. bucket, 1)
+  local open = false
+  if state == 'open' then
+    -- Past the cooldown a call is a probe: its failure opens the breaker again.
+    open = now - tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0') >= cooldown
+  elseif n >= limit then
+    open = true
+  else
+    local calls, fails = tally()
+    open = calls >= min_calls and fails >= ratio * calls
+  end
+  if open then
+    state = 'open'
+    redis.call('HSET', KEYS[1], 'state', state, 'opened_at', fmt(now))
+    redis.call('HSET', KEYS[3], target, fmt(now))
+    redis.call('PUBLISH', ARGV[9], cjson.encode({'open', target, fmt(now)}))
+  end
+end
+local keep = math.ceil((window + cooldown) * 1000) + 60000
+redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('PEXPIRE', KEYS[2], keep)
+redis.call('PEXPIRE', KEYS[3], keep)
+return {state, n}
+"""
+)
