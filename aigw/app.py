@@ -126,6 +126,18 @@ def _health(config: Config, limiter: Limiter) -> LocalHealth:
     return SharedHealth(config.routing, client, config.counters.prefix)
 
 
+def _shared_spend(
+    refresh: Callable[[str, list[str]], Awaitable[None]], directory: Directory
+) -> Callable[[], Awaitable[None]]:
+    """Before a scrape: the budgeted teams' spend as every process shares it."""
+
+    async def before() -> None:
+        teams = directory.snapshot.teams
+        await refresh("team", [n for n, t in teams.items() if t.limits.budget_nusd is not None])
+
+    return before
+
+
 def _local(limiter: Limiter) -> LocalLimiter:
     """The process's own engine (with Redis counters: its per-process view of spend)."""
     local = getattr(limiter, "local", limiter)
@@ -171,6 +183,9 @@ def _lifecycle(
                     health.snapshot,
                     web_metrics.budget_ratios(config, directory, _local(limiter)),
                 )
+                refresh = getattr(limiter, "refresh_spend", None)
+                if refresh is not None:
+                    metrics.before_scrape = _shared_spend(refresh, directory)
                 cache = ResponseCache(store.cache, config.cache.max_size)
                 await cache.start()
                 app[CACHE] = cache

@@ -317,6 +317,31 @@ async def test_an_upstream_429_pauses_the_model_for_every_process(
     assert upstream.calls == calls
 
 
+async def test_metrics_budget_ratio_is_the_spend_of_every_process(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    """Two gateways on one Redis: b's /metrics shows the spend a made."""
+    _, prefix = shared
+    cfg = counters_config(REDIS_URL, prefix, upstream)
+    a = await start(start_gateway, upstream, cfg, monkeypatch)
+    b = await start(start_gateway, upstream, cfg, monkeypatch)
+    for gw in (a, b):
+        await gw.gw.store.teams.create("web", Limits(budget_nusd=10**9))  # $1
+    await until(lambda: "web" in b.gw.directory.snapshot.teams, what="b sees the team")
+    key = await a.key(team="web")
+    assert await outcomes(a.openai(key, http_client=http), 3, model="fast") == ["ok"] * 3
+    spent = (await a.gw.store.reports.spend_of("team", "web", 0, 2e9))[0]
+    assert spent > 0
+    async with aiohttp.ClientSession() as web_, web_.get(b.url + "/metrics") as resp:
+        text = await resp.text()
+    line = next(x for x in text.splitlines() if x.startswith('aigw_budget_used_ratio{team="web"}'))
+    assert float(line.rpartition(" ")[2]) == pytest.approx(spent / 10**9)
+
+
 def _limiter(gw: RunningGateway) -> RedisLimiter:
     limiter = gw.app[LIMITER]
     assert isinstance(limiter, RedisLimiter)

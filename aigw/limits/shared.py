@@ -326,6 +326,23 @@ class RedisLimiter:
         except UNAVAILABLE:
             return True  # better twice than never
 
+    async def refresh_spend(self, kind: str, names: list[str]) -> None:
+        """Replace this process's view of the spend of ``names`` by the shared one (all
+        processes'), in one round trip; on a Redis failure the local view stays."""
+        if not names or not self.available:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._key(kind, name, "spend"))
+        try:
+            found = await pipe.execute()
+        except UNAVAILABLE as exc:
+            log.debug("counters: shared spend not read (%s); the local view stays", exc)
+            return
+        for name, days in zip(names, found, strict=True):
+            if days:  # none: nothing spent in 40 days, or Redis lost it (the seed restores)
+                self.local.spend_of(kind, name).replace({int(d): int(v) for d, v in days.items()})
+
     # -- admission -------------------------------------------------------------------
 
     def _key(self, kind: str, name: str, what: str) -> str:
