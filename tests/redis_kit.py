@@ -70,7 +70,8 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of the test's own (for restarts), on a free port, no persistence."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str = "") -> None:
+        self.password = password  # set: the server requires it (requirepass)
         if not Path(REDIS_SERVER).exists():
             unavailable(f"no redis-server at {REDIS_SERVER}")
         self.port = free_port()
@@ -83,10 +84,13 @@ class PrivateRedis:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             *[REDIS_SERVER, "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            *(["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        client = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=0.5, password=self.password or None
+        )
         try:
 
             async def up() -> bool:

@@ -9,13 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import openai
+import orjson
 import pytest
 import redis.asyncio as aioredis
+from typer.testing import CliRunner
 
+from aigw import config as config_mod
+from aigw import doctor, paths
 from aigw.app import LIMITER
+from aigw.cli import app as cli_app
 from aigw.config import Config, QuotaConfig
 from aigw.errors import GatewayError
 from aigw.limits.base import Demand
@@ -24,7 +30,14 @@ from aigw.model import Limits, hash_key
 from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway, StartGateway, until
 from tests.limitkit import HI, outcomes
-from tests.redis_kit import REDIS_URL, PrivateRedis, Upstream, drop_prefix, prefixed
+from tests.redis_kit import (
+    REDIS_URL,
+    PrivateRedis,
+    Upstream,
+    drop_prefix,
+    prefixed,
+    shared_redis,
+)
 
 
 @pytest.fixture
@@ -340,6 +353,48 @@ async def test_metrics_budget_ratio_is_the_spend_of_every_process(
         text = await resp.text()
     line = next(x for x in text.splitlines() if x.startswith('aigw_budget_used_ratio{team="web"}'))
     assert float(line.rpartition(" ")[2]) == pytest.approx(spent / 10**9)
+
+
+async def test_doctor_checks_the_counters_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in ("AIGW_COUNTERS_PASSWORD", "REDISCLI_AUTH"):
+        monkeypatch.delenv(env, raising=False)
+    cfg = Config()
+    cfg.counters.url = REDIS_URL
+    # Skips (or fails under AIGW_REQUIRE_SERVICES=1) when the test Redis is unreachable.
+    await (await shared_redis()).aclose()
+    good = await doctor.check_counters(cfg, 5.0)
+    assert good.status in ("ok", "warn") and "round trip" in good.detail, good
+    locked = PrivateRedis(password="s3cret-pw")
+    await locked.start()
+    try:
+        cfg.counters.url = locked.url
+        refused = await doctor.check_counters(cfg, 5.0)
+        assert refused.status == "fail" and "password" in refused.detail, refused
+        assert refused.fix is not None and "AIGW_COUNTERS_PASSWORD" in refused.fix
+        monkeypatch.setenv("AIGW_COUNTERS_PASSWORD", "wrong")
+        assert (await doctor.check_counters(cfg, 5.0)).status == "fail"
+        monkeypatch.setenv("AIGW_COUNTERS_PASSWORD", "s3cret-pw")
+        assert (await doctor.check_counters(cfg, 5.0)).status in ("ok", "warn")
+    finally:
+        await locked.stop()
+    cfg.counters.url = locked.url  # stopped: nothing listens there now
+    gone = await doctor.check_counters(cfg, 5.0)
+    assert gone.status == "fail" and "unreachable" in gone.detail, gone
+    assert "s3cret-pw" not in repr((refused, gone))
+
+
+async def test_doctor_runs_the_counters_check_when_a_url_is_set(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await asyncio.to_thread(CliRunner().invoke, cli_app, ["init"])).exit_code == 0
+    cfg = config_mod.load(paths.resolve().config_file)
+    cfg.counters.url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    config_mod.save(cfg, paths.resolve().config_file)
+    res = await asyncio.to_thread(CliRunner().invoke, cli_app, ["doctor", "--offline", "--json"])
+    checks = {c["name"]: c for c in orjson.loads(res.output)["checks"]}
+    assert res.exit_code == 1
+    assert checks["counters"]["status"] == "fail"
+    assert "127.0.0.1:1" in checks["counters"]["detail"]
 
 
 def _limiter(gw: RunningGateway) -> RedisLimiter:
