@@ -248,6 +248,9 @@ def _lifecycle(
                     await ledger_task
                     cache.close()  # drained: answers kept so far reach the state file
                     await cache_task
+                    health_close = getattr(health, "close", None)
+                    if health_close is not None:  # shared breakers: send what is pending
+                        await health_close()
                     await limiter.close()
                     await directory.close()
                     if tracing is not None:

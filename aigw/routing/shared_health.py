@@ -120,7 +120,10 @@ class SharedHealth(LocalHealth):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py
 
     async def close(self) -> None:
-        """Send what is pending (best effort)."""
+        """Send what is pending (best effort), before the Redis client closes."""
+        pending, self._successes = self._successes, {}
+        for target, ok in pending.items():
+            await self._send(target, ok, 0)
         for t in list(self._tasks):
             with suppress(Exception):
                 await t
