@@ -70,6 +70,8 @@ PROBE_SECONDS = 1.0
 # A stopped Redis refuses connections at once; these bound a hung or overloaded one.
 CONNECT_TIMEOUT = 2.0
 TIMEOUT = 5.0
+# Connections per process; more calls at once wait for one (each holds it ~0.1 ms).
+MAX_CONNECTIONS = 64
 
 UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -77,8 +79,12 @@ UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 def connect(cfg: CountersConfig) -> aioredis.Redis:
     """A client for ``cfg.url``, its password from the environment or the keyring."""
     found = secrets.counters_password()
-    return aioredis.Redis.from_url(
+    # Blocking: a burst larger than the pool waits for a connection (a full pool is
+    # not an unreachable Redis); the default pool raises instead.
+    pool = aioredis.BlockingConnectionPool.from_url(
         cfg.url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=TIMEOUT,
         password=found[0] if found else None,
         socket_timeout=TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
@@ -86,6 +92,7 @@ def connect(cfg: CountersConfig) -> aioredis.Redis:
         retry=Retry(NoBackoff(), 0),
         decode_responses=True,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def where(url: str) -> str:
