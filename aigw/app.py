@@ -116,6 +116,28 @@ def _limiter(store: Store, config: Config) -> Limiter:
     return RedisLimiter(store.limit_state, config)
 
 
+def _health(config: Config, limiter: Limiter) -> LocalHealth:
+    """Breakers in this process, or shared through the Redis counters' client."""
+    client = getattr(limiter, "redis", None)
+    if client is None:
+        return LocalHealth(config.routing)
+    from aigw.routing.shared_health import SharedHealth  # redis is imported only when used
+
+    return SharedHealth(config.routing, client, config.counters.prefix)
+
+
+def _shared_spend(
+    refresh: Callable[[str, list[str]], Awaitable[None]], directory: Directory
+) -> Callable[[], Awaitable[None]]:
+    """Before a scrape: the budgeted teams' spend as every process shares it."""
+
+    async def before() -> None:
+        teams = directory.snapshot.teams
+        await refresh("team", [n for n, t in teams.items() if t.limits.budget_nusd is not None])
+
+    return before
+
+
 def _local(limiter: Limiter) -> LocalLimiter:
     """The process's own engine (with Redis counters: its per-process view of spend)."""
     local = getattr(limiter, "local", limiter)
@@ -156,11 +178,14 @@ def _lifecycle(
                 tracing = tracing_mod.start(config.otel)
                 if tracing is not None:
                     app[tracing_mod.TRACING] = tracing
-                health = LocalHealth(config.routing)
+                health = _health(config, limiter)
                 metrics = Metrics(
                     health.snapshot,
                     web_metrics.budget_ratios(config, directory, _local(limiter)),
                 )
+                refresh = getattr(limiter, "refresh_spend", None)
+                if refresh is not None:
+                    metrics.before_scrape = _shared_spend(refresh, directory)
                 cache = ResponseCache(store.cache, config.cache.max_size)
                 await cache.start()
                 app[CACHE] = cache
@@ -201,6 +226,9 @@ def _lifecycle(
                 listener = gw.spawn(store.listen(directory.changed), "directory-listener")
                 limits_task = gw.spawn(limiter.run(), "limiter")
                 upkeep = [gw.spawn(c, name) for name, c in store.services()]
+                health_run = getattr(health, "run", None)
+                if health_run is not None:  # shared breakers: pub/sub and batched outcomes
+                    upkeep.append(gw.spawn(health_run(), "breakers"))
                 if db is not None:
                     upkeep.append(gw.spawn(_checkpoints(db), "wal-checkpoint"))
                     upkeep.append(
@@ -220,6 +248,9 @@ def _lifecycle(
                     await ledger_task
                     cache.close()  # drained: answers kept so far reach the state file
                     await cache_task
+                    health_close = getattr(health, "close", None)
+                    if health_close is not None:  # shared breakers: send what is pending
+                        await health_close()
                     await limiter.close()
                     await directory.close()
                     if tracing is not None:

@@ -25,7 +25,7 @@ LARGE_STATE_BYTES = 2 * 1024**3
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    name: str  # config | state | keyring | key:<provider> | provider:<name> | server
+    name: str  # config | state | counters | keyring | key:<provider> | provider:<name> | server
     status: str  # ok | warn | fail | skip
     detail: str
     fix: str | None = None
@@ -149,6 +149,66 @@ async def check_postgres(cfg: Config) -> Check:
     return Check(
         "state", OK if found["database"] == "ok" else WARN, f"PostgreSQL: {found['database']}"
     )
+
+
+# Each limited request waits for one Redis round trip: slower than this is worth a look.
+SLOW_COUNTERS_MS = 5.0
+_COUNTERS_PINGS = 5
+
+
+async def check_counters(cfg: Config, wait: float) -> Check:
+    """The [counters] Redis answers, accepts the password and runs scripts; its latency."""
+    import time
+
+    from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+    from aigw.limits.shared import connect, where
+
+    at = where(cfg.counters.url)
+    auth_fix = (
+        "set the Redis password in AIGW_COUNTERS_PASSWORD (or REDISCLI_AUTH), or keep it in "
+        "the OS keyring (service 'aigw', user 'aigw-counters')"
+    )
+    client = connect(cfg.counters)
+    try:
+        async with asyncio.timeout(wait):
+            times = []
+            for _ in range(_COUNTERS_PINGS):
+                started = time.perf_counter()
+                await client.ping()
+                times.append((time.perf_counter() - started) * 1000)
+            await client.eval("return 1", 0)  # the limits are Lua scripts
+    except AuthenticationError as exc:
+        return Check("counters", FAIL, f"Redis at {at} refused the password ({exc})", auth_fix)
+    except ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            return Check("counters", FAIL, f"Redis at {at} needs a password ({exc})", auth_fix)
+        return Check(
+            "counters",
+            FAIL,
+            f"Redis at {at} refused a command ({exc})",
+            "the counters need Redis 6.2 or later with Lua scripting (EVAL) allowed",
+        )
+    except (RedisError, OSError, TimeoutError) as exc:
+        return Check(
+            "counters",
+            FAIL,
+            f"Redis at {at} is unreachable ({type(exc).__name__}: {exc})",
+            f"check [counters] url and that Redis runs and accepts this host; until it "
+            f"answers, on_unavailable = {cfg.counters.on_unavailable!r} decides",
+        )
+    finally:
+        await client.aclose()
+    median = sorted(times)[len(times) // 2]
+    detail = f"Redis at {at}: ok, round trip {median:.2f} ms (median of {len(times)})"
+    if median > SLOW_COUNTERS_MS:
+        return Check(
+            "counters",
+            WARN,
+            detail,
+            "every limited request waits for one round trip: run Redis closer to the gateway",
+        )
+    return Check("counters", OK, detail)
 
 
 def check_keyring() -> Check:
@@ -298,6 +358,8 @@ def run(*, offline: bool = False, wait: float = 10.0) -> list[Check]:
         checks.append(asyncio.run(check_postgres(cfg)))
     else:
         checks.extend(check_state(p.state_file))
+    if cfg is not None and cfg.counters.url:
+        checks.append(asyncio.run(check_counters(cfg, min(wait, 5.0))))
     checks.append(check_keyring())
     if cfg is None:
         checks.append(Check("providers", SKIP, "the config did not load"))

@@ -70,7 +70,8 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of the test's own (for restarts), on a free port, no persistence."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str = "") -> None:
+        self.password = password  # set: the server requires it (requirepass)
         if not Path(REDIS_SERVER).exists():
             unavailable(f"no redis-server at {REDIS_SERVER}")
         self.port = free_port()
@@ -83,10 +84,13 @@ class PrivateRedis:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             *[REDIS_SERVER, "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            *(["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        client = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=0.5, password=self.password or None
+        )
         try:
 
             async def up() -> bool:
@@ -115,6 +119,9 @@ class Upstream:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
+        # Set: every call is answered with this status (and headers) instead.
+        self.fail_status = 0
+        self.fail_headers: dict[str, str] = {}
         self.inflight = 0
         self.peak = 0
         self.calls = 0
@@ -130,6 +137,12 @@ class Upstream:
     async def chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.calls += 1
+        if self.fail_status:
+            return web.json_response(
+                {"error": {"message": "upstream trouble", "type": "server_error"}},
+                status=self.fail_status,
+                headers=self.fail_headers,
+            )
         # Billed for max_tokens when the client sets it (budget tests), else 7.
         out = int(body.get("max_completion_tokens") or body.get("max_tokens") or 7)
         self.inflight += 1

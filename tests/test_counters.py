@@ -9,14 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import openai
+import orjson
 import pytest
 import redis.asyncio as aioredis
+from typer.testing import CliRunner
 
+from aigw import config as config_mod
+from aigw import doctor, paths
 from aigw.app import LIMITER
-from aigw.config import Config
+from aigw.cli import app as cli_app
+from aigw.config import Config, QuotaConfig
 from aigw.errors import GatewayError
 from aigw.limits.base import Demand
 from aigw.limits.shared import RedisLimiter
@@ -24,7 +30,14 @@ from aigw.model import Limits, hash_key
 from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway, StartGateway, until
 from tests.limitkit import HI, outcomes
-from tests.redis_kit import REDIS_URL, PrivateRedis, Upstream, drop_prefix, prefixed
+from tests.redis_kit import (
+    REDIS_URL,
+    PrivateRedis,
+    Upstream,
+    drop_prefix,
+    prefixed,
+    shared_redis,
+)
 
 
 @pytest.fixture
@@ -258,6 +271,130 @@ async def test_spend_is_seeded_from_the_ledger_once_by_processes_starting_togeth
     assert seeded == [False] * 3
     assert sum(map(int, (await client.hgetall(key_spend)).values())) == spent
     assert sum(map(int, (await client.hgetall(f"{prefix}spend:team:t")).values())) == spent
+
+
+async def _tat_ahead(client: aioredis.Redis, key: str) -> float:
+    """Seconds a GCRA key's TAT is ahead of Redis's clock (0: full)."""
+    raw = await client.get(key)
+    if raw is None:
+        return 0.0
+    secs, micros = await client.time()
+    return float(raw) - (secs + micros / 1e6)
+
+
+async def test_a_provider_tpm_quota_in_redis_is_settled_to_the_real_tokens(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    client, prefix = shared
+    cfg = counters_config(REDIS_URL, prefix, upstream)
+    cfg.quotas["openai"] = QuotaConfig("openai", rpm=600, tpm=60_000)
+    gw = await start(start_gateway, upstream, cfg, monkeypatch)
+    key = await gw.key(team="t")
+    # Taken up front: the prompt and 1024 default output tokens (~1 s of 60k/min);
+    # settled: the 18 tokens the upstream billed (18 ms).
+    assert await outcomes(gw.openai(key, http_client=http), 1, model="fast") == ["ok"]
+    ahead = await _tat_ahead(client, f"{prefix}quota:openai:tpm")
+    assert 0 < ahead <= 0.018 + 0.001
+    assert 0 < await _tat_ahead(client, f"{prefix}quota:openai:rpm") <= 0.1
+
+
+async def test_an_upstream_429_pauses_the_model_for_every_process(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    """Two gateways on one Redis: a 429 seen by one pauses the model in the other."""
+    client, prefix = shared
+    cfg = counters_config(REDIS_URL, prefix, upstream)
+    cfg.quotas["openai"] = QuotaConfig("openai", rpm=600)
+    cfg.limits.queue_max_wait = 1.0
+    a = await start(start_gateway, upstream, cfg, monkeypatch)
+    b = await start(start_gateway, upstream, cfg, monkeypatch)
+    upstream.fail_status, upstream.fail_headers = 429, {"Retry-After": "30"}
+    key_a, key_b = await a.key(team="t"), await b.key(team="t")
+    assert await outcomes(a.openai(key_a, http_client=http), 1, model="fast") == ["429"]
+    assert 25 < await _tat_ahead(client, f"{prefix}quota:openai/gpt-4o-mini:pause") <= 30
+    upstream.fail_status = 0
+    calls = upstream.calls
+    # The other process queues the model's calls instead of sending them: the pause
+    # (30 s) is longer than it queues (1 s), so it answers 429 without calling.
+    assert await outcomes(b.openai(key_b, http_client=http), 1, model="fast") == [
+        "upstream_quota_exceeded"
+    ]
+    assert upstream.calls == calls
+
+
+async def test_metrics_budget_ratio_is_the_spend_of_every_process(
+    start_gateway: StartGateway,
+    upstream: Upstream,
+    shared: tuple[aioredis.Redis, str],
+    monkeypatch: pytest.MonkeyPatch,
+    http: openai.DefaultAsyncHttpxClient,
+) -> None:
+    """Two gateways on one Redis: b's /metrics shows the spend a made."""
+    _, prefix = shared
+    cfg = counters_config(REDIS_URL, prefix, upstream)
+    a = await start(start_gateway, upstream, cfg, monkeypatch)
+    b = await start(start_gateway, upstream, cfg, monkeypatch)
+    for gw in (a, b):
+        await gw.gw.store.teams.create("web", Limits(budget_nusd=10**9))  # $1
+    await until(lambda: "web" in b.gw.directory.snapshot.teams, what="b sees the team")
+    key = await a.key(team="web")
+    assert await outcomes(a.openai(key, http_client=http), 3, model="fast") == ["ok"] * 3
+    spent = (await a.gw.store.reports.spend_of("team", "web", 0, 2e9))[0]
+    assert spent > 0
+    async with aiohttp.ClientSession() as web_, web_.get(b.url + "/metrics") as resp:
+        text = await resp.text()
+    line = next(x for x in text.splitlines() if x.startswith('aigw_budget_used_ratio{team="web"}'))
+    assert float(line.rpartition(" ")[2]) == pytest.approx(spent / 10**9)
+
+
+async def test_doctor_checks_the_counters_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in ("AIGW_COUNTERS_PASSWORD", "REDISCLI_AUTH"):
+        monkeypatch.delenv(env, raising=False)
+    cfg = Config()
+    cfg.counters.url = REDIS_URL
+    # Skips (or fails under AIGW_REQUIRE_SERVICES=1) when the test Redis is unreachable.
+    await (await shared_redis()).aclose()
+    good = await doctor.check_counters(cfg, 5.0)
+    assert good.status in ("ok", "warn") and "round trip" in good.detail, good
+    locked = PrivateRedis(password="s3cret-pw")
+    await locked.start()
+    try:
+        cfg.counters.url = locked.url
+        refused = await doctor.check_counters(cfg, 5.0)
+        assert refused.status == "fail" and "password" in refused.detail, refused
+        assert refused.fix is not None and "AIGW_COUNTERS_PASSWORD" in refused.fix
+        monkeypatch.setenv("AIGW_COUNTERS_PASSWORD", "wrong")
+        assert (await doctor.check_counters(cfg, 5.0)).status == "fail"
+        monkeypatch.setenv("AIGW_COUNTERS_PASSWORD", "s3cret-pw")
+        assert (await doctor.check_counters(cfg, 5.0)).status in ("ok", "warn")
+    finally:
+        await locked.stop()
+    cfg.counters.url = locked.url  # stopped: nothing listens there now
+    gone = await doctor.check_counters(cfg, 5.0)
+    assert gone.status == "fail" and "unreachable" in gone.detail, gone
+    assert "s3cret-pw" not in repr((refused, gone))
+
+
+async def test_doctor_runs_the_counters_check_when_a_url_is_set(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await asyncio.to_thread(CliRunner().invoke, cli_app, ["init"])).exit_code == 0
+    cfg = config_mod.load(paths.resolve().config_file)
+    cfg.counters.url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    config_mod.save(cfg, paths.resolve().config_file)
+    res = await asyncio.to_thread(CliRunner().invoke, cli_app, ["doctor", "--offline", "--json"])
+    checks = {c["name"]: c for c in orjson.loads(res.output)["checks"]}
+    assert res.exit_code == 1
+    assert checks["counters"]["status"] == "fail"
+    assert "127.0.0.1:1" in checks["counters"]["detail"]
 
 
 def _limiter(gw: RunningGateway) -> RedisLimiter:

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import openai
 import pytest
 
-from aigw.config import Config, ModelConfig, ProviderConfig
+from aigw.config import Config, ModelConfig, ProviderConfig, QuotaConfig, TargetConfig
 from aigw.model import Limits
 from aigw.store import open_database
 from aigw.store.sqlite import keys as keystore
@@ -33,10 +34,13 @@ PROMPT, PRICE_IN, PRICE_OUT = 11, 150, 600
 
 
 class Fleet:
-    def __init__(self, home: Path, servers: list[ServerProcess], upstream: Upstream) -> None:
+    def __init__(
+        self, home: Path, servers: list[ServerProcess], upstream: Upstream, backup: Upstream
+    ) -> None:
         self.home = home
         self.servers = servers
         self.upstream = upstream
+        self.backup = backup  # the second target of "fast" when the fleet has one
         self._next = itertools.cycle(range(len(servers)))
 
     def client(self, key: str) -> openai.AsyncOpenAI:
@@ -72,12 +76,15 @@ async def fleet(
     delay: float = 0.0,
     n: int = 3,
     webhook: str = "",
+    quota_rpm: int | None = None,
+    breaker_failures: int | None = None,
 ) -> AsyncIterator[tuple[Fleet, dict[str, str]]]:
     """``n`` servers on one state file and one Redis (a fresh key prefix), with the
     keys named in ``keys`` created up front (name -> secret)."""
     client = await shared_redis() if url == REDIS_URL else None
     prefix = new_prefix()
     up = await Upstream(delay=delay).start()
+    backup = await Upstream().start()
     home = tmp_path / "home"
     home.mkdir()
     cfg = Config()
@@ -88,6 +95,18 @@ async def fleet(
     cfg.counters.prefix = prefix
     cfg.counters.on_unavailable = mode
     cfg.alerts.webhook_url = webhook
+    if breaker_failures is not None:
+        cfg.routing.breaker_failures = breaker_failures
+        cfg.routing.breaker_cooldown = 600.0  # stays open for the whole test
+        # A second target: an open breaker is skipped only when there is another.
+        cfg.providers["backup"] = ProviderConfig("backup", "openai", backup.base_url)
+        cfg.models["fast"].targets = (
+            TargetConfig("openai", "gpt-4o-mini"),
+            TargetConfig("backup", "gpt-4o-mini"),
+        )
+    if quota_rpm is not None:
+        cfg.quotas["openai"] = QuotaConfig("openai", rpm=quota_rpm)
+        cfg.limits.queue_max_wait = 1.0  # the rest are refused instead of queued a minute
     db = await open_database(home / "state.db")
     secrets: dict[str, str] = {}
     try:
@@ -98,12 +117,14 @@ async def fleet(
     servers: list[ServerProcess] = []
     try:
         for _ in range(n):
-            servers.append(await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"}))
-        yield Fleet(home, servers, up), secrets
+            env = {"AIGW_OPENAI_API_KEY": "sk-test", "AIGW_BACKUP_API_KEY": "sk-test"}
+            servers.append(await start_server(home, cfg, env))
+        yield Fleet(home, servers, up, backup), secrets
     finally:
         for s in servers:
             await s.stop()
         await up.close()
+        await backup.close()
         if client is not None:
             await drop_prefix(client, prefix)
             await client.aclose()
@@ -223,3 +244,49 @@ async def test_a_budget_alert_is_posted_once_by_three_processes(tmp_path: Path) 
         assert len(hook.received) == 1, hook.received
     finally:
         await hook.close()
+
+
+async def test_a_provider_quota_holds_across_three_processes(tmp_path: Path) -> None:
+    # Keys without limits of their own: only the provider quota (20 per minute, shared
+    # through Redis) stands between 90 calls and the upstream.
+    async with fleet(tmp_path, {"k": Limits()}, quota_rpm=20) as (f, keys):
+        started = time.monotonic()
+        got = await burst(90, lambda: call(f, keys["k"]))
+        took = time.monotonic() - started
+        assert set(got) == {"ok", "upstream_quota_exceeded"}, got
+        # 20 at once, then one every 3 s (a queued call may get a refilled one).
+        assert 20 <= got["ok"] <= 20 + int(took / 3) + 1, (got, took)
+        assert f.upstream.calls == got["ok"]
+
+
+async def breaker_states(f: Fleet, target: str) -> list[str]:
+    """Each process's breaker state for ``target`` (its /readyz)."""
+    out = []
+    async with aiohttp.ClientSession() as http:
+        for s in f.servers:
+            async with http.get(s.url + "/readyz") as resp:
+                body = await resp.json()
+            out.append(body["breakers"].get(target, {}).get("state", "unseen"))
+    return out
+
+
+async def test_a_breaker_opened_by_failures_in_all_processes_is_open_in_each(
+    tmp_path: Path,
+) -> None:
+    target = "openai/gpt-4o-mini"
+    async with fleet(tmp_path, {"k": Limits()}, breaker_failures=3) as (f, keys):
+        f.upstream.fail_status = 500
+        # One failure through each process: none of them crossed the threshold (3)
+        # alone, together they did.
+        for _ in range(3):
+            assert await call(f, keys["k"]) in {"500", "502"}
+        deadline = time.monotonic() + 10
+        while (states := await breaker_states(f, target)) != ["open"] * 3:
+            assert time.monotonic() < deadline, states
+            await asyncio.sleep(0.05)
+        # Open everywhere: every process sends the next calls to the other target.
+        calls = f.upstream.calls
+        f.upstream.fail_status = 0  # healthy again, but nobody asks before the cooldown
+        assert await burst(6, lambda: call(f, keys["k"])) == {"ok": 6}
+        assert f.upstream.calls == calls
+        assert f.backup.calls == 6

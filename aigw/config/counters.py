@@ -1,4 +1,4 @@
-"""``[counters]``: where rate limits, concurrency and budget reservations are counted.
+"""``[counters]``: where rate limits, concurrency, budgets, quotas and breakers are counted.
 
 In process (the default) suits one ``aigw serve``; a Redis URL lets several processes
 (on several machines) share one set of counters, so a limit holds for all of them
@@ -73,9 +73,10 @@ def _write(c: CountersConfig) -> dict[str, Any]:
 
 
 COUNTERS = table(
-    '# Where rate limits, concurrency and budget reservations are counted. url = "":\n'
-    "# in this process (one aigw serve). A Redis URL (redis://host:6379/0) shares them\n"
-    "# between several aigw processes, so limits hold for all of them together; its\n"
+    "# Where rate limits, concurrency, budget reservations, provider quotas and\n"
+    '# circuit breakers are counted. url = "": in this process (one aigw serve). A\n'
+    "# Redis URL (redis://host:6379/0) shares them between several aigw processes, so\n"
+    "# limits hold for all of them together; its\n"
     "# password comes from AIGW_COUNTERS_PASSWORD (or REDISCLI_AUTH) or the keyring,\n"
     '# never this file. on_unavailable: Redis unreachable -> "refuse" (503) or "local"\n'
     "# (per-process limits until it is back). prefix: prepended to every Redis key.",

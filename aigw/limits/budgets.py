@@ -44,6 +44,11 @@ class Spend:
         if self._first <= day < self._end:
             self._total += cost
 
+    def replace(self, days: dict[int, int]) -> None:
+        """Take the spend per day counted elsewhere (Redis: every process's)."""
+        self.days = days
+        self._kind = ""  # recompute on next use
+
     def prune(self, before: int) -> None:
         """Forget days before ordinal ``before`` (no current period reaches them)."""
         for d in [d for d in self.days if d < before]:

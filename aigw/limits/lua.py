@@ -167,7 +167,8 @@ return out
 
 # ARGV: lease id, spend TTL seconds, scope count, then per scope: tpm interval (0:
 # none), tokens to charge more (negative: give back), cost to add, its day ordinal,
-# first and end day ordinals of the budget's period (0 0: no budget).
+# first and end day ordinals of the budget's period (0 0: no budget); then per provider
+# quota charge to settle (its TAT key after the scopes' keys): interval, tokens more.
 # Returns each budgeted scope's period spend (strings), in scope order.
 SETTLE = (
     _COMMON
@@ -197,6 +198,16 @@ for i = 1, n do
   end
   if last > 0 then out[#out + 1] = string.format('%d', period_spend(KEYS[k + 5], first, last)) end
 end
+-- Then provider quota tokens-per-minute charges settled to the real count: KEYS after
+-- the scopes' (one TAT each), ARGV pairs (interval, tokens more or back).
+local a = 3 + n * 6
+for j = 1, #KEYS - n * 5 - 1 do
+  local key = KEYS[1 + n * 5 + j]
+  local iv, delta = tonumber(ARGV[a + 2 * j - 1]), tonumber(ARGV[a + 2 * j])
+  local d = debt_of(key) + delta * iv
+  if d < 0 then d = 0 end
+  store(key, d)
+end
 return out
 """
 )
@@ -225,3 +236,141 @@ for j = 2, #ARGV, 2 do
 end
 return 1
 """
+
+# Provider quotas (:mod:`aigw.limits.shared_quotas`). KEYS per quota scope (a provider
+# or a model on it): requests-per-minute TAT, tokens-per-minute TAT, paused-until.
+# ARGV: tokens, share of the burst this priority may use, scope count, then per scope:
+# rpm, rpm capacity, tpm, tpm capacity (0: no such limit).
+# Returns {'ok', tokens charged per scope...} or {'wait', seconds}: the check and the
+# take of every quota of one upstream call, for every gateway process, atomically.
+QUOTA = (
+    _COMMON
+    + """
+local tokens = tonumber(ARGV[1])
+local share = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local longest = 0
+for i = 1, n do
+  local a = 3 + (i - 1) * 4
+  local k = (i - 1) * 3
+  local paused = tonumber(redis.call('GET', KEYS[k + 3]) or '0') - now
+  if paused > longest then longest = paused end
+  for _, lim in ipairs({{ARGV[a + 1], ARGV[a + 2], KEYS[k + 1], 1},
+                        {ARGV[a + 3], ARGV[a + 4], KEYS[k + 2], tokens}}) do
+    local per, cap = tonumber(lim[1]), tonumber(lim[2])
+    if per > 0 and lim[4] > 0 then
+      local iv = 60 / per
+      local allowed = cap * iv * share
+      local need = lim[4] * iv
+      if need > allowed then need = allowed end
+      local over = debt_of(lim[3]) + need - allowed
+      if over > 0.000001 and over > longest then longest = over end
+    end
+  end
+end
+if longest > 0 then return {'wait', fmt(longest)} end
+local out = {'ok'}
+for i = 1, n do
+  local a = 3 + (i - 1) * 4
+  local k = (i - 1) * 3
+  local rpm, tpm, tcap = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  if rpm > 0 then store(KEYS[k + 1], debt_of(KEYS[k + 1]) + 60 / rpm) end
+  local charged = 0
+  if tpm > 0 and tokens > 0 then
+    charged = tokens
+    if charged > tcap then charged = tcap end
+    store(KEYS[k + 2], debt_of(KEYS[k + 2]) + charged * 60 / tpm)
+  end
+  out[#out + 1] = fmt(charged)
+end
+return out
+"""
+)
+
+# KEYS[1]: a model's paused-until; ARGV[1]: seconds. Extends the pause, never shortens
+# it; returns 1 if the model was not paused before (so one process logs it).
+PAUSE = (
+    _COMMON
+    + """
+local until_ = now + tonumber(ARGV[1])
+local was = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ > was then
+  redis.call('SET', KEYS[1], fmt(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+if was > now then return 0 end
+return 1
+"""
+)
+
+# Circuit breakers (:mod:`aigw.routing.shared_health`). KEYS: the target's state hash
+# (state, consecutive, opened_at), its window hash (c<bucket> calls, f<bucket>
+# failures), the hash of open breakers (target -> opened_at, read at subscribe).
+# ARGV: target, successes, failed (0/1), breaker_failures, breaker_min_calls,
+# breaker_failure_ratio, breaker_window, breaker_cooldown, the pub/sub channel.
+# Counts the outcomes of every process; opening or closing publishes
+# ["open"|"closed", target, opened_at]. Returns {state, consecutive failures}.
+BREAKER = (
+    _COMMON
+    + """
+local target = ARGV[1]
+local ok, failed = tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, min_calls = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ratio, window, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local bucket = math.floor(now / (window / 10))
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local function tally()
+  local kv = redis.call('HGETALL', KEYS[2])
+  local calls, fails = 0, 0
+  for j = 1, #kv, 2 do
+    local b = tonumber(string.sub(kv[j], 2))
+    if bucket - b >= 10 then
+      redis.call('HDEL', KEYS[2], kv[j])
+    elseif string.sub(kv[j], 1, 1) == 'c' then
+      calls = calls + tonumber(kv[j + 1])
+    else
+      fails = fails + tonumber(kv[j + 1])
+    end
+  end
+  return calls, fails
+end
+local n = 0
+if ok > 0 then
+  redis.call('HSET', KEYS[1], 'consecutive', 0)
+  redis.call('HINCRBY', KEYS[2], 'c' .. bucket, ok)
+  if redis.call('HLEN', KEYS[2]) > 24 then tally() end
+  if state ~= 'closed' then
+    state = 'closed'
+    redis.call('HSET', KEYS[1], 'state', state)
+    redis.call('DEL', KEYS[2])  -- a fresh start: the failures that opened it are past
+    redis.call('HDEL', KEYS[3], target)
+    redis.call('PUBLISH', ARGV[9], cjson.encode({'closed', target, '0'}))
+  end
+end
+if failed > 0 then
+  n = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
+  redis.call('HINCRBY', KEYS[2], 'c' .. bucket, 1)
+  redis.call('HINCRBY', KEYS[2], 'f' .. bucket, 1)
+  local open = false
+  if state == 'open' then
+    -- Past the cooldown a call is a probe: its failure opens the breaker again.
+    open = now - tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0') >= cooldown
+  elseif n >= limit then
+    open = true
+  else
+    local calls, fails = tally()
+    open = calls >= min_calls and fails >= ratio * calls
+  end
+  if open then
+    state = 'open'
+    redis.call('HSET', KEYS[1], 'state', state, 'opened_at', fmt(now))
+    redis.call('HSET', KEYS[3], target, fmt(now))
+    redis.call('PUBLISH', ARGV[9], cjson.encode({'open', target, fmt(now)}))
+  end
+end
+local keep = math.ceil((window + cooldown) * 1000) + 60000
+redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('PEXPIRE', KEYS[2], keep)
+redis.call('PEXPIRE', KEYS[3], keep)
+return {state, n}
+"""
+)

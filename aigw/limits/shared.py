@@ -15,7 +15,9 @@ in Redis, so N processes enforce one limit together instead of N times it:
   by the first process to start (a marker key makes the seed happen once);
 * a budget alert's webhook is posted by one process only (``SET NX`` per alert).
 
-Provider quotas and circuit breakers stay per process (the local engine's).
+* provider quotas (``[quotas.*]``) are taken by one script per upstream call
+  (:mod:`aigw.limits.shared_quotas`), so N processes respect the provider's rpm
+  and tpm together; an upstream 429 pauses the model in every process.
 
 Redis unreachable: ``on_unavailable = "refuse"`` answers 503 in the client's own
 error envelope; ``"local"`` admits through the in-process engine (per-process limits,
@@ -30,8 +32,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -52,6 +54,7 @@ from aigw.limits.base import Demand, Lease
 from aigw.limits.budgets import output_bound, worst_case
 from aigw.limits.engine import LocalLease, LocalLimiter, Scope
 from aigw.limits.gcra import Bucket
+from aigw.limits.shared_quotas import QuotaCharge, SharedQuotas
 from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
 from aigw.store.base import LimitState
 from aigw.usage import Usage
@@ -67,6 +70,9 @@ PROBE_SECONDS = 1.0
 # A stopped Redis refuses connections at once; these bound a hung or overloaded one.
 CONNECT_TIMEOUT = 2.0
 TIMEOUT = 5.0
+# Connections per process (one per Redis call in flight; redis-py's default is 100,
+# which a burst of 100 calls plus the breakers' pub/sub connection overflows).
+MAX_CONNECTIONS = 1024
 
 UNAVAILABLE = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -76,6 +82,9 @@ def connect(cfg: CountersConfig) -> aioredis.Redis:
     found = secrets.counters_password()
     return aioredis.Redis.from_url(
         cfg.url,
+        # A pool that runs out raises (the blocking pool's per-command timer costs
+        # ~0.1 ms at c=1): sized so no realistic burst of one process reaches it.
+        max_connections=MAX_CONNECTIONS,
         password=found[0] if found else None,
         socket_timeout=TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
@@ -130,7 +139,7 @@ class _Held:
 class RedisLease:
     """What :class:`RedisLimiter` took for one call (a :class:`aigw.limits.base.Lease`)."""
 
-    __slots__ = ("_headers", "done", "held", "id", "inner", "limiter")
+    __slots__ = ("_headers", "done", "held", "id", "inner", "limiter", "upstream")
 
     def __init__(self, limiter: RedisLimiter, lease_id: str, inner: LocalLease) -> None:
         self.limiter = limiter
@@ -139,12 +148,16 @@ class RedisLease:
         self.held = _Held()
         self._headers: dict[str, str] = {}
         self.done = False
+        self.upstream: list[list[QuotaCharge]] = []  # shared quota charges, per attempt
 
     def headers(self) -> dict[str, str]:
         return self._headers
 
     def upstream_slot(self, provider: str, model: str) -> AbstractAsyncContextManager[None]:
-        return self.inner.upstream_slot(provider, model)
+        limiter = self.limiter
+        if provider not in limiter.quotas.providers:
+            return self.inner.upstream_slot(provider, model)
+        return limiter.slot(self, provider, model)
 
     async def settle(self, usage: Usage | None, cost_nusd: int | None) -> None:
         if self.done:
@@ -185,6 +198,7 @@ class RedisLimiter:
         self.last_error = ""
         self._recovered = asyncio.Event()
         self.local.alerts.claim = self._claim_alert
+        self.quotas = SharedQuotas(self.redis, p, config)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -317,6 +331,23 @@ class RedisLimiter:
             return bool(await self.redis.set(k, "1", nx=True, ex=SPEND_SECONDS))
         except UNAVAILABLE:
             return True  # better twice than never
+
+    async def refresh_spend(self, kind: str, names: list[str]) -> None:
+        """Replace this process's view of the spend of ``names`` by the shared one (all
+        processes'), in one round trip; on a Redis failure the local view stays."""
+        if not names or not self.available:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._key(kind, name, "spend"))
+        try:
+            found = await pipe.execute()
+        except UNAVAILABLE as exc:
+            log.debug("counters: shared spend not read (%s); the local view stays", exc)
+            return
+        for name, days in zip(names, found, strict=True):
+            if days:  # none: nothing spent in 40 days, or Redis lost it (the seed restores)
+                self.local.spend_of(kind, name).replace({int(d): int(v) for d, v in days.items()})
 
     # -- admission -------------------------------------------------------------------
 
@@ -532,6 +563,8 @@ class RedisLimiter:
         args: list[Any] = [lease.id, SPEND_SECONDS, 0]
         keys = [self.marker]
         checks: list[tuple[_Scope, int]] = []
+        quota_keys: list[str] = []
+        quota_args: list[Any] = []
         for kind, name, limits in (
             ("key", key.id, key.limits),
             ("team", key.team, team.limits if team is not None else NO_LIMITS),
@@ -551,9 +584,20 @@ class RedisLimiter:
             args += [s.tpm.interval if s.tpm and delta else 0, delta, charge, day, first, last]
             keys += s.keys
             scopes.append(s)
-        if not scopes:
+        # Provider quota estimates become the real count (released: they stay taken,
+        # as in process); only the last attempt produced the usage.
+        attempts = [] if release else lease.upstream
+        for i, charges in enumerate(attempts):
+            for c in charges:
+                real = actual if i == len(attempts) - 1 else 0
+                if real != c.tokens:
+                    quota_keys.append(c.key)
+                    quota_args += [c.interval, real - c.tokens]
+        if not scopes and not quota_keys:
             return
         args[2] = len(scopes)
+        keys += quota_keys
+        args += quota_args
         if self.fallback:
             return  # the leases expire in Redis; the ledger has the cost for the next seed
         try:
@@ -576,7 +620,33 @@ class RedisLimiter:
 
     # -- provider quotas -----------------------------------------------------------
 
+    @asynccontextmanager
+    async def slot(self, lease: RedisLease, provider: str, model: str) -> AsyncIterator[None]:
+        """Wait (by the call's priority, in this process) for room under the provider's
+        quotas, taken in Redis for every process: one round trip when there is room."""
+        if not self.fallback:
+            inner = lease.inner
+            try:
+                charges = await self.quotas.acquire(provider, model, inner.priority, inner.tokens)
+            except UNAVAILABLE as exc:
+                await self._lost(exc)
+                if not self.fallback:
+                    raise unavailable(self.cfg.url, exc) from None
+            else:
+                lease.upstream.append(charges)
+                yield
+                return
+        async with lease.inner.upstream_slot(provider, model):
+            yield
+
     async def upstream_feedback(
         self, provider: str, model: str, status: int, retry_after: str | None
     ) -> None:
+        if status == 429 and provider in self.quotas.providers and not self.fallback:
+            try:
+                await self.quotas.pause(provider, model, retry_after)
+            except UNAVAILABLE as exc:
+                await self._lost(exc)
+            else:
+                return
         await self.local.upstream_feedback(provider, model, status, retry_after)

@@ -15,7 +15,7 @@ of distinct values (:class:`Bounded`); later ones are counted under ``other``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -139,6 +139,8 @@ class Metrics:
     ) -> None:
         self.breakers = breakers
         self.budgets = budgets
+        # Run before each scrape (shared counters: fetch the spend all processes share).
+        self.before_scrape: Callable[[], Awaitable[None]] | None = None
         self.team = Bounded(MAX_TEAMS)
         self.model = Bounded(MAX_MODELS)
         self.provider = Bounded(MAX_PROVIDERS)

@@ -14,8 +14,8 @@ when every candidate is open they are tried anyway (panic mode, in
 The window counts calls in ten buckets, so recording a result is O(1) too.
 
 What the pipeline needs is the :class:`Health` protocol, keyed by a target's id
-(``provider/model``); :class:`LocalHealth` keeps it in this process. A shared store
-(Redis, issue 14) can implement the same protocol so several processes share it.
+(``provider/model``); :class:`LocalHealth` keeps it in this process, and
+:class:`aigw.routing.shared_health.SharedHealth` shares it through Redis.
 """
 
 from __future__ import annotations
@@ -105,6 +105,11 @@ class Breaker:
         self._calls = [0] * _BUCKETS
         self._fails = [0] * _BUCKETS
 
+    def close(self) -> None:
+        """Closed afresh: the failures that opened it are in the past."""
+        self.state, self.probe_at, self.consecutive = CLOSED, 0.0, 0
+        self._bucket_ids = [-1] * _BUCKETS
+
     def count(self, bucket: int, failed: bool) -> None:
         i = bucket % _BUCKETS
         if self._bucket_ids[i] != bucket:
@@ -161,9 +166,7 @@ class LocalHealth:
             b.ewma = first_byte if b.ewma is None else b.ewma + EWMA_ALPHA * (first_byte - b.ewma)
         b.consecutive = 0
         if b.state != CLOSED:
-            b.state, b.probe_at = CLOSED, 0.0
-            # A fresh start: the failures that opened it are in the past.
-            b._bucket_ids = [-1] * _BUCKETS
+            b.close()
         b.count(int(self.clock() / self._bucket_seconds), False)
 
     def failure(self, target: str) -> None:

@@ -60,6 +60,8 @@ async def metrics(request: web.Request) -> web.Response:
             await admin_of(request, gw.directory, request.app[SESSIONS])
         except AdminDenied as exc:
             return denied(exc)
+    if gw.metrics.before_scrape is not None:
+        await gw.metrics.before_scrape()
     return web.Response(
         body=gw.metrics.exposition(),
         headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"},
