@@ -403,3 +403,33 @@ async def test_the_password_comes_from_the_environment(
         assert db.password == "from-env"
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize(("synchronous", "expected"), [("normal", "off"), ("full", "on")])
+async def test_ledger_synchronous_sets_the_group_commits_wal_flush(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synchronous: str, expected: str
+) -> None:
+    """``[ledger] synchronous = "normal"``: group commits do not wait for the WAL flush
+    (synchronous_commit off in their transaction only); "full": they do."""
+    import aigw.store.postgres.ledger as pg_ledger
+
+    seen: list[str] = []
+    write = pg_ledger.write_batch
+
+    async def asking(conn: asyncpg.Connection, *args: object) -> bool:
+        seen.append(await conn.fetchval("SHOW synchronous_commit"))
+        return await write(conn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pg_ledger, "write_batch", asking)
+    cfg = _config(pg_url)
+    cfg.ledger.synchronous = synchronous
+    store = await open_store(cfg, tmp_path / "state.db", serving=True)
+    try:
+        await store.ledger.append_many([_row("req_1")])
+        assert seen == [expected]
+        assert [r.request_id for r in await store.reports.by_request_id("req_1")] == ["req_1"]
+        # SET LOCAL: the pooled connection is back to the server's setting afterwards.
+        assert isinstance(store, PostgresStore)
+        assert await store.db.pool.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await store.close()

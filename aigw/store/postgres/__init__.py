@@ -89,16 +89,19 @@ class PostgresStore:
     """:class:`~aigw.store.base.Store` on one PostgreSQL database.
 
     ``spool``: the local file group commits go to while the server is unreachable
-    (None: a commit that cannot reach it fails, as the CLI wants).
+    (None: a commit that cannot reach it fails, as the CLI wants). ``synchronous``:
+    ``[ledger] synchronous`` ("normal": group commits do not wait for the WAL flush).
     """
 
     kind = "postgresql"
 
-    def __init__(self, db: PgDatabase, spool: Path | None = None) -> None:
+    def __init__(
+        self, db: PgDatabase, spool: Path | None = None, *, synchronous: str = "full"
+    ) -> None:
         self.db = db
         self.keys = PgKeys(db)
         self.teams = PgTeams(db)
-        self.queries = PgLedger(db)
+        self.queries = PgLedger(db, synchronous=synchronous)
         self.reports = self.queries
         self.limit_state = self.queries
         self.spool = None if spool is None else SpoolingLedger(self.queries, spool)

@@ -196,9 +196,15 @@ class PgLedger:
     """:class:`~aigw.store.base.LedgerSink`, :class:`~aigw.store.base.LedgerQueries`
     and :class:`~aigw.store.base.LimitState` on PostgreSQL."""
 
-    def __init__(self, db: PgDatabase) -> None:
+    def __init__(self, db: PgDatabase, *, synchronous: str = "full") -> None:
         self.db = db
         self.names: dict[str, int] = {}
+        # [ledger] synchronous: "full" waits for the WAL flush at every group commit;
+        # "normal" does not (synchronous_commit off for the ledger's transactions
+        # only): a commit still survives a crash of aigw, but a crash of PostgreSQL
+        # or its machine can lose the last few hundred ms of commits, as SQLite's
+        # "normal" can lose the last ones at power loss.
+        self.wait_for_flush = synchronous == "full"
 
     async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await self.append_batch(uuid.uuid4().hex, rows)
@@ -210,6 +216,8 @@ class PgLedger:
             await tr.start()
             names = Names(self.names)
             try:
+                if not self.wait_for_flush:
+                    await conn.execute("SET LOCAL synchronous_commit = off")
                 done = await write_batch(conn, self.db, names, batch_id, rows)
             except BaseException:
                 await tr.rollback()
