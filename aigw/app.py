@@ -36,7 +36,7 @@ from aigw.pipeline.route import Router
 from aigw.pricing import PriceBook
 from aigw.providers.catalog import ModelLists
 from aigw.providers.http import new_session
-from aigw.retention import retention_forever
+from aigw.retention import SQLitePruner, retention_forever
 from aigw.routing.health import LocalHealth
 from aigw.store import Database, SQLiteStore
 from aigw.store.base import AuditLog, Store
@@ -231,9 +231,8 @@ def _lifecycle(
                     upkeep.append(gw.spawn(health_run(), "breakers"))
                 if db is not None:
                     upkeep.append(gw.spawn(_checkpoints(db), "wal-checkpoint"))
-                    upkeep.append(
-                        gw.spawn(retention_forever(db, config.ledger), "ledger-retention")
-                    )
+                    retention = retention_forever(SQLitePruner(db), config.ledger)
+                    upkeep.append(gw.spawn(retention, "ledger-retention"))
                 pruner = gw.spawn(_prune_bodies(store.audit), "audit-body-pruner")
                 # In the background: a slow provider never delays the start.
                 lists_task = gw.spawn(model_lists.run(), "model-lists")

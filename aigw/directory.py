@@ -140,8 +140,12 @@ class Directory:
         while True:
             # Woken at once by a change notification (PostgreSQL's LISTEN); the poll
             # covers stores that cannot announce changes and missed notifications.
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a
+            # cancellation that lands as the event is set (a notification as the
+            # gateway stops), and this loop then never ends, hanging the shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), POLL_SECONDS)
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._changed.wait()
             self._changed.clear()
             try:
                 if await self.refresh():

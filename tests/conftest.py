@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
 from aigw.gateway import GATEWAY, Gateway
 from aigw.server import Server
+from aigw.store.base import Store
+from aigw.store.open import open_store
 from aigw.store.postgres import PostgresStore
 from aigw.store.sqlite import SQLiteStore
 from tests.fakes.anthropic import FakeAnthropic
@@ -93,6 +95,22 @@ class RunningGateway:
         assert isinstance(store, SQLiteStore)
         return [dict(r) for r in await store.db.fetchall(query)]
 
+    async def fetchall(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows (indexable by position and name) of ``query`` on whichever backend the
+        gateway uses: SQLite's ``?`` placeholders become ``$1``, ``$2``... on
+        PostgreSQL, whose ``ledger`` table has the columns of SQLite's ``ledger`` view."""
+        store = self.gw.store
+        if isinstance(store, PostgresStore):
+            parts = query.split("?")
+            query = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
+            return list(await store.db.fetch(query, *params))
+        assert isinstance(store, SQLiteStore)
+        return list(await store.db.fetchall(query, tuple(params)))
+
+    async def fetchone(self, query: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self.fetchall(query, params)
+        return rows[0] if rows else None
+
     def openai(self, key: str, **kw: object) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)  # type: ignore[arg-type]
 
@@ -156,6 +174,17 @@ async def start_gateway(tmp_path: Path, store_url: str) -> AsyncIterator[StartGa
     yield start
     for runner in reversed(started):
         await runner.cleanup()
+
+
+@pytest.fixture
+async def cli_store(store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """A second store on the gateway's backend, opened as `aigw keys ...` opens it
+    (the :func:`gateway` fixture's state file, or the same PostgreSQL database)."""
+    cfg = Config()
+    cfg.store.url = store_url
+    store = await open_store(cfg, tmp_path / "state0.db")
+    yield store
+    await store.close()
 
 
 @pytest.fixture

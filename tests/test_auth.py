@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
 
-from aigw.store import Database, open_database
-from aigw.store.sqlite import keys as keystore
+from aigw.store.base import Store
 from tests.conftest import RunningGateway
 
 HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-async def cli_db(gateway: RunningGateway) -> AsyncIterator[Database]:
-    """A second connection to the state file, as `aigw keys ...` would open."""
-    db = await open_database(gateway.state_file)
-    yield db
-    await db.close()
 
 
 async def call(gw: RunningGateway, key: str) -> None:
@@ -64,19 +54,19 @@ async def test_missing_and_invalid_keys(gateway: RunningGateway) -> None:
 
 
 async def test_key_created_by_cli_works_within_a_second(
-    gateway: RunningGateway, cli_db: Database
+    gateway: RunningGateway, cli_store: Store
 ) -> None:
-    key, _ = await keystore.create(cli_db, team="frontend")
+    key, _ = await cli_store.keys.create(team="frontend")
     took = await eventually(lambda: call(gateway, key), within=1.5)
     assert took < 1.5
 
 
 async def test_revoked_key_is_refused_within_a_second(
-    gateway: RunningGateway, cli_db: Database
+    gateway: RunningGateway, cli_store: Store
 ) -> None:
-    key, rec = await keystore.create(cli_db, team="frontend")
+    key, rec = await cli_store.keys.create(team="frontend")
     await eventually(lambda: call(gateway, key), within=1.5)
-    await keystore.revoke(cli_db, rec.id)
+    await cli_store.keys.revoke(rec.id)
 
     async def refused() -> None:
         try:
@@ -97,11 +87,11 @@ async def test_expired_key_is_refused(gateway: RunningGateway) -> None:
 
 
 async def test_rotation_keeps_old_key_for_the_grace_period(
-    gateway: RunningGateway, cli_db: Database
+    gateway: RunningGateway, cli_store: Store
 ) -> None:
-    old_key, rec = await keystore.create(cli_db, team="frontend", app="web")
+    old_key, rec = await cli_store.keys.create(team="frontend", app="web")
     await eventually(lambda: call(gateway, old_key), within=1.5)
-    new_key, new_rec, old_rec = await keystore.rotate(cli_db, rec.id, grace=2.0)
+    new_key, new_rec, old_rec = await cli_store.keys.rotate(rec.id, grace=2.0)
     grace_ends = time.monotonic() + 2.0
     assert (new_rec.team, new_rec.app) == ("frontend", "web")
     assert old_rec.replaced_by == new_rec.id
@@ -122,10 +112,10 @@ async def test_rotation_keeps_old_key_for_the_grace_period(
 
 
 async def test_rotation_with_no_grace_ends_old_key_now(
-    gateway: RunningGateway, cli_db: Database
+    gateway: RunningGateway, cli_store: Store
 ) -> None:
-    old_key, rec = await keystore.create(cli_db, team="t")
-    await keystore.rotate(cli_db, rec.id, grace=0)
+    old_key, rec = await cli_store.keys.create(team="t")
+    await cli_store.keys.rotate(rec.id, grace=0)
     await gateway.gw.directory.refresh()
     await expect_401(gateway, old_key, "expired")
 
@@ -146,5 +136,5 @@ async def test_key_in_x_api_key_header_and_query_work(gateway: RunningGateway) -
 
 async def test_auth_failures_are_not_billed_to_anyone(gateway: RunningGateway) -> None:
     await expect_401(gateway, "gw-nope", "Invalid")
-    rows = await gateway.gw.db.fetchall("SELECT COUNT(*) FROM ledger")
+    rows = await gateway.fetchall("SELECT COUNT(*) FROM ledger")
     assert rows[0][0] == 0

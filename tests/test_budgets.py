@@ -21,7 +21,7 @@ from tests.limitkit import HI, PER_CALL, WORST_20, gateways, outcomes, team
 
 
 async def spent(gw: RunningGateway, team_name: str) -> int:
-    row = await gw.gw.db.fetchone(
+    row = await gw.fetchone(
         "SELECT COALESCE(SUM(cost_nusd), 0) FROM ledger WHERE team = ?", (team_name,)
     )
     assert row is not None

@@ -182,7 +182,7 @@ async def test_codex_exec_runs_a_tool_and_answers(
         assert response["name"] == "exec_command" and "hi" in json.dumps(response)
 
     # Both calls are in the ledger, exact, under the developer's key.
-    rows = await trio.gw.db.fetchall(
+    rows = await trio.fetchall(
         "SELECT endpoint, model, provider, status, stream, prompt_tokens, completion_tokens,"
         " usage_estimated, team, app, cost_nusd FROM ledger ORDER BY id"
     )
@@ -250,7 +250,7 @@ async def test_codex_shows_anthropic_thinking_as_reasoning(
     output = next(
         e[1]["usage"]["output_tokens"] for e in recorded["events"] if e[0] == "message_delta"
     )
-    rows = await trio.gw.db.fetchall(
+    rows = await trio.fetchall(
         "SELECT endpoint, status, stream, prompt_tokens, completion_tokens FROM ledger"
     )
     assert [tuple(r) for r in rows] == [("responses", 200, 1, 42, output)]

@@ -150,7 +150,7 @@ def tool_results(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def ledger(gw: RunningGateway) -> list[tuple[Any, ...]]:
-    rows = await gw.gw.db.fetchall(
+    rows = await gw.fetchall(
         "SELECT model, provider, upstream_model, status, stream, prompt_tokens,"
         " completion_tokens, reasoning_tokens, usage_estimated FROM ledger ORDER BY id"
     )

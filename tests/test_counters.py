@@ -253,7 +253,7 @@ async def test_spend_is_seeded_from_the_ledger_once_by_processes_starting_togeth
     gw = await start(start_gateway, upstream, cfg, monkeypatch)
     secret = await gw.key(team="t", limits=Limits(budget_nusd=10**12))
     assert await outcomes(gw.openai(secret, http_client=http), 5, model="fast") == ["ok"] * 5
-    row = await gw.gw.db.fetchone("SELECT SUM(cost_nusd) FROM ledger")
+    row = await gw.fetchone("SELECT SUM(cost_nusd) FROM ledger")
     assert row is not None and row[0] > 0
     spent = int(row[0])
     key_spend = f"{prefix}spend:key:{_id(gw, secret)}"

@@ -120,3 +120,26 @@ async def test_misses_are_remembered_briefly_and_bounded(
     finally:
         await directory.close()
         await db.close()
+
+
+async def test_the_watcher_stops_when_a_change_lands_as_it_is_cancelled(tmp_path: Path) -> None:
+    """A change notification (PostgreSQL's LISTEN calls ``changed()`` as it connects)
+    arriving just as the gateway stops must not swallow the cancellation: the watcher
+    ends, so the shutdown does not hang."""
+    db = await open_database(tmp_path / "s.db")
+    directory = Directory(SQLiteStore(db).keys, SQLiteStore(db).teams)
+    try:
+        # Each step lands the notification one loop turn later relative to the cancel.
+        for turns in range(6):
+            watcher = asyncio.create_task(directory.watch())
+            for _ in range(3):  # the watcher is waiting for a change
+                await asyncio.sleep(0)
+            directory.changed()
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            watcher.cancel()
+            await asyncio.wait([watcher], timeout=5)
+            assert watcher.cancelled(), f"the watcher ignored its cancellation ({turns} turns)"
+    finally:
+        await directory.close()
+        await db.close()

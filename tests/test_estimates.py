@@ -55,7 +55,7 @@ async def test_a_huge_prompt_without_spaces_is_refused_up_front_under_a_budget(
         await client.chat.completions.create(
             model="fast", messages=[{"role": "user", "content": "hi"}], max_tokens=20
         )
-    row = await gateway.gw.db.fetchone("SELECT SUM(cost_nusd) FROM ledger WHERE team = 't'")
+    row = await gateway.fetchone("SELECT SUM(cost_nusd) FROM ledger WHERE team = 't'")
     assert row is not None and row[0] <= budget
 
 

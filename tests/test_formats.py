@@ -76,7 +76,7 @@ async def test_count_tokens_exact_from_anthropic_estimated_elsewhere(
         estimated = await c.messages.with_raw_response.count_tokens(model="m-openai", messages=msgs)
         assert estimated.headers["x-aigw-token-count"] == "estimated"
         assert 5 <= (await estimated.parse()).input_tokens <= 20
-    rows = await trio.gw.db.fetchall("SELECT COUNT(*) FROM ledger")
+    rows = await trio.fetchall("SELECT COUNT(*) FROM ledger")
     assert rows[0][0] == 0  # counting is free and not billed
 
 
@@ -132,7 +132,7 @@ async def test_responses_api_plain_and_streamed_with_usage(
         stream = await client.responses.create(model="m-openai", input="hi", stream=True)
         kinds = [e.type async for e in stream]
         assert kinds[-1] == "response.completed" and "response.output_text.delta" in kinds
-    rows = await trio.gw.db.fetchall(
+    rows = await trio.fetchall(
         "SELECT prompt_tokens, stream FROM ledger WHERE endpoint = 'responses' AND status = 200"
     )
     assert sorted((r[0], r[1]) for r in rows) == [(50, 0), (50, 1)]
@@ -290,7 +290,7 @@ async def test_translated_stream_dying_mid_way_raises_in_the_sdk(
         with pytest.raises(openai.APIError):
             async for _ in stream:
                 pass
-    row = await trio.gw.db.fetchall("SELECT status, usage_estimated FROM ledger")
+    row = await trio.fetchall("SELECT status, usage_estimated FROM ledger")
     assert [tuple(r) for r in row] == [(502, 1)]
     fake_gemini.then(DieMidStream(after=1))
     async with anthropic.AsyncAnthropic(base_url=trio.url, api_key=key, max_retries=0) as c:

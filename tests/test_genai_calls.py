@@ -150,7 +150,7 @@ async def test_count_tokens_translated_to_anthropic(
     assert sent["model"] == "claude-sonnet-4-6" and "max_tokens" not in sent
     assert sent["messages"][0]["role"] == "user"
     assert result.total_tokens == 10  # the fake's count of the messages' 41 characters
-    rows = await ready.gw.db.fetchall("SELECT COUNT(*) FROM ledger")
+    rows = await ready.fetchall("SELECT COUNT(*) FROM ledger")
     assert rows[0][0] == 0  # counting is free and not billed
 
 
@@ -195,7 +195,7 @@ async def test_anthropic_client_counts_on_a_gemini_target(
 
 
 async def ledger(gw: RunningGateway) -> list[Any]:
-    rows = await gw.gw.db.fetchall(
+    rows = await gw.fetchall(
         "SELECT endpoint, provider, model, status, prompt_tokens FROM ledger ORDER BY id"
     )
     return [tuple(r) for r in rows]

@@ -680,7 +680,7 @@ async def test_client_hanging_up_mid_upload_is_a_quiet_499(
     await writer.wait_closed()
     rows: list[Any] = []
     for _ in range(200):  # the row appears once the gateway notices the hang-up
-        rows = await gateway.gw.db.fetchall("SELECT status, error FROM ledger")
+        rows = await gateway.fetchall("SELECT status, error FROM ledger")
         if rows:
             break
         await asyncio.sleep(0.01)
@@ -879,7 +879,7 @@ async def test_failure_after_headers_reaches_the_sdks_as_errors(
     finally:
         await client.aio.aclose()
     # The gateway answers normally afterwards, and every call has its row.
-    rows = await trio.gw.db.fetchall("SELECT status FROM ledger")
+    rows = await trio.fetchall("SELECT status FROM ledger")
     assert [r[0] for r in rows] == [500] * 4
 
 

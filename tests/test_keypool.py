@@ -173,7 +173,7 @@ async def test_openai_client_never_sees_the_401_of_one_key(
                 no_key_in(raw.parse().model_dump_json(), BAD, GOOD)
     # The bad key was tried once, then rested; every call was answered with the good one.
     assert gate.seen.count(BAD) == 1 and gate.seen.count(GOOD) == 4
-    rows = await gw.gw.db.fetchall("SELECT status, error FROM ledger")
+    rows = await gw.fetchall("SELECT status, error FROM ledger")
     assert [tuple(r) for r in rows] == [(200, None)] * 4
     assert any("key 1 of 2 got 401" in r.getMessage() for r in caplog.records)
     for record in caplog.records:
@@ -275,7 +275,7 @@ async def test_when_every_key_fails_the_client_gets_one_redacted_error(
     assert "Incorrect API key provided: [redacted] (and [redacted])" in str(err)
     no_key_in(str(err), BAD, GOOD)
     assert sorted(gate.seen) == sorted([BAD, GOOD])
-    rows = await gw.gw.db.fetchall("SELECT status, error FROM ledger")
+    rows = await gw.fetchall("SELECT status, error FROM ledger")
     assert rows[0]["status"] == 502
     no_key_in(rows[0]["error"], BAD, GOOD)
     no_key_in(state_bytes(gw), BAD, GOOD)

@@ -10,7 +10,7 @@ import pytest
 
 from aigw import report
 from aigw.pricing import usd
-from aigw.store.sqlite import ledger
+from aigw.store.base import Store
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Fail, Reply
@@ -45,7 +45,7 @@ async def test_100_concurrent_requests_are_recorded_exactly(
             await c.close()
     ids = {r.headers["x-request-id"] for r in results}
     assert len(ids) == 100
-    rows = await gateway.gw.db.fetchall("SELECT request_id, cost_nusd, status FROM ledger")
+    rows = await gateway.fetchall("SELECT request_id, cost_nusd, status FROM ledger")
     assert {r["request_id"] for r in rows} == ids
     per_call = 1237 * 150 + 311 * 600  # nano-USD at $0.15 / $0.60 per million
     assert all(r["cost_nusd"] == per_call and r["status"] == 200 for r in rows)
@@ -72,7 +72,7 @@ async def test_failed_calls_are_recorded(gateway: RunningGateway, fake_openai: F
             await client.chat.completions.create(model="missing", messages=HI)
         with pytest.raises(openai.BadRequestError):
             await client.chat.completions.create(model="fast", messages=HI, temperature=9)
-    rows = await gateway.gw.db.fetchall(
+    rows = await gateway.fetchall(
         "SELECT status, model, provider, team, error FROM ledger ORDER BY id"
     )
     assert [(r["status"], r["model"], r["provider"], r["team"]) for r in rows] == [
@@ -136,24 +136,18 @@ async def test_config_price_override_wins(
 
 
 async def test_row_is_committed_before_the_client_sees_the_end(
-    gateway: RunningGateway,
+    gateway: RunningGateway, cli_store: Store
 ) -> None:
     """When the SDK returns, the row is already readable from another connection."""
-    from aigw.store import open_database
-
     key = await gateway.key()
-    other = await open_database(gateway.state_file)
-    try:
-        async with gateway.openai(key) as client:
-            for stream in (False, True):
-                raw = await client.chat.completions.with_raw_response.create(
-                    model="mock/echo", messages=HI, stream=stream
-                )
-                parsed = raw.parse()
-                if isinstance(parsed, openai.AsyncStream):
-                    async for _ in parsed:
-                        pass
-                rid = raw.headers["x-request-id"]
-                assert await ledger.by_request_id(other, rid), f"no row for {rid}"
-    finally:
-        await other.close()
+    async with gateway.openai(key) as client:
+        for stream in (False, True):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="mock/echo", messages=HI, stream=stream
+            )
+            parsed = raw.parse()
+            if isinstance(parsed, openai.AsyncStream):
+                async for _ in parsed:
+                    pass
+            rid = raw.headers["x-request-id"]
+            assert await cli_store.reports.by_request_id(rid), f"no row for {rid}"

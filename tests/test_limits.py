@@ -29,7 +29,7 @@ async def test_rpm_60_admits_exactly_60_of_200_concurrent(gateway: RunningGatewa
     async with gateway.openai(key) as client:
         results = await outcomes(client, 200)
     assert results.count("ok") == 60 and results.count("rate_limit_exceeded") == 140
-    rows = await gateway.gw.db.fetchall("SELECT status, COUNT(*) n FROM ledger GROUP BY status")
+    rows = await gateway.fetchall("SELECT status, COUNT(*) n FROM ledger GROUP BY status")
     assert {r["status"]: r["n"] for r in rows} == {200: 60, 429: 140}
 
 
@@ -216,7 +216,7 @@ async def test_counters_survive_a_restart(tmp_path: Path) -> None:
         async with again.openai(key) as client:
             # One left of three, not a fresh bucket of three.
             assert (await outcomes(client, 3, "echo")).count("ok") == 1
-        rows = await again.gw.db.fetchall("SELECT bucket FROM limit_counters")
+        rows = await again.fetchall("SELECT bucket FROM limit_counters")
         assert [r[0] for r in rows] == [f"key:{_id(again, key)}:rpm"]
 
 
@@ -233,7 +233,7 @@ async def check_batches(gw: RunningGateway) -> None:
     async with gw.openai(key) as client:
         await outcomes(client, 5, "echo")
     await asyncio.sleep(0.3)
-    rows = await gw.gw.db.fetchall("SELECT bucket, tat FROM limit_counters ORDER BY bucket")
+    rows = await gw.fetchall("SELECT bucket, tat FROM limit_counters ORDER BY bucket")
     assert [r["bucket"].rsplit(":", 1)[1] for r in rows] == ["rpm", "tpm"]
     assert all(r["tat"] > time.time() for r in rows)
 

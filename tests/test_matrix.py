@@ -194,7 +194,7 @@ async def row_for(gw: RunningGateway, request_id: str | None) -> LedgerRow:
 
 
 async def newest(gw: RunningGateway) -> LedgerRow:
-    rows = await gw.gw.db.fetchall("SELECT request_id FROM ledger ORDER BY id DESC LIMIT 1")
+    rows = await gw.fetchall("SELECT request_id FROM ledger ORDER BY id DESC LIMIT 1")
     return (await gw.gw.store.reports.by_request_id(rows[0][0]))[0]
 
 

@@ -258,7 +258,11 @@ async def test_postgres_outage_is_spooled_and_replayed(
 ) -> None:
     await require_postgres()  # the same tooling; keeps the skip message in one place
     pg = private_postgres
-    (server,) = await _gateways(tmp_path, _config(fake_openai, pg.url), 1)
+    cfg = _config(fake_openai, pg.url)
+    # PostgreSQL is stopped with -m immediate (a crash of the server): only "full"
+    # promises that a commit survives that; "normal" may lose the last few hundred ms.
+    cfg.ledger.synchronous = "full"
+    (server,) = await _gateways(tmp_path, cfg, 1)
     answered: list[str] = []
     try:
         key = str((await _cli(server.home, "keys", "create", "--team", "t"))["key"])

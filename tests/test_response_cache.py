@@ -675,7 +675,7 @@ async def test_gemini_hit_plain_then_stream(
     finally:
         await client.aclose()
     assert len(fake_openai.requests) == 1
-    rows = await gw.gw.db.fetchall("SELECT cache, stream FROM ledger ORDER BY id")
+    rows = await gw.fetchall("SELECT cache, stream FROM ledger ORDER BY id")
     assert [(r["cache"], r["stream"]) for r in rows] == [("miss", 0), ("hit", 1)]
 
 

@@ -134,7 +134,7 @@ async def test_text_streamed_event_sequence_and_ledger(
     assert done.response.output_text == text
     assert done.response.usage is not None
     assert (done.response.usage.input_tokens, done.response.usage.output_tokens) == (30, 5)
-    rows = await trio.gw.db.fetchall(
+    rows = await trio.fetchall(
         "SELECT prompt_tokens, completion_tokens, stream, status, endpoint FROM ledger"
     )
     assert [tuple(r) for r in rows] == [(30, 5, 1, 200, "responses")]
@@ -224,7 +224,7 @@ async def test_tool_call_round_trip(
         response = next(p["functionResponse"] for p in parts if "functionResponse" in p)
         assert response["name"] == "get_weather"
         assert "sunny, 24 C" in json.dumps(response)
-    rows = await trio.gw.db.fetchall(
+    rows = await trio.fetchall(
         "SELECT prompt_tokens, completion_tokens, stream FROM ledger ORDER BY id"
     )
     assert [tuple(r) for r in rows] == [(60, 12, int(stream)), (80, 7, 0)]
@@ -321,7 +321,7 @@ async def test_stored_state_is_a_clear_400(trio: RunningGateway, model: str) -> 
     assert isinstance(err.body, dict) and err.body["param"] == "previous_response_id"
     assert err.body["type"] == "invalid_request_error"
     assert "stores no responses" in err.body["message"]
-    rows = await trio.gw.db.fetchall("SELECT status FROM ledger")
+    rows = await trio.fetchall("SELECT status FROM ledger")
     assert [tuple(r) for r in rows] == [(400,)]
 
 
@@ -433,7 +433,7 @@ async def test_openai_agents_runs_a_tool_loop(
     assert output == "Sunny in Paris."
     assert seen == ["Paris"]
     assert "sunny in Paris" in json.dumps(fake.last.body)
-    rows = await trio.gw.db.fetchall(
+    rows = await trio.fetchall(
         "SELECT prompt_tokens, completion_tokens, stream, endpoint FROM ledger ORDER BY id"
     )
     s = int(streamed)

@@ -116,7 +116,7 @@ async def test_a_region_limited_team_reaches_only_its_regions(gw: RunningGateway
         err = info.value
         assert err.status_code == 403 and err.code == "region_not_allowed"
         assert "eu, eu-west" in err.message and where in err.message
-    rows = await gw.gw.db.fetchall("SELECT provider, status FROM ledger ORDER BY id")
+    rows = await gw.fetchall("SELECT provider, status FROM ledger ORDER BY id")
     assert [r["status"] for r in rows] == [200, 200, 403, 403]
 
 

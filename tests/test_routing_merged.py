@@ -89,9 +89,7 @@ async def eu_key(gw: RunningGateway) -> str:
 
 
 async def rows(gw: RunningGateway) -> list[dict[str, Any]]:
-    got = await gw.gw.db.fetchall(
-        "SELECT status, provider, attempts, routing FROM ledger ORDER BY id"
-    )
+    got = await gw.fetchall("SELECT status, provider, attempts, routing FROM ledger ORDER BY id")
     return [dict(r) for r in got]
 
 

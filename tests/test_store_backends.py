@@ -16,6 +16,7 @@ import pytest
 from aigw import config as config_mod
 from aigw.audit import ChainCheck, admin_event
 from aigw.cache.entry import Entry
+from aigw.config.ledger import LedgerConfig
 from aigw.errors import AigwError, ConfigError, StoreError
 from aigw.model import (
     NO_LIMITS,
@@ -28,6 +29,7 @@ from aigw.model import (
     TeamNotFound,
     hash_key,
 )
+from aigw.retention import Pruner, SQLitePruner, prune_once
 from aigw.store.base import Store
 from aigw.store.open import open_store
 from aigw.store.postgres import PostgresStore, open_postgres
@@ -403,3 +405,71 @@ async def test_the_password_comes_from_the_environment(
         assert db.password == "from-env"
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize(("synchronous", "expected"), [("normal", "off"), ("full", "on")])
+async def test_ledger_synchronous_sets_the_group_commits_wal_flush(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synchronous: str, expected: str
+) -> None:
+    """``[ledger] synchronous = "normal"``: group commits do not wait for the WAL flush
+    (synchronous_commit off in their transaction only); "full": they do."""
+    import aigw.store.postgres.ledger as pg_ledger
+
+    seen: list[str] = []
+    write = pg_ledger.write_batch
+
+    async def asking(conn: asyncpg.Connection, *args: object) -> bool:
+        seen.append(await conn.fetchval("SHOW synchronous_commit"))
+        return await write(conn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pg_ledger, "write_batch", asking)
+    cfg = _config(pg_url)
+    cfg.ledger.synchronous = synchronous
+    store = await open_store(cfg, tmp_path / "state.db", serving=True)
+    try:
+        await store.ledger.append_many([_row("req_1")])
+        assert seen == [expected]
+        assert [r.request_id for r in await store.reports.by_request_id("req_1")] == ["req_1"]
+        # SET LOCAL: the pooled connection is back to the server's setting afterwards.
+        assert isinstance(store, PostgresStore)
+        assert await store.db.pool.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await store.close()
+
+
+async def test_retention_prunes_old_rows_in_batches_and_reports_stay_exact(store: Store) -> None:
+    """``[ledger] keep_rows``/``keep_rollups`` on both backends: raw rows past keep_rows
+    go (their totals stay in the rollups), rollups past keep_rollups go too."""
+    assert isinstance(store, SQLiteStore | PostgresStore)
+    pruner: Pruner = SQLitePruner(store.db) if isinstance(store, SQLiteStore) else store.queries
+    now = time.time()
+    day = 86400.0
+    ancient = [_row(f"ancient{i}", ts=now - 10 * day - i) for i in range(5)]  # past both
+    old = [_row(f"old{i}", ts=now - 3 * day - i) for i in range(7)]  # past keep_rows only
+    await store.ledger.append_many([*ancient, *old, _row("new", ts=now)])
+
+    async def totals() -> tuple[int, int]:
+        rows = await store.reports.summarize(by="team", since=None, until=None)
+        return sum(r.requests for r in rows), sum(r.cost_nusd for r in rows)
+
+    assert await totals() == (13, 130)
+    if isinstance(store, PostgresStore):  # several small batches
+        assert await store.queries.prune_rows(now - 5 * day, batch=2) == 5
+    cfg = LedgerConfig(keep_rows="1d", keep_rollups="5d")
+    assert await prune_once(pruner, cfg, now) >= 7
+    assert await store.reports.by_request_id("ancient0") == []
+    assert await store.reports.by_request_id("old0") == []
+    assert [r.request_id for r in await store.reports.by_request_id("new")] == ["new"]
+    assert await totals() == (8, 80)  # the old rows live on in the rollups
+    assert await prune_once(pruner, cfg, now) == 0  # nothing left to do
+
+
+async def test_a_serving_postgres_store_runs_the_retention(pg_url: str, tmp_path: Path) -> None:
+    store = await open_store(_config(pg_url), tmp_path / "state.db", serving=True)
+    try:
+        services = store.services()
+        for _, coro in services:
+            coro.close()
+        assert "ledger-retention" in [name for name, _ in services]
+    finally:
+        await store.close()

@@ -97,7 +97,7 @@ def assert_no_key(gw: RunningGateway, answer: Answer, caplog: pytest.LogCaptureF
 
 
 async def ledger_errors(gw: RunningGateway) -> list[str]:
-    rows = await gw.gw.db.fetchall("SELECT error FROM ledger ORDER BY id")
+    rows = await gw.fetchall("SELECT error FROM ledger ORDER BY id")
     return [r[0] for r in rows if r[0]]
 
 
@@ -159,7 +159,7 @@ async def test_hostile_model_names_are_refused_before_any_upstream_call(
             assert (err["code"], err["param"]) == ("invalid_model", "model")
         assert "Invalid model name" in err["message"]
     assert all(not f.requests and not f.strays for f in fakes)
-    rows = await trio.gw.db.fetchall("SELECT status FROM ledger")
+    rows = await trio.fetchall("SELECT status FROM ledger")
     assert [r[0] for r in rows] == [400] * 5  # count_tokens is never in the ledger
 
 
@@ -348,7 +348,7 @@ async def test_key_echoed_mid_stream_is_redacted(
     answer = await chat(trio, key, client, f"m-{provider}", True)
     assert answer.status == 200  # the headers went out before the error
     assert_no_key(trio, answer, caplog)
-    rows = await trio.gw.db.fetchall("SELECT status, error FROM ledger")
+    rows = await trio.fetchall("SELECT status, error FROM ledger")
     assert len(rows) == 1 and rows[0][0] >= 500
     if shape == "error-event":
         assert b"[redacted]" in answer.body
@@ -496,7 +496,7 @@ async def test_unknown_parameter_names_with_controls_make_a_safe_warning_header(
         assert answer.body.endswith(b"data: [DONE]\n\n")
     else:
         assert answer.json()["choices"][0]["message"]["content"]
-    rows = await gw.gw.db.fetchall("SELECT status FROM ledger")
+    rows = await gw.fetchall("SELECT status FROM ledger")
     assert [r[0] for r in rows] == [200]
 
 
@@ -513,7 +513,7 @@ async def test_an_upstream_model_name_with_controls_makes_a_safe_header(
     assert answer.status == 200
     assert answer.headers["x-aigw-upstream-model"] == "gpt\\x01odd\\xe9\\r\\nx-evil: 1"
     assert "x-evil" not in answer.headers
-    rows = await gw.gw.db.fetchall("SELECT status FROM ledger")
+    rows = await gw.fetchall("SELECT status FROM ledger")
     assert [r[0] for r in rows] == [200]
 
 
@@ -525,7 +525,7 @@ async def test_a_model_name_with_controls_is_a_complete_400_recorded_as_400(
         answer = await chat(trio, key, client, "m-openai\r\nx-evil: 1\x00", True)
         assert answer.status == 400
         assert "x-evil" not in answer.headers
-    rows = await trio.gw.db.fetchall("SELECT status FROM ledger")
+    rows = await trio.fetchall("SELECT status FROM ledger")
     assert [r[0] for r in rows] == [400, 400]
 
 

@@ -30,7 +30,12 @@ async def open_store(config: Config, state_file: Path, *, serving: bool = False)
         from aigw.store.postgres import PostgresStore, open_postgres
 
         db = await open_postgres(url)
-        return PostgresStore(db, spool_path(config, state_file) if serving else None)
+        return PostgresStore(
+            db,
+            spool_path(config, state_file) if serving else None,
+            synchronous=config.ledger.synchronous,
+            retention=config.ledger if serving else None,
+        )
     from aigw.store.sqlite import SQLiteStore
     from aigw.store.sqlite.db import open_database
 

@@ -18,7 +18,9 @@ from typing import Any
 import asyncpg
 
 import aigw.store.postgres.audit as audit_sql
+from aigw.config.ledger import LedgerConfig
 from aigw.model import AuditBody, AuditEvent
+from aigw.retention import retention_forever
 from aigw.store.postgres.cache import PgCache
 from aigw.store.postgres.dashboard import PgDashboard
 from aigw.store.postgres.db import PgDatabase, open_postgres
@@ -89,16 +91,27 @@ class PostgresStore:
     """:class:`~aigw.store.base.Store` on one PostgreSQL database.
 
     ``spool``: the local file group commits go to while the server is unreachable
-    (None: a commit that cannot reach it fails, as the CLI wants).
+    (None: a commit that cannot reach it fails, as the CLI wants). ``synchronous``:
+    ``[ledger] synchronous`` ("normal": group commits do not wait for the WAL flush).
+    ``retention``: the ``[ledger]`` settings whose ``keep_rows`` and ``keep_rollups``
+    a serving process applies in the background (None: no retention task).
     """
 
     kind = "postgresql"
 
-    def __init__(self, db: PgDatabase, spool: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: PgDatabase,
+        spool: Path | None = None,
+        *,
+        synchronous: str = "full",
+        retention: LedgerConfig | None = None,
+    ) -> None:
         self.db = db
+        self.retention = retention
         self.keys = PgKeys(db)
         self.teams = PgTeams(db)
-        self.queries = PgLedger(db)
+        self.queries = PgLedger(db, synchronous=synchronous)
         self.reports = self.queries
         self.limit_state = self.queries
         self.spool = None if spool is None else SpoolingLedger(self.queries, spool)
@@ -123,7 +136,13 @@ class PostgresStore:
         return {"database": state, "spooled": spooled}
 
     def services(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        return [] if self.spool is None else [("ledger-spool", self.spool.run())]
+        tasks: list[tuple[str, Coroutine[Any, Any, None]]] = []
+        if self.spool is not None:
+            tasks.append(("ledger-spool", self.spool.run()))
+        if self.retention is not None:
+            # Every process runs it: the deletes are idempotent and in small batches.
+            tasks.append(("ledger-retention", retention_forever(self.queries, self.retention)))
+        return tasks
 
     async def listen(self, changed: Callable[[], None]) -> None:
         """LISTEN on the directory channel (one dedicated connection), reconnecting

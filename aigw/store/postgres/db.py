@@ -11,6 +11,8 @@ holding a session advisory lock, each in its own transaction and recorded in
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from pathlib import Path
@@ -27,6 +29,11 @@ PASSWORD_ENV = "AIGW_STORE_PASSWORD"
 KEYRING_USER = "store"  # service "aigw", like provider keys
 # pg_advisory_lock key for migrations: any constant all aigw processes agree on.
 MIGRATION_LOCK = 0x61696777  # "aigw"
+# A stop waits this long for connections still in use, then closes them anyway:
+# asyncpg's graceful close waits for every release, with no limit of its own.
+CLOSE_SECONDS = 10.0
+
+log = logging.getLogger("aigw.store")
 
 
 def redact(url: str) -> str:
@@ -70,7 +77,15 @@ class PgDatabase:
         self.sealer = Sealer()
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            # On a timeout the pool terminates its connections (asyncpg does that
+            # itself when close() is cancelled).
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await self.pool.close()
+        except TimeoutError:
+            log.warning(
+                "PostgreSQL connections still in use after %g s; closed them", CLOSE_SECONDS
+            )
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.pool.fetch(sql, *args)

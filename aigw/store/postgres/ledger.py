@@ -53,6 +53,8 @@ _INSERT = (
 _MIGRATE_INSERT = _INSERT + " ON CONFLICT (row_id) DO NOTHING"
 _ROLL_COLS = ("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS)
 
+PRUNE_BATCH = 2000  # rows per DELETE: a short transaction each
+
 
 def _upsert(table: str) -> str:
     marks = ", ".join(f"${i + 1}" for i in range(len(_ROLL_COLS)))
@@ -196,9 +198,15 @@ class PgLedger:
     """:class:`~aigw.store.base.LedgerSink`, :class:`~aigw.store.base.LedgerQueries`
     and :class:`~aigw.store.base.LimitState` on PostgreSQL."""
 
-    def __init__(self, db: PgDatabase) -> None:
+    def __init__(self, db: PgDatabase, *, synchronous: str = "full") -> None:
         self.db = db
         self.names: dict[str, int] = {}
+        # [ledger] synchronous: "full" waits for the WAL flush at every group commit;
+        # "normal" does not (synchronous_commit off for the ledger's transactions
+        # only): a commit still survives a crash of aigw, but a crash of PostgreSQL
+        # or its machine can lose the last few hundred ms of commits, as SQLite's
+        # "normal" can lose the last ones at power loss.
+        self.wait_for_flush = synchronous == "full"
 
     async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await self.append_batch(uuid.uuid4().hex, rows)
@@ -210,6 +218,8 @@ class PgLedger:
             await tr.start()
             names = Names(self.names)
             try:
+                if not self.wait_for_flush:
+                    await conn.execute("SET LOCAL synchronous_commit = off")
                 done = await write_batch(conn, self.db, names, batch_id, rows)
             except BaseException:
                 await tr.rollback()
@@ -217,6 +227,48 @@ class PgLedger:
             await tr.commit()
         names.committed()
         return done
+
+    # -- retention -------------------------------------------------------------------
+
+    async def prune_rows(self, before: float, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete raw ledger rows of the whole hours before ``before`` (their totals stay
+        in the rollups); returns how many. Small batches: group commits, from every
+        process, never wait long on the deletes."""
+        cut = floor_to(before, HOUR)
+        # First the horizon: reports read the rollups for those hours from now on.
+        await self.db.execute(
+            "UPDATE retention SET rows_before = GREATEST(rows_before, $1) WHERE id = 1", cut
+        )
+        deleted = 0
+        while True:
+            n = await self.db.execute(
+                "DELETE FROM ledger WHERE id IN "
+                "(SELECT id FROM ledger WHERE ts < $1 ORDER BY ts LIMIT $2)",
+                cut,
+                batch,
+            )
+            deleted += n
+            if n < batch:
+                return deleted
+
+    async def prune_rollups(self, before: float, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete rollups of the whole days before ``before`` (and any raw rows there)."""
+        cut = floor_to(before, DAY)
+        deleted = await self.prune_rows(cut, batch=batch)
+        await self.db.execute(
+            "UPDATE retention SET rollups_before = GREATEST(rollups_before, $1) WHERE id = 1",
+            cut,
+        )
+        for table in ("rollup_hour", "rollup_day"):  # a day per DELETE: short transactions
+            while True:
+                row = await self.db.fetchrow(f"SELECT MIN(bucket) FROM {table}")
+                if row is None or row[0] is None or row[0] >= cut:
+                    break
+                upto = min(cut, floor_to(row[0], DAY) + DAY)
+                deleted += await self.db.execute(
+                    f"DELETE FROM {table} WHERE bucket < $1", int(upto)
+                )
+        return deleted
 
     # -- queries ---------------------------------------------------------------------
 
