@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from aigw.errors import AigwError, SecretError
-from aigw.model import AuditEvent
+from aigw.model import AuditEvent, LedgerRow
 
 GENESIS = "0" * 64
 PLAIN = "sha256"
@@ -94,6 +94,29 @@ class Sealer:
             event.seq, event.alg, event.prev_hash = seq, alg, prev_hash
             event.hash = prev_hash = digest(alg, key, prev_hash, event)
         return seq, prev_hash
+
+
+def call_event(row: LedgerRow, scrub: str | None = None) -> AuditEvent:
+    """The audit event of a proxied call: its ledger row's facts (and the scrub counts,
+    JSON)."""
+    return AuditEvent(
+        ts=row.ts,
+        kind="proxy",
+        request_id=row.request_id,
+        key_id=row.key_id,
+        team=row.team,
+        app=row.app,
+        endpoint=row.endpoint,
+        model=row.model,
+        provider=row.provider,
+        upstream_model=row.upstream_model,
+        status=row.status,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cost_nusd=row.cost_nusd,
+        error=row.error,
+        scrub=scrub,
+    )
 
 
 # -- the key ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from aigw.audit import call_event
 from aigw.model import AuditEvent, LedgerRecord, LedgerRow
 
 MODELS = [  # (model, provider, weight, nano-USD per prompt token, per completion token)
@@ -131,25 +132,8 @@ def _sampled(n: int, rnd: random.Random) -> Any:
 
 
 def audit_event(row: LedgerRow) -> AuditEvent:
-    """The event a proxied call writes with its row
-    (:func:`aigw.pipeline.account.audit_event`; no scrub counts)."""
-    return AuditEvent(
-        ts=row.ts,
-        kind="proxy",
-        request_id=row.request_id,
-        key_id=row.key_id,
-        team=row.team,
-        app=row.app,
-        endpoint=row.endpoint,
-        model=row.model,
-        provider=row.provider,
-        upstream_model=row.upstream_model,
-        status=row.status,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        cost_nusd=row.cost_nusd,
-        error=row.error,
-    )
+    """The event a proxied call writes with its row (no scrub counts)."""
+    return call_event(row)
 
 
 def generate(state: Path, n: int, days: float, seed: int, batch: int, audit: bool = False) -> float:

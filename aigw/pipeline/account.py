@@ -13,6 +13,7 @@ import logging
 
 import orjson
 
+from aigw.audit import call_event
 from aigw.errors import GatewayError
 from aigw.headers import header_value
 from aigw.model import AuditBody, AuditEvent, LedgerRecord, LedgerRow
@@ -47,24 +48,7 @@ def audit_event(ctx: Context, row: LedgerRow | None = None) -> AuditEvent:
             error=ctx.error,
             scrub=scrub,
         )
-    return AuditEvent(
-        ts=row.ts,
-        kind="proxy",
-        request_id=row.request_id,
-        key_id=row.key_id,
-        team=row.team,
-        app=row.app,
-        endpoint=row.endpoint,
-        model=row.model,
-        provider=row.provider,
-        upstream_model=row.upstream_model,
-        status=row.status,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        cost_nusd=row.cost_nusd,
-        error=row.error,
-        scrub=scrub,
-    )
+    return call_event(row, scrub)
 
 
 def audit_body(ctx: Context) -> AuditBody | None:

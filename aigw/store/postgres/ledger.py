@@ -37,10 +37,10 @@ from aigw.store.sqlite.rollups import (
     DAY,
     HOUR,
     KEY_COLUMNS,
-    LATENCY_BOUNDS,
     SUM_COLUMNS,
     Segment,
     floor_to,
+    rollup_sums,
     segments,
 )
 
@@ -107,50 +107,8 @@ class Names:
 def _sums(
     rows: Sequence[LedgerRow], ids: dict[str, int]
 ) -> dict[str, dict[tuple[int, ...], list[int]]]:
-    """Hour and day rollup increments of ``rows``, by rollup key."""
-    lat0 = SUM_COLUMNS.index("lat_100")
-    hours: dict[tuple[int, ...], list[int]] = {}
-    width = len(SUM_COLUMNS)
-    for r in rows:
-        key: tuple[int, ...] = (
-            floor_to(r.ts, HOUR),
-            ids[r.team] if r.team is not None else 0,
-            ids[r.app] if r.app is not None else 0,
-            ids[r.key_id] if r.key_id is not None else 0,
-            ids[r.model] if r.model is not None else 0,
-            ids[r.provider] if r.provider is not None else 0,
-            r.status,
-        )
-        acc = hours.get(key)
-        if acc is None:
-            acc = hours[key] = [0] * width
-        acc[0] += 1
-        acc[1] += r.status >= 400
-        acc[2] += r.prompt_tokens
-        acc[3] += r.completion_tokens
-        acc[4] += r.cached_tokens
-        acc[5] += r.cache_write_tokens
-        acc[6] += r.reasoning_tokens
-        if r.cost_nusd is None:
-            acc[8] += 1
-        else:
-            acc[7] += r.cost_nusd
-        acc[9] += r.cache == "hit"
-        acc[10] += r.cache == "miss"
-        acc[11] += r.saved_nusd
-        acc[12] += bool(r.stream)
-        acc[13] += r.latency_ms
-        slot = sum(1 for b in LATENCY_BOUNDS if r.latency_ms > b)
-        acc[lat0 + slot] += 1
-    days: dict[tuple[int, ...], list[int]] = {}
-    for key, acc in hours.items():
-        dkey = (key[0] // DAY * DAY, *key[1:])
-        total = days.get(dkey)
-        if total is None:
-            days[dkey] = list(acc)
-        else:
-            for i, v in enumerate(acc):
-                total[i] += v
+    """Hour and day rollup increments of ``rows``, by rollup key (as SQLite's)."""
+    hours, days = rollup_sums(rows, [floor_to(r.ts, HOUR) for r in rows], ids)
     return {"rollup_hour": hours, "rollup_day": days}
 
 

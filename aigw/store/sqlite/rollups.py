@@ -195,19 +195,18 @@ assert SUM_COLUMNS[:14] == (
 )
 
 
-def add_rollups(
-    conn: sqlite3.Connection, rows: Sequence[LedgerRow], row_ids: Sequence[int], ids: dict[str, int]
-) -> None:
-    """Add ``rows`` (stored as ``row_ids``: their hours) to the hourly and daily rollups,
-    in the transaction (on ``conn``) that inserts them; ``ids``: their names' ids."""
-    if not rows:
-        return
-    hours: dict[tuple[int, ...], list[int]] = {}
+def rollup_sums(
+    rows: Sequence[LedgerRow], hours: Sequence[int], ids: dict[str, int]
+) -> tuple[dict[tuple[int, ...], list[int]], dict[tuple[int, ...], list[int]]]:
+    """The hourly and daily rollup increments of ``rows`` (``hours``: the start of each
+    row's hour, as its backend sees it; ``ids``: their names' ids), by rollup key
+    (bucket, team, app, key, model, provider, status), in :data:`SUM_COLUMNS` order.
+    Shared by every backend, so they all count a row the same way."""
+    by_hour: dict[tuple[int, ...], list[int]] = {}
     width = len(SUM_COLUMNS)
-    hour_us = HOUR * US
-    for r, row_id in zip(rows, row_ids, strict=True):
+    for r, hour in zip(rows, hours, strict=True):
         key: tuple[int, ...] = (
-            row_id // hour_us * HOUR,
+            hour,
             ids[r.team] if r.team is not None else 0,
             ids[r.app] if r.app is not None else 0,
             ids[r.key_id] if r.key_id is not None else 0,
@@ -215,9 +214,9 @@ def add_rollups(
             ids[r.provider] if r.provider is not None else 0,
             r.status,
         )
-        acc = hours.get(key)
+        acc = by_hour.get(key)
         if acc is None:
-            acc = hours[key] = [0] * width
+            acc = by_hour[key] = [0] * width
         acc[0] += 1
         acc[1] += r.status >= 400
         acc[2] += r.prompt_tokens
@@ -235,15 +234,27 @@ def add_rollups(
         acc[12] += bool(r.stream)
         acc[13] += r.latency_ms
         acc[_LAT0 + _latency_slot(r.latency_ms)] += 1
-    days: dict[tuple[int, ...], list[int]] = {}
-    for key, acc in hours.items():
+    by_day: dict[tuple[int, ...], list[int]] = {}
+    for key, acc in by_hour.items():
         dkey = (key[0] // DAY * DAY, *key[1:])
-        total = days.get(dkey)
+        total = by_day.get(dkey)
         if total is None:
-            days[dkey] = list(acc)
+            by_day[dkey] = list(acc)
         else:
             for i, v in enumerate(acc):
                 total[i] += v
+    return by_hour, by_day
+
+
+def add_rollups(
+    conn: sqlite3.Connection, rows: Sequence[LedgerRow], row_ids: Sequence[int], ids: dict[str, int]
+) -> None:
+    """Add ``rows`` (stored as ``row_ids``: their hours) to the hourly and daily rollups,
+    in the transaction (on ``conn``) that inserts them; ``ids``: their names' ids."""
+    if not rows:
+        return
+    hour_us = HOUR * US
+    hours, days = rollup_sums(rows, [row_id // hour_us * HOUR for row_id in row_ids], ids)
     for table, groups in (("rollup_hour", hours), ("rollup_day", days)):
         items = list(groups.items())
         for i in range(0, len(items), _MAX_GROUPS):
