@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 import sqlite3
 from dataclasses import astuple, fields, replace
 from pathlib import Path
@@ -16,14 +17,19 @@ from aigw.model import LedgerRow
 from aigw.pipeline.context import new_request_id
 from aigw.store import open_database
 from aigw.store.sqlite import ledger, maintenance
+from aigw.store.sqlite.audit_codec import SQL_FUNCTIONS
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.migrations import MIGRATIONS
 from aigw.store.sqlite.rollups import DAY, HOUR
 from tests.conftest import RunningGateway
+from tests.fakes.base import Reply
+from tests.fakes.openai import FakeOpenAI
 
 T0 = 1_764_547_200  # 2025-12-01 00:00 UTC
 HI = [{"role": "user", "content": "hi"}]
 PREVIOUS = [m for m in MIGRATIONS if m[0] < "0011"]  # the schema before
+# Ids NUMERIC affinity would turn into numbers (or reshape) if stored as text.
+NUMERIC_LOOKING = ["007", "12", "1e3", "0x1F", " 5", "-3", "NaN", "9" * 128, "1.50", "+7"]
 
 
 def row(ts: float, **changes: object) -> LedgerRow:
@@ -187,7 +193,7 @@ async def test_a_file_of_the_previous_schema_converts_exactly(tmp_path: Path) ->
         await assert_exact(db, rows)
         after = await db.fetchone("SELECT SUM(requests), SUM(cost_nusd) FROM rollup_hour")
         assert after is not None and tuple(after) == before
-        # Old ids stay text (found through the index); new rows append to the same table.
+        # Old ids become bytes (found through the index); new rows append to the same table.
         more = varied_rows(random.Random(4), 200)
         await ledger.append_many(db, more)
         await assert_exact(db, rows + more)
@@ -313,8 +319,8 @@ async def test_by_request_id_finds_every_kind_of_id(tmp_path: Path) -> None:
         ]
         await ledger.append_many(db, written)
         kinds = [r[0] for r in await db.fetchall("SELECT typeof(request_id) FROM ledger_rows")]
-        # Only the minted id is its random part (an integer); the others are text.
-        assert kinds == ["integer", "text", "text", "text"]
+        # Only the minted id is its random part (an integer); the others are their bytes.
+        assert kinds == ["integer", "blob", "blob", "blob"]
         assert await ledger.by_request_id(db, minted) == [written[0]]
         assert await ledger.by_request_id(db, lookalike) == [written[1]]
         assert await ledger.by_request_id(db, "trace-abc.1:2_3") == written[2:]
@@ -331,8 +337,8 @@ async def test_by_request_id_finds_every_kind_of_id(tmp_path: Path) -> None:
                 ),
                 (
                     "SELECT id FROM ledger_rows l WHERE l.request_id = ? "
-                    "AND typeof(l.request_id) = 'text'",
-                    ("x",),
+                    "AND typeof(l.request_id) <> 'integer'",
+                    (b"x",),
                 ),
             ]
         ]
@@ -368,7 +374,7 @@ async def test_calls_sharing_a_microsecond_across_commits(tmp_path: Path, fast: 
 
 def test_ledger_row_fields_all_have_a_column() -> None:
     """A field added to LedgerRow needs a column in ledger_rows and the view."""
-    view = MIGRATIONS[[m[0] for m in MIGRATIONS].index("0011_ledger_compact")][1]
+    view = MIGRATIONS[[m[0] for m in MIGRATIONS].index("0014_ledger_text_ids")][1]
     for f in dataclasses.fields(LedgerRow):
         assert f"AS {f.name}" in view, f.name
 
@@ -390,7 +396,7 @@ async def test_served_calls_are_stored_compact_and_found_by_their_id(
     gateway: RunningGateway,
 ) -> None:
     """Through the server: the minted id is stored as its random part, a client's id as
-    text; both are found; the model stored once when the upstream name agrees."""
+    its bytes; both are found; the model stored once when the upstream name agrees."""
     key = await gateway.key(team="équipe-1", app="123")
     plain = gateway.openai(key)
     traced = gateway.openai(key, default_headers={"x-request-id": "trace-1.2:3"})
@@ -406,7 +412,7 @@ async def test_served_calls_are_stored_compact_and_found_by_their_id(
     stored = await db.fetchall(
         "SELECT typeof(request_id), upstream_model, team FROM ledger_rows ORDER BY id"
     )
-    assert [r[0] for r in stored] == ["integer", "text"]
+    assert [r[0] for r in stored] == ["integer", "blob"]
     (first,) = await ledger.by_request_id(db, minted)
     (second,) = await ledger.by_request_id(db, "trace-1.2:3")
     assert first.team == second.team == "équipe-1" and first.app == "123"
@@ -414,3 +420,114 @@ async def test_served_calls_are_stored_compact_and_found_by_their_id(
     # The upstream model differs from the requested alias here: stored as its own id.
     assert first.upstream_model is not None and first.upstream_model != "fast"
     assert stored[0][1] is not None and stored[0][1] > 0
+
+
+async def test_numeric_looking_ids_read_back_byte_identical(tmp_path: Path) -> None:
+    """Client and upstream ids that look like numbers are kept as written, not as the
+    numbers SQLite's NUMERIC affinity (the columns' declared ANY) would make them."""
+    db = await open_database(tmp_path / "state.db")
+    try:
+        written = [
+            row(T0 + i, request_id=rid, upstream_request_id=rid)
+            for i, rid in enumerate([*NUMERIC_LOOKING, "\x01x", "req_00", "req_3132"])
+        ]
+        await ledger.append_many(db, written)
+        assert await all_rows(db) == written
+        for want in written:
+            assert await ledger.by_request_id(db, want.request_id) == [want]
+        assert await ledger.by_request_id(db, "7") == []
+        assert await ledger.by_request_id(db, "1000") == []
+        assert await ledger.request_ids(db) == {r.request_id for r in written}
+        kinds = await db.fetchall(
+            "SELECT typeof(request_id), typeof(upstream_request_id) FROM ledger_rows ORDER BY id"
+        )
+        extra = len(written) - len(NUMERIC_LOOKING)
+        assert [tuple(k) for k in kinds] == [("blob", "text")] * (len(NUMERIC_LOOKING) + 1) + [
+            ("blob", "blob")
+        ] * (extra - 1)
+    finally:
+        await db.close()
+
+
+async def test_text_ids_stored_before_0014_convert(tmp_path: Path) -> None:
+    """A file written by 0011-0013: its text ids become bytes (found through the index),
+    its upstream ids read back the same; ids already numbers stay what they read as."""
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for fname, (nargs, fn) in SQL_FUNCTIONS.items():
+            conn.create_function(fname, nargs, fn, deterministic=True)
+        for name, sql in MIGRATIONS:
+            if name >= "0014":
+                break
+            conn.executescript(sql)
+            conn.execute("INSERT INTO _migrations VALUES (?, 0)", (name,))
+        conn.execute("INSERT INTO names (id, name) VALUES (1, 'chat.completions')")
+        old = [
+            # (request_id, upstream_request_id) as the bug stored them
+            ("trace-1", "upstream-1"),
+            ("x 7", None),
+            ("007", "012"),  # already numbers: 7, 12
+            ("1e3", "1e3"),  # already numbers: 1000 (integer)
+            ("1.5", "\x01odd"),  # 1.5 real; an upstream id starting with the marker
+            (7, bytes.fromhex("abcd")),  # a gateway id's random part; req_ bytes
+        ]
+        conn.executemany(
+            "INSERT INTO ledger_rows (id, request_id, endpoint, status, flags, prompt_tokens, "
+            "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
+            "latency_ms, saved_nusd, upstream_request_id) "
+            "VALUES (?, ?, 1, 200, 16, 0, 0, 0, 0, 0, 1, 0, ?)",
+            [(T0 * 1_000_000 + i, r, u) for i, (r, u) in enumerate(old)],
+        )
+        assert [r[0] for r in conn.execute("SELECT typeof(request_id) FROM ledger_rows")] == [
+            "text",
+            "text",
+            "integer",
+            "integer",
+            "real",
+            "integer",
+        ]
+    db = await open_database(path)
+    try:
+        got = await db.fetchall(
+            "SELECT typeof(l.request_id), v.request_id, v.upstream_request_id "
+            "FROM ledger_rows l JOIN ledger v ON v.id = l.id ORDER BY l.id"
+        )
+        assert [tuple(r) for r in got] == [
+            ("blob", "trace-1", "upstream-1"),
+            ("blob", "x 7", None),
+            ("integer", f"req_{T0 * 1_000_000 + 2:013x}{7:011x}", "12"),
+            ("integer", f"req_{T0 * 1_000_000 + 3:013x}{1000:011x}", "1000"),
+            ("blob", "1.5", "\x01odd"),
+            ("integer", f"req_{T0 * 1_000_000 + 5:013x}{7:011x}", "req_abcd"),
+        ]
+        (found,) = await ledger.by_request_id(db, "trace-1")
+        assert found.upstream_request_id == "upstream-1"
+        assert len(await ledger.by_request_id(db, "x 7")) == 1
+        assert len(await ledger.by_request_id(db, "1.5")) == 1
+    finally:
+        await db.close()
+
+
+async def test_served_numeric_looking_ids_are_kept(
+    gateway: RunningGateway, fake_openai: FakeOpenAI
+) -> None:
+    """Through the server: each client x-request-id and upstream id that looks like a
+    number reads back byte-identical and the call is found by it."""
+    key = await gateway.key(team="a")
+    # The ones a client may send (x-request-id: 1-128 of [A-Za-z0-9._:-]).
+    sent = [rid for rid in NUMERIC_LOOKING if re.fullmatch(r"[\w.:-]{1,128}", rid, re.ASCII)]
+    assert len(sent) == 8
+    fake_openai.then(*[Reply(request_id=f"{rid}") for rid in sent])
+    for rid in sent:
+        client = gateway.openai(key, default_headers={"x-request-id": rid})
+        try:
+            raw = await client.chat.completions.with_raw_response.create(model="fast", messages=HI)
+        finally:
+            await client.close()
+        assert raw.headers["x-request-id"] == rid
+    db = gateway.gw.db
+    for rid in sent:
+        (found,) = await ledger.by_request_id(db, rid)
+        assert found.request_id == rid and found.upstream_request_id == rid
+    assert await ledger.request_ids(db) == set(sent)

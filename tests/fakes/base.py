@@ -45,6 +45,8 @@ class Reply:
     first_delay: float = 0.0
     # A thought summary sent ahead of the answer (Gemini: a ``thought: true`` part).
     thought: str = ""
+    # The provider's own request id header value (FakeOpenAI); None: its usual one.
+    request_id: str | None = None
     # Hold the answer until the test sets this event (e.g. to have several calls in
     # flight at once without sleeping).
     gate: asyncio.Event | None = None

@@ -105,8 +105,8 @@ class FakeOpenAI(FakeUpstream):
         created = int(time.time())
         cid = f"chatcmpl-fake{len(self.requests)}"
         # OpenAI's own request id, in every response as the API reference documents.
-        headers = {"x-request-id": f"req_fakeoai{len(self.requests)}"}
         reply = b if isinstance(b, Reply) else Reply()
+        headers = {"x-request-id": reply.request_id or f"req_fakeoai{len(self.requests)}"}
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
         if reply.gate is not None:

@@ -3,8 +3,8 @@
 Rows are stored compact (``ledger_rows``, migration ``0011_ledger_compact``): the row id
 is the call's time in microseconds (so time ranges need no index), names are ids into
 ``names`` (held in memory by the writer, :class:`~aigw.store.sqlite.rollups.Interned`),
-gateway request ids keep only their random part. The view ``ledger`` shows every
-row with the old columns; readers use it, with time ranges on ``id``.
+gateway request ids keep only their random part, other ids their bytes (0014). The view
+``ledger`` shows every row with the old columns; readers use it, with time ranges on ``id``.
 """
 
 from __future__ import annotations
@@ -55,14 +55,23 @@ def to_us(ts: float) -> int:
     return round(ts * US)
 
 
-def _pack_request_id(rid: str, us: int) -> str | int:
+# The id columns are declared ANY (NUMERIC affinity), which turns text such as '007' or
+# '1e3' into a number; values that affinity leaves alone are stored instead (migration
+# 0014_ledger_text_ids): a request id's text as the blob of its UTF-8 bytes, an
+# upstream id's text behind this marker (its blobs are 'req_<hex>' ids).
+_TEXT_MARK = "\x01"
+
+
+def _pack_request_id(rid: str, us: int) -> bytes | int:
     if _GATEWAY_ID.fullmatch(rid) and int(rid[4:17], 16) == us:
         return int(rid[17:], 16)
-    return rid
+    return rid.encode("utf-8", "surrogatepass")
 
 
 def _pack_upstream_id(rid: str | None) -> str | bytes | None:
-    return bytes.fromhex(rid[4:]) if rid is not None and _HEX_ID.fullmatch(rid) else rid
+    if rid is None:
+        return None
+    return bytes.fromhex(rid[4:]) if _HEX_ID.fullmatch(rid) else _TEXT_MARK + rid
 
 
 def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
@@ -270,10 +279,10 @@ async def summarize(
 
 async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
     """The rows of calls with this id (a client may reuse one), oldest first."""
-    # A gateway id is found by the time in it (no index); any id is looked for as text
-    # too (client ids, rows that moved to a free microsecond, rows from before 0011).
+    # A gateway id is found by the time in it (no index); any id is looked for as its
+    # bytes too (client ids, rows that moved to a free microsecond, rows from before 0011).
     where = ["l.request_id = ?"]
-    params: list[object] = [request_id]
+    params: list[object] = [request_id.encode("utf-8", "surrogatepass")]
     if _GATEWAY_ID.fullmatch(request_id):
         where.append("l.id = ? AND l.request_id = ?")
         params += [int(request_id[4:17], 16), int(request_id[17:], 16)]
@@ -281,7 +290,7 @@ async def by_request_id(db: Database, request_id: str) -> list[LedgerRow]:
         f"SELECT {', '.join(f'v.{n}' for n in _NAMES)} FROM ("
         + " UNION ALL ".join(
             f"SELECT l.id FROM ledger_rows l WHERE {w}"
-            + (" AND typeof(l.request_id) = 'text'" if i == 0 else "")
+            + (" AND typeof(l.request_id) <> 'integer'" if i == 0 else "")
             for i, w in enumerate(where)
         )
         + ") AS f JOIN ledger v ON v.id = f.id ORDER BY v.id",

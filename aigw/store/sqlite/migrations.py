@@ -637,4 +637,63 @@ MIGRATIONS: list[tuple[str, str]] = [
         FROM audit_events a;
         """,
     ),
+    (
+        "0014_ledger_text_ids",
+        """
+        -- ledger_rows' ids are declared ANY, which is NUMERIC affinity: a client's
+        -- request id such as '007' or '1e3' was stored as a number (7, 1000.0). From
+        -- here on, a request id that is not a gateway id's random part is the blob of
+        -- its UTF-8 bytes, and an upstream id that is not 'req_<hex>' bytes is its text
+        -- behind char(1) (affinity converts neither). Text ids already stored are
+        -- converted; ids already turned into numbers cannot be told apart from gateway
+        -- ids (integers) and keep their number as text (reals).
+        DROP VIEW ledger;
+        DROP INDEX ledger_rows_request_id;
+        UPDATE ledger_rows SET request_id = CAST(CAST(request_id AS TEXT) AS BLOB)
+            WHERE typeof(request_id) IN ('text', 'real');
+        UPDATE ledger_rows SET upstream_request_id = char(1) || upstream_request_id
+            WHERE typeof(upstream_request_id) IN ('integer', 'real')
+               OR (typeof(upstream_request_id) = 'text'
+                   AND substr(upstream_request_id, 1, 1) = char(1));
+        CREATE INDEX ledger_rows_request_id ON ledger_rows (request_id)
+            WHERE typeof(request_id) <> 'integer';
+        CREATE VIEW ledger AS SELECT
+            l.id AS id,
+            l.id / 1000000.0 AS ts,
+            CASE typeof(l.request_id)
+                 WHEN 'integer' THEN printf('req_%013x%011x', l.id, l.request_id)
+                 WHEN 'blob' THEN CAST(l.request_id AS TEXT)
+                 ELSE l.request_id END AS request_id,
+            (SELECT name FROM names WHERE id = l.key_id) AS key_id,
+            (SELECT name FROM names WHERE id = l.team) AS team,
+            (SELECT name FROM names WHERE id = l.app) AS app,
+            (SELECT name FROM names WHERE id = l.endpoint) AS endpoint,
+            (SELECT name FROM names WHERE id = l.model) AS model,
+            (SELECT name FROM names WHERE id = l.provider) AS provider,
+            (SELECT name FROM names WHERE id = IFNULL(l.upstream_model, l.model))
+                AS upstream_model,
+            l.status AS status,
+            l.flags & 1 AS stream,
+            l.prompt_tokens AS prompt_tokens,
+            l.completion_tokens AS completion_tokens,
+            l.cached_tokens AS cached_tokens,
+            l.cache_write_tokens AS cache_write_tokens,
+            l.reasoning_tokens AS reasoning_tokens,
+            (l.flags >> 1) & 1 AS usage_estimated,
+            l.cost_nusd AS cost_nusd,
+            l.latency_ms AS latency_ms,
+            l.error AS error,
+            CASE WHEN typeof(l.upstream_request_id) = 'blob'
+                 THEN 'req_' || lower(hex(l.upstream_request_id))
+                 WHEN substr(l.upstream_request_id, 1, 1) = char(1)
+                 THEN substr(l.upstream_request_id, 2)
+                 ELSE l.upstream_request_id END AS upstream_request_id,
+            l.flags >> 4 AS attempts,
+            l.routing AS routing,
+            CASE (l.flags >> 2) & 3 WHEN 1 THEN 'hit' WHEN 2 THEN 'miss' WHEN 3 THEN 'bypass' END
+                AS cache,
+            l.saved_nusd AS saved_nusd
+        FROM ledger_rows l;
+        """,
+    ),
 ]
