@@ -33,6 +33,11 @@ class Pruner(Protocol):
 
     async def prune_rollups(self, before: float) -> int: ...
 
+    async def expire(self, now: float) -> int:
+        """Delete what the backend keeps for a fixed time only, whatever the settings
+        (PostgreSQL: the ids of old group commits)."""
+        ...
+
 
 class SQLitePruner:
     """:class:`Pruner` on the SQLite state file."""
@@ -46,10 +51,14 @@ class SQLitePruner:
     async def prune_rollups(self, before: float) -> int:
         return await maintenance.prune_rollups(self.db, before)
 
+    async def expire(self, now: float) -> int:
+        return 0  # nothing kept for a fixed time only
+
 
 async def prune_once(pruner: Pruner, cfg: LedgerConfig, now: float) -> int:
-    """Apply the retention once; returns how many rows (raw and rollup) were deleted."""
-    deleted = 0
+    """Apply the retention once; returns how many rows (raw and rollup, and the
+    backend's expiring ones) were deleted."""
+    deleted = await pruner.expire(now)
     keep_rollups = cfg.keep_rollups_seconds
     if keep_rollups is not None:
         deleted += await pruner.prune_rollups(now - keep_rollups)

@@ -110,7 +110,9 @@ async def test_migrate_copies_everything_once(isolated_home: Path, pg_url: str) 
     (state_check,) = [c for c in checks if c.name == "state"]
     assert (state_check.status, state_check.detail) == ("ok", "PostgreSQL: ok")
     code, out = await asyncio.to_thread(_invoke, "top", "--once")
-    assert code != 0 and "use the dashboard" in out
+    assert code == 0 and "aigw top" in out and "127.0.0.1" in out, out
+    code, out = await asyncio.to_thread(_invoke, "ledger", "check", "--json")
+    assert code == 0 and json.loads(out)["backend"] == "postgresql", out
 
 
 def test_migrate_errors_are_friendly(isolated_home: Path) -> None:

@@ -418,9 +418,9 @@ async def test_ledger_synchronous_sets_the_group_commits_wal_flush(
     seen: list[str] = []
     write = pg_ledger.write_batch
 
-    async def asking(conn: asyncpg.Connection, *args: object) -> bool:
+    async def asking(conn: asyncpg.Connection, *args: object, **kw: bool) -> bool:
         seen.append(await conn.fetchval("SHOW synchronous_commit"))
-        return await write(conn, *args)  # type: ignore[arg-type]
+        return await write(conn, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pg_ledger, "write_batch", asking)
     cfg = _config(pg_url)

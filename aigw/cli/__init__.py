@@ -69,12 +69,14 @@ COMMANDS: dict[str, Entry] = {
     "backup": Entry(
         "ledger",
         "backup",
-        "Copy the state file consistently while the server runs (SQLite VACUUM INTO).",
+        "Copy the state consistently while the servers run: the state file, or PostgreSQL's\n"
+        "state into a new state file (one snapshot).",
     ),
     "restore": Entry(
         "ledger",
         "restore",
-        "Replace the state file with a backup; refuses while a server uses the state.",
+        "Replace the state with a backup (on PostgreSQL in one transaction); refuses while a\n"
+        "server uses the state.",
     ),
     "migrate": Entry(
         "migrate",
@@ -136,7 +138,8 @@ COMMANDS: dict[str, Entry] = {
     "ledger": Entry(
         "ledger",
         "app",
-        "The cost ledger's upkeep: prune old raw rows, check the state file's integrity.",
+        "The cost ledger's upkeep: prune old raw rows, check the state's integrity (SQLite or "
+        "PostgreSQL).",
     ),
     "cache": Entry(
         "cache",

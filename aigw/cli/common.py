@@ -17,7 +17,6 @@ from aigw.config import Config
 from aigw.errors import AigwError, ConfigError
 
 if TYPE_CHECKING:
-    from aigw.store import Database
     from aigw.store.base import Store
 
 T = TypeVar("T")
@@ -92,30 +91,6 @@ def record_admin(action: str, target: str, *, before: Any = None, after: Any = N
 
     event = admin_event(action, target, before=before, after=after)
     with_store(lambda store: store.audit.append([event]))
-
-
-def with_db(fn: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the SQLite state database, run ``fn`` with it, close it (the commands that
-    maintain the state file itself: ``aigw ledger ...``)."""
-    from aigw.store import open_database  # not needed for --help
-
-    cfg = load_config()
-    if cfg.store.url:
-        raise AigwError(
-            "this command works on the SQLite state file; [store] url names a PostgreSQL "
-            "database (maintain that one with PostgreSQL's own tools)"
-        )
-
-    async def run() -> T:
-        db = await open_database(paths.resolve().state_file, synchronous=cfg.ledger.synchronous)
-        try:
-            return await fn(db)
-        finally:
-            await db.close()
-
-    import asyncio
-
-    return asyncio.run(run())
 
 
 def with_store(fn: Callable[[Store], Awaitable[T]]) -> T:

@@ -61,9 +61,10 @@ def migrate(
                     disable=json,
                 ) as progress:
                     tasks = {t: progress.add_task(t, total=counts[t]) for t in TABLES}
-                    done = await copy_state(
-                        src, dst, lambda table, n: progress.update(tasks[table], advance=n)
-                    )
+                    async with dst.pool.acquire() as conn:
+                        done = await copy_state(
+                            src, conn, lambda table, n: progress.update(tasks[table], advance=n)
+                        )
             finally:
                 await dst.close()
         finally:

@@ -1,7 +1,8 @@
 """`aigw top`: what the gateway is doing now, per team, refreshed each second.
 
-It reads the state file read-only (the ledger the server commits every call to), so
-it works beside a running server on the same machine without touching it.
+It reads the ledger the servers commit every call to: the state file read-only (beside
+a running server on the same machine, without touching it), or, with ``[store] url``,
+the PostgreSQL database every gateway writes to (so it shows them all).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Group
@@ -27,6 +29,78 @@ from aigw.config import zone
 from aigw.errors import AigwError
 from aigw.pricing import format_usd
 
+if TYPE_CHECKING:  # the store is imported when the command runs, not for --help
+    from aigw.store.sqlite.live import TeamActivity
+
+
+class Ledger(Protocol):
+    """Where ``top`` reads the calls: the state file or PostgreSQL."""
+
+    where: str  # shown at the bottom of the view
+
+    def team_activity(self, since: float) -> list[TeamActivity]: ...
+
+    def spend_since(self, since: float) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+class StateFile:
+    """The SQLite state file, read-only."""
+
+    def __init__(self, path: Path) -> None:
+        from aigw.store.sqlite import live
+
+        self.where = str(path)
+        self.conn = live.open_readonly(path)
+
+    def team_activity(self, since: float) -> list[TeamActivity]:
+        from aigw.store.sqlite import live
+
+        return live.team_activity(self.conn, since)
+
+    def spend_since(self, since: float) -> dict[str, int]:
+        from aigw.store.sqlite import live
+
+        return live.spend_since(self.conn, since)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Postgres:
+    """The PostgreSQL store, one connection, queried from this synchronous loop through
+    an event loop of its own."""
+
+    def __init__(self, url: str) -> None:
+        import asyncio  # not at import: `aigw --help` never needs it
+
+        from aigw.store.postgres.db import open_postgres, redact
+
+        self.where = redact(url)
+        self.runner = asyncio.Runner()
+        try:
+            self.db = self.runner.run(open_postgres(url, max_size=1))
+        except BaseException:
+            self.runner.close()
+            raise
+
+    def team_activity(self, since: float) -> list[TeamActivity]:
+        from aigw.store.postgres import live
+
+        return self.runner.run(live.team_activity(self.db, since))
+
+    def spend_since(self, since: float) -> dict[str, int]:
+        from aigw.store.postgres import live
+
+        return self.runner.run(live.spend_since(self.db, since))
+
+    def close(self) -> None:
+        try:
+            self.runner.run(self.db.close())
+        finally:
+            self.runner.close()
+
 
 def _midnight(tz_name: str, now: float) -> float:
     try:
@@ -37,13 +111,11 @@ def _midnight(tz_name: str, now: float) -> float:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def snapshot(conn: Any, window: float, tz_name: str) -> dict[str, Any]:
+def snapshot(ledger: Ledger, window: float, tz_name: str) -> dict[str, Any]:
     """Per team over the last ``window`` seconds, plus each team's spend today."""
-    from aigw.store.sqlite import live
-
     now = time.time()
-    teams = live.team_activity(conn, now - window)
-    today = live.spend_since(conn, _midnight(tz_name, now))
+    teams = ledger.team_activity(now - window)
+    today = ledger.spend_since(_midnight(tz_name, now))
     out = []
     for t in teams:
         out.append(
@@ -81,7 +153,7 @@ def _short(usd: str) -> str:
     return "$" + f"{float(usd):.4f}"
 
 
-def render(snap: dict[str, Any], state_file: str) -> Group:
+def render(snap: dict[str, Any], where: str) -> Group:
     window = snap["window_seconds"]
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("team", "req/s", "requests", "errors", "refused", "tokens", "spend", "today"):
@@ -106,7 +178,7 @@ def render(snap: dict[str, Any], state_file: str) -> Group:
         f"  {stamp}  last {window:g} s: {totals['requests'] / window:.2f} req/s, "
         f"{totals['errors']} errors, {totals['refused']} refused",
     )
-    foot = Text(f"{state_file}  (q or Ctrl-C to quit)", style="dim")
+    foot = Text(f"{where}  (q or Ctrl-C to quit)", style="dim")
     if not snap["teams"]:
         return Group(head, Text("no calls in this window"), foot)
     return Group(head, table, foot)
@@ -155,27 +227,21 @@ def top(
     ] = False,
 ) -> None:
     """Live view of requests/s, spend, errors and limit refusals per team (q to quit)."""
-    from aigw.store.sqlite import live
-
     seconds = parse_duration(window)
     if seconds <= 0:
         raise AigwError("--window must be longer than 0 s")
     cfg = load_config()
-    if cfg.store.url:
-        raise AigwError(
-            "`aigw top` reads the local SQLite state file; with [store] url on PostgreSQL, "
-            "use the dashboard (/dashboard) or `aigw report`"
-        )
-    state_file = paths.resolve().state_file
-    conn = live.open_readonly(state_file)
+    ledger: Ledger = (
+        Postgres(cfg.store.url) if cfg.store.url else StateFile(paths.resolve().state_file)
+    )
     try:
         tz = cfg.budgets.timezone
 
         def view() -> Group:
-            return render(snapshot(conn, seconds, tz), str(state_file))
+            return render(snapshot(ledger, seconds, tz), ledger.where)
 
         if json:
-            print_json(snapshot(conn, seconds, tz))
+            print_json(snapshot(ledger, seconds, tz))
             return
         if once:
             console.print(view())
@@ -188,4 +254,4 @@ def top(
             while key(interval) not in ("q", "Q"):
                 screen.update(view(), refresh=True)
     finally:
-        conn.close()
+        ledger.close()

@@ -28,8 +28,9 @@ async def open_store(config: Config, state_file: Path, *, serving: bool = False)
     if url:
         # Imported here: the SQLite default never loads asyncpg.
         from aigw.store.postgres import PostgresStore, open_postgres
+        from aigw.store.postgres.db import SERVING
 
-        db = await open_postgres(url)
+        db = await open_postgres(url, application_name=SERVING if serving else "aigw")
         return PostgresStore(
             db,
             spool_path(config, state_file) if serving else None,

@@ -151,7 +151,11 @@ class PostgresStore:
             conn: asyncpg.Connection | None = None
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.db.url, password=self.db.password)
+                conn = await asyncpg.connect(
+                    self.db.url,
+                    password=self.db.password,
+                    server_settings={"application_name": self.db.application_name},
+                )
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, lambda *_args: changed())
                 changed()  # changes made while we were not listening

@@ -67,13 +67,25 @@ def store_password() -> str | None:
     return secrets._keyring_get(KEYRING_USER)
 
 
+# The application_name of a serving gateway's connections: `aigw restore` refuses while
+# one is connected (pg_stat_activity shows them).
+SERVING = "aigw serve"
+
+
 class PgDatabase:
     """A pool over one PostgreSQL database, and the audit sealer of this process."""
 
-    def __init__(self, url: str, pool: asyncpg.Pool, password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool: asyncpg.Pool,
+        password: str | None = None,
+        application_name: str = "aigw",
+    ) -> None:
         self.url = url
         self.pool = pool
         self.password = password
+        self.application_name = application_name
         self.sealer = Sealer()
 
     async def close(self) -> None:
@@ -129,10 +141,15 @@ async def _migrate(conn: asyncpg.Connection, url: str) -> None:
 
 
 async def open_postgres(
-    url: str, *, max_size: int = 10, connect_timeout: float = 10.0
+    url: str,
+    *,
+    max_size: int = 10,
+    connect_timeout: float = 10.0,
+    application_name: str = "aigw",
 ) -> PgDatabase:
     """Connect to ``url``, migrate, and return the pool; StoreError (password-free)
-    when the server cannot be reached or refuses."""
+    when the server cannot be reached or refuses. ``application_name``: what
+    pg_stat_activity shows (:data:`SERVING` for a serving gateway)."""
     password = store_password()
     try:
         pool = await asyncpg.create_pool(
@@ -142,6 +159,7 @@ async def open_postgres(
             max_size=max_size,
             timeout=connect_timeout,
             command_timeout=60,
+            server_settings={"application_name": application_name},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreError(f"{redact(url)}: cannot open the PostgreSQL store: {exc}") from exc
@@ -154,4 +172,4 @@ async def open_postgres(
     except BaseException:
         await pool.close()
         raise
-    return PgDatabase(url, pool, password)
+    return PgDatabase(url, pool, password, application_name)

@@ -7,6 +7,16 @@ failed after the commit: the whole batch is skipped), then the rows (one pipelin
 key order so concurrent processes never deadlock) and the audit events, chained
 under the head row's lock. Every sum is an exact integer (``bigint``; ``SUM`` is
 ``numeric``, read back as ``int``).
+
+A batch id is read only when the local spool (:mod:`.spool`) replays a batch: one
+whose first try failed ambiguously (the commit reached the server, its answer did not)
+is then skipped. A gateway replays its spool within a second of PostgreSQL answering
+again, at its stop and at its next start, so an id is needed only for as long as
+PostgreSQL can stay unreachable from a gateway, or a gateway with a non-empty spool can
+stay stopped: :data:`KEEP_BATCH_IDS` (a week) is far beyond both, and the retention
+task deletes older ids (:meth:`PgLedger.expire`). Past it, a replay still skips a batch
+whose first ledger row is there, so a batch with ledger rows (every batch a gateway
+writes) stays covered for as long as raw rows are kept.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ _MIGRATE_INSERT = _INSERT + " ON CONFLICT (row_id) DO NOTHING"
 _ROLL_COLS = ("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS)
 
 PRUNE_BATCH = 2000  # rows per DELETE: a short transaction each
+KEEP_BATCH_IDS = 7 * DAY  # see the module docstring
 
 
 def _upsert(table: str) -> str:
@@ -118,9 +129,11 @@ async def write_batch(
     names: Names,
     batch_id: str,
     rows: Sequence[LedgerRecord],
+    *,
+    replay: bool = False,
 ) -> bool:
     """Write one group commit in the open transaction; False if ``batch_id`` was
-    already committed (nothing written)."""
+    already committed (nothing written). ``replay``: a batch from the local spool."""
     ledger = [r for r in rows if type(r) is LedgerRow]
     events = [r for r in rows if type(r) is AuditEvent]
     bodies = [r for r in rows if type(r) is AuditBody]
@@ -133,6 +146,14 @@ async def write_batch(
         time.time(),
     )
     if status.endswith(" 0"):
+        return False
+    # A batch spooled longer than its id is kept (KEEP_BATCH_IDS): its rows, while raw
+    # rows are kept, still say whether it was committed.
+    if (
+        replay
+        and ledger
+        and await conn.fetchval("SELECT 1 FROM ledger WHERE row_id = $1", f"{batch_id}:0")
+    ):
         return False
     if ledger:
         await conn.executemany(
@@ -169,8 +190,11 @@ class PgLedger:
     async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await self.append_batch(uuid.uuid4().hex, rows)
 
-    async def append_batch(self, batch_id: str, rows: Sequence[LedgerRecord]) -> bool:
-        """Commit one group under ``batch_id``; False if it was committed before."""
+    async def append_batch(
+        self, batch_id: str, rows: Sequence[LedgerRecord], *, replay: bool = False
+    ) -> bool:
+        """Commit one group under ``batch_id``; False if it was committed before.
+        ``replay``: it comes from the local spool (see :func:`write_batch`)."""
         async with self.db.pool.acquire() as conn:
             tr = conn.transaction()
             await tr.start()
@@ -178,7 +202,7 @@ class PgLedger:
             try:
                 if not self.wait_for_flush:
                     await conn.execute("SET LOCAL synchronous_commit = off")
-                done = await write_batch(conn, self.db, names, batch_id, rows)
+                done = await write_batch(conn, self.db, names, batch_id, rows, replay=replay)
             except BaseException:
                 await tr.rollback()
                 raise
@@ -227,6 +251,15 @@ class PgLedger:
                     f"DELETE FROM {table} WHERE bucket < $1", int(upto)
                 )
         return deleted
+
+    async def expire(self, now: float) -> int:
+        """Delete the ids of group commits older than :data:`KEEP_BATCH_IDS`. One
+        statement: it locks only rows no writer touches (new ids never conflict with
+        them), and the retention task runs it hourly, so a run deletes about an hour
+        of ids."""
+        return await self.db.execute(
+            "DELETE FROM ledger_batches WHERE applied_at < $1", now - KEEP_BATCH_IDS
+        )
 
     # -- queries ---------------------------------------------------------------------
 
@@ -419,7 +452,7 @@ class PgLedger:
 _ALERT_COLUMNS = "scope, name, period, mark, fired_at, spent_nusd, budget_nusd"
 
 
-def _bucket(step: int) -> str:
+def ts_bucket(step: int) -> str:
     """The start of the ``step``-second bucket holding ``l.ts``, exactly as comparisons
     with ``ts`` see it (a float division may round across a boundary: corrected)."""
     q = f"floor(l.ts / {step})::bigint"
@@ -440,7 +473,7 @@ _GROUPS = {
     "key": "COALESCE(l.key_id, '-')",
     "model": "COALESCE(l.model, '-')",
     "provider": "COALESCE(l.provider, '-')",
-    "day": _day(_bucket(DAY)),
+    "day": _day(ts_bucket(DAY)),
 }
 _ROLL_GROUPS = {
     "team": (f"COALESCE({_name_of('team')}, '-')", "r.team"),

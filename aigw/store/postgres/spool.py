@@ -126,7 +126,7 @@ class SpoolingLedger:
             for line in lines:
                 batch_id, rows = decode(line)
                 async with asyncio.timeout(self.timeout):
-                    await self.ledger.append_batch(batch_id, rows)
+                    await self.ledger.append_batch(batch_id, rows, replay=True)
                 done += 1
         except UNAVAILABLE:
             pass

@@ -91,18 +91,22 @@ async def prune_rollups(db: Database, before: float, *, batch: int = PRUNE_BATCH
 
 @dataclass(slots=True)
 class CheckResult:
-    quick_check: list[str]
-    file_bytes: int
-    wal_bytes: int
+    """What `aigw ledger check` found, on either backend (None: does not apply)."""
+
+    quick_check: list[str] | None  # SQLite's PRAGMA quick_check
+    file_bytes: int  # SQLite: the file; PostgreSQL: aigw's tables with their indexes
+    wal_bytes: int | None  # SQLite's WAL file
     rows: dict[str, int]
     rows_before: float
     hours_checked: int
     mismatches: list[str] = field(default_factory=list)
     per_day: list[tuple[str, int]] = field(default_factory=list)  # (UTC day, requests)
+    backend: str = "sqlite"
+    database_bytes: int | None = None  # PostgreSQL: the whole database
 
     @property
     def ok(self) -> bool:
-        return self.quick_check == ["ok"] and not self.mismatches
+        return self.quick_check in (None, ["ok"]) and not self.mismatches
 
 
 _ROLLUP_KEY = f"bucket, {', '.join(KEY_COLUMNS)}, status"
@@ -153,7 +157,7 @@ async def check(db: Database, *, sample_hours: int = 24, seed: int | None = None
             )
         }
         if raw != rolled:
-            result.mismatches.append(f"hour {_iso(hour)}: rollup_hour differs from raw rows")
+            result.mismatches.append(f"hour {utc_minute(hour)}: rollup_hour differs from raw rows")
     for day in sorted({floor_to(h, DAY) for h in sample}):
         sums = ", ".join(f"SUM({c})" for c in SUM_COLUMNS)
         from_hours = {
@@ -172,7 +176,9 @@ async def check(db: Database, *, sample_hours: int = 24, seed: int | None = None
             )
         }
         if from_hours != daily:
-            result.mismatches.append(f"day {_iso(day)[:10]}: rollup_day differs from rollup_hour")
+            result.mismatches.append(
+                f"day {utc_minute(day)[:10]}: rollup_day differs from rollup_hour"
+            )
     result.hours_checked = len(sample)
     result.per_day = [
         (r[0], int(r[1]))
@@ -191,7 +197,7 @@ def _sizes(path: Path) -> tuple[int, int]:
     return path.stat().st_size, wal.stat().st_size if wal.exists() else 0
 
 
-def _iso(ts: float) -> str:
+def utc_minute(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ts))
 
 
