@@ -1,6 +1,7 @@
 """`aigw top` and `aigw doctor` against a real gateway on a real socket.
 
-``top`` reads the state file the running server writes (read-only); ``doctor`` checks
+``top`` reads the ledger the running server writes (the state file read-only, or
+PostgreSQL); ``doctor`` checks
 an installation and names every failure with its fix; each kind of failure is made
 for real here (a missing or broken config, a corrupt or world-readable state file, no
 keyring, a missing key, an unreachable or key-refusing provider, no server).
@@ -9,6 +10,7 @@ keyring, a missing key, an unreachable or key-refusing provider, no server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pty
@@ -32,10 +34,10 @@ from aigw.cli import app as cli_app
 from aigw.config import Config, ProviderConfig
 from aigw.model import Limits
 from aigw.server import Server
-from aigw.store.sqlite import keys as keystore
 from tests.conftest import listening
 from tests.fakes.base import Fail
 from tests.fakes.openai import FakeOpenAI
+from tests.pgserver import fresh_database
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -51,22 +53,41 @@ def base_config(fake: FakeOpenAI | None = None) -> Config:
     return cfg
 
 
-@pytest.fixture
-async def served(isolated_home: Path) -> AsyncIterator[Server]:
-    """A gateway on the home's own state file (as `aigw serve` would run it)."""
+async def _serve(url: str) -> Server:
+    """A gateway on the home's own state (as `aigw serve` would run it): the state file,
+    or the PostgreSQL database ``url``."""
     cfg = base_config()
+    cfg.store.url = url
     config_mod.save(cfg, paths.resolve().config_file)
     server = await listening(create_app(cfg, paths.resolve().state_file))
     cfg.server.port = server.port
     config_mod.save(cfg, paths.resolve().config_file)  # doctor finds it there
+    return server
+
+
+@pytest.fixture
+async def served(isolated_home: Path) -> AsyncIterator[Server]:
+    """A gateway on the home's own state file."""
+    server = await _serve("")
     yield server
     await server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def served_any(request: pytest.FixtureRequest, isolated_home: Path) -> AsyncIterator[Server]:
+    """A gateway on the home's state file, or on a fresh PostgreSQL database ([store]
+    url): `aigw top` reads either."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = "" if request.param == "sqlite" else await stack.enter_async_context(fresh_database())
+        server = await _serve(url)
+        stack.push_async_callback(server.close)
+        yield server
 
 
 async def make_key(server: Server, team: str, **kw: Any) -> str:
     from aigw.gateway import GATEWAY
 
-    key, _ = await keystore.create(server.app[GATEWAY].db, team=team, **kw)
+    key, _ = await server.app[GATEWAY].store.keys.create(team=team, **kw)
     return key
 
 
@@ -79,7 +100,8 @@ def client(server: Server, key: str) -> openai.AsyncOpenAI:
 # -- top ---------------------------------------------------------------------------
 
 
-async def test_top_shows_each_teams_calls_errors_refusals_and_spend(served: Server) -> None:
+async def test_top_shows_each_teams_calls_errors_refusals_and_spend(served_any: Server) -> None:
+    served = served_any
     web = await make_key(served, "web", limits=Limits(rpm=2))
     data = await make_key(served, "data")
     async with client(served, web) as c:
@@ -117,8 +139,9 @@ async def test_top_without_a_state_file_says_so(isolated_home: Path) -> None:
     assert "no state database yet" in result.output
 
 
-async def test_top_is_live_and_quits_on_q(served: Server) -> None:
+async def test_top_is_live_and_quits_on_q(served_any: Server) -> None:
     """In a terminal (a pty): it refreshes, and q quits it at once."""
+    served = served_any
     key = await make_key(served, "zeta-team")
     master, slave = pty.openpty()
     proc = await asyncio.create_subprocess_exec(
