@@ -33,6 +33,7 @@ from aigw.retention import Pruner, SQLitePruner, prune_once
 from aigw.store.base import Store
 from aigw.store.open import open_store
 from aigw.store.postgres import PostgresStore, open_postgres
+from aigw.store.postgres.ledger import KEEP_BATCH_IDS
 from aigw.store.sqlite import SQLiteStore
 from aigw.store.sqlite.rollups import DAY, HOUR
 from tests.pgserver import fresh_database
@@ -290,6 +291,30 @@ async def test_a_replayed_batch_counts_once(pg_url: str) -> None:
         (total,) = await store.reports.summarize(by="team", since=None, until=None)
         assert (total.requests, total.cost_nusd) == (2, 15)
         assert await store.audit.count() == 1
+    finally:
+        await store.close()
+
+
+async def test_old_batch_ids_expire_and_a_late_replay_still_counts_once(pg_url: str) -> None:
+    """``ledger_batches`` keeps a week of ids (the retention task's ``expire``); a
+    batch replayed from the spool after its id expired is still skipped, by its rows."""
+    store = PostgresStore(await open_postgres(pg_url))
+    try:
+        now = time.time()
+        batch: list[LedgerRecord] = [_row("late"), _proxy_event("late")]
+        assert await store.queries.append_batch("old", batch)
+        assert await store.queries.append_batch("new", [_row("fresh")])
+        await store.db.execute(
+            "UPDATE ledger_batches SET applied_at = $1 WHERE id = 'old'", now - KEEP_BATCH_IDS - 1
+        )
+        assert await store.queries.expire(now) == 1
+        ids = [r["id"] for r in await store.db.fetch("SELECT id FROM ledger_batches")]
+        assert ids == ["new"]
+        assert not await store.queries.append_batch("old", batch, replay=True)
+        (total,) = await store.reports.summarize(by="team", since=None, until=None)
+        assert total.requests == 2
+        assert await store.audit.count() == 1
+        assert await store.queries.expire(now) == 0
     finally:
         await store.close()
 
