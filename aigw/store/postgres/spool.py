@@ -5,8 +5,9 @@ line per batch, fsynced) and counts as committed: the request ends, nothing is l
 While anything is spooled, new group commits go to the spool too (no request waits
 on a connect timeout); a background task tries PostgreSQL every second and replays
 the batches in order. Each batch keeps the id it was given first, and PostgreSQL
-records the ids it committed (``ledger_batches``), so a batch whose commit reached
-the server but whose answer did not is never counted twice.
+records the ids it committed (``ledger_batches``, for a week; then the batch's ledger
+rows say so: see :mod:`.ledger`), so a batch whose commit reached the server but whose
+answer did not is never counted twice.
 """
 
 from __future__ import annotations
