@@ -130,13 +130,32 @@ def provider_config(name: str, type_: str, base_url: str) -> ProviderConfig:
     return ProviderConfig(name=name, type=type_, base_url=base_url)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With AIGW_TEST_STORE=postgres, run the tests that open the store (through the
+    ``store_url`` fixture) and deselect the rest: they do not depend on the backend and
+    the default (SQLite) run has run them. Tests of the SQLite file itself are marked
+    ``sqlite_only`` and skipped there, saying so."""
+    if backend() != "postgres":
+        return
+    keep, drop = [], []
+    for item in items:
+        on_store = "store_url" in getattr(item, "fixturenames", ())
+        (keep if on_store else drop).append(item)
+        if on_store and (mark := item.get_closest_marker("sqlite_only")) is not None:
+            why = mark.args[0] if mark.args else "tests the SQLite state file itself"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
 async def store_url() -> AsyncIterator[str]:
     """ "" (SQLite) or, with AIGW_TEST_STORE=postgres, a fresh PostgreSQL database."""
     if backend() == "sqlite":
         yield ""
         return
-    async with fresh_database() as url:
+    async with fresh_database(migrated=True) as url:
         yield url
 
 
