@@ -137,7 +137,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``sqlite_only`` and skipped there, saying so."""
     if backend() != "postgres":
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         on_store = "store_url" in getattr(item, "fixturenames", ())
         (keep if on_store else drop).append(item)
