@@ -18,6 +18,7 @@ from aiohttp import web
 from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
 from aigw.gateway import GATEWAY, Gateway
+from aigw.model import Limits
 from aigw.server import Server
 from aigw.store.base import Store
 from aigw.store.open import open_store
@@ -87,6 +88,14 @@ class RunningGateway:
         key, _ = await self.gw.store.keys.create(team=team, app=app, **kw)  # type: ignore[arg-type]
         return key
 
+    async def team(self, name: str, limits: Limits) -> None:
+        """Create team ``name`` with ``limits``, or set them when it exists: gateways
+        started by one test share one PostgreSQL database, not one SQLite file."""
+        if await self.gw.store.teams.find(name) is None:
+            await self.gw.store.teams.create(name, limits)
+        else:
+            await self.gw.store.teams.update(name, limits)
+
     async def sql(self, query: str) -> list[dict[str, Any]]:
         """Rows of a parameterless query, on whichever backend the gateway uses."""
         store = self.gw.store
@@ -106,6 +115,10 @@ class RunningGateway:
             return list(await store.db.fetch(query, *params))
         assert isinstance(store, SQLiteStore)
         return list(await store.db.fetchall(query, tuple(params)))
+
+    async def request_ids(self) -> set[str]:
+        """Every request id in the ledger."""
+        return {r[0] for r in await self.fetchall("SELECT request_id FROM ledger")}
 
     async def fetchone(self, query: str, params: Sequence[Any] = ()) -> Any:
         rows = await self.fetchall(query, params)
