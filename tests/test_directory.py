@@ -43,7 +43,9 @@ async def test_a_new_key_works_on_its_first_request(
     async with gateway.openai(key) as client:
         await client.chat.completions.create(model="mock/echo", messages=HI)
         await client.chat.completions.create(model="mock/echo", messages=HI)
-    assert lookups == [hash_key(key)]  # once; then it is in memory
+    # At most once, then it is in memory (none when the store's change notification
+    # loaded it first, as PostgreSQL's may).
+    assert lookups in ([], [hash_key(key)])
 
 
 async def test_a_new_teams_limits_apply_from_its_first_request(
