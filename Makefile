@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SOURCES := aigw tests benchmarks
 ZIPAPP ?= dist/aigw.pyz
 
-.PHONY: demo test lint typecheck unit man bench zipapp clean chromium
+.PHONY: demo test test-postgres lint typecheck unit man bench zipapp clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP) chromium
 	$(PY) -m pytest
+
+# The tests that open the store, again on PostgreSQL ($$AIGW_TEST_POSTGRES; .ci/run
+# runs this after `make test`). The rest do not depend on the backend.
+test-postgres: $(STAMP)
+	AIGW_TEST_STORE=postgres $(PY) -m pytest
 
 # The dashboard's browser test drives Debian's chromium through Playwright (no browser
 # download). Installed here when missing and we may (root with apt-get, as in CI);

@@ -18,6 +18,7 @@ from aiohttp import web
 from aigw.app import create_app
 from aigw.config import Config, ModelConfig, ProviderConfig, UpstreamConfig
 from aigw.gateway import GATEWAY, Gateway
+from aigw.model import Limits
 from aigw.server import Server
 from aigw.store.base import Store
 from aigw.store.open import open_store
@@ -87,6 +88,14 @@ class RunningGateway:
         key, _ = await self.gw.store.keys.create(team=team, app=app, **kw)  # type: ignore[arg-type]
         return key
 
+    async def team(self, name: str, limits: Limits) -> None:
+        """Create team ``name`` with ``limits``, or set them when it exists: gateways
+        started by one test share one PostgreSQL database, not one SQLite file."""
+        if await self.gw.store.teams.find(name) is None:
+            await self.gw.store.teams.create(name, limits)
+        else:
+            await self.gw.store.teams.update(name, limits)
+
     async def sql(self, query: str) -> list[dict[str, Any]]:
         """Rows of a parameterless query, on whichever backend the gateway uses."""
         store = self.gw.store
@@ -106,6 +115,10 @@ class RunningGateway:
             return list(await store.db.fetch(query, *params))
         assert isinstance(store, SQLiteStore)
         return list(await store.db.fetchall(query, tuple(params)))
+
+    async def request_ids(self) -> set[str]:
+        """Every request id in the ledger."""
+        return {r[0] for r in await self.fetchall("SELECT request_id FROM ledger")}
 
     async def fetchone(self, query: str, params: Sequence[Any] = ()) -> Any:
         rows = await self.fetchall(query, params)
@@ -130,13 +143,33 @@ def provider_config(name: str, type_: str, base_url: str) -> ProviderConfig:
     return ProviderConfig(name=name, type=type_, base_url=base_url)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With AIGW_TEST_STORE=postgres, run the tests that open the store (through the
+    ``store_url`` fixture) and deselect the rest: they do not depend on the backend and
+    the default (SQLite) run has run them. Tests of the SQLite file itself are marked
+    ``sqlite_only`` and skipped there, saying so."""
+    if backend() != "postgres":
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        on_store = "store_url" in getattr(item, "fixturenames", ())
+        (keep if on_store else drop).append(item)
+        if on_store and (mark := item.get_closest_marker("sqlite_only")) is not None:
+            why = mark.args[0] if mark.args else "tests the SQLite state file itself"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
 async def store_url() -> AsyncIterator[str]:
     """ "" (SQLite) or, with AIGW_TEST_STORE=postgres, a fresh PostgreSQL database."""
     if backend() == "sqlite":
         yield ""
         return
-    async with fresh_database() as url:
+    async with fresh_database(migrated=True) as url:
         yield url
 
 

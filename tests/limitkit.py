@@ -44,7 +44,7 @@ def freeze(gw: RunningGateway) -> Clock:
 
 async def team(gw: RunningGateway, name: str, **limits: Any) -> None:
     """Create a team in the gateway's database and make the server see it now."""
-    await gw.gw.store.teams.create(name, Limits(**limits))
+    await gw.team(name, Limits(**limits))
     await gw.gw.directory.refresh()
 
 

@@ -16,8 +16,6 @@ from typer.testing import CliRunner
 from aigw.cli import app
 from aigw.errors import AigwError
 from aigw.model import ADMIN_TEAM, Limits
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import teams as teamstore
 from tests.conftest import RunningGateway
 
 HI = [{"role": "user", "content": "hi"}]
@@ -71,15 +69,15 @@ def test_cli_refuses_confused_admin_keys(
 
 
 async def test_store_keeps_admin_keys_apart(gateway: RunningGateway) -> None:
-    db = gateway.gw.db
-    _, rec = await keystore.create(db, team="ignored", admin=True)
+    store = gateway.gw.store
+    _, rec = await store.keys.create(team="ignored", admin=True)
     assert rec.admin and rec.team == ADMIN_TEAM
-    assert (await keystore.get(db, rec.id)).admin
+    assert (await store.keys.get(rec.id)).admin
     with pytest.raises(AigwError, match="takes no limits"):
-        await keystore.set_limits(db, rec.id, Limits(rpm=5))
+        await store.keys.set_limits(rec.id, Limits(rpm=5))
     with pytest.raises(AigwError, match="reserved"):
-        await teamstore.create(db, ADMIN_TEAM)
-    assert ADMIN_TEAM not in await teamstore.key_counts(db, 0)
+        await store.teams.create(ADMIN_TEAM)
+    assert ADMIN_TEAM not in await store.teams.key_counts(0)
 
 
 async def test_admin_key_makes_no_model_calls(gateway: RunningGateway) -> None:

@@ -14,8 +14,6 @@ from aigw.cache.plans import Plans
 from aigw.model import Limits
 from aigw.pipeline import PIPELINES
 from aigw.pipeline.body import ReadBody
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import ledger
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.base import Reply
@@ -37,7 +35,7 @@ def plans(gw: RunningGateway) -> Plans:
 async def key_id(gw: RunningGateway, key: str) -> str:
     from aigw.model import hash_key
 
-    record = await keystore.find_by_hash(gw.gw.db, hash_key(key))
+    record = await gw.gw.store.keys.find_by_hash(hash_key(key))
     assert record is not None
     return record.id
 
@@ -61,7 +59,7 @@ async def test_a_planned_hit_answers_and_records_like_a_full_one(
     assert {k: v for k, v in full.items() if k not in ("x-request-id", "date")} == {
         k: v for k, v in planned.items() if k not in ("x-request-id", "date")
     }
-    rows = [(await ledger.by_request_id(gw.gw.db, h["x-request-id"]))[0] for _, h in answers]
+    rows = [(await gw.gw.store.reports.by_request_id(h["x-request-id"]))[0] for _, h in answers]
     for row in rows[2:]:
         assert [getattr(row, f) for f in _ROW_FIELDS] == [
             getattr(rows[1] if not row.stream else rows[3], f) for f in _ROW_FIELDS
@@ -81,11 +79,11 @@ async def test_a_changed_key_record_is_checked_again(
             await chat(client)
         assert plans(gw).used == 1
         # The key may no longer use the model: the plan must not skip that check.
-        await keystore.set_limits(gw.gw.db, await key_id(gw, key), Limits(models=("other",)))
+        await gw.gw.store.keys.set_limits(await key_id(gw, key), Limits(models=("other",)))
         await gw.gw.directory.refresh()
         with pytest.raises(openai.PermissionDeniedError):
             await chat(client)
-        await keystore.set_limits(gw.gw.db, await key_id(gw, key), Limits(rpm=2))
+        await gw.gw.store.keys.set_limits(await key_id(gw, key), Limits(rpm=2))
         await gw.gw.directory.refresh()
         # Allowed again, and admission still counts every planned hit.
         _, h = await chat(client)

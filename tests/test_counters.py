@@ -27,7 +27,6 @@ from aigw.errors import GatewayError
 from aigw.limits.base import Demand
 from aigw.limits.shared import RedisLimiter
 from aigw.model import Limits, hash_key
-from aigw.store.sqlite import keys as keystore
 from tests.conftest import RunningGateway, StartGateway, until
 from tests.limitkit import HI, outcomes
 from tests.redis_kit import (
@@ -204,7 +203,7 @@ async def test_leases_are_renewed_while_running_and_expire_after_a_crash(
     cfg = counters_config(REDIS_URL, prefix, upstream)
     gw = await start(start_gateway, upstream, cfg, monkeypatch)
     secret = await gw.key(team="t", limits=Limits(max_parallel=1))
-    key = await keystore.find_by_hash(gw.gw.db, hash_key(secret))
+    key = await gw.gw.store.keys.find_by_hash(hash_key(secret))
     assert key is not None
     demand = Demand("fast", "openai", "openai", "gpt-4o-mini", None, 10, 20, 10, time.time())
     state = gw.gw.store.limit_state
@@ -273,13 +272,16 @@ async def test_spend_is_seeded_from_the_ledger_once_by_processes_starting_togeth
     assert sum(map(int, (await client.hgetall(f"{prefix}spend:team:t")).values())) == spent
 
 
-async def _tat_ahead(client: aioredis.Redis, key: str) -> float:
-    """Seconds a GCRA key's TAT is ahead of Redis's clock (0: full)."""
-    raw = await client.get(key)
-    if raw is None:
-        return 0.0
+async def _redis_now(client: aioredis.Redis) -> float:
     secs, micros = await client.time()
-    return float(raw) - (secs + micros / 1e6)
+    return secs + micros / 1e6
+
+
+async def _tat(client: aioredis.Redis, key: str) -> float:
+    """A GCRA key's theoretical arrival time (Redis's clock)."""
+    raw = await client.get(key)
+    assert raw is not None, key
+    return float(raw)
 
 
 async def test_a_provider_tpm_quota_in_redis_is_settled_to_the_real_tokens(
@@ -295,11 +297,16 @@ async def test_a_provider_tpm_quota_in_redis_is_settled_to_the_real_tokens(
     gw = await start(start_gateway, upstream, cfg, monkeypatch)
     key = await gw.key(team="t")
     # Taken up front: the prompt and 1024 default output tokens (~1 s of 60k/min);
-    # settled: the 18 tokens the upstream billed (18 ms).
+    # settled: the 18 tokens the upstream billed (18 ms after the call was admitted,
+    # some time between `before` and `after`; bounds, not a race with the clock).
+    before = await _redis_now(client)
     assert await outcomes(gw.openai(key, http_client=http), 1, model="fast") == ["ok"]
-    ahead = await _tat_ahead(client, f"{prefix}quota:openai:tpm")
-    assert 0 < ahead <= 0.018 + 0.001
-    assert 0 < await _tat_ahead(client, f"{prefix}quota:openai:rpm") <= 0.1
+    after = await _redis_now(client)
+    assert after - before < 0.9, "too slow to tell a settled quota from a reserved one"
+    tpm = await _tat(client, f"{prefix}quota:openai:tpm")
+    assert before + 0.018 - 0.001 <= tpm <= after + 0.018 + 0.001
+    rpm = await _tat(client, f"{prefix}quota:openai:rpm")
+    assert before + 0.1 - 0.001 <= rpm <= after + 0.1 + 0.001
 
 
 async def test_an_upstream_429_pauses_the_model_for_every_process(
@@ -319,7 +326,8 @@ async def test_an_upstream_429_pauses_the_model_for_every_process(
     upstream.fail_status, upstream.fail_headers = 429, {"Retry-After": "30"}
     key_a, key_b = await a.key(team="t"), await b.key(team="t")
     assert await outcomes(a.openai(key_a, http_client=http), 1, model="fast") == ["429"]
-    assert 25 < await _tat_ahead(client, f"{prefix}quota:openai/gpt-4o-mini:pause") <= 30
+    pause = await _tat(client, f"{prefix}quota:openai/gpt-4o-mini:pause")
+    assert 25 < pause - await _redis_now(client) <= 30
     upstream.fail_status = 0
     calls = upstream.calls
     # The other process queues the model's calls instead of sending them: the pause
@@ -343,7 +351,7 @@ async def test_metrics_budget_ratio_is_the_spend_of_every_process(
     a = await start(start_gateway, upstream, cfg, monkeypatch)
     b = await start(start_gateway, upstream, cfg, monkeypatch)
     for gw in (a, b):
-        await gw.gw.store.teams.create("web", Limits(budget_nusd=10**9))  # $1
+        await gw.team("web", Limits(budget_nusd=10**9))  # $1
     await until(lambda: "web" in b.gw.directory.snapshot.teams, what="b sees the team")
     key = await a.key(team="web")
     assert await outcomes(a.openai(key, http_client=http), 3, model="fast") == ["ok"] * 3

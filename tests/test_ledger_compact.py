@@ -392,6 +392,7 @@ async def test_a_bad_row_fails_its_commit_after_a_taken_microsecond(tmp_path: Pa
         await db.close()
 
 
+@pytest.mark.sqlite_only("the compact ledger_rows table of the state file")
 async def test_served_calls_are_stored_compact_and_found_by_their_id(
     gateway: RunningGateway,
 ) -> None:
@@ -526,8 +527,7 @@ async def test_served_numeric_looking_ids_are_kept(
         finally:
             await client.close()
         assert raw.headers["x-request-id"] == rid
-    db = gateway.gw.db
     for rid in sent:
-        (found,) = await ledger.by_request_id(db, rid)
+        (found,) = await gateway.gw.store.reports.by_request_id(rid)
         assert found.request_id == rid and found.upstream_request_id == rid
-    assert await ledger.request_ids(db) == set(sent)
+    assert await gateway.request_ids() == set(sent)

@@ -13,8 +13,7 @@ import pytest
 
 from aigw.config import Config, ModelConfig, ProviderConfig
 from aigw.model import Limits
-from aigw.store import open_database
-from aigw.store.sqlite import teams as teamstore
+from aigw.store.base import Store
 from aigw.tokens import chat_prompt_tokens
 from aigw.usage import Usage
 from tests.conftest import RunningGateway
@@ -153,25 +152,23 @@ async def test_burst_share_is_configurable(start_gateway: object, fake_openai: F
         assert (await outcomes(client, 20)).count("ok") == 6
 
 
-async def test_a_team_edit_reaches_the_running_server(gateway: RunningGateway) -> None:
+async def test_a_team_edit_reaches_the_running_server(
+    gateway: RunningGateway, cli_store: Store
+) -> None:
     freeze(gateway)
     key = await gateway.key(team="live")
-    cli = await open_database(gateway.state_file)  # as `aigw teams create` would
-    try:
-        await teamstore.create(cli, "live", Limits(rpm=1))
-        async with gateway.openai(key) as client:
-            deadline = time.monotonic() + 1.5
-            while (await outcomes(client, 2)).count("rate_limit_exceeded") == 0:
-                assert time.monotonic() < deadline, "the new team limit never applied"
-                await asyncio.sleep(0.05)
-            team_rec = await teamstore.get(cli, "live")
-            await teamstore.update(cli, "live", team_rec.limits.replace(rpm=None))
-            deadline = time.monotonic() + 1.5
-            while (await outcomes(client, 3)).count("rate_limit_exceeded"):
-                assert time.monotonic() < deadline, "removing the limit never applied"
-                await asyncio.sleep(0.05)
-    finally:
-        await cli.close()
+    await cli_store.teams.create("live", Limits(rpm=1))  # as `aigw teams create` would
+    async with gateway.openai(key) as client:
+        deadline = time.monotonic() + 1.5
+        while (await outcomes(client, 2)).count("rate_limit_exceeded") == 0:
+            assert time.monotonic() < deadline, "the new team limit never applied"
+            await asyncio.sleep(0.05)
+        team_rec = await cli_store.teams.get("live")
+        await cli_store.teams.update("live", team_rec.limits.replace(rpm=None))
+        deadline = time.monotonic() + 1.5
+        while (await outcomes(client, 3)).count("rate_limit_exceeded"):
+            assert time.monotonic() < deadline, "removing the limit never applied"
+            await asyncio.sleep(0.05)
 
 
 async def test_models_globs_restrict_calls_and_the_model_list(gateway: RunningGateway) -> None:

@@ -18,8 +18,6 @@ from aigw.config import Config, ModelConfig, ProviderConfig, TargetConfig
 from aigw.model import LedgerRow, Limits
 from aigw.observe.metrics import MAX_MODELS, OTHER, Metrics
 from aigw.server import Server
-from aigw.store.sqlite import teams as teamstore
-from aigw.store.sqlite.ledger import by_request_id
 from aigw.web.metrics import is_loopback
 from tests.conftest import RunningGateway, StartGateway
 from tests.fakes.anthropic import FakeAnthropic
@@ -80,7 +78,7 @@ async def test_scrape_counts_what_the_ledger_holds(
     routed: RunningGateway, fake_openai: FakeOpenAI
 ) -> None:
     gw = routed.gw
-    await teamstore.create(gw.db, "web", Limits(budget_nusd=10**9))  # $1
+    await gw.store.teams.create("web", Limits(budget_nusd=10**9))  # $1
     key = await routed.key(team="web")
     ids = []
     async with routed.openai(key) as client:
@@ -100,7 +98,7 @@ async def test_scrape_counts_what_the_ledger_holds(
         ids.append(failed_over.headers["x-request-id"])
     rows: list[LedgerRow] = []
     for rid in ids:
-        rows += await by_request_id(gw.db, rid)
+        rows += await gw.store.reports.by_request_id(rid)
     samples = await scrape(routed.url)
     ok = {"team": "web", "model": "gpt-4o-mini", "provider": "openai", "status": "2xx"}
     assert value(samples, "aigw_requests_total", **ok) == 3

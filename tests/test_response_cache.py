@@ -25,6 +25,7 @@ from aigw.config import Config, ModelConfig
 from aigw.model import Limits
 from aigw.pipeline import PIPELINES
 from aigw.pipeline.cache import CacheStep
+from aigw.store.postgres import PostgresStore
 from aigw.usage import Usage
 from tests.conftest import RunningGateway, StartGateway, listening, provider_config
 from tests.fakes.anthropic import FakeAnthropic
@@ -441,8 +442,14 @@ async def test_lru_eviction_under_max_size(
         assert (await chat(client, temperature=0, seed=1))[1]["x-aigw-cache"] == "miss"
 
 
-def _corrupt(state: Path, sql: str) -> None:
-    conn = sqlite3.connect(state)
+async def _corrupt(gw: RunningGateway, sql: str, postgres: str = "") -> None:
+    """Run ``sql`` (on PostgreSQL: ``postgres``, when its spelling differs) on the
+    gateway's database behind its back, as another program would."""
+    store = gw.gw.store
+    if isinstance(store, PostgresStore):
+        await store.db.execute(postgres or sql)
+        return
+    conn = sqlite3.connect(gw.state_file)
     with conn:
         conn.execute(sql)
     conn.close()
@@ -470,7 +477,7 @@ async def test_corrupt_cache_table_is_bypassed(
         await chat(client)
         await c.flush()
         c.front.clear()
-        _corrupt(gw.state_file, damage)
+        await _corrupt(gw, damage, damage.replace("x'00ff00'", "'\\x00ff00'::bytea"))
         text, h = await chat(client)
         assert (text, h["x-aigw-cache"]) == (TEXT, "bypass")
         await c.flush()  # writing fails for a dropped table: logged, not raised
@@ -722,10 +729,14 @@ async def test_a_table_that_refuses_writes_is_logged_not_fatal(
     """Writes to the cache table fail (as on a full disk): answers still go out, the
     failure is logged, memory still serves, and nothing else breaks."""
     gw = await start(start_gateway, fake_openai)
-    _corrupt(
-        gw.state_file,
+    await _corrupt(
+        gw,
         "CREATE TRIGGER full BEFORE INSERT ON response_cache "
         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+        "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$; "
+        "CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON response_cache "
+        "FOR EACH ROW EXECUTE FUNCTION full_disk()",
     )
     key = await gw.key()
     c = cache(gw)

@@ -69,7 +69,7 @@ async def test_insane_client_request_id_is_replaced(gateway: RunningGateway, bad
         await client.close()
     rid = raw.headers["x-request-id"]
     assert rid != bad and rid.startswith("req_")
-    ids = await ledger.request_ids(gateway.gw.db)
+    ids = await gateway.request_ids()
     assert ids == {rid}
 
 
@@ -85,7 +85,7 @@ async def test_longest_sane_request_id_is_kept(gateway: RunningGateway) -> None:
     finally:
         await client.close()
     assert raw.headers["x-request-id"] == rid
-    assert await ledger.request_ids(gateway.gw.db) == {rid}
+    assert await gateway.request_ids() == {rid}
 
 
 async def test_migration_from_blank_adds_upstream_request_id(tmp_path: Path) -> None:
