@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -145,3 +146,19 @@ def execute(*statements: str) -> None:
 
 def on_postgres() -> bool:
     return bool(home_config().store.url)
+
+
+async def open_home_store_of(home: Path) -> Store:
+    """The store of an `aigw serve` subprocess whose AIGW_HOME is ``home``."""
+    return await open_store(config_mod.load(home / "config.toml"), home / "state.db")
+
+
+async def fetchall(store: Store, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    """Rows of raw ``query`` (SQLite's placeholders) on ``store``, whichever its backend."""
+    from aigw.store.postgres import PostgresStore
+    from aigw.store.sqlite import SQLiteStore
+
+    if isinstance(store, PostgresStore):
+        return list(await store.db.fetch(pg_query(query), *params))
+    assert isinstance(store, SQLiteStore)
+    return list(await store.db.fetchall(query, tuple(params)))
