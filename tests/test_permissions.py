@@ -30,6 +30,7 @@ def loose_umask() -> Iterator[None]:
     os.umask(old)
 
 
+@pytest.mark.sqlite_only("the modes of the state file, its WAL and SHM")
 @pytest.mark.usefixtures("loose_umask")
 async def test_state_file_wal_shm_and_directories_are_created_owner_only(tmp_path: Path) -> None:
     state = tmp_path / "new" / "deeper" / "state.db"
@@ -60,6 +61,7 @@ def test_config_file_and_directory_are_created_owner_only(tmp_path: Path) -> Non
     assert mode(path) == 0o600
 
 
+@pytest.mark.sqlite_only("the warning names a state file wider than 0600")
 @pytest.mark.slow
 async def test_serve_warns_about_wider_existing_files(tmp_path: Path) -> None:
     home = tmp_path / "home"
