@@ -147,15 +147,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """With AIGW_TEST_STORE=postgres, run the tests that open the store (through the
     ``store_url`` fixture) and deselect the rest: they do not depend on the backend and
     the default (SQLite) run has run them. Tests of the SQLite file itself are marked
-    ``sqlite_only`` and skipped there, saying so."""
+    ``sqlite_only`` and skipped there, saying so (whether or not they use the fixture,
+    so the run lists what PostgreSQL does not cover)."""
     if backend() != "postgres":
         return
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
+        mark = item.get_closest_marker("sqlite_only")
         on_store = "store_url" in getattr(item, "fixturenames", ())
-        (keep if on_store else drop).append(item)
-        if on_store and (mark := item.get_closest_marker("sqlite_only")) is not None:
+        (keep if on_store or mark is not None else drop).append(item)
+        if mark is not None:
             why = mark.args[0] if mark.args else "tests the SQLite state file itself"
             item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
     if drop:

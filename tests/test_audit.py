@@ -9,9 +9,7 @@ import getpass
 import io
 import json
 import os
-import shutil
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -33,11 +31,9 @@ from aigw.model import AuditEvent, Limits
 from aigw.pipeline import PIPELINES
 from aigw.pipeline.context import Context
 from aigw.server import Server
-from aigw.store import open_database
-from aigw.store.sqlite import audit as audit_store
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import teams as teamstore
+from aigw.store.base import Store
 from aigw.store.sqlite.audit_codec import ALGS
+from tests import statedb
 from tests.conftest import listening, provider_config
 from tests.fakes.base import Fail, Reply
 from tests.fakes.openai import FakeOpenAI
@@ -70,16 +66,21 @@ def state() -> Path:
 
 
 def events(**where: Any) -> list[dict[str, Any]]:
-    """Audit rows straight from the file, oldest first."""
-    conn = sqlite3.connect(state())
-    conn.row_factory = sqlite3.Row
-    try:
-        sql = "SELECT * FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
-        return [dict(r) for r in conn.execute(sql + " ORDER BY seq", list(where.values()))]
-    finally:
-        conn.close()
+    """Audit rows straight from the store (SQLite's ``audit`` view, PostgreSQL's
+    table), oldest first."""
+    sql = "SELECT * FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
+    return statedb.sql(sql + " ORDER BY seq", list(where.values()))
+
+
+def audit_table() -> str:
+    """Where the events are stored (SQLite stores them compact, under a view)."""
+    return "audit" if statedb.on_postgres() else "audit_events"
+
+
+def ledger_ids() -> set[str]:
+    return {r["request_id"] for r in statedb.sql("SELECT request_id FROM ledger")}
 
 
 class Running:
@@ -99,10 +100,10 @@ class Running:
 
 
 @pytest.fixture
-async def gw(fake_openai: FakeOpenAI) -> AsyncIterator[Running]:
-    """A gateway on the CLI's own state file (so `aigw logs` reads what it wrote)."""
-    await aok("init")
-    cfg = Config()
+async def gw(fake_openai: FakeOpenAI, store_url: str) -> AsyncIterator[Running]:
+    """A gateway on the CLI's own store (so `aigw logs` reads what it wrote)."""
+    await asyncio.to_thread(statedb.init_home, store_url)
+    cfg = statedb.use_store(Config(), store_url)
     cfg.routing.max_attempts = 1
     cfg.providers["openai"] = provider_config("openai", "openai", fake_openai.base_url + "/v1")
     cfg.models["fast"] = ModelConfig("fast", "openai", "gpt-4o-mini")
@@ -189,8 +190,7 @@ async def test_every_call_has_its_event_allowed_refused_failed(
     start = next(e for e in events(kind="admin") if e["action"] == "serve.start")
     assert json.loads(start["after"])["providers"] == ["openai"]
     # Every ledger row has its event, and the chain verifies.
-    ledger = {r[0] for r in await gw.gw.db.fetchall("SELECT request_id FROM ledger")}
-    assert ledger <= set(by_id)
+    assert ledger_ids() <= set(by_id)
     result = await run_cli("audit", "verify")
     assert result.exit_code == 0, result.output
     assert "events verified" in result.output
@@ -210,9 +210,9 @@ async def test_audit_events_share_the_ledger_commit(gw: Running) -> None:
 
 
 def test_admin_changes_are_events_with_before_after_and_no_secret(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, store_url: str
 ) -> None:
-    ok("init")
+    statedb.init_home(store_url)
     ok("teams", "create", "ops", "--rpm", "5")
     ok("teams", "update", "ops", "--rpm", "10", "--log-bodies", "--retention", "7d")
     created = json.loads(ok("keys", "create", "--team", "ops", "--json"))
@@ -266,25 +266,16 @@ def test_admin_changes_are_events_with_before_after_and_no_secret(
 
 
 def _some_events(n: int = 5, prefix: str = "team") -> None:
-    async def run() -> None:
-        db = await open_database(state())
-        try:
-            for i in range(n):
-                await teamstore.create(db, f"{prefix}-{i}")
-        finally:
-            await db.close()
+    async def run(store: Store) -> None:
+        for i in range(n):
+            await store.teams.create(f"{prefix}-{i}")
 
-    asyncio.run(run())
+    statedb.with_home_store(run)
 
 
 def _sql(*statements: str) -> None:
-    conn = sqlite3.connect(state())
-    try:
-        for s in statements:
-            conn.execute(s)
-        conn.commit()
-    finally:
-        conn.close()
+    """Statements on the audit table (``{audit}`` names it on this backend)."""
+    statedb.execute(*(s.format(audit=audit_table()) for s in statements))
 
 
 def _verify_fails() -> str:
@@ -293,38 +284,45 @@ def _verify_fails() -> str:
     return " ".join(result.output.split())
 
 
-def test_verify_catches_an_edited_a_deleted_and_a_reordered_event(tmp_path: Path) -> None:
-    ok("init")
+def test_verify_catches_an_edited_a_deleted_and_a_reordered_event(store_url: str) -> None:
+    statedb.init_home(store_url)
     _some_events(5)
     assert "5 events verified" in ok("audit", "verify")
-    good = tmp_path / "good.db"
-    shutil.copy(state(), good)
+    _sql(
+        "CREATE TABLE good_events AS SELECT * FROM {audit}",
+        "CREATE TABLE good_head AS SELECT * FROM audit_head",
+    )
 
     def restore() -> None:
-        shutil.copy(good, state())
+        _sql(
+            "DELETE FROM {audit}",
+            "INSERT INTO {audit} SELECT * FROM good_events",
+            "DELETE FROM audit_head",
+            "INSERT INTO audit_head SELECT * FROM good_head",
+        )
         assert aigw("audit", "verify").exit_code == 0
 
-    _sql("UPDATE audit_events SET target = 'team-x' WHERE seq = 3")
+    _sql("UPDATE {audit} SET target = 'team-x' WHERE seq = 3")
     assert "event 3 (teams.create team-x" in _verify_fails()
     assert "edited" in _verify_fails()
     restore()
 
-    _sql("DELETE FROM audit_events WHERE seq = 3")
+    _sql("DELETE FROM {audit} WHERE seq = 3")
     out = _verify_fails()
     assert "event 3 is missing" in out and "deleted" in out
     restore()
 
     # Swap events 2 and 3 (their contents, keeping the seq numbers in order).
     _sql(
-        "UPDATE audit_events SET seq = -2 WHERE seq = 2",
-        "UPDATE audit_events SET seq = 2 WHERE seq = 3",
-        "UPDATE audit_events SET seq = 3 WHERE seq = -2",
+        "UPDATE {audit} SET seq = -2 WHERE seq = 2",
+        "UPDATE {audit} SET seq = 2 WHERE seq = 3",
+        "UPDATE {audit} SET seq = 3 WHERE seq = -2",
     )
     assert "event 2 " in _verify_fails()
     restore()
 
     # The last event deleted: the chain head still names it.
-    _sql("DELETE FROM audit_events WHERE seq = 5")
+    _sql("DELETE FROM {audit} WHERE seq = 5")
     assert "events 5..5 are missing" in _verify_fails()
     restore()
 
@@ -335,9 +333,9 @@ def test_verify_catches_an_edited_a_deleted_and_a_reordered_event(tmp_path: Path
 
 
 def test_hmac_mode_a_forger_without_the_key_is_caught(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, store_url: str
 ) -> None:
-    ok("init")
+    statedb.init_home(store_url)
     monkeypatch.setenv("AIGW_AUDIT_KEY", "a-long-secret-audit-key-1234")
     _some_events(3)
     report = json.loads(ok("audit", "verify", "--json"))
@@ -353,9 +351,11 @@ def test_hmac_mode_a_forger_without_the_key_is_caught(
     assert "no audit key is set" in _verify_fails()
 
 
-def test_hmac_downgrade_to_plain_hashes_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hmac_downgrade_to_plain_hashes_is_caught(
+    monkeypatch: pytest.MonkeyPatch, store_url: str
+) -> None:
     """A forger rewrites keyed events as plain SHA-256 ones: refused after a keyed one."""
-    ok("init")
+    statedb.init_home(store_url)
     _some_events(1, "before")  # plain: written before the key existed
     monkeypatch.setenv("AIGW_AUDIT_KEY", "a-long-secret-audit-key-1234")
     _some_events(2, "after")
@@ -369,30 +369,31 @@ def test_hmac_downgrade_to_plain_hashes_is_caught(monkeypatch: pytest.MonkeyPatc
 def _rechain(seq: int, alg: str, key: bytes | None) -> None:
     """What a forger with write access does: edit event ``seq``, recompute its hash and
     every later one's with ``alg``/``key``, move the head."""
-    conn = sqlite3.connect(state())
-    conn.row_factory = sqlite3.Row
-    try:
-        rows = [dict(r) for r in conn.execute("SELECT * FROM audit ORDER BY seq")]
-        prev = rows[seq - 2]["hash"]
-        for row in rows[seq - 1 :]:
-            if row["seq"] == seq:
-                row["target"] = "forged"
-            event = AuditEvent(**row)
-            event.alg, event.prev_hash = alg, prev
-            event.hash = digest(alg, key, prev, event)
-            conn.execute(  # the stored form (0013_audit_compact): alg code, hash bytes
-                "UPDATE audit_events SET target = ?, alg = ?, hash = ? WHERE seq = ?",
-                (event.target, ALGS[alg], bytes.fromhex(event.hash), event.seq),
-            )
-            prev = event.hash
-        conn.execute("UPDATE audit_head SET hash = ?", (prev,))
-        conn.commit()
-    finally:
-        conn.close()
+    rows = events()
+    prev = rows[seq - 2]["hash"]
+    on_postgres = statedb.on_postgres()
+    updates = []
+    for row in rows[seq - 1 :]:
+        if row["seq"] == seq:
+            row["target"] = "forged"
+        event = AuditEvent(**row)
+        event.alg, event.prev_hash = alg, prev
+        event.hash = digest(alg, key, prev, event)
+        # PostgreSQL stores them as text; SQLite in its compact form (0013_audit_compact):
+        # an alg code and the hash's bytes.
+        stored = f"alg = '{alg}', hash = '{event.hash}'"
+        if not on_postgres:
+            stored = f"alg = {ALGS[alg]}, hash = X'{event.hash}'"
+        updates.append(
+            f"UPDATE {audit_table()} SET target = '{event.target}', {stored} "
+            f"WHERE seq = {event.seq}"
+        )
+        prev = event.hash
+    statedb.execute(*updates, f"UPDATE audit_head SET hash = '{prev}'")
 
 
-def test_set_key_stores_it_in_the_keyring_and_seals_new_events() -> None:
-    ok("init")
+def test_set_key_stores_it_in_the_keyring_and_seals_new_events(store_url: str) -> None:
+    statedb.init_home(store_url)
     _some_events(1, "before")
     out = ok("audit", "set-key", "--generate")
     assert "shown once" in out
@@ -406,22 +407,22 @@ def test_set_key_stores_it_in_the_keyring_and_seals_new_events() -> None:
 
 
 async def test_bodies_are_kept_only_when_the_team_opts_in_and_pruned_after_retention(
-    monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI
+    monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI, store_url: str
 ) -> None:
     monkeypatch.setattr(app_mod, "PRUNE_SECONDS", 0.05)
     now = [time.time()]
     monkeypatch.setattr(app_mod, "_clock", lambda: now[0])
-    await aok("init")
+    await asyncio.to_thread(statedb.init_home, store_url)
     await aok("teams", "create", "legal")
     await aok("teams", "create", "quiet")
     await aok("teams", "update", "legal", "--log-bodies", "--retention", "30d")
-    cfg = Config()
+    cfg = statedb.use_store(Config(), store_url)
     cfg.providers["openai"] = provider_config("openai", "openai", fake_openai.base_url + "/v1")
     server = await listening(create_app(cfg, state()))
     try:
-        db = server.app[GATEWAY].db
-        legal, _ = await keystore.create(db, team="legal")
-        quiet, _ = await keystore.create(db, team="quiet")
+        db = server.app[GATEWAY].store
+        legal, _ = await db.keys.create(team="legal")
+        quiet, _ = await db.keys.create(team="quiet")
         fake_openai.default = Reply(text="The answer, as the provider wrote it.")
         msgs = [{"role": "user", "content": "the secret plan is [EMAIL_1]"}]
         client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=legal, max_retries=0)
@@ -473,16 +474,16 @@ async def test_bodies_are_kept_only_when_the_team_opts_in_and_pruned_after_reten
     assert (await run_cli("audit", "verify")).exit_code == 0
 
 
-async def _bodies(db: Any) -> list[Any]:
-    rows = await db.fetchall("SELECT request_id FROM audit_bodies")
+async def _bodies(store: Store) -> list[Any]:
+    rows = await asyncio.to_thread(statedb.sql, "SELECT request_id FROM audit_bodies")
     out = []
     for r in rows:
-        out.extend(await audit_store.bodies_of(db, r[0], 0))
+        out.extend(await store.audit.bodies_of(r["request_id"], 0))
     return out
 
 
-def test_retention_options_are_checked() -> None:
-    ok("init")
+def test_retention_options_are_checked(store_url: str) -> None:
+    statedb.init_home(store_url)
     ok("teams", "create", "t")
     bad = aigw("teams", "update", "t", "--no-log-bodies", "--retention", "3d")
     assert bad.exit_code != 0 and "--retention goes with --log-bodies" in bad.output
@@ -573,8 +574,8 @@ async def test_export_jsonl_and_csv(gw: Running, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "--format must be one of jsonl, csv" in bad.output
 
 
-def test_audit_show_unknown_request_is_a_clear_error() -> None:
-    ok("init")
+def test_audit_show_unknown_request_is_a_clear_error(store_url: str) -> None:
+    statedb.init_home(store_url)
     result = aigw("audit", "show", "req_nope")
     assert result.exit_code != 0 and "no audit event for request 'req_nope'" in result.output
 
@@ -593,16 +594,15 @@ async def test_no_ledger_row_without_its_audit_event(gw: Running) -> None:
     key, _ = await gw.gw.store.keys.create(team="team-a")
     async with gw.client(key) as client:
         await chat(client)  # warm: the key is known
-        _sql("ALTER TABLE audit_events RENAME TO audit_away")
+        _sql("ALTER TABLE {audit} RENAME TO audit_away")
         try:
             with pytest.raises(openai.APIStatusError) as refused:
                 await chat(client)
         finally:
-            _sql("ALTER TABLE audit_away RENAME TO audit_events")
+            _sql("ALTER TABLE audit_away RENAME TO {audit}")
         assert refused.value.status_code == 503
         rid = request_id_of(refused.value)
-        ledger = {r[0] for r in await gw.gw.db.fetchall("SELECT request_id FROM ledger")}
-        assert rid not in ledger
+        assert rid not in ledger_ids()
         await chat(client)  # and it recovers
     assert (await run_cli("audit", "verify")).exit_code == 0
 

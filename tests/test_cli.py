@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from aigw import config as config_mod
 from aigw.cli import app
+from tests import statedb
 from tests.fakes.openai import FakeOpenAI
 from tests.serverproc import start_server
 
@@ -48,8 +49,8 @@ def test_init_writes_commented_config_and_refuses_to_overwrite(isolated_home: Pa
     ok("init", "--force")
 
 
-def test_providers_add_list_remove(isolated_home: Path) -> None:
-    ok("init")
+def test_providers_add_list_remove(isolated_home: Path, store_url: str) -> None:
+    statedb.init_home(store_url)
     ok("providers", "add", "openai", "--type", "openai")
     ok("providers", "add", "local", "--type", "openai", "--base-url", "http://localhost:11434/v1")
     ok(
@@ -86,9 +87,9 @@ def test_providers_add_list_remove(isolated_home: Path) -> None:
 
 
 def test_set_key_prompt_stdin_and_lookup_order(
-    isolated_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store_url: str
 ) -> None:
-    ok("init")
+    statedb.init_home(store_url)
     ok("providers", "add", "openai", "--type", "openai")
     out = ok("providers", "set-key", "openai", input="sk-from-prompt\n")
     assert "sk-from-prompt" not in out
@@ -127,8 +128,8 @@ def test_set_key_without_keyring_backend_names_the_alternatives(isolated_home: P
     assert prompted.exit_code == 1 and "API key for" not in prompted.output
 
 
-def test_keys_create_list_revoke_rotate_json(isolated_home: Path) -> None:
-    ok("init")
+def test_keys_create_list_revoke_rotate_json(isolated_home: Path, store_url: str) -> None:
+    statedb.init_home(store_url)
     created = json.loads(
         ok(
             "keys",
@@ -150,7 +151,10 @@ def test_keys_create_list_revoke_rotate_json(isolated_home: Path) -> None:
     listed = json.loads(ok("keys", "list", "--json"))
     assert [k["id"] for k in listed] == [created["id"]]
     assert "key" not in listed[0] and created["key"] not in ok("keys", "list")
-    assert created["key"] not in (isolated_home / "state.db").read_bytes().decode("latin-1")
+    if store_url:  # only its hash is stored
+        assert created["key"] not in repr(statedb.sql("SELECT * FROM keys"))
+    else:
+        assert created["key"] not in (isolated_home / "state.db").read_bytes().decode("latin-1")
     rotated = json.loads(ok("keys", "rotate", created["id"], "--grace", "1h", "--json"))
     assert rotated["key"] != created["key"] and rotated["old"]["replaced_by"] == rotated["id"]
     assert rotated["old"]["state"] == "active"  # still inside its grace
@@ -233,10 +237,11 @@ async def run(*args: str) -> str:
 
 @pytest.mark.slow
 async def test_end_to_end_cli_serve_sdk_report(
-    isolated_home: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+    isolated_home: Path, fake_openai: FakeOpenAI, store_url: str
 ) -> None:
     """The issue's user story: init, add provider, create key, serve, call, report."""
     await run("init")
+    statedb.point_home_at(store_url)
     await run(
         "providers", "add", "openai", "--type", "openai", "--base-url", fake_openai.base_url + "/v1"
     )

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from aigw import config as config_mod
 from aigw.cli import app
+from tests import statedb
 from tests.serverproc import start_server
 
 # A bracketed literal in help text, as written in the source or escaped for rich:
@@ -76,8 +77,8 @@ def test_cli_start_does_not_import_the_server_stack() -> None:
     assert "LOADED []" in done.stderr, done.stderr
 
 
-def test_report_rejects_contradictory_options(isolated_home: Path) -> None:
-    assert aigw("init").exit_code == 0
+def test_report_rejects_contradictory_options(store_url: str) -> None:
+    statedb.init_home(store_url)
     both = aigw("report", "--json", "--csv")
     assert both.exit_code == 1 and "--json and --csv" in both.output
     backwards = aigw("report", "--since", "2026-11-10", "--until", "2026-11-01")
@@ -95,8 +96,10 @@ def _serve(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_serve_refuses_a_bad_port_or_log_level_without_a_traceback(isolated_home: Path) -> None:
-    assert aigw("init").exit_code == 0
+def test_serve_refuses_a_bad_port_or_log_level_without_a_traceback(
+    isolated_home: Path, store_url: str
+) -> None:
+    statedb.init_home(store_url)
     too_big = _serve(isolated_home, "--port", "99999")
     assert too_big.returncode == 2 and "65535" in too_big.stderr, too_big
     level = _serve(isolated_home, "--port", "0", "--log-level", "loud")
@@ -113,12 +116,14 @@ def test_serve_refuses_a_bad_port_or_log_level_without_a_traceback(isolated_home
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
-def test_banner_on_all_interfaces_prints_a_usable_url(tmp_path: Path, host: str) -> None:
+def test_banner_on_all_interfaces_prints_a_usable_url(
+    tmp_path: Path, host: str, store_url: str
+) -> None:
     if host == "::" and not socket.has_ipv6:
         pytest.skip("no IPv6 here")
 
     async def run() -> str:
-        cfg = config_mod.default_config()
+        cfg = statedb.use_store(config_mod.default_config(), store_url)
         cfg.server.host = host
         server = await start_server(tmp_path, cfg)
         try:

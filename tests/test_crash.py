@@ -12,10 +12,8 @@ import pytest
 
 from aigw import audit
 from aigw.config import Config, ProviderConfig
-from aigw.store import open_database
-from aigw.store.sqlite import audit as audit_store
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import ledger
+from aigw.store.open import open_store
+from tests import statedb
 from tests.fakes.openai import FakeOpenAI
 from tests.serverproc import start_server
 
@@ -24,15 +22,15 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 async def test_kill_9_under_load_loses_no_answered_row(
-    tmp_path: Path, fake_openai: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI, store_url: str
 ) -> None:
     home = tmp_path / "crash"
     home.mkdir()
-    cfg = Config()
+    cfg = statedb.use_store(Config(), store_url)
     cfg.providers["openai"] = ProviderConfig("openai", "openai", fake_openai.base_url + "/v1")
-    db = await open_database(home / "state.db")
-    key, _ = await keystore.create(db, team="load")
-    await db.close()
+    store = await open_store(cfg, home / "state.db")
+    key, _ = await store.keys.create(team="load")
+    await store.close()
 
     server = await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"})
     completed: set[str] = set()
@@ -67,16 +65,17 @@ async def test_kill_9_under_load_loses_no_answered_row(
     await server.proc.wait()
     assert server.proc.returncode == -9
 
-    # Restart on the same state file: it opens cleanly and the rows are all there.
+    # Restart on the same store: it opens cleanly and the rows are all there.
     server2 = await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"})
     try:
-        db = await open_database(home / "state.db")
+        store = await open_store(cfg, home / "state.db")
         try:
-            recorded = await ledger.request_ids(db)
-            chain = [e async for e in audit_store.chain(db)]
-            verdict = audit.verify(chain, await audit_store.head(db), None)
+            rows = await statedb.fetchall(store, "SELECT request_id FROM ledger")
+            recorded = {r[0] for r in rows}
+            chain = [e async for e in store.audit.chain()]
+            verdict = audit.verify(chain, await store.audit.head(), None)
         finally:
-            await db.close()
+            await store.close()
     finally:
         await server2.stop()
     missing = completed - recorded

@@ -21,16 +21,16 @@ import pytest
 import pytest_asyncio
 from typer.testing import CliRunner
 
+from aigw import config as config_mod
 from aigw.app import create_app
 from aigw.cli import app as cli_app
 from aigw.config import Config, ModelConfig, ProviderConfig
 from aigw.gateway import GATEWAY
 from aigw.model import Limits
 from aigw.server import Server
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import teams as teamstore
 from tests.fakes.base import Fail
 from tests.fakes.openai import FakeOpenAI
+from tests.pgserver import backend, fresh_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -78,13 +78,28 @@ async def browser() -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """A gateway on AIGW_HOME/state.db (so `aigw report` reads the same ledger), a fake
+async def store_url() -> AsyncIterator[str]:
+    """conftest's ``store_url`` for the whole module (one stack serves every test)."""
+    if backend() == "sqlite":
+        yield ""
+        return
+    async with fresh_database(migrated=True) as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory, store_url: str) -> AsyncIterator[Stack]:
+    """A gateway on AIGW_HOME's store (so `aigw report` reads the same ledger), a fake
     OpenAI, three teams with traffic: priced calls, an error, a refusal, a budget."""
     home = tmp_path_factory.mktemp("browser-home")
     home.chmod(0o700)
     fake = await FakeOpenAI().start()
     cfg = Config()
+    cfg.store.url = store_url
+    if store_url:  # where `aigw report` finds it
+        on_store = Config()
+        on_store.store.url = store_url
+        config_mod.save(on_store, home / "config.toml")
     cfg.routing.max_attempts = 1
     cfg.providers["openai"] = ProviderConfig("openai", "openai", fake.base_url + "/v1")
     cfg.providers["mock"] = ProviderConfig("mock", "mock", "")
@@ -94,14 +109,13 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     await server.setup()
     port = await server.listen("127.0.0.1", 0)
     try:
-        db = server.app[GATEWAY].db
-        await teamstore.create(db, "web", Limits(budget_nusd=500_000, alert_at=(50, 80)))
-        await teamstore.create(db, "research", Limits(budget_nusd=600_000))
-        await teamstore.create(db, "batch", Limits(rpm=3))
-        admin, _ = await keystore.create(db, team="-", name="ops", admin=True)
+        store = server.app[GATEWAY].store
+        await store.teams.create("web", Limits(budget_nusd=500_000, alert_at=(50, 80)))
+        await store.teams.create("research", Limits(budget_nusd=600_000))
+        await store.teams.create("batch", Limits(rpm=3))
+        admin, _ = await store.keys.create(team="-", name="ops", admin=True)
         keys = {
-            t: (await keystore.create(db, team=t, app="app"))[0]
-            for t in ("web", "research", "batch")
+            t: (await store.keys.create(team=t, app="app"))[0] for t in ("web", "research", "batch")
         }
         s = Stack(f"http://127.0.0.1:{port}", home, admin, keys, fake)
         await s.call("web", n=4)

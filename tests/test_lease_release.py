@@ -21,9 +21,7 @@ from aigw.limits.engine import LocalLease, LocalLimiter
 from aigw.model import KeyRecord, Limits, TeamRecord
 from aigw.pipeline import forward
 from aigw.server import Server
-from aigw.store import SQLiteStore
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import teams as teamstore
+from aigw.store.open import open_store
 from tests.fakes.base import Fail, Hang, Reply
 from tests.fakes.openai import FakeOpenAI
 
@@ -71,13 +69,14 @@ Start = Callable[..., Awaitable[Running]]
 
 
 @pytest.fixture
-async def start(tmp_path: Path, fake_openai: FakeOpenAI) -> AsyncIterator[Start]:
+async def start(tmp_path: Path, fake_openai: FakeOpenAI, store_url: str) -> AsyncIterator[Start]:
     servers: list[Server] = []
 
     async def go(
         quota_rpm: int | None = None, drain_seconds: float = 30, cancel: bool = False
     ) -> Running:
         cfg = Config()
+        cfg.store.url = store_url
         cfg.routing.max_attempts = 1  # one scripted answer per call
         cfg.providers["openai"] = ProviderConfig("openai", "openai", fake_openai.base_url + "/v1")
         cfg.models["fast"] = ModelConfig("fast", "openai", "gpt-4o-mini")
@@ -90,9 +89,9 @@ async def start(tmp_path: Path, fake_openai: FakeOpenAI) -> AsyncIterator[Start]
         await server.setup()
         await server.listen("127.0.0.1", 0)
         servers.append(server)
-        db = app[GATEWAY].db
-        await teamstore.create(db, "t", LIMITS)
-        key, rec = await keystore.create(db, team="t", limits=LIMITS)
+        store = app[GATEWAY].store
+        await store.teams.create("t", LIMITS)
+        key, rec = await store.keys.create(team="t", limits=LIMITS)
         return Running(server, key, rec.id)
 
     yield go
@@ -177,13 +176,15 @@ async def test_cancelled_when_the_client_hangs_up(start: Start, fake_openai: Fak
     gw.assert_nothing_held()
 
 
-async def test_the_in_process_engine_satisfies_the_protocols(tmp_path: Path) -> None:
-    from aigw.store import open_database
-
-    db = await open_database(tmp_path / "s.db")
+async def test_the_in_process_engine_satisfies_the_protocols(
+    tmp_path: Path, store_url: str
+) -> None:
+    cfg = Config()
+    cfg.store.url = store_url
+    store = await open_store(cfg, tmp_path / "s.db")
     try:
-        limiter: Limiter = LocalLimiter(SQLiteStore(db).limit_state, Config())
-        _, key = await keystore.create(db, team="t", limits=Limits(max_parallel=1))
+        limiter: Limiter = LocalLimiter(store.limit_state, cfg)
+        _, key = await store.keys.create(team="t", limits=Limits(max_parallel=1))
         demand = Demand("m", "p", "openai", "m", None, 10, 10, 5, 0.0)
         lease: Lease = await limiter.admit(key, None, demand)
         assert isinstance(limiter, LocalLimiter) and limiter.keys[key.id].inflight == 1
@@ -192,4 +193,4 @@ async def test_the_in_process_engine_satisfies_the_protocols(tmp_path: Path) -> 
         assert limiter.keys[key.id].inflight == 0
         assert isinstance(lease, LocalLease) and lease.done
     finally:
-        await db.close()
+        await store.close()

@@ -14,6 +14,7 @@ from aigw import config as config_mod
 from aigw.config import Config
 from aigw.store import open_database
 from tests.serverproc import start_server
+from tests.statedb import use_store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 
@@ -30,6 +31,7 @@ def loose_umask() -> Iterator[None]:
     os.umask(old)
 
 
+@pytest.mark.sqlite_only("the modes of the state file, its WAL and SHM")
 @pytest.mark.usefixtures("loose_umask")
 async def test_state_file_wal_shm_and_directories_are_created_owner_only(tmp_path: Path) -> None:
     state = tmp_path / "new" / "deeper" / "state.db"
@@ -61,20 +63,24 @@ def test_config_file_and_directory_are_created_owner_only(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-async def test_serve_warns_about_wider_existing_files(tmp_path: Path) -> None:
+async def test_serve_warns_about_wider_existing_files(tmp_path: Path, store_url: str) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     home.chmod(0o755)
     state = home / "state.db"
     sqlite3.connect(state).close()
     state.chmod(0o644)
-    cfg = Config()
+    cfg = use_store(Config(), store_url)
     server = await start_server(home, cfg)
     try:
         text = "".join(server.output)
         assert f"{home} is open to other users (mode 0755)" in text
-        assert f"{state} is open to other users (mode 0644)" in text
-        assert "chmod 600" in text and "chmod 700" in text
+        if store_url:  # a state file PostgreSQL does not use is not aigw's data
+            assert f"{state} is open" not in text
+        else:
+            assert f"{state} is open to other users (mode 0644)" in text
+            assert "chmod 600" in text
+        assert "chmod 700" in text
         assert "config.toml is open" not in text  # written 0600 by start_server
     finally:
         await server.stop()

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
 
-from aigw import paths
 from aigw.cli import app
 from aigw.model import LedgerRow
-from aigw.store import open_database
-from aigw.store.sqlite import ledger
+from tests import statedb
 
 
 def ok(*args: str) -> str:
@@ -57,18 +53,11 @@ def row(team: str, model: str, cost_nusd: int | None) -> LedgerRow:
 
 
 def append(*rows: LedgerRow) -> None:
-    async def go() -> None:
-        db = await open_database(paths.resolve().state_file)
-        try:
-            await ledger.append_many(db, list(rows))
-        finally:
-            await db.close()
-
-    asyncio.run(go())
+    statedb.with_home_store(lambda store: store.ledger.append_many(list(rows)))
 
 
-def test_a_group_of_only_unpriced_rows_has_an_unknown_cost(isolated_home: Path) -> None:
-    ok("init")
+def test_a_group_of_only_unpriced_rows_has_an_unknown_cost(store_url: str) -> None:
+    statedb.init_home(store_url)
     append(row("dark", "no-such-model", None), row("dark", "no-such-model", None))
     append(row("lit", "m", 1_500), row("lit", "no-such-model", None))
     by_team = {r["name"]: r for r in js("report", "--by", "team")}
@@ -83,8 +72,8 @@ def test_a_group_of_only_unpriced_rows_has_an_unknown_cost(isolated_home: Path) 
     assert "unpriced" in dark and "0.00" not in dark
 
 
-def test_money_above_float_precision_is_exact(isolated_home: Path) -> None:
-    ok("init")
+def test_money_above_float_precision_is_exact(store_url: str) -> None:
+    statedb.init_home(store_url)
     # 2**53 + 1 nano-USD (~$9.0M) is the first integer a float cannot hold.
     big = 2**53 + 1
     assert float(big) != big

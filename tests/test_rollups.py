@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import math
 import random
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import astuple, fields
 from pathlib import Path
 
@@ -16,12 +17,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aigw.model import LedgerRow
+from aigw.model import LedgerRow, ReportRow, SpendRow
 from aigw.store import open_database
+from aigw.store.postgres import PgDatabase, open_postgres
+from aigw.store.postgres.ledger import PgLedger
 from aigw.store.sqlite import db as db_mod
 from aigw.store.sqlite import ledger, limits
 from aigw.store.sqlite.migrations import MIGRATIONS
 from aigw.store.sqlite.rollups import DAY, HOUR, segments
+from tests import statedb
 
 T0 = 1_764_547_200  # 2025-12-01 00:00 UTC, a day boundary
 
@@ -87,43 +91,87 @@ def random_bound(rnd: random.Random) -> float | None:
     return T0 - DAY + rnd.random() * 5 * DAY
 
 
-@pytest.mark.parametrize("seed", range(4))
-async def test_rollups_equal_raw_rows_to_the_nano_dollar(tmp_path: Path, seed: int) -> None:
-    rnd = random.Random(seed)
-    db = await open_database(tmp_path / "state.db", fast_writes=seed % 2 == 0)
+class SqliteLedger:
+    """The reads that have a rollup path and a raw one, on SQLite (as :class:`PgLedger`
+    has them on PostgreSQL)."""
+
+    def __init__(self, db: db_mod.Database) -> None:
+        self.db = db
+
+    async def append_many(self, rows: Sequence[LedgerRow]) -> None:
+        await ledger.append_many(self.db, rows)
+
+    async def summarize(
+        self, *, by: str, since: float | None, until: float | None, raw: bool = False
+    ) -> list[ReportRow]:
+        return await ledger.summarize(self.db, by=by, since=since, until=until, raw=raw)
+
+    async def spend_between(self, start: float, end: float, *, raw: bool = False) -> list[SpendRow]:
+        return await limits.spend_between(self.db, start, end, raw=raw)
+
+    async def spend_of(self, scope: str, name: str, start: float, end: float) -> tuple[int, int]:
+        return await limits.spend_of(self.db, scope, name, start, end)
+
+
+@asynccontextmanager
+async def both_paths(
+    path: Path, store_url: str, *, fast_writes: bool
+) -> AsyncIterator[tuple[SqliteLedger | PgLedger, db_mod.Database | PgDatabase]]:
+    """(the ledger's two read paths, something to ``execute`` raw SQL on) of the test's
+    backend."""
+    if store_url:
+        pg = await open_postgres(store_url)
+        try:
+            yield PgLedger(pg), pg
+        finally:
+            await pg.close()
+        return
+    db = await open_database(path, fast_writes=fast_writes)
     try:
+        yield SqliteLedger(db), db
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_rollups_equal_raw_rows_to_the_nano_dollar(
+    tmp_path: Path, seed: int, store_url: str
+) -> None:
+    rnd = random.Random(seed)
+    async with both_paths(tmp_path / "state.db", store_url, fast_writes=seed % 2 == 0) as (
+        db,
+        sql,
+    ):
         for _ in range(30):  # batches of the group commit, in any time order
             batch = [random_row(rnd, random_ts(rnd)) for _ in range(rnd.randrange(1, 40))]
-            await ledger.append_many(db, batch)
+            await db.append_many(batch)
         for _ in range(25):
             a, b = random_bound(rnd), random_bound(rnd)
             if a is not None and b is not None and a > b:
                 a, b = b, a
             for by in ("team", "app", "key", "model", "provider", "day"):
-                fast = await ledger.summarize(db, by=by, since=a, until=b)
-                slow = await ledger.summarize(db, by=by, since=a, until=b, raw=True)
+                fast = await db.summarize(by=by, since=a, until=b)
+                slow = await db.summarize(by=by, since=a, until=b, raw=True)
                 assert fast == slow, (by, a, b)
             start = a if a is not None else T0 - DAY
             end = b if b is not None else T0 + 5 * DAY
-            fast_spend = await limits.spend_between(db, start, end)
-            slow_spend = await limits.spend_between(db, start, end, raw=True)
+            fast_spend = await db.spend_between(start, end)
+            slow_spend = await db.spend_between(start, end, raw=True)
             key = lambda s: (str(s.team), str(s.key_id))  # noqa: E731
             assert sorted(fast_spend, key=key) == sorted(slow_spend, key=key)
             for s in slow_spend:
                 if s.team is not None:
                     team_cost = sum(x.cost_nusd for x in slow_spend if x.team == s.team)
                     team_unpriced = sum(x.unpriced for x in slow_spend if x.team == s.team)
-                    got = await limits.spend_of(db, "team", s.team, start, end)
+                    got = await db.spend_of("team", s.team, start, end)
                     assert got == (team_cost, team_unpriced)
         # Something was actually compared: priced, unpriced and cached rows exist.
-        (total,) = await ledger.summarize(db, by="day", since=T0, until=T0 + HOUR * 24)
+        (total,) = await db.summarize(by="day", since=T0, until=T0 + HOUR * 24)
         assert total.requests and total.unpriced and total.cache_hits and total.saved_nusd
         # And the rollups are really read: breaking one changes a whole-hour report.
-        await db.execute("UPDATE rollup_day SET cost_nusd = cost_nusd + 1")
-        (broken,) = await ledger.summarize(db, by="day", since=T0, until=T0 + DAY)
+        await sql.execute("UPDATE rollup_day SET cost_nusd = cost_nusd + 1")
+        (broken,) = await db.summarize(by="day", since=T0, until=T0 + DAY)
         assert broken.cost_nusd != total.cost_nusd
-    finally:
-        await db.close()
 
 
 @given(
@@ -150,6 +198,7 @@ def test_segments_cover_the_range_exactly_once(a: float | None, b: float | None)
             assert end - start < HOUR or (start, end) == (lo, hi)
 
 
+@pytest.mark.sqlite_only("SQLite's migration 0007 backfilling rollups of an older file")
 async def test_an_older_file_is_backfilled_by_the_migration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,10 +227,9 @@ async def test_an_older_file_is_backfilled_by_the_migration(
         await db.close()
 
 
-def test_report_shows_cache_hits_and_savings(isolated_home: Path) -> None:
+def test_report_shows_cache_hits_and_savings(store_url: str) -> None:
     from typer.testing import CliRunner
 
-    from aigw import paths
     from aigw.cli import app
 
     def ok(*args: str) -> str:
@@ -189,7 +237,7 @@ def test_report_shows_cache_hits_and_savings(isolated_home: Path) -> None:
         assert result.exit_code == 0, result.output + repr(result.exception)
         return str(result.output)
 
-    ok("init")
+    statedb.init_home(store_url)
     rnd = random.Random(5)
     now = time.time()
     rows = []
@@ -200,14 +248,7 @@ def test_report_shows_cache_hits_and_savings(isolated_home: Path) -> None:
         r.saved_nusd = 2_500_000_000 if cache == "hit" else 0
         rows.append(r)
 
-    async def fill() -> None:
-        db = await open_database(paths.resolve().state_file)
-        try:
-            await ledger.append_many(db, rows)
-        finally:
-            await db.close()
-
-    asyncio.run(fill())
+    statedb.with_home_store(lambda store: store.ledger.append_many(rows))
     by_team = {r["name"]: r for r in json.loads(ok("report", "--json"))}
     a, b = by_team["a"], by_team["b"]
     assert (a["cache_hits"], a["cache_misses"], a["cache_hit_rate"]) == (2, 1, 0.6667)

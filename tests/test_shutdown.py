@@ -17,9 +17,8 @@ from aigw import config as config_mod
 from aigw.config import Config, ProviderConfig
 from aigw.errors import ConfigError
 from aigw.model import LedgerRow
-from aigw.store import open_database
-from aigw.store.sqlite import keys as keystore
-from aigw.store.sqlite import ledger
+from aigw.store.open import open_store
+from tests import statedb
 from tests.fakes.base import Hang, Reply
 from tests.fakes.openai import FakeOpenAI
 from tests.serverproc import ServerProcess, start_server
@@ -28,18 +27,18 @@ HI = [{"role": "user", "content": "Say hello to everyone in the room, please."}]
 
 
 async def _serve(
-    tmp_path: Path, fake: FakeOpenAI, drain_seconds: float = 30
+    tmp_path: Path, fake: FakeOpenAI, store_url: str, drain_seconds: float = 30
 ) -> tuple[ServerProcess, str]:
     home = tmp_path / "srv"
     home.mkdir()
-    cfg = Config()
+    cfg = statedb.use_store(Config(), store_url)
     cfg.server.drain_seconds = drain_seconds
     cfg.providers["openai"] = ProviderConfig("openai", "openai", fake.base_url + "/v1")
-    db = await open_database(home / "state.db")
+    store = await open_store(cfg, home / "state.db")
     try:
-        key, _ = await keystore.create(db, team="t")
+        key, _ = await store.keys.create(team="t")
     finally:
-        await db.close()
+        await store.close()
     server = await start_server(home, cfg, {"AIGW_OPENAI_API_KEY": "sk-test"})
     return server, key
 
@@ -51,11 +50,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def _rows(server: ServerProcess, request_id: str) -> list[LedgerRow]:
-    db = await open_database(server.home / "state.db")
+    store = await statedb.open_home_store_of(server.home)
     try:
-        return await ledger.by_request_id(db, request_id)
+        return await store.reports.by_request_id(request_id)
     finally:
-        await db.close()
+        await store.close()
 
 
 async def _exit_code(server: ServerProcess, limit: float = 15) -> int:
@@ -98,10 +97,10 @@ async def _rest(resp: aiohttp.ClientResponse) -> str:
 
 
 async def test_sigterm_lets_a_stream_in_flight_finish(
-    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession
+    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession, store_url: str
 ) -> None:
     fake_openai.then(Reply(text="abc" * 20, chunk_delay=0.2))  # ~4.5 s of stream
-    server, key = await _serve(tmp_path, fake_openai, drain_seconds=30)
+    server, key = await _serve(tmp_path, fake_openai, store_url, drain_seconds=30)
     # An idle keep-alive connection: it must be closed at once, not kept for the drain.
     idle_r, idle_w = await asyncio.open_connection("127.0.0.1", server.port)
     idle_w.write(b"GET /healthz HTTP/1.1\r\nHost: aigw\r\n\r\n")
@@ -126,10 +125,10 @@ async def test_sigterm_lets_a_stream_in_flight_finish(
 
 
 async def test_a_stream_longer_than_the_drain_is_cut_and_recorded(
-    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession
+    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession, store_url: str
 ) -> None:
     fake_openai.then(Reply(text="abcd" * 100, chunk_delay=0.1))  # ~13 s of stream
-    server, key = await _serve(tmp_path, fake_openai, drain_seconds=1)
+    server, key = await _serve(tmp_path, fake_openai, store_url, drain_seconds=1)
     resp, first = await _open_stream(session, server, key)
     sent = time.monotonic()
     server.signal(signal.SIGTERM)
@@ -150,10 +149,10 @@ async def test_a_stream_longer_than_the_drain_is_cut_and_recorded(
 
 
 async def test_a_call_hanging_at_the_provider_is_cut_and_recorded(
-    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession
+    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession, store_url: str
 ) -> None:
     fake_openai.then(Hang())
-    server, key = await _serve(tmp_path, fake_openai, drain_seconds=1)
+    server, key = await _serve(tmp_path, fake_openai, store_url, drain_seconds=1)
     call = asyncio.ensure_future(
         session.post(
             server.url + "/v1/chat/completions",
@@ -177,10 +176,10 @@ async def test_a_call_hanging_at_the_provider_is_cut_and_recorded(
 
 
 async def test_a_second_sigterm_cuts_at_once(
-    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession
+    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession, store_url: str
 ) -> None:
     fake_openai.then(Reply(text="abcd" * 100, chunk_delay=0.1))
-    server, key = await _serve(tmp_path, fake_openai, drain_seconds=300)
+    server, key = await _serve(tmp_path, fake_openai, store_url, drain_seconds=300)
     resp, _ = await _open_stream(session, server, key)
     server.signal(signal.SIGTERM)
     await server.wait_output("waiting up to 300 s")
@@ -193,9 +192,9 @@ async def test_a_second_sigterm_cuts_at_once(
 
 
 async def test_sighup_does_not_stop_the_server(
-    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession
+    tmp_path: Path, fake_openai: FakeOpenAI, session: aiohttp.ClientSession, store_url: str
 ) -> None:
-    server, _ = await _serve(tmp_path, fake_openai)
+    server, _ = await _serve(tmp_path, fake_openai, store_url)
     config_file = server.home / "config.toml"
 
     async def hangup(expect: str) -> None:

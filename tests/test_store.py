@@ -1,4 +1,5 @@
-"""The storage seams: SQLite satisfies the protocols, GroupWriter, transaction safety."""
+"""The storage seams: each backend satisfies the protocols, GroupWriter, transaction
+safety."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from aigw.config import Config
 from aigw.model import NO_LIMITS, AlertRow, LedgerRow, Limits, hash_key
 from aigw.store import Database, SQLiteStore, open_database
 from aigw.store.base import KeyStore, LedgerQueries, LedgerSink, LimitState, Store, TeamStore
+from aigw.store.open import open_store
 from aigw.store.writer import GroupWriter
+from tests.statedb import use_store
 
 
 def _row(request_id: str, cost: int | None = 10) -> LedgerRow:
@@ -40,9 +44,9 @@ def _row(request_id: str, cost: int | None = 10) -> LedgerRow:
     )
 
 
-async def test_sqlite_satisfies_the_protocols(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "state.db")
-    store: Store = SQLiteStore(db)  # mypy checks the structure; this checks behaviour
+async def test_the_store_satisfies_the_protocols(tmp_path: Path, store_url: str) -> None:
+    # mypy checks the structure (open_store returns a Store); this checks behaviour.
+    store: Store = await open_store(use_store(Config(), store_url), tmp_path / "state.db")
     keys: KeyStore = store.keys
     teams: TeamStore = store.teams
     sink: LedgerSink = store.ledger
@@ -126,6 +130,7 @@ async def _count(db: Database, table: str) -> int:
     return int(row[0])
 
 
+@pytest.mark.sqlite_only("SQLite's transactions on the connection its ledger writes share")
 @pytest.mark.parametrize("fails", [False, True])
 async def test_transaction_concurrent_with_ledger_appends(tmp_path: Path, fails: bool) -> None:
     """A ledger row acknowledged while a transaction runs is committed on its own:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
@@ -13,11 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from aigw.cli import app
+from aigw.config import Config
 from aigw.model import NO_LIMITS, Limits
 from aigw.store import open_database
+from aigw.store.open import open_store
 from aigw.store.sqlite import keys as keystore
 from aigw.store.sqlite import teams as teamstore
 from aigw.store.sqlite.migrations import MIGRATIONS
+from tests import statedb
 
 
 def aigw(*args: str) -> Any:
@@ -43,6 +45,7 @@ def js(*args: str) -> Any:
 # -- store -------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("upgrades a state file written before teams existed")
 async def test_migration_from_a_database_without_limits(tmp_path: Path) -> None:
     """A state file written before teams existed upgrades, and its keys keep working."""
     path = tmp_path / "old.db"
@@ -66,33 +69,33 @@ async def test_migration_from_a_database_without_limits(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_limits_round_trip_and_validation(tmp_path: Path) -> None:
-    db = await open_database(tmp_path / "s.db")
+async def test_limits_round_trip_and_validation(tmp_path: Path, store_url: str) -> None:
+    store = await open_store(statedb.use_store(Config(), store_url), tmp_path / "s.db")
     try:
         full = Limits(1, 2, 3, 4, "week", (50, 90), "low", ("openai/*", "fast"))
-        await teamstore.create(db, "t", full)
-        assert (await teamstore.get(db, "t")).limits == full
-        _, rec = await keystore.create(db, team="t", limits=Limits(alert_at=()))
-        assert (await keystore.get(db, rec.id)).limits.alert_at == ()  # off, not default
+        await store.teams.create("t", full)
+        assert (await store.teams.get("t")).limits == full
+        _, rec = await store.keys.create(team="t", limits=Limits(alert_at=()))
+        assert (await store.keys.get(rec.id)).limits.alert_at == ()  # off, not default
         with pytest.raises(Exception, match="rpm must be at least 1"):
-            await teamstore.create(db, "u", Limits(rpm=0))
+            await store.teams.create("u", Limits(rpm=0))
         with pytest.raises(Exception, match="already exists"):
-            await teamstore.create(db, "t")
+            await store.teams.create("t")
         with pytest.raises(Exception, match="not a team name"):
-            await teamstore.create(db, "two words")
+            await store.teams.create("two words")
         # Rotation keeps the key's limits.
-        _, limited = await keystore.create(db, team="t", limits=Limits(rpm=7))
-        _, new, _ = await keystore.rotate(db, limited.id, grace=0)
+        _, limited = await store.keys.create(team="t", limits=Limits(rpm=7))
+        _, new, _ = await store.keys.rotate(limited.id, grace=0)
         assert new.limits == Limits(rpm=7)
     finally:
-        await db.close()
+        await store.close()
 
 
 # -- CLI ---------------------------------------------------------------------------
 
 
-def test_teams_create_update_show_list_remove(isolated_home: Path) -> None:
-    ok("init")
+def test_teams_create_update_show_list_remove(store_url: str) -> None:
+    statedb.init_home(store_url)
     team = js(
         "teams",
         "create",
@@ -162,8 +165,8 @@ def test_bad_limit_values_are_explained(isolated_home: Path, args: list[str], me
     assert message in fails("teams", "create", "t", *args)
 
 
-def test_key_limits_on_create_update_and_list(isolated_home: Path) -> None:
-    ok("init")
+def test_key_limits_on_create_update_and_list(store_url: str) -> None:
+    statedb.init_home(store_url)
     created = js(
         "keys", "create", "--team", "t", "--rpm", "10", "--budget", "$1.5", "--models", "mock/*"
     )
@@ -187,8 +190,8 @@ def test_key_limits_on_create_update_and_list(isolated_home: Path) -> None:
     assert "no key with id" in fails("keys", "update", "key_nope", "--rpm", "1")
 
 
-def test_report_shows_budgets(isolated_home: Path) -> None:
-    ok("init")
+def test_report_shows_budgets(store_url: str) -> None:
+    statedb.init_home(store_url)
     assert "no budgets" in ok("report", "--budgets")
     ok("teams", "create", "web", "--budget", "100")
     ok("teams", "create", "free")
@@ -206,10 +209,10 @@ def test_report_shows_budgets(isolated_home: Path) -> None:
     assert "$100.00" in text and "$10.00" in text
 
 
-def test_report_json_rows_carry_their_budget(isolated_home: Path) -> None:
-    ok("init")
+def test_report_json_rows_carry_their_budget(store_url: str) -> None:
+    statedb.init_home(store_url)
     ok("teams", "create", "web", "--budget", "1")
-    asyncio.run(spend(team="web", cost_nusd=250_000_000))
+    spend(team="web", cost_nusd=250_000_000)
     rows = {r["name"]: r for r in js("report", "--by", "team")}
     assert rows["web"]["budget"]["spent_usd"] == "0.250000000"
     assert rows["web"]["budget"]["remaining_nusd"] == 750_000_000
@@ -218,11 +221,9 @@ def test_report_json_rows_carry_their_budget(isolated_home: Path) -> None:
     assert "budget" not in app_rows[0]
 
 
-async def spend(*, team: str, cost_nusd: int) -> None:
+def spend(*, team: str, cost_nusd: int) -> None:
     """A ledger row as the server would have written it."""
-    from aigw import paths
     from aigw.model import LedgerRow
-    from aigw.store.sqlite import ledger
 
     row = LedgerRow(
         ts=time.time(),
@@ -246,8 +247,4 @@ async def spend(*, team: str, cost_nusd: int) -> None:
         latency_ms=5,
         error=None,
     )
-    db = await open_database(paths.resolve().state_file)
-    try:
-        await ledger.append_many(db, [row])
-    finally:
-        await db.close()
+    statedb.with_home_store(lambda store: store.ledger.append_many([row]))
