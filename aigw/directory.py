@@ -137,6 +137,7 @@ class Directory:
 
     async def watch(self) -> None:
         """Poll forever (run as a background task)."""
+        failing = False  # one warning per outage, not one traceback per poll
         while True:
             # Woken at once by a change notification (PostgreSQL's LISTEN); the poll
             # covers stores that cannot announce changes and missed notifications.
@@ -153,8 +154,20 @@ class Directory:
                     log.info(
                         "reloaded %d gateway keys and %d teams", len(snap.keys), len(snap.teams)
                     )
-            except Exception:  # a locked or busy database must not kill the watcher
-                log.exception("could not reload gateway keys and teams; will retry")
+            except Exception as exc:  # a locked or busy database must not kill the watcher
+                if not failing:
+                    log.warning(
+                        "could not reload gateway keys and teams (%s: %s); serving the ones "
+                        "loaded before, retrying",
+                        type(exc).__name__,
+                        exc,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
+                failing = True
+                continue
+            if failing:
+                log.warning("gateway keys and teams reloaded again")
+                failing = False
 
     async def close(self) -> None:
         """Stop the lookups still running (shutdown)."""

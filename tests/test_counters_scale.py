@@ -1,7 +1,8 @@
-"""Three `aigw serve` processes sharing one state file and one Redis behave as one
+"""Three `aigw serve` processes sharing one PostgreSQL and one Redis behave as one
 gateway: a limit holds for all of them together, not once per process.
 
-Real subprocesses, real Redis (tests/redis_kit.py), a counting fake upstream.
+Real subprocesses, each with a home of its own (as on three machines), real PostgreSQL
+(tests/pgserver.py) and Redis (tests/redis_kit.py), a counting fake upstream.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import openai
 import pytest
 
 from aigw.config import Config, ModelConfig, ProviderConfig, QuotaConfig, TargetConfig
 from aigw.model import Limits
-from aigw.store import open_database
-from aigw.store.sqlite import keys as keystore
+from aigw.store.postgres import PostgresStore, open_postgres
 from tests.limitkit import HI, Webhook
+from tests.pgserver import fresh_database
 from tests.redis_kit import REDIS_URL, PrivateRedis, Upstream, drop_prefix, new_prefix, shared_redis
 from tests.serverproc import ServerProcess, start_server
 
@@ -35,9 +37,9 @@ PROMPT, PRICE_IN, PRICE_OUT = 11, 150, 600
 
 class Fleet:
     def __init__(
-        self, home: Path, servers: list[ServerProcess], upstream: Upstream, backup: Upstream
+        self, store_url: str, servers: list[ServerProcess], upstream: Upstream, backup: Upstream
     ) -> None:
-        self.home = home
+        self.store_url = store_url
         self.servers = servers
         self.upstream = upstream
         self.backup = backup  # the second target of "fast" when the fleet has one
@@ -52,13 +54,13 @@ class Fleet:
 
     async def ledger_total(self) -> tuple[int, int]:
         """(billed rows, nano-USD) committed by all processes."""
-        db = await open_database(self.home / "state.db")
+        conn = await asyncpg.connect(self.store_url)
         try:
-            row = await db.fetchone(
+            row = await conn.fetchrow(
                 "SELECT COUNT(*), COALESCE(SUM(cost_nusd), 0) FROM ledger WHERE cost_nusd > 0"
             )
         finally:
-            await db.close()
+            await conn.close()
         assert row is not None
         return int(row[0]), int(row[1])
 
@@ -79,55 +81,57 @@ async def fleet(
     quota_rpm: int | None = None,
     breaker_failures: int | None = None,
 ) -> AsyncIterator[tuple[Fleet, dict[str, str]]]:
-    """``n`` servers on one state file and one Redis (a fresh key prefix), with the
-    keys named in ``keys`` created up front (name -> secret)."""
+    """``n`` servers, each with a home of its own, on one fresh PostgreSQL database and
+    one Redis (a fresh key prefix), with the keys named in ``keys`` created up front
+    (name -> secret)."""
     client = await shared_redis() if url == REDIS_URL else None
     prefix = new_prefix()
-    up = await Upstream(delay=delay).start()
-    backup = await Upstream().start()
-    home = tmp_path / "home"
-    home.mkdir()
-    cfg = Config()
-    cfg.routing.max_attempts = 1
-    cfg.providers["openai"] = ProviderConfig("openai", "openai", up.base_url)
-    cfg.models["fast"] = ModelConfig("fast", "openai", "gpt-4o-mini")
-    cfg.counters.url = url
-    cfg.counters.prefix = prefix
-    cfg.counters.on_unavailable = mode
-    cfg.alerts.webhook_url = webhook
-    if breaker_failures is not None:
-        cfg.routing.breaker_failures = breaker_failures
-        cfg.routing.breaker_cooldown = 600.0  # stays open for the whole test
-        # A second target: an open breaker is skipped only when there is another.
-        cfg.providers["backup"] = ProviderConfig("backup", "openai", backup.base_url)
-        cfg.models["fast"].targets = (
-            TargetConfig("openai", "gpt-4o-mini"),
-            TargetConfig("backup", "gpt-4o-mini"),
-        )
-    if quota_rpm is not None:
-        cfg.quotas["openai"] = QuotaConfig("openai", rpm=quota_rpm)
-        cfg.limits.queue_max_wait = 1.0  # the rest are refused instead of queued a minute
-    db = await open_database(home / "state.db")
-    secrets: dict[str, str] = {}
-    try:
-        for name, limits in keys.items():
-            secrets[name], _ = await keystore.create(db, team=f"team-{name}", limits=limits)
-    finally:
-        await db.close()
-    servers: list[ServerProcess] = []
-    try:
-        for _ in range(n):
-            env = {"AIGW_OPENAI_API_KEY": "sk-test", "AIGW_BACKUP_API_KEY": "sk-test"}
-            servers.append(await start_server(home, cfg, env))
-        yield Fleet(home, servers, up, backup), secrets
-    finally:
-        for s in servers:
-            await s.stop()
-        await up.close()
-        await backup.close()
+    async with AsyncExitStack() as stack:
         if client is not None:
-            await drop_prefix(client, prefix)
-            await client.aclose()
+            stack.push_async_callback(client.aclose)
+            stack.push_async_callback(drop_prefix, client, prefix)
+        store_url = await stack.enter_async_context(fresh_database(migrated=True))
+        up = await Upstream(delay=delay).start()
+        stack.push_async_callback(up.close)
+        backup = await Upstream().start()
+        stack.push_async_callback(backup.close)
+        cfg = Config()
+        cfg.store.url = store_url
+        cfg.routing.max_attempts = 1
+        cfg.providers["openai"] = ProviderConfig("openai", "openai", up.base_url)
+        cfg.models["fast"] = ModelConfig("fast", "openai", "gpt-4o-mini")
+        cfg.counters.url = url
+        cfg.counters.prefix = prefix
+        cfg.counters.on_unavailable = mode
+        cfg.alerts.webhook_url = webhook
+        if breaker_failures is not None:
+            cfg.routing.breaker_failures = breaker_failures
+            cfg.routing.breaker_cooldown = 600.0  # stays open for the whole test
+            # A second target: an open breaker is skipped only when there is another.
+            cfg.providers["backup"] = ProviderConfig("backup", "openai", backup.base_url)
+            cfg.models["fast"].targets = (
+                TargetConfig("openai", "gpt-4o-mini"),
+                TargetConfig("backup", "gpt-4o-mini"),
+            )
+        if quota_rpm is not None:
+            cfg.quotas["openai"] = QuotaConfig("openai", rpm=quota_rpm)
+            cfg.limits.queue_max_wait = 1.0  # the rest are refused instead of queued a minute
+        store = PostgresStore(await open_postgres(store_url))
+        secrets: dict[str, str] = {}
+        try:
+            for name, limits in keys.items():
+                secrets[name], _ = await store.keys.create(team=f"team-{name}", limits=limits)
+        finally:
+            await store.close()
+        servers: list[ServerProcess] = []
+        env = {"AIGW_OPENAI_API_KEY": "sk-test", "AIGW_BACKUP_API_KEY": "sk-test"}
+        for i in range(n):
+            home = tmp_path / f"gw{i}"
+            home.mkdir()
+            server = await start_server(home, cfg, env)
+            servers.append(server)
+            stack.push_async_callback(server.stop)
+        yield Fleet(store_url, servers, up, backup), secrets
 
 
 async def call(f: Fleet, key: str, **kw: object) -> str:

@@ -1,6 +1,6 @@
-"""Several `aigw serve` processes on one PostgreSQL: keys reach all of them within a
-second, every answered call lands in the ledger exactly once (also across kill -9),
-and a PostgreSQL outage is bridged by the local spool."""
+"""Three `aigw serve` processes on one PostgreSQL (and Redis): keys reach all of them
+within a second, every answered call lands in the ledger exactly once (also across
+kill -9), and a PostgreSQL outage under load is bridged by each process's local spool."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from aigw.config import Config, ProviderConfig
 from aigw.store.postgres import PostgresStore, open_postgres
 from tests.fakes.openai import FakeOpenAI
 from tests.pgserver import fresh_database, require_postgres
+from tests.redis_kit import REDIS_URL, drop_prefix, new_prefix, shared_redis
 from tests.serverproc import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
@@ -102,18 +103,19 @@ async def _ledger_ids(url: str) -> Counter[str]:
 async def test_keys_reach_every_process_and_rows_land_once(
     tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str
 ) -> None:
-    a, b = await _gateways(tmp_path, _config(fake_openai, pg_url), 2)
+    servers = await _gateways(tmp_path, _config(fake_openai, pg_url), 3)
+    a, b, _ = servers
     try:
         created = await _cli(a.home, "keys", "create", "--team", "t")
         key = str(created["key"])
         async with aiohttp.ClientSession() as http:
-            for server in (a, b):
+            for server in servers:
                 await _within(
                     1.0, lambda s=server: _ok(http, s, key), "a new key accepted by every process"
                 )
             ids: list[str] = []
-            for i in range(40):
-                server = (a, b)[i % 2]
+            for i in range(60):
+                server = servers[i % 3]
                 async with http.post(
                     server.url + "/v1/chat/completions",
                     json={"model": "openai/gpt-4o-mini", "messages": HI},
@@ -122,7 +124,7 @@ async def test_keys_reach_every_process_and_rows_land_once(
                     assert resp.status == 200
                     ids.append(resp.headers["x-request-id"])
             await _cli(b.home, "keys", "revoke", str(created["id"]))
-            for server in (a, b):
+            for server in servers:
                 await _within(
                     1.0,
                     lambda s=server: _refused(http, s, key),
@@ -132,9 +134,9 @@ async def test_keys_reach_every_process_and_rows_land_once(
         assert all(recorded[i] == 1 for i in ids), "a row missing or doubled"
         # The CLI reads the same database: both processes' rows, the probes included.
         (row,) = await _cli(a.home, "report", "--by", "team")
-        assert row["name"] == "t" and row["requests"] == sum(recorded.values()) >= 40
+        assert row["name"] == "t" and row["requests"] == sum(recorded.values()) >= 60
     finally:
-        for server in (a, b):
+        for server in servers:
             await server.stop()
 
 
@@ -149,7 +151,8 @@ async def _refused(http: aiohttp.ClientSession, server: ServerProcess, key: str)
 async def test_kill_9_of_one_process_loses_no_answered_row(
     tmp_path: Path, fake_openai: FakeOpenAI, pg_url: str
 ) -> None:
-    a, b = await _gateways(tmp_path, _config(fake_openai, pg_url), 2)
+    servers = await _gateways(tmp_path, _config(fake_openai, pg_url), 3)
+    a = servers[0]
     key = str((await _cli(a.home, "keys", "create", "--team", "load"))["key"])
     completed: list[str] = []
 
@@ -169,11 +172,11 @@ async def test_kill_9_of_one_process_loses_no_answered_row(
                 except (openai.APIError, OSError):
                     return  # the server is gone
                 completed.append(raw.headers["x-request-id"])
-                if server is b and len(completed) > 600:
+                if server is not a and len(completed) > 600:
                     return
 
     try:
-        workers = [asyncio.create_task(worker(i, (a, b)[i % 2])) for i in range(16)]
+        workers = [asyncio.create_task(worker(i, servers[i % 3])) for i in range(18)]
         while len(completed) < 300:  # noqa: ASYNC110 - polling a counter the workers bump
             await asyncio.sleep(0.02)
         a.kill9()
@@ -182,7 +185,7 @@ async def test_kill_9_of_one_process_loses_no_answered_row(
         await a.proc.wait()
         assert a.proc.returncode == -9
     finally:
-        for server in (a, b):
+        for server in servers:
             await server.stop()
     recorded = await _ledger_ids(pg_url)
     assert len(completed) >= 300
@@ -257,53 +260,89 @@ async def test_postgres_outage_is_spooled_and_replayed(
     tmp_path: Path, fake_openai: FakeOpenAI, private_postgres: PrivatePostgres
 ) -> None:
     await require_postgres()  # the same tooling; keeps the skip message in one place
+    redis_ = await shared_redis()
+    prefix = new_prefix()
     pg = private_postgres
     cfg = _config(fake_openai, pg.url)
+    cfg.counters.url = REDIS_URL
+    cfg.counters.prefix = prefix
+    cfg.counters.on_unavailable = "local"
     # PostgreSQL is stopped with -m immediate (a crash of the server): only "full"
     # promises that a commit survives that; "normal" may lose the last few hundred ms.
     cfg.ledger.synchronous = "full"
-    (server,) = await _gateways(tmp_path, cfg, 1)
+    servers = await _gateways(tmp_path, cfg, 3)
     answered: list[str] = []
+    failed: list[str] = []
     try:
-        key = str((await _cli(server.home, "keys", "create", "--team", "t"))["key"])
+        created = await _cli(servers[0].home, "keys", "create", "--team", "t", "--rpm", "100000")
+        key = str(created["key"])
         async with aiohttp.ClientSession() as http:
 
-            async def call() -> None:
+            async def call(server: ServerProcess) -> None:
                 async with http.post(
                     server.url + "/v1/chat/completions",
                     json={"model": "openai/gpt-4o-mini", "messages": HI},
                     headers={"Authorization": f"Bearer {key}"},
                 ) as resp:
-                    assert resp.status == 200, await resp.text()
-                    answered.append(resp.headers["x-request-id"])
+                    if resp.status == 200:
+                        answered.append(resp.headers["x-request-id"])
+                    else:
+                        failed.append(f"{resp.status} {await resp.text()}")
 
-            async def ready() -> dict[str, object]:
+            async def ready(server: ServerProcess) -> dict[str, object]:
                 async with http.get(server.url + "/readyz") as resp:
                     doc: dict[str, object] = await resp.json()
                     return doc
 
-            for _ in range(10):
-                await call()
-            await asyncio.to_thread(pg.stop)
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 3:  # a few seconds of traffic with no database
-                await call()
-            doc = await ready()
-            assert doc["status"] == "degraded" and int(str(doc["spooled"])) > 0, doc
-            await asyncio.to_thread(pg.start)
+            stop = asyncio.Event()
 
-            async def replayed() -> bool:
-                return (await ready())["spooled"] == 0
+            async def worker(server: ServerProcess) -> None:
+                while not stop.is_set():
+                    await call(server)
 
-            await _within(20, replayed, "the spool replayed")
-            for _ in range(5):
-                await call()
-            assert (await ready())["status"] == "ready"
+            workers = [asyncio.create_task(worker(servers[i % 3])) for i in range(6)]
+            try:
+                while len(answered) < 60:  # noqa: ASYNC110 - polling a list the workers fill
+                    await asyncio.sleep(0.02)
+                await asyncio.to_thread(pg.stop)
+                before = len(answered)
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 10:  # ten seconds of load with no database
+                    await asyncio.sleep(0.1)
+                    assert not failed, failed[:3]
+                during = len(answered) - before
+                docs = [await ready(s) for s in servers]
+                for doc in docs:
+                    assert doc["status"] == "degraded" and int(str(doc["spooled"])) > 0, doc
+                await asyncio.to_thread(pg.start)
+
+                async def replayed() -> bool:
+                    docs = [await ready(s) for s in servers]
+                    return [d["spooled"] for d in docs] == [0, 0, 0]
+
+                await _within(30, replayed, "every spool replayed")
+                settled = len(answered)
+                while len(answered) < settled + 30:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            finally:
+                stop.set()
+                await asyncio.gather(*workers)
+            assert not failed, failed[:3]
+            assert during > 100, during  # served all along, not just a trickle
+            for server in servers:
+                assert (await ready(server))["status"] == "ready"
+                # The outage is one warning each, not a traceback per poll.
+                await server.wait_output("gateway keys and teams reloaded again")
+                out = "".join(server.output)
+                assert out.count("could not reload gateway keys and teams") == 1, out
         recorded = await _ledger_ids(pg.url)
         assert all(recorded[i] == 1 for i in answered)
         assert sum(recorded.values()) == len(answered)
         # Report totals match the client's count.
-        (row,) = await _cli(server.home, "report", "--by", "team")
+        (row,) = await _cli(servers[0].home, "report", "--by", "team")
         assert row["name"] == "t" and row["requests"] == len(answered)
     finally:
-        await server.stop()
+        for server in servers:
+            await server.stop()
+        await drop_prefix(redis_, prefix)
+        await redis_.aclose()

@@ -369,6 +369,37 @@ async def test_spool_keeps_rows_while_postgres_is_away(pg_url: str, tmp_path: Pa
         await store.close()
 
 
+async def test_a_spool_empties_while_commits_keep_coming(pg_url: str, tmp_path: Path) -> None:
+    """Under load a replay catches up with the batches spooled meanwhile: the spool
+    becomes empty and group commits go straight to PostgreSQL again."""
+    spool = tmp_path / "spool.jsonl"
+    store = PostgresStore(await open_postgres(pg_url), spool)
+    assert store.spool is not None
+    healthy = store.db.pool
+    try:
+        store.db.pool = await asyncpg.create_pool(
+            "postgresql://127.0.0.1:1/none", min_size=0, max_size=1
+        )
+        for i in range(300):  # a long outage: more than a few replay transactions
+            await store.ledger.append_many([_row(f"away{i}", 1)])
+        assert store.spool.spooled == 300
+        await store.db.pool.close()
+        store.db.pool = healthy
+        replaying = asyncio.create_task(store.spool.replay())
+        during = 0
+        while not replaying.done():  # commits keep coming while it replays
+            await store.ledger.append_many([_row(f"during{during}", 1)])
+            during += 1
+        assert await replaying == 0 and store.spool.spooled == 0 and not spool.exists()
+        await store.ledger.append_many([_row("after", 1)])
+        assert store.spool.spooled == 0 and not spool.exists()  # straight to PostgreSQL
+        assert store.spool.replayed >= 300 and during > 0
+        (total,) = await store.reports.summarize(by="team", since=None, until=None)
+        assert (total.requests, total.cost_nusd) == (300 + during + 1,) * 2
+    finally:
+        await store.close()
+
+
 async def test_a_spool_left_by_a_crash_replays_at_the_next_start(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -441,13 +472,13 @@ async def test_ledger_synchronous_sets_the_group_commits_wal_flush(
     import aigw.store.postgres.ledger as pg_ledger
 
     seen: list[str] = []
-    write = pg_ledger.write_batch
+    write = pg_ledger.write_batches
 
-    async def asking(conn: asyncpg.Connection, *args: object, **kw: bool) -> bool:
+    async def asking(conn: asyncpg.Connection, *args: object, **kw: bool) -> list[bool]:
         seen.append(await conn.fetchval("SHOW synchronous_commit"))
         return await write(conn, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pg_ledger, "write_batch", asking)
+    monkeypatch.setattr(pg_ledger, "write_batches", asking)
     cfg = _config(pg_url)
     cfg.ledger.synchronous = synchronous
     store = await open_store(cfg, tmp_path / "state.db", serving=True)

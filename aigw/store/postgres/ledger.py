@@ -123,45 +123,70 @@ def _sums(
     return {"rollup_hour": hours, "rollup_day": days}
 
 
-async def write_batch(
+async def write_batches(
     conn: asyncpg.Connection,
     db: PgDatabase,
     names: Names,
-    batch_id: str,
-    rows: Sequence[LedgerRecord],
+    batches: Sequence[tuple[str, Sequence[LedgerRecord]]],
     *,
     replay: bool = False,
-) -> bool:
-    """Write one group commit in the open transaction; False if ``batch_id`` was
-    already committed (nothing written). ``replay``: a batch from the local spool."""
-    ledger = [r for r in rows if type(r) is LedgerRow]
-    events = [r for r in rows if type(r) is AuditEvent]
-    bodies = [r for r in rows if type(r) is AuditBody]
+) -> list[bool]:
+    """Write group commits in the open transaction, as one: their rows in one
+    ``executemany``, their rollups summed once, their events chained in order. For
+    each batch, False if its id was already committed (nothing of it written).
+    ``replay``: batches from the local spool (many at once, with ids seen before)."""
     # The chain's head first: every group commit that carries events takes the same
     # locks in the same order (head, names, rollups), so processes never deadlock.
-    head = await lock_head(conn) if events else None
-    status = await conn.execute(
-        "INSERT INTO ledger_batches (id, applied_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        batch_id,
-        time.time(),
-    )
-    if status.endswith(" 0"):
-        return False
-    # A batch spooled longer than its id is kept (KEEP_BATCH_IDS): its rows, while raw
-    # rows are kept, still say whether it was committed.
-    if (
-        replay
-        and ledger
-        and await conn.fetchval("SELECT 1 FROM ledger WHERE row_id = $1", f"{batch_id}:0")
-    ):
-        return False
-    if ledger:
-        await conn.executemany(
-            _INSERT, [row_values(r, f"{batch_id}:{i}") for i, r in enumerate(ledger)]
+    carries_events = any(type(r) is AuditEvent for _, rows in batches for r in rows)
+    head = await lock_head(conn) if carries_events else None
+    ids = [batch_id for batch_id, _ in batches]
+    fresh = {
+        r[0]
+        for r in await conn.fetch(
+            "INSERT INTO ledger_batches (id, applied_at) SELECT unnest($1::text[]), $2 "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            ids,
+            time.time(),
         )
-        await add_rollups(conn, names, ledger)
+    }
+    if replay and fresh:
+        # A batch spooled longer than its id is kept (KEEP_BATCH_IDS): its rows, while
+        # raw rows are kept, still say whether it was committed.
+        firsts = [
+            f"{batch_id}:0"
+            for batch_id, rows in batches
+            if batch_id in fresh and any(type(r) is LedgerRow for r in rows)
+        ]
+        if firsts:
+            seen = await conn.fetch(
+                "SELECT row_id FROM ledger WHERE row_id = ANY($1::text[])", firsts
+            )
+            fresh -= {r[0].rpartition(":")[0] for r in seen}
+    ledger: list[tuple[Any, ...]] = []
+    kept: list[LedgerRow] = []
+    events: list[AuditEvent] = []
+    bodies: list[AuditBody] = []
+    done: list[bool] = []
+    for batch_id, rows in batches:
+        done.append(batch_id in fresh)
+        if batch_id not in fresh:
+            continue
+        fresh.discard(batch_id)  # the same id twice in one call: written once
+        i = 0
+        for r in rows:
+            if type(r) is LedgerRow:
+                ledger.append(row_values(r, f"{batch_id}:{i}"))
+                kept.append(r)
+                i += 1
+            elif type(r) is AuditEvent:
+                events.append(r)
+            elif type(r) is AuditBody:
+                bodies.append(r)
+    if ledger:
+        await conn.executemany(_INSERT, ledger)
+        await add_rollups(conn, names, kept)
     await append_audit(conn, events, db.sealer, bodies, head)
-    return True
+    return done
 
 
 async def add_rollups(conn: asyncpg.Connection, names: Names, rows: Sequence[LedgerRow]) -> None:
@@ -194,7 +219,15 @@ class PgLedger:
         self, batch_id: str, rows: Sequence[LedgerRecord], *, replay: bool = False
     ) -> bool:
         """Commit one group under ``batch_id``; False if it was committed before.
-        ``replay``: it comes from the local spool (see :func:`write_batch`)."""
+        ``replay``: it comes from the local spool (see :func:`write_batches`)."""
+        (done,) = await self.append_batches([(batch_id, rows)], replay=replay)
+        return done
+
+    async def append_batches(
+        self, batches: Sequence[tuple[str, Sequence[LedgerRecord]]], *, replay: bool = False
+    ) -> list[bool]:
+        """Commit several groups in one transaction (the spool's replay: one commit
+        for many batches); for each, False if it was committed before."""
         async with self.db.pool.acquire() as conn:
             tr = conn.transaction()
             await tr.start()
@@ -202,7 +235,7 @@ class PgLedger:
             try:
                 if not self.wait_for_flush:
                     await conn.execute("SET LOCAL synchronous_commit = off")
-                done = await write_batch(conn, self.db, names, batch_id, rows, replay=replay)
+                done = await write_batches(conn, self.db, names, batches, replay=replay)
             except BaseException:
                 await tr.rollback()
                 raise

@@ -31,6 +31,9 @@ from aigw.store.postgres.ledger import PgLedger
 log = logging.getLogger("aigw.store.spool")
 
 RETRY_SECONDS = 1.0
+# Spooled batches committed per transaction while replaying: a replay of a long outage
+# takes few round trips, and the tail replayed under the lock is one transaction.
+REPLAY_CHUNK = 64
 # Failures that mean "PostgreSQL is not reachable now", not "this batch is wrong".
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -75,18 +78,24 @@ class SpoolingLedger:
 
     async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         batch_id = uuid.uuid4().hex
-        if not self.spooled:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self.ledger.append_batch(batch_id, rows)
-                return
-            except UNAVAILABLE as exc:
-                log.warning(
-                    "PostgreSQL unreachable (%s); spooling the ledger to %s", exc, self.path
-                )
-        async with self._lock:
-            await asyncio.to_thread(self._write, [encode(batch_id, rows)])
-            self.spooled += 1
+        tried = False
+        while True:
+            if not self.spooled and not tried:
+                tried = True
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await self.ledger.append_batch(batch_id, rows)
+                    return
+                except UNAVAILABLE as exc:
+                    log.warning(
+                        "PostgreSQL unreachable (%s); spooling the ledger to %s", exc, self.path
+                    )
+            async with self._lock:
+                if self.spooled or tried:
+                    await asyncio.to_thread(self._write, [encode(batch_id, rows)])
+                    self.spooled += 1
+                    break
+            # The spool emptied while this waited for it: PostgreSQL is back.
         self._wake.set()
 
     def _write(self, lines: list[bytes]) -> None:
@@ -119,27 +128,57 @@ class SpoolingLedger:
 
     async def replay(self) -> int:
         """Replay what is spooled, in order, until done or PostgreSQL fails again;
-        returns how many batches are still spooled."""
-        async with self._lock:
-            lines = await asyncio.to_thread(self._read)
+        returns how many batches are still spooled.
+
+        Under load, batches keep arriving while it replays: it goes on until it has
+        caught up, and replays the last few while holding the spool's lock, so the
+        spool does become empty and group commits go straight to PostgreSQL again.
+        """
+        replayed = self.replayed
+        reached = False  # PostgreSQL answered in this call: the tail may hold the lock
+        try:
+            while True:
+                async with self._lock:
+                    lines = await asyncio.to_thread(self._read)
+                    if not lines or (reached and len(lines) <= REPLAY_CHUNK):
+                        # The tail: group commits wait for it (one transaction).
+                        await self._drop(await self._replay(lines))
+                        return self.spooled
+                done = await self._replay(lines)
+                async with self._lock:
+                    await self._drop(done)
+                if done < len(lines):
+                    return self.spooled  # PostgreSQL is away again
+                reached = True
+        finally:
+            if self.replayed > replayed:
+                log.info(
+                    "replayed %d spooled ledger batches into PostgreSQL",
+                    self.replayed - replayed,
+                )
+
+    async def _replay(self, lines: list[bytes]) -> int:
+        """Commit ``lines`` in order, :data:`REPLAY_CHUNK` batches per transaction;
+        how many were committed before PostgreSQL failed (all: ``len(lines)``)."""
         done = 0
         try:
-            for line in lines:
-                batch_id, rows = decode(line)
+            for start in range(0, len(lines), REPLAY_CHUNK):
+                chunk = [decode(line) for line in lines[start : start + REPLAY_CHUNK]]
                 async with asyncio.timeout(self.timeout):
-                    await self.ledger.append_batch(batch_id, rows, replay=True)
-                done += 1
+                    await self.ledger.append_batches(chunk, replay=True)
+                done += len(chunk)
         except UNAVAILABLE:
             pass
+        return done
+
+    async def _drop(self, done: int) -> None:
+        """Remove the first ``done`` batches from the file (the lock is held). Batches
+        spooled meanwhile were appended after them."""
+        current = await asyncio.to_thread(self._read)
         if done:
-            async with self._lock:
-                # Batches spooled while we replayed were appended after ours.
-                current = await asyncio.to_thread(self._read)
-                await asyncio.to_thread(self._rewrite, current[done:])
-                self.spooled = len(current) - done
-            self.replayed += done
-            log.info("replayed %d spooled ledger batches into PostgreSQL", done)
-        return self.spooled
+            await asyncio.to_thread(self._rewrite, current[done:])
+        self.spooled = len(current) - done
+        self.replayed += done
 
     async def run(self) -> None:
         """Replay forever (a background task): at once when something is spooled,
