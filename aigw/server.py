@@ -82,14 +82,15 @@ YOUNG_THRESHOLD = 10_000
 def settle_heap(young: int = YOUNG_THRESHOLD) -> None:
     """Tune the cyclic garbage collector for serving, once start-up is over.
 
-    Start-up leaves a few hundred thousand long-lived objects (modules, config, price
+    Start-up leaves tens of thousands of long-lived objects (modules, config, price
     table, routes) that every full collection would walk again for nothing:
     ``gc.freeze()`` moves them out of the collector's sight for good (they stay alive
-    and are never freed anyway). Each request then allocates a few hundred container
+    and are never freed anyway). Each request then allocates hundreds of container
     objects, nearly all freed by reference counting: with the default threshold (700)
-    the youngest generation is collected every couple of requests, a cost with no
+    the youngest generation is collected every few requests, a cost with next to no
     garbage to show for it. Collected every ``young`` allocations instead, cycles are
-    still found and freed, a little later: at most ``young`` extra objects wait.
+    still found and freed, a little later: at most about ``young`` extra objects wait
+    (tests/test_memory_bounds.py).
     """
     gc.collect()
     gc.freeze()

@@ -177,7 +177,7 @@ def _iso(ts: float) -> str:
     whole = int(ts)
     if _second[0] != whole:
         _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return _second[1] + _MILLIS[int(ts % 1 * 1000)]
+    return f"{_second[1]}{_MILLIS[int(ts % 1 * 1000)]}"
 
 
 def record(ctx: Context) -> None:
