@@ -204,11 +204,16 @@ def usd(nusd: int) -> Decimal:
     return Decimal(nusd) / NANO
 
 
+_ZERO = tuple(f"0.{'0' * places}" if places else "0" for places in range(10))
+
+
 def format_usd(nusd: int | None, places: int = 6) -> str:
     """nano-USD as a decimal string with ``places`` (<= 9) decimals, rounded half to
     even; integer arithmetic (it runs for every response header)."""
     if nusd is None:
         return "unpriced"
+    if nusd == 0:  # a cache hit, a free model: no arithmetic
+        return _ZERO[places]
     sign, n = ("-", -nusd) if nusd < 0 else ("", nusd)
     step = 10 ** (9 - places)
     q, r = divmod(n, step)

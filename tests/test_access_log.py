@@ -106,6 +106,55 @@ def test_text_values_are_quoted_and_escaped() -> None:
     assert access.neutral("a\x1bb\rc\x85") == "a\\x1bb\\x0dc\\x85"
 
 
+def _line_with(**fields: object) -> str:
+    values: list[object] = [None] * len(access.NAMES)
+    values[0], values[9], values[10] = 1796169600.0, 200, False
+    for name, value in fields.items():
+        values[access.NAMES.index(name)] = value
+    return str(access.AccessLine(tuple(values)))
+
+
+def test_remembered_values_stay_bounded() -> None:
+    access._shown.clear()
+    for i in range(10 * access.REMEMBER):
+        _line_with(model=f"m{i}", team="team-a")
+        assert len(access._shown) <= access.REMEMBER
+    # A long value (a client's made-up model name) is shown, never kept.
+    huge = "x" * (access.REMEMBER_CHARS + 1)
+    assert f" model={huge} " in _line_with(model=huge)
+    assert huge not in access._shown
+    assert all(len(k) <= access.REMEMBER_CHARS for k in access._shown)
+    # The request id differs on every line: not remembered at all.
+    _line_with(request_id="req_unique")
+    assert "req_unique" not in access._shown
+
+
+def test_remembered_values_are_still_escaped() -> None:
+    access._shown.clear()
+    hostile = {
+        "model": 'gpt"4\n',
+        "team": "a\nteam=admin",
+        "app": "\x1b[31mred\x1b[0m",
+        "upstream_model": "x\u2028y",
+        "provider": "",
+        "endpoint": "a b",
+    }
+    shown = {
+        "model": '"gpt\\"4\\x0a"',
+        "team": '"a\\x0ateam=admin"',
+        "app": '"\\x1b[31mred\\x1b[0m"',
+        "upstream_model": '"x\\u2028y"',
+        "provider": '""',
+        "endpoint": '"a b"',
+    }
+    for _ in range(2):  # computed, then remembered: the same text
+        line = _line_with(**hostile)
+        assert "\n" not in line and "\x1b" not in line and "\u2028" not in line
+        for name, text in shown.items():
+            assert f" {name}={text} " in line, (name, line)
+    assert access._shown.keys() >= set(hostile.values())
+
+
 def _generic_line(line: access.AccessLine) -> str:
     """The logfmt rule spelled out field by field: what the one f-string must equal."""
     parts = []

@@ -77,7 +77,7 @@ def _hangup(cfg: Config) -> None:
 async def _run(cfg: Config, host: str, port: int) -> None:
     from aigw.app import create_app
     from aigw.gateway import GATEWAY
-    from aigw.server import Server
+    from aigw.server import Server, settle_heap
 
     state_file = paths.resolve().state_file
     app = create_app(cfg, state_file)
@@ -101,6 +101,7 @@ async def _run(cfg: Config, host: str, port: int) -> None:
             bound = await server.listen(host, port, backlog=1024)
         except OSError as exc:
             raise AigwError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        settle_heap()
         base = f"http://{url_host(host)}:{bound}"
         where = " (all interfaces)" if host in _ANY else ""
         console.print(f"[bold]aigw {__version__}[/] listening on [bold]{escape(base)}[/]{where}")

@@ -80,6 +80,30 @@ def _text(x: str | None) -> str:
     return x
 
 
+# The same few names come back on every line (endpoints, teams, key ids, apps, models,
+# providers), so their logfmt form is remembered rather than searched for again. Some
+# are a client's choice (the model name): only short ones are kept, and the memo starts
+# over when full, so what clients send cannot grow it past REMEMBER * REMEMBER_CHARS
+# characters.
+REMEMBER = 512
+REMEMBER_CHARS = 64
+_shown: dict[str, str] = {}
+
+
+def _name(x: str | None) -> str:
+    """:func:`_text` for a value that repeats from line to line, remembered."""
+    if x is None:
+        return "-"
+    shown = _shown.get(x)
+    if shown is None:
+        shown = _text(x)
+        if len(x) <= REMEMBER_CHARS:
+            if len(_shown) >= REMEMBER:
+                _shown.clear()
+            _shown[x] = shown
+    return shown
+
+
 NAMES = (
     "time",
     "request_id",
@@ -122,14 +146,14 @@ class AccessLine:
         v = self.values
         ttft, cost = v[12], v[15]
         return (
-            f"time={_iso(v[0])} request_id={_text(v[1])} endpoint={_text(v[2])} "
-            f"team={_text(v[3])} key_id={_text(v[4])} app={_text(v[5])} "
-            f"model={_text(v[6])} provider={_text(v[7])} upstream_model={_text(v[8])} "
+            f"time={_iso(v[0])} request_id={_text(v[1])} endpoint={_name(v[2])} "
+            f"team={_name(v[3])} key_id={_name(v[4])} app={_name(v[5])} "
+            f"model={_name(v[6])} provider={_name(v[7])} upstream_model={_name(v[8])} "
             f"status={'-' if v[9] is None else v[9]} stream={'true' if v[10] else 'false'} "
             f"latency_ms={v[11]} ttft_ms={'-' if ttft is None else ttft} "
             f"tokens_in={v[13]} tokens_out={v[14]} "
             f"cost_usd={'-' if cost is None else format_usd(cost, 9)} "
-            f"attempts={v[16]} cache={_text(v[17])}"
+            f"attempts={v[16]} cache={_name(v[17])}"
         )
 
     def _shown(self) -> tuple[Any, ...]:
@@ -144,6 +168,7 @@ class AccessLine:
 
 
 _second: list[Any] = [None, ""]  # the last second formatted, and its text
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # a line's tail, looked up
 
 
 def _iso(ts: float) -> str:
@@ -152,7 +177,7 @@ def _iso(ts: float) -> str:
     whole = int(ts)
     if _second[0] != whole:
         _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return f"{_second[1]}.{int(ts % 1 * 1000):03d}Z"
+    return f"{_second[1]}{_MILLIS[int(ts % 1 * 1000)]}"
 
 
 def record(ctx: Context) -> None:
