@@ -65,7 +65,13 @@ async def test_sixty_gateways_start_and_stop_without_leaking_connections(
             finally:
                 async with asyncio.timeout(15):  # a hung stop fails here, not the suite
                     await server.runner.cleanup()
-            left = await _connections(admin, pg_url)
-            assert not left, f"gateway {i}: connections still open after its stop: {left}"
+            # A backend leaves pg_stat_activity a moment after its client closed the
+            # socket (it exits on its own time): a leak is one still there after 5 s.
+            deadline = time.monotonic() + 5
+            while left := await _connections(admin, pg_url):
+                assert time.monotonic() < deadline, (
+                    f"gateway {i}: connections still open after its stop: {left}"
+                )
+                await asyncio.sleep(0.01)
     finally:
         await admin.close()
