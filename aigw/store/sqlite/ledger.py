@@ -17,7 +17,7 @@ from dataclasses import fields
 
 from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
 from aigw.store.sqlite.audit import append_audit
-from aigw.store.sqlite.db import Database
+from aigw.store.sqlite.db import Database, multi_row, row_chunks
 from aigw.store.sqlite.rollups import (
     DAY,
     US,
@@ -39,9 +39,7 @@ _COLUMNS = (
     "upstream_request_id, routing"
 )
 _WIDTH = _COLUMNS.count(",") + 1
-_ROW_SQL = "(" + ", ".join("?" * _WIDTH) + ")"
-# SQLite allows 32766 bound variables per statement; stay far below it.
-MAX_BATCH = 500
+_INSERT = f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES"
 # A gateway id (aigw.pipeline.context.new_request_id): its first 13 hex digits are the
 # call's microsecond, the other 11 random. When the microsecond is the row's id, only
 # the random part is stored (an integer), and a lookup by id reads that one row.
@@ -132,29 +130,21 @@ def insert_rows(
     """Multi-row INSERTs of ``rows`` into the ledger (rollups not included); returns
     their ids. ``names`` holds the id of every string in :func:`row_names`."""
     ids = _free_ids(rows)
-    for start in range(0, len(rows), MAX_BATCH):
-        chunk = range(start, min(start + MAX_BATCH, len(rows)))
+    for start, stop in row_chunks(len(rows), _WIDTH):
         params: list[object] = []
-        for i in chunk:
+        for i in range(start, stop):
             params.extend(_encode(rows[i], ids[i], names))
         try:
-            conn.execute(
-                f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES "
-                + ", ".join([_ROW_SQL] * len(chunk)),
-                params,
-            )
+            conn.execute(multi_row(_INSERT, _WIDTH, stop - start), params)
         except sqlite3.IntegrityError as exc:
             if not _id_taken(exc):
                 raise
             # A microsecond an earlier commit took (the failed statement alone was
             # undone): these rows one by one, each at the next free microsecond.
-            for i in chunk:
+            for i in range(start, stop):
                 while True:
                     try:
-                        conn.execute(
-                            f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES {_ROW_SQL}",
-                            _encode(rows[i], ids[i], names),
-                        )
+                        conn.execute(multi_row(_INSERT, _WIDTH, 1), _encode(rows[i], ids[i], names))
                         break
                     except sqlite3.IntegrityError as again:
                         if not _id_taken(again):
