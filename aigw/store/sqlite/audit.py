@@ -19,7 +19,8 @@ from aigw.audit import COLUMNS, GENESIS, Sealer
 from aigw.model import AuditBody, AuditEvent
 from aigw.store.sqlite.audit_codec import COLUMNS as STORED
 from aigw.store.sqlite.audit_codec import GATEWAY_ID, WIDTH, encode_into, event_names, pack_hash
-from aigw.store.sqlite.db import Database, multi_row, row_chunks
+from aigw.store.sqlite.binds import multi_row, row_chunks
+from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import Interned, name_ids
 
 _INSERT = f"INSERT INTO audit_events ({STORED}) VALUES"

@@ -17,7 +17,8 @@ from dataclasses import fields
 
 from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
 from aigw.store.sqlite.audit import append_audit
-from aigw.store.sqlite.db import Database, multi_row, row_chunks
+from aigw.store.sqlite.binds import NULL, multi_row, row_chunks
+from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import (
     DAY,
     US,
@@ -66,10 +67,12 @@ def _pack_request_id(rid: str, us: int) -> bytes | int:
     return rid.encode("utf-8", "surrogatepass")
 
 
-def _pack_upstream_id(rid: str | None) -> str | bytes | None:
+def _pack_upstream_id(rid: str | None) -> str | bytearray | float:
+    """Its bytes (a bytearray: binds with no adapter), or its text behind the marker;
+    None binds as NULL."""
     if rid is None:
-        return None
-    return bytes.fromhex(rid[4:]) if _HEX_ID.fullmatch(rid) else _TEXT_MARK + rid
+        return NULL
+    return bytearray.fromhex(rid[4:]) if _HEX_ID.fullmatch(rid) else _TEXT_MARK + rid
 
 
 def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
@@ -86,8 +89,12 @@ def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
 
 
 def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...]:
+    """The stored values of ``row``, in :data:`_COLUMNS` order; those that are usually
+    None bind as :data:`~aigw.store.sqlite.binds.NULL` (no adapter lookup)."""
     model = row.model
     upstream = row.upstream_model
+    error = row.error
+    routing = row.routing
     return (
         us,
         _pack_request_id(row.request_id, us),
@@ -97,7 +104,7 @@ def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...
         names[row.endpoint],
         None if model is None else names[model],
         None if row.provider is None else names[row.provider],
-        None if upstream == model else 0 if upstream is None else names[upstream],
+        NULL if upstream == model else 0 if upstream is None else names[upstream],
         row.status,
         bool(row.stream) | bool(row.usage_estimated) << 1 | _CACHE[row.cache] | row.attempts << 4,
         row.prompt_tokens,
@@ -108,9 +115,9 @@ def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...
         row.cost_nusd,
         row.latency_ms,
         row.saved_nusd,
-        row.error,
+        NULL if error is None else error,
         _pack_upstream_id(row.upstream_request_id),
-        row.routing,
+        NULL if routing is None else routing,
     )
 
 

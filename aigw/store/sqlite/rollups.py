@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from aigw.model import LedgerRow
-from aigw.store.sqlite.db import Database, multi_row, row_chunks
+from aigw.store.sqlite.binds import multi_row, row_chunks
+from aigw.store.sqlite.db import Database
 
 HOUR = 3600
 DAY = 86400
