@@ -104,12 +104,12 @@ def encode_into(
                 ts,
                 kinds.get(e.kind, e.kind),
                 pack(e.request_id, ts),
-                None if key is None else names[key],
-                None if team is None else names[team],
-                None if app is None else names[app],
-                None if endpoint is None else names[endpoint],
-                None if model is None else names[model],
-                None if provider is None else names[provider],
+                NULL if key is None else names[key],
+                NULL if team is None else names[team],
+                NULL if app is None else names[app],
+                NULL if endpoint is None else names[endpoint],
+                NULL if model is None else names[model],
+                NULL if provider is None else names[provider],
                 NULL if upstream == model else 0 if upstream is None else names[upstream],
             )
         )

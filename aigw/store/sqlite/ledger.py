@@ -89,8 +89,8 @@ def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
 
 
 def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...]:
-    """The stored values of ``row``, in :data:`_COLUMNS` order; those that are usually
-    None bind as :data:`~aigw.store.sqlite.binds.NULL` (no adapter lookup)."""
+    """The stored values of ``row``, in :data:`_COLUMNS` order; None binds as
+    :data:`~aigw.store.sqlite.binds.NULL` (no adapter lookup)."""
     model = row.model
     upstream = row.upstream_model
     error = row.error
@@ -98,12 +98,12 @@ def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...
     return (
         us,
         _pack_request_id(row.request_id, us),
-        None if row.key_id is None else names[row.key_id],
-        None if row.team is None else names[row.team],
-        None if row.app is None else names[row.app],
+        NULL if row.key_id is None else names[row.key_id],
+        NULL if row.team is None else names[row.team],
+        NULL if row.app is None else names[row.app],
         names[row.endpoint],
-        None if model is None else names[model],
-        None if row.provider is None else names[row.provider],
+        NULL if model is None else names[model],
+        NULL if row.provider is None else names[row.provider],
         NULL if upstream == model else 0 if upstream is None else names[upstream],
         row.status,
         bool(row.stream) | bool(row.usage_estimated) << 1 | _CACHE[row.cache] | row.attempts << 4,
