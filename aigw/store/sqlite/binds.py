@@ -9,8 +9,8 @@ per call. So:
 - identity adapters for None and bytes make that lookup a dict hit and a C call that
   returns the value unchanged (about 1,200 instructions; what is stored does not
   change: None binds NULL, bytes a BLOB);
-- the encoders bind :data:`NULL` (a float NaN, which SQLite stores as NULL) for
-  values that are usually None, and bytearray for bytes, skipping the lookup;
+- the ledger and audit encoders bind :data:`NULL` (a float NaN, which SQLite stores
+  as NULL) for None, and bytearray for bytes, skipping the lookup altogether;
 - many rows go in one multi-row INSERT (cheaper per row than ``executemany``), in
   statements of few sizes (:func:`row_chunks`) whose SQL is built once
   (:func:`multi_row`).

@@ -133,7 +133,7 @@ _UPSERT_TAIL = (
     f" ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
 )
-_MAX_GROUPS = 500  # per statement: 500 x 30 bound variables, below SQLite's 32766
+_MAX_GROUPS = 500  # names per statement (name_ids), below SQLite's 999 variables
 
 
 def name_ids(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int]:
