@@ -2,6 +2,7 @@
 
     python -m benchmarks.commit_cost                     # 2000 commits of 20 calls
     python -m benchmarks.commit_cost --commits 5000 --group 50
+    python -m benchmarks.commit_cost --vary 40 --one-key   # 1-40 calls a commit, as under load
 
 Each commit is what the server's group writer hands ``append_many`` when 20 calls
 finish together: their ledger rows and audit events (sealed and chained in the same
@@ -20,6 +21,11 @@ cancel out)::
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.b python -m \
         benchmarks.commit_cost --repeat 1 --commits 1200
     # (totals of cg.b - totals of cg.a) / (1000 * 20)
+
+With ``--vary N`` each commit has 1 to N calls (seeded, so the same in both runs); the
+``calls`` it prints for each run give the divisor: (totals b - totals a) / (calls b -
+calls a). ``--one-key``: every call from one key, team and no app (one rollup group
+per commit, as in ``benchmarks.instructions``).
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +46,36 @@ from benchmarks.ledger_gen import _rows, audit_event
 
 
 def run_once(
-    state: Path, commits: int, group: int, audit: bool, write: int | None = None
-) -> tuple[float, int]:
-    """CPU seconds for ``commits`` commits of ``group`` calls (only the first ``write``
-    of them written, when given), and the file's size."""
+    state: Path,
+    commits: int,
+    group: int,
+    audit: bool,
+    write: int | None = None,
+    vary: int | None = None,
+    one_key: bool = False,
+) -> tuple[float, int, int, int]:
+    """CPU seconds for ``commits`` commits of ``group`` calls (1 to ``vary`` when
+    given; only the first ``write`` of them written, when given), the file's size, the
+    calls timed and the calls written (the first commit warms up, untimed)."""
     from aigw.store import open_database
     from aigw.store.sqlite.ledger import append_many
 
-    calls = list(_rows(commits * group, 1.0, 1))
+    rnd = random.Random(5)
+    sizes = [group if vary is None else rnd.randint(1, vary) for _ in range(commits)]
+    calls = list(_rows(sum(sizes), 1.0, 1))
+    if one_key:
+        calls = [replace(r, key_id="key_001", team="team-01", app=None) for r in calls]
     groups: list[list[LedgerRecord]] = []
-    for i in range(0, len(calls), group):
+    start = 0
+    for size in sizes:
         batch: list[LedgerRecord] = []
-        for row in calls[i : i + group]:
+        for row in calls[start : start + size]:
             batch.append(row)
             if audit:
                 batch.append(audit_event(row))
         groups.append(batch)
+        start += size
+    written = sizes[: write if write is not None else len(sizes)]
 
     async def run() -> float:
         db = await open_database(state, fast_writes=True)
@@ -67,7 +89,7 @@ def run_once(
             await db.close()
 
     cpu = asyncio.run(run())
-    return cpu, state.stat().st_size
+    return cpu, state.stat().st_size, sum(written[1:]), sum(written)
 
 
 def main() -> None:
@@ -77,20 +99,28 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-audit", action="store_true", help="ledger rows only")
     ap.add_argument("--write", type=int, help="write only the first WRITE commits")
+    ap.add_argument("--vary", type=int, help="1 to VARY calls per commit (seeded)")
+    ap.add_argument("--one-key", action="store_true", help="every call from one key")
     args = ap.parse_args()
     runs: list[float] = []
-    size = 0
+    size = calls = written = 0
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            cpu, size = run_once(
-                Path(tmp) / f"state{i}.db", args.commits, args.group, not args.no_audit, args.write
+            cpu, size, calls, written = run_once(
+                Path(tmp) / f"state{i}.db",
+                args.commits,
+                args.group,
+                not args.no_audit,
+                args.write,
+                args.vary,
+                args.one_key,
             )
-        written = args.commits if args.write is None else args.write
-        runs.append(cpu / (max(1, written - 1) * args.group) * 1e6)
+        runs.append(cpu / max(1, calls) * 1e6)
     out: dict[str, Any] = {
         "cpu_us_per_call_median": round(statistics.median(runs), 2),
         "cpu_us_per_call_runs": [round(r, 2) for r in runs],
-        "bytes_per_call": round(size / (written * args.group), 1),
+        "bytes_per_call": round(size / max(1, written), 1),
+        "calls": calls,
     }
     print(json.dumps(out, indent=2))
 

@@ -31,6 +31,7 @@ from aigw.errors import StoreError
 from aigw.model import AuditEvent, LedgerRow
 from aigw.store.postgres.ledger import Names
 from aigw.store.sqlite import audit_codec
+from aigw.store.sqlite.binds import row_sql
 from aigw.store.sqlite.db import Database, open_database
 from aigw.store.sqlite.ledger import insert_rows, row_names
 from aigw.store.sqlite.maintenance import inspect
@@ -254,8 +255,7 @@ def _insert_events(
         rows.append(params)
         before = event
     conn.executemany(
-        f"INSERT INTO audit_events ({audit_codec.COLUMNS}) "
-        f"VALUES ({', '.join('?' * audit_codec.WIDTH)})",
+        f"INSERT INTO audit_events ({audit_codec.COLUMNS}) VALUES {row_sql(audit_codec.WIDTH)}",
         rows,
     )
 

@@ -19,13 +19,11 @@ from aigw.audit import COLUMNS, GENESIS, Sealer
 from aigw.model import AuditBody, AuditEvent
 from aigw.store.sqlite.audit_codec import COLUMNS as STORED
 from aigw.store.sqlite.audit_codec import GATEWAY_ID, WIDTH, encode_into, event_names, pack_hash
+from aigw.store.sqlite.binds import multi_row, row_chunks
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import Interned, name_ids
 
-_ROW = "(" + ", ".join("?" * WIDTH) + ")"
-_INSERT = f"INSERT INTO audit_events ({STORED}) VALUES "
-# SQLite allows 32766 bound variables per statement; stay far below it.
-_CHUNK = 500
+_INSERT = f"INSERT INTO audit_events ({STORED}) VALUES"
 _BODY_INSERT = (
     "INSERT INTO audit_bodies (request_id, team, ts, expires_at, request, answer) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -67,8 +65,8 @@ def append_audit(
         linked = isinstance(last, bytes) and last.hex() == prev
     seq, head = sealer.seal(events, seq, prev)
     # Multi-row INSERTs: cheaper per row than executemany on the event loop.
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
+    for start, stop in row_chunks(len(events), WIDTH):
+        chunk = events[start:stop]
         params: list[object] = []
         first = None if linked or start else pack_hash(chunk[0].prev_hash)
         try:
@@ -78,7 +76,7 @@ def append_audit(
             names = interned.ids(conn, wanted) if interned else name_ids(conn, sorted(wanted))
             params.clear()
             encode_into(params, chunk, names, first)
-        conn.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
+        conn.execute(multi_row(_INSERT, WIDTH, len(chunk)), params)
     conn.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",

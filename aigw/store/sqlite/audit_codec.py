@@ -14,6 +14,7 @@ from typing import Any
 
 from aigw.audit import KEYED, PLAIN
 from aigw.model import AuditEvent
+from aigw.store.sqlite.binds import NULL
 
 KINDS = {"proxy": 0, "admin": 1}
 ALGS = {PLAIN: 0, KEYED: 1}
@@ -89,9 +90,11 @@ def encode_into(
 ) -> None:
     """Append sealed ``events``' stored values to ``params``, in :data:`COLUMNS`
     order. ``first_prev``: the first event's stored prev_hash (None: the previous
-    event's hash, as every later one's is). Inlined: this runs for every call."""
-    prev = first_prev
-    kinds, algs, pack, fromhex = KINDS, ALGS, pack_request_id, bytes.fromhex
+    event's hash, as every later one's is). Inlined: this runs for every call. Values
+    that are usually None bind as :data:`~aigw.store.sqlite.binds.NULL`, hashes as
+    bytearray (no adapter lookup for either)."""
+    prev = NULL if first_prev is None else first_prev
+    kinds, algs, pack, fromhex = KINDS, ALGS, pack_request_id, bytearray.fromhex
     for e in events:
         key, team, app, endpoint, model, provider, upstream = _NAMED(e)
         ts = e.ts
@@ -101,18 +104,19 @@ def encode_into(
                 ts,
                 kinds.get(e.kind, e.kind),
                 pack(e.request_id, ts),
-                None if key is None else names[key],
-                None if team is None else names[team],
-                None if app is None else names[app],
-                None if endpoint is None else names[endpoint],
-                None if model is None else names[model],
-                None if provider is None else names[provider],
-                None if upstream == model else 0 if upstream is None else names[upstream],
+                NULL if key is None else names[key],
+                NULL if team is None else names[team],
+                NULL if app is None else names[app],
+                NULL if endpoint is None else names[endpoint],
+                NULL if model is None else names[model],
+                NULL if provider is None else names[provider],
+                NULL if upstream == model else 0 if upstream is None else names[upstream],
             )
         )
-        params.extend(_PLAIN(e))
+        # Mostly None (an admin change's fields in a proxied call's event, and back).
+        params.extend([NULL if v is None else v for v in _PLAIN(e)])
         params.extend((algs[e.alg], prev, fromhex(e.hash)))
-        prev = None
+        prev = NULL
 
 
 # Registered on the connection that runs migrations (0013 converts old events with them).

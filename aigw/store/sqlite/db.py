@@ -36,6 +36,7 @@ from typing import Any
 
 import aiosqlite
 
+import aigw.store.sqlite.binds  # noqa: F401 (sqlite3's adapters for None and bytes)
 from aigw.audit import Sealer
 from aigw.errors import StoreError
 from aigw.paths import private_dir, private_file

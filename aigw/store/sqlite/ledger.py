@@ -17,6 +17,7 @@ from dataclasses import fields
 
 from aigw.model import REPORT_GROUPS, AuditBody, AuditEvent, LedgerRecord, LedgerRow, ReportRow
 from aigw.store.sqlite.audit import append_audit
+from aigw.store.sqlite.binds import NULL, multi_row, row_chunks
 from aigw.store.sqlite.db import Database
 from aigw.store.sqlite.rollups import (
     DAY,
@@ -39,9 +40,7 @@ _COLUMNS = (
     "upstream_request_id, routing"
 )
 _WIDTH = _COLUMNS.count(",") + 1
-_ROW_SQL = "(" + ", ".join("?" * _WIDTH) + ")"
-# SQLite allows 32766 bound variables per statement; stay far below it.
-MAX_BATCH = 500
+_INSERT = f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES"
 # A gateway id (aigw.pipeline.context.new_request_id): its first 13 hex digits are the
 # call's microsecond, the other 11 random. When the microsecond is the row's id, only
 # the random part is stored (an integer), and a lookup by id reads that one row.
@@ -68,10 +67,12 @@ def _pack_request_id(rid: str, us: int) -> bytes | int:
     return rid.encode("utf-8", "surrogatepass")
 
 
-def _pack_upstream_id(rid: str | None) -> str | bytes | None:
+def _pack_upstream_id(rid: str | None) -> str | bytearray | float:
+    """Its bytes (a bytearray: binds with no adapter), or its text behind the marker;
+    None binds as NULL."""
     if rid is None:
-        return None
-    return bytes.fromhex(rid[4:]) if _HEX_ID.fullmatch(rid) else _TEXT_MARK + rid
+        return NULL
+    return bytearray.fromhex(rid[4:]) if _HEX_ID.fullmatch(rid) else _TEXT_MARK + rid
 
 
 def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
@@ -88,18 +89,22 @@ def _free_ids(rows: Sequence[LedgerRow]) -> list[int]:
 
 
 def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...]:
+    """The stored values of ``row``, in :data:`_COLUMNS` order; None binds as
+    :data:`~aigw.store.sqlite.binds.NULL` (no adapter lookup)."""
     model = row.model
     upstream = row.upstream_model
+    error = row.error
+    routing = row.routing
     return (
         us,
         _pack_request_id(row.request_id, us),
-        None if row.key_id is None else names[row.key_id],
-        None if row.team is None else names[row.team],
-        None if row.app is None else names[row.app],
+        NULL if row.key_id is None else names[row.key_id],
+        NULL if row.team is None else names[row.team],
+        NULL if row.app is None else names[row.app],
         names[row.endpoint],
-        None if model is None else names[model],
-        None if row.provider is None else names[row.provider],
-        None if upstream == model else 0 if upstream is None else names[upstream],
+        NULL if model is None else names[model],
+        NULL if row.provider is None else names[row.provider],
+        NULL if upstream == model else 0 if upstream is None else names[upstream],
         row.status,
         bool(row.stream) | bool(row.usage_estimated) << 1 | _CACHE[row.cache] | row.attempts << 4,
         row.prompt_tokens,
@@ -110,9 +115,9 @@ def _encode(row: LedgerRow, us: int, names: dict[str, int]) -> tuple[object, ...
         row.cost_nusd,
         row.latency_ms,
         row.saved_nusd,
-        row.error,
+        NULL if error is None else error,
         _pack_upstream_id(row.upstream_request_id),
-        row.routing,
+        NULL if routing is None else routing,
     )
 
 
@@ -132,29 +137,21 @@ def insert_rows(
     """Multi-row INSERTs of ``rows`` into the ledger (rollups not included); returns
     their ids. ``names`` holds the id of every string in :func:`row_names`."""
     ids = _free_ids(rows)
-    for start in range(0, len(rows), MAX_BATCH):
-        chunk = range(start, min(start + MAX_BATCH, len(rows)))
+    for start, stop in row_chunks(len(rows), _WIDTH):
         params: list[object] = []
-        for i in chunk:
+        for i in range(start, stop):
             params.extend(_encode(rows[i], ids[i], names))
         try:
-            conn.execute(
-                f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES "
-                + ", ".join([_ROW_SQL] * len(chunk)),
-                params,
-            )
+            conn.execute(multi_row(_INSERT, _WIDTH, stop - start), params)
         except sqlite3.IntegrityError as exc:
             if not _id_taken(exc):
                 raise
             # A microsecond an earlier commit took (the failed statement alone was
             # undone): these rows one by one, each at the next free microsecond.
-            for i in chunk:
+            for i in range(start, stop):
                 while True:
                     try:
-                        conn.execute(
-                            f"INSERT INTO ledger_rows ({_COLUMNS}) VALUES {_ROW_SQL}",
-                            _encode(rows[i], ids[i], names),
-                        )
+                        conn.execute(multi_row(_INSERT, _WIDTH, 1), _encode(rows[i], ids[i], names))
                         break
                     except sqlite3.IntegrityError as again:
                         if not _id_taken(again):

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aigw.model import LedgerRow
+from aigw.store.sqlite.binds import multi_row, row_chunks
 from aigw.store.sqlite.db import Database
 
 HOUR = 3600
@@ -126,12 +127,13 @@ def ceil_to(ts: float, step: int) -> int:
 # stays right for the life of the file).
 _IDS: weakref.WeakKeyDictionary[Database, dict[str, int]] = weakref.WeakKeyDictionary()
 _COLS = ", ".join(("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS))
-_ROW_SQL = "(" + ", ".join("?" * (7 + len(SUM_COLUMNS))) + ")"
+_WIDTH = 7 + len(SUM_COLUMNS)
+_HEADS = {t: f"INSERT INTO {t} ({_COLS}) VALUES" for t in ("rollup_hour", "rollup_day")}
 _UPSERT_TAIL = (
     f" ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
 )
-_MAX_GROUPS = 500  # per statement: 500 x 30 bound variables, below SQLite's 32766
+_MAX_GROUPS = 500  # names per statement (name_ids), below SQLite's 999 variables
 
 
 def name_ids(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int]:
@@ -257,18 +259,13 @@ def add_rollups(
     hours, days = rollup_sums(rows, [row_id // hour_us * HOUR for row_id in row_ids], ids)
     for table, groups in (("rollup_hour", hours), ("rollup_day", days)):
         items = list(groups.items())
-        for i in range(0, len(items), _MAX_GROUPS):
-            chunk = items[i : i + _MAX_GROUPS]
+        head = _HEADS[table]
+        for start, stop in row_chunks(len(items), _WIDTH):
             params: list[int] = []
-            for key, acc in chunk:
+            for key, acc in items[start:stop]:
                 params += key
                 params += acc
-            conn.execute(
-                f"INSERT INTO {table} ({_COLS}) VALUES "
-                + ", ".join([_ROW_SQL] * len(chunk))
-                + _UPSERT_TAIL,
-                params,
-            )
+            conn.execute(multi_row(head, _WIDTH, stop - start, _UPSERT_TAIL), params)
 
 
 # -- reading: rollups for whole hours and days, raw rows for the edges --------------
