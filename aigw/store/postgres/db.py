@@ -67,6 +67,15 @@ def store_password() -> str | None:
     return secrets._keyring_get(KEYRING_USER)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing. asyncpg's default sends ``RESET ALL``,
+    ``UNLISTEN *``, ``CLOSE ALL`` and an advisory unlock on every release, a round trip
+    per group commit; aigw's pooled connections never change session state (``SET
+    LOCAL`` ends with its transaction, the migration lock is released in ``finally``,
+    LISTEN has its own connection). An open transaction is still rolled back: asyncpg
+    does that before calling this."""
+
+
 # The application_name of a serving gateway's connections: `aigw restore` refuses while
 # one is connected (pg_stat_activity shows them).
 SERVING = "aigw serve"
@@ -160,6 +169,7 @@ async def open_postgres(
             timeout=connect_timeout,
             command_timeout=60,
             server_settings={"application_name": application_name},
+            reset=_keep_session,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreError(f"{redact(url)}: cannot open the PostgreSQL store: {exc}") from exc

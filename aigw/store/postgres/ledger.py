@@ -25,12 +25,15 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
 import asyncpg
 
+from aigw.audit import COLUMNS as AUDIT_COLUMNS
+from aigw.errors import StoreError
 from aigw.model import (
     REPORT_GROUPS,
     AlertRow,
@@ -41,7 +44,6 @@ from aigw.model import (
     ReportRow,
     SpendRow,
 )
-from aigw.store.postgres.audit import append_audit, lock_head
 from aigw.store.postgres.db import PgDatabase
 from aigw.store.sqlite.rollups import (
     DAY,
@@ -65,18 +67,6 @@ _ROLL_COLS = ("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS)
 
 PRUNE_BATCH = 2000  # rows per DELETE: a short transaction each
 KEEP_BATCH_IDS = 7 * DAY  # see the module docstring
-
-
-def _upsert(table: str) -> str:
-    marks = ", ".join(f"${i + 1}" for i in range(len(_ROLL_COLS)))
-    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
-    return (
-        f"INSERT INTO {table} ({', '.join(_ROLL_COLS)}) VALUES ({marks}) "
-        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
-    )
-
-
-_UPSERT = {"rollup_hour": _upsert("rollup_hour"), "rollup_day": _upsert("rollup_day")}
 
 
 def row_values(row: LedgerRow, row_id: str) -> tuple[Any, ...]:
@@ -123,6 +113,103 @@ def _sums(
     return {"rollup_hour": hours, "rollup_day": days}
 
 
+# A group commit's rows travel as one array per column (``unnest``): one statement
+# writes every row, rollup and event of the batch, whatever its size. The arrays'
+# element types, from the records' field types (bools are stored as 0/1 integers).
+_ARRAY_TYPES = {"float": "float8", "str": "text", "int": "int8", "bool": "int8"}
+
+
+def _array_types(cls: type[Any]) -> tuple[str, ...]:
+    out = []
+    for f in fields(cls):
+        base = str(f.type).split("|")[0].strip()
+        out.append(_ARRAY_TYPES[base])
+    return tuple(out)
+
+
+_LEDGER_TYPES = ("text", *_array_types(LedgerRow))  # row_id first
+_AUDIT_TYPES = _array_types(AuditEvent)
+_BODY_COLUMNS = ("request_id", "team", "ts", "expires_at", "request", "answer")
+_BODY_TYPES = ("text", "text", "float8", "float8", "text", "text")
+_AUDIT_VALUES = attrgetter(*AUDIT_COLUMNS)
+
+
+class _Params:
+    """``$n`` placeholders for one statement, numbered as its parts are added."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def unnest(self, types: Sequence[str]) -> str:
+        marks = []
+        for t in types:
+            self.n += 1
+            marks.append(f"${self.n}::{t}[]")
+        return f"SELECT * FROM unnest({', '.join(marks)})"
+
+    def one(self) -> str:
+        self.n += 1
+        return f"${self.n}"
+
+
+def _rollup_part(table: str, p: _Params) -> str:
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
+    # The arrays come sorted by key (unnest keeps their order): concurrent processes
+    # take the rollup rows' locks in one order.
+    return (
+        f"INSERT INTO {table} ({', '.join(_ROLL_COLS)}) "
+        f"{p.unnest(['int8'] * len(_ROLL_COLS))} "
+        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
+    )
+
+
+def _write_sql(ledger: bool, events: bool, bodies: bool) -> str:
+    """The one statement writing a group commit's ledger rows (and their rollups),
+    audit bodies and audit events (and the chain's new head)."""
+    p = _Params()
+    parts = []
+    if ledger:
+        parts.append(
+            f"l AS (INSERT INTO ledger (row_id, {', '.join(_NAMES)}) {p.unnest(_LEDGER_TYPES)})"
+        )
+        parts.append(f"rh AS ({_rollup_part('rollup_hour', p)})")
+        parts.append(f"rd AS ({_rollup_part('rollup_day', p)})")
+    if bodies:
+        parts.append(
+            f"ab AS (INSERT INTO audit_bodies ({', '.join(_BODY_COLUMNS)}) {p.unnest(_BODY_TYPES)})"
+        )
+    if events:
+        parts.append(
+            f"a AS (INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) {p.unnest(_AUDIT_TYPES)})"
+        )
+        main = f"UPDATE audit_head SET seq = {p.one()}, hash = {p.one()} WHERE id = 1"
+    else:
+        main = "SELECT 1"
+    return f"WITH {', '.join(parts)} {main}" if parts else main
+
+
+_WRITE_SQL = {
+    (ledger, events, bodies): _write_sql(ledger, events, bodies)
+    for ledger in (False, True)
+    for events in (False, True)
+    for bodies in (False, True)
+}
+# The chain's head locked and the batch id recorded in one round trip; ``fresh``: the
+# id was not there (only a batch replayed from the spool can find its id there).
+_LOCK_AND_CLAIM = (
+    "WITH b AS (INSERT INTO ledger_batches (id, applied_at) VALUES ($1, $2) "
+    "ON CONFLICT DO NOTHING RETURNING 1) "
+    "SELECT h.seq, h.hash, EXISTS (SELECT 1 FROM b) AS fresh "
+    "FROM audit_head h WHERE h.id = 1 FOR UPDATE OF h"
+)
+_CLAIM = "INSERT INTO ledger_batches (id, applied_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows -> one list per column (an empty batch: ``width`` empty lists)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 async def write_batch(
     conn: asyncpg.Connection,
     db: PgDatabase,
@@ -133,19 +220,26 @@ async def write_batch(
     replay: bool = False,
 ) -> bool:
     """Write one group commit in the open transaction; False if ``batch_id`` was
-    already committed (nothing written). ``replay``: a batch from the local spool."""
+    already committed (nothing written). ``replay``: a batch from the local spool.
+
+    Two round trips (plus two when new names are interned): the chain's head locked
+    with the batch id claimed, then one statement writing everything else."""
     ledger = [r for r in rows if type(r) is LedgerRow]
     events = [r for r in rows if type(r) is AuditEvent]
     bodies = [r for r in rows if type(r) is AuditBody]
+    now = time.time()
     # The chain's head first: every group commit that carries events takes the same
     # locks in the same order (head, names, rollups), so processes never deadlock.
-    head = await lock_head(conn) if events else None
-    status = await conn.execute(
-        "INSERT INTO ledger_batches (id, applied_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        batch_id,
-        time.time(),
-    )
-    if status.endswith(" 0"):
+    head: tuple[int, str] | None = None
+    if events:
+        found = await conn.fetchrow(_LOCK_AND_CLAIM, batch_id, now)
+        if found is None:
+            raise StoreError("the audit chain's head row is missing")
+        head = (int(found[0]), str(found[1]))
+        fresh = bool(found[2])
+    else:
+        fresh = not (await conn.execute(_CLAIM, batch_id, now)).endswith(" 0")
+    if not fresh:
         return False
     # A batch spooled longer than its id is kept (KEEP_BATCH_IDS): its rows, while raw
     # rows are kept, still say whether it was committed.
@@ -155,22 +249,33 @@ async def write_batch(
         and await conn.fetchval("SELECT 1 FROM ledger WHERE row_id = $1", f"{batch_id}:0")
     ):
         return False
+    args: list[Any] = []
     if ledger:
-        await conn.executemany(
-            _INSERT, [row_values(r, f"{batch_id}:{i}") for i, r in enumerate(ledger)]
+        args += _columns(
+            [row_values(r, f"{batch_id}:{i}") for i, r in enumerate(ledger)], len(_LEDGER_TYPES)
         )
-        await add_rollups(conn, names, ledger)
-    await append_audit(conn, events, db.sealer, bodies, head)
+        wanted = {
+            v
+            for r in ledger
+            for v in (r.team, r.app, r.key_id, r.model, r.provider)
+            if v is not None
+        }
+        ids = await names.ids(conn, wanted)
+        for groups in _sums(ledger, ids).values():
+            args += _columns([(*k, *groups[k]) for k in sorted(groups)], len(_ROLL_COLS))
+    if bodies:
+        args += _columns(
+            [(b.request_id, b.team, b.ts, b.expires_at, b.request, b.answer) for b in bodies],
+            len(_BODY_COLUMNS),
+        )
+    if events:
+        assert head is not None
+        seq, prev = db.sealer.seal(events, *head)
+        args += _columns([_AUDIT_VALUES(e) for e in events], len(AUDIT_COLUMNS))
+        args += [seq, prev]
+    if ledger or bodies or events:
+        await conn.execute(_WRITE_SQL[bool(ledger), bool(events), bool(bodies)], *args)
     return True
-
-
-async def add_rollups(conn: asyncpg.Connection, names: Names, rows: Sequence[LedgerRow]) -> None:
-    wanted = {
-        v for r in rows for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
-    }
-    ids = await names.ids(conn, wanted)
-    for table, groups in _sums(rows, ids).items():
-        await conn.executemany(_UPSERT[table], [(*k, *groups[k]) for k in sorted(groups)])
 
 
 class PgLedger:
@@ -186,6 +291,9 @@ class PgLedger:
         # or its machine can lose the last few hundred ms of commits, as SQLite's
         # "normal" can lose the last ones at power loss.
         self.wait_for_flush = synchronous == "full"
+        self._begin = (
+            "BEGIN" if self.wait_for_flush else "BEGIN; SET LOCAL synchronous_commit = off"
+        )
 
     async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await self.append_batch(uuid.uuid4().hex, rows)
@@ -196,17 +304,20 @@ class PgLedger:
         """Commit one group under ``batch_id``; False if it was committed before.
         ``replay``: it comes from the local spool (see :func:`write_batch`)."""
         async with self.db.pool.acquire() as conn:
-            tr = conn.transaction()
-            await tr.start()
+            # BEGIN and the setting in one round trip (asyncpg's transaction() would
+            # take two).
+            await conn.execute(self._begin)
             names = Names(self.names)
             try:
-                if not self.wait_for_flush:
-                    await conn.execute("SET LOCAL synchronous_commit = off")
                 done = await write_batch(conn, self.db, names, batch_id, rows, replay=replay)
+                await conn.execute("COMMIT")
             except BaseException:
-                await tr.rollback()
+                if not conn.is_closed() and conn.is_in_transaction():
+                    # Failing here (e.g. a cancelled query still in progress) must not
+                    # hide the first error; the pool's release rolls back or closes.
+                    with suppress(Exception):
+                        await conn.execute("ROLLBACK")
                 raise
-            await tr.commit()
         names.committed()
         return done
 
