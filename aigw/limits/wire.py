@@ -3,7 +3,7 @@
 Every limited call runs two scripts in Redis (admission, then settling). redis-py's
 asyncio client spends more CPU on each call than the gateway spends on the rest of
 the request's limits (a connection checked out of a pool and back, a retry wrapper,
-an encoder object, a stream reader per reply). :class:`Wire` does only what those two
+an encoder object, a stream reader per reply). :class:`RedisWire` does only what those two
 scripts need: it packs ``EVALSHA sha numkeys keys... args...`` itself and writes it
 on one connection of its own, where replies come back in the order the commands went
 out (RESP is pipelined), so concurrent calls share the connection: the commands of one
@@ -46,7 +46,7 @@ _CRLF = b"\r\n"
 
 
 def supports(url: str) -> bool:
-    """Whether :class:`Wire` can serve ``url`` (redis:// and unix://, not TLS)."""
+    """Whether :class:`RedisWire` can serve ``url`` (redis:// and unix://, not TLS)."""
     return url.startswith(("redis://", "unix://"))
 
 
@@ -79,16 +79,18 @@ class _Incomplete(Exception):
     """The buffer ends inside a reply: wait for more bytes."""
 
 
-def _error(message: str) -> ResponseError:
+def _error(message: str) -> RedisError:
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
+    if message.startswith(("NOAUTH", "WRONGPASS")):
+        return AuthenticationError(message)
     return ResponseError(message)
 
 
 def parse(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
     """One reply at ``buf[pos:]``: (value, the position after it); raises
     :class:`_Incomplete` when the buffer ends first. An error reply is returned as a
-    ``ResponseError`` instance (raised by the caller when it is the whole reply)."""
+    exception instance (raised by the caller when it is the whole reply)."""
     end = buf.find(_CRLF, pos)
     if end < 0:
         raise _Incomplete
@@ -141,7 +143,7 @@ def parse(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
 class _Protocol(asyncio.Protocol):
     """One connection: commands out in order, each reply to the oldest waiting call."""
 
-    def __init__(self, wire: Wire) -> None:
+    def __init__(self, wire: RedisWire) -> None:
         self.wire = wire
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -189,7 +191,7 @@ class _Protocol(asyncio.Protocol):
                 fut, _ = self.waiting.popleft()
                 if fut.done():  # its caller was cancelled: the reply is dropped
                     continue
-                if isinstance(value, ResponseError):
+                if isinstance(value, RedisError):
                     fut.set_exception(value)
                 else:
                     fut.set_result(value)
@@ -240,7 +242,7 @@ class Script:
 
     __slots__ = ("head", "sha", "source", "wire")
 
-    def __init__(self, wire: Wire, source: str) -> None:
+    def __init__(self, wire: RedisWire, source: str) -> None:
         self.wire = wire
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest().encode()
@@ -258,7 +260,7 @@ class Script:
             return await self.wire.call(pack(b"EVAL", self.source, *body))
 
 
-class Wire:
+class RedisWire:
     """Raw EVALSHA calls to the Redis at ``url`` over one pipelined connection."""
 
     def __init__(
@@ -338,11 +340,11 @@ class Wire:
             try:
                 for fut in [proto.send(c, loop) for c in hello]:
                     await fut
-            except ResponseError as exc:
+            except BaseException as exc:
                 proto.abort(ConnectionError("closed after a failed login"))
-                if "WRONGPASS" in str(exc) or "AUTH" in str(exc).upper():
-                    raise AuthenticationError(str(exc)) from None
-                raise ConnectionError(f"Redis refused the connection: {exc}") from None
+                if isinstance(exc, ResponseError):  # e.g. no such database
+                    raise ConnectionError(f"Redis refused the connection: {exc}") from None
+                raise
         self.connects += 1
         return proto
 
