@@ -55,7 +55,7 @@ from aigw.limits.budgets import output_bound, worst_case
 from aigw.limits.engine import LocalLease, LocalLimiter, Scope
 from aigw.limits.gcra import Bucket
 from aigw.limits.shared_quotas import QuotaCharge, SharedQuotas
-from aigw.limits.wire import Wire, supports
+from aigw.limits.wire import RedisWire, supports
 from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
 from aigw.store.base import LimitState
 from aigw.usage import Usage
@@ -188,12 +188,12 @@ class RedisLimiter:
         self.marker = f"{p}seeded"
         # The two scripts every limited call runs go over aigw's own connection
         # (:mod:`aigw.limits.wire`: far less CPU per call than redis-py's client).
-        self.wire: Wire | None = None
+        self.wire: RedisWire | None = None
         self._admit: Callable[..., Awaitable[Any]]
         self._settle: Callable[..., Awaitable[Any]]
         if client is None and supports(self.cfg.url):
             kwargs = self.redis.connection_pool.connection_kwargs
-            self.wire = Wire(
+            self.wire = RedisWire(
                 self.cfg.url,
                 kwargs.get("password"),
                 connect_timeout=CONNECT_TIMEOUT,

@@ -1,8 +1,8 @@
 """The PostgreSQL connection pool: open, migrate under an advisory lock, close.
 
 asyncpg, not psycopg 3: it is asyncio-native and needs no libpq on the machine (its
-wheels carry everything), speaks the binary protocol (the ledger's group commit is
-one pipelined ``executemany``), and has COPY and LISTEN/NOTIFY built in.
+wheels carry everything), speaks the binary protocol (the ledger's group commit sends
+its rows as binary arrays), and has COPY and LISTEN/NOTIFY built in.
 
 Several processes may start at once against one database: migrations run while
 holding a session advisory lock, each in its own transaction and recorded in

@@ -1,12 +1,14 @@
 """The ledger on PostgreSQL: group commits, rollups, reports, spend, alerts, counters.
 
-A group commit is one transaction: its batch id goes into ``ledger_batches`` first
-(a batch already there was committed before, e.g. a spooled batch whose first try
-failed after the commit: the whole batch is skipped), then the rows (one pipelined
-``executemany``), their rollups (summed in Python like SQLite's, upserted in a fixed
-key order so concurrent processes never deadlock) and the audit events, chained
-under the head row's lock. Every sum is an exact integer (``bigint``; ``SUM`` is
-``numeric``, read back as ``int``).
+A group commit is one transaction of four round trips, whatever its size: ``BEGIN``
+(with ``SET LOCAL`` when it does not wait for the flush); one statement locking the
+audit chain's head row and recording the batch id in ``ledger_batches`` (a batch
+already there was committed before, e.g. a spooled batch whose first try failed after
+the commit: the whole batch is skipped); one statement writing the rows, their rollups
+(summed in Python like SQLite's, upserted in a fixed key order so concurrent processes
+never deadlock), the audit bodies and the events chained under the head's lock, each
+table's values sent as one array per column (``unnest``); ``COMMIT``. Every sum is an
+exact integer (``bigint``; ``SUM`` is ``numeric``, read back as ``int``).
 
 A batch id is read only when the local spool (:mod:`.spool`) replays a batch: one
 whose first try failed ambiguously (the commit reached the server, its answer did not)
@@ -58,11 +60,6 @@ from aigw.store.sqlite.rollups import (
 
 _NAMES = [f.name for f in fields(LedgerRow)]
 _VALUES = attrgetter(*_NAMES)
-_INSERT = (
-    f"INSERT INTO ledger (row_id, {', '.join(_NAMES)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(_NAMES) + 1))})"
-)
-_MIGRATE_INSERT = _INSERT + " ON CONFLICT (row_id) DO NOTHING"
 _ROLL_COLS = ("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS)
 
 PRUNE_BATCH = 2000  # rows per DELETE: a short transaction each
