@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,7 +19,15 @@ from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
 
 from aigw.limits.wire import RedisWire, parse, supports
 from tests.conftest import until
-from tests.redis_kit import REDIS_URL, PrivateRedis, drop_prefix, new_prefix, shared_redis
+from tests.redis_kit import (
+    REDIS_SERVER,
+    REDIS_URL,
+    PrivateRedis,
+    drop_prefix,
+    new_prefix,
+    shared_redis,
+    unavailable,
+)
 
 BOUND = 30.0  # only a bug makes a wait this long
 
@@ -321,3 +330,30 @@ def test_parse_reads_resp3_types() -> None:
     assert parse(b"%1\r\n+a\r\n:1\r\n", 0) == ({"a": 1}, 12)
     assert parse(b"=7\r\ntxt:abc\r\n", 0) == ("abc", 13)
     assert parse(b"~1\r\n:2\r\n", 0) == ([2], 8)
+
+
+async def test_a_unix_socket_url_with_its_database(tmp_path: Path) -> None:
+    if not Path(REDIS_SERVER).exists():
+        unavailable(f"no redis-server at {REDIS_SERVER}")
+    sock = tmp_path / "redis.sock"
+    proc = await asyncio.create_subprocess_exec(
+        *[REDIS_SERVER, "--port", "0", "--unixsocket", str(sock), "--save", ""],
+        *["--appendonly", "no"],
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await until(sock.exists, BOUND, "redis-server listening on its socket")
+        url = f"unix://{sock}?db=2"
+        wire = RedisWire(url)
+        admin = aioredis.Redis.from_url(url, decode_responses=True)
+        try:
+            put = wire.script("redis.call('SET', KEYS[1], ARGV[1]) return 'OK'")
+            assert await put(keys=["where"], args=["db2"]) == "OK"
+            assert await admin.get("where") == "db2"
+        finally:
+            await wire.aclose()
+            await admin.aclose()
+    finally:
+        proc.kill()
+        await proc.wait()
