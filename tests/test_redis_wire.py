@@ -332,12 +332,16 @@ def test_parse_reads_resp3_types() -> None:
     assert parse(b"~1\r\n:2\r\n", 0) == ([2], 8)
 
 
-async def test_a_unix_socket_url_with_its_database(tmp_path: Path) -> None:
+def redis_server() -> str:
     if not Path(REDIS_SERVER).exists():
         unavailable(f"no redis-server at {REDIS_SERVER}")
+    return REDIS_SERVER
+
+
+async def test_a_unix_socket_url_with_its_database(tmp_path: Path) -> None:
     sock = tmp_path / "redis.sock"
     proc = await asyncio.create_subprocess_exec(
-        *[REDIS_SERVER, "--port", "0", "--unixsocket", str(sock), "--save", ""],
+        *[redis_server(), "--port", "0", "--unixsocket", str(sock), "--save", ""],
         *["--appendonly", "no"],
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
