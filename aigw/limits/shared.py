@@ -186,8 +186,9 @@ class RedisLimiter:
         p = self.cfg.prefix
         self.prefix = p
         self.marker = f"{p}seeded"
-        # The two scripts every limited call runs go over aigw's own connection
-        # (:mod:`aigw.limits.wire`: far less CPU per call than redis-py's client).
+        # The scripts every limited call runs (and the provider quotas' below) go over
+        # aigw's own connection (:mod:`aigw.limits.wire`: far less CPU per call than
+        # redis-py's client); rediss:// stays on redis-py.
         self.wire: RedisWire | None = None
         self._admit: Callable[..., Awaitable[Any]]
         self._settle: Callable[..., Awaitable[Any]]
@@ -215,7 +216,9 @@ class RedisLimiter:
         self.last_error = ""
         self._recovered = asyncio.Event()
         self.local.alerts.claim = self._claim_alert
-        self.quotas = SharedQuotas(self.redis, p, config)
+        self.quotas = SharedQuotas(
+            self.redis, p, config, None if self.wire is None else self.wire.script
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 

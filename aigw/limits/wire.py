@@ -1,14 +1,15 @@
 """EVALSHA on a raw connection: the Redis counters' per-request scripts, cheaply.
 
-Every limited call runs two scripts in Redis (admission, then settling). redis-py's
-asyncio client spends more CPU on each call than the gateway spends on the rest of
-the request's limits (a connection checked out of a pool and back, a retry wrapper,
-an encoder object, a stream reader per reply). :class:`RedisWire` does only what those two
-scripts need: it packs ``EVALSHA sha numkeys keys... args...`` itself and writes it
-on one connection of its own, where replies come back in the order the commands went
-out (RESP is pipelined), so concurrent calls share the connection: the commands of one
-event-loop turn go out in one write, and a protocol callback parses the replies and
-wakes each caller. Everything else (pub/sub, probes, seeding) stays on redis-py.
+Every limited call runs two scripts in Redis (admission, then settling; a third per
+upstream call under a provider quota). redis-py's asyncio client spends more CPU on
+each call than the gateway spends on the rest of the request's limits (a connection
+checked out of a pool and back, a retry wrapper, an encoder object, a stream reader per
+reply). :class:`RedisWire` does only what those scripts need: it packs ``EVALSHA sha
+numkeys keys... args...`` itself and writes it on one connection of its own, where
+replies come back in the order the commands went out (RESP is pipelined), so
+concurrent calls share the connection: the commands of one event-loop turn go out in
+one write, and a protocol callback parses the replies and wakes each caller.
+Everything else (pub/sub, probes, seeding) stays on redis-py.
 
 It behaves like redis-py with ``decode_responses=True`` for these calls: bulk strings
 come back as ``str``; errors raise redis-py's exceptions (``ResponseError`` for an
@@ -18,9 +19,9 @@ they caught. The connection speaks RESP2 (no ``HELLO``), whose replies to a scri
 what the limiter reads; RESP3 types are parsed too. ``NOSCRIPT`` (Redis restarted, or
 ``SCRIPT FLUSH``) is answered by ``EVAL`` with the source, which also caches the
 script again. A dropped connection fails the calls in flight and the next call
-connects again. The URL (host, port, unix socket, user, database) is read by redis-py's
-own parser and the password comes from the caller, so both clients log in alike;
-``rediss://`` is left to redis-py (see :func:`supports`).
+connects again. The URL (host, port, unix socket, user, database) is read by
+redis-py's own parser and the password comes from the caller, so both clients log in
+alike; ``rediss://`` is left to redis-py (see :func:`supports`).
 """
 
 from __future__ import annotations
