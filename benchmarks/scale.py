@@ -13,7 +13,8 @@ every check runs):
   load generator with half the concurrency (c32 = 2 x c16; c1 drives one process).
 
 Reported per scenario: req/s, p50 and p99, and for aigw the req/s ratio to the bare
-proxy and the added p50 (aigw's p50 minus the bare proxy's). On this 2-core machine
+proxy and the added p50 (aigw's p50 minus the bare proxy's); the server's CPU per
+request (for two processes: both together). On this 2-core machine
 two processes share the same two cores with the load generators, PostgreSQL and
 Redis: the second process shows what the shared state costs, not more capacity.
 
@@ -244,11 +245,22 @@ def main(argv: list[str] | None = None) -> int:
                     str(r["errors"]),
                     f"{r['rps'] / b['rps']:.2f}" if aigw and b["rps"] else "",
                     fmt(added, "+.3f") if aigw else "",
+                    fmt(r["cpu_us_per_req"].get("server"), ".0f"),
                 ]
             )
     print(
         table(
-            ["scenario", "target", "req/s", "p50 ms", "p99 ms", "errors", "x bare", "added p50"],
+            [
+                "scenario",
+                "target",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "x bare",
+                "added p50",
+                "cpu us/req",
+            ],
             rows,
         )
     )

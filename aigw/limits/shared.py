@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import count
@@ -55,6 +55,7 @@ from aigw.limits.budgets import output_bound, worst_case
 from aigw.limits.engine import LocalLease, LocalLimiter, Scope
 from aigw.limits.gcra import Bucket
 from aigw.limits.shared_quotas import QuotaCharge, SharedQuotas
+from aigw.limits.wire import RedisWire, supports
 from aigw.model import NO_LIMITS, KeyRecord, Limits, TeamRecord
 from aigw.store.base import LimitState
 from aigw.usage import Usage
@@ -185,8 +186,25 @@ class RedisLimiter:
         p = self.cfg.prefix
         self.prefix = p
         self.marker = f"{p}seeded"
-        self._admit = self.redis.register_script(lua.ADMIT)
-        self._settle = self.redis.register_script(lua.SETTLE)
+        # The scripts every limited call runs (and the provider quotas' below) go over
+        # aigw's own connection (:mod:`aigw.limits.wire`: far less CPU per call than
+        # redis-py's client); rediss:// stays on redis-py.
+        self.wire: RedisWire | None = None
+        self._admit: Callable[..., Awaitable[Any]]
+        self._settle: Callable[..., Awaitable[Any]]
+        if client is None and supports(self.cfg.url):
+            kwargs = self.redis.connection_pool.connection_kwargs
+            self.wire = RedisWire(
+                self.cfg.url,
+                kwargs.get("password"),
+                connect_timeout=CONNECT_TIMEOUT,
+                timeout=TIMEOUT,
+            )
+            self._admit = self.wire.script(lua.ADMIT)
+            self._settle = self.wire.script(lua.SETTLE)
+        else:
+            self._admit = self.redis.register_script(lua.ADMIT)
+            self._settle = self.redis.register_script(lua.SETTLE)
         self._seed = self.redis.register_script(lua.SEED)
         self._renew = self.redis.register_script(lua.RENEW)
         self._ids = count()
@@ -198,7 +216,9 @@ class RedisLimiter:
         self.last_error = ""
         self._recovered = asyncio.Event()
         self.local.alerts.claim = self._claim_alert
-        self.quotas = SharedQuotas(self.redis, p, config)
+        self.quotas = SharedQuotas(
+            self.redis, p, config, None if self.wire is None else self.wire.script
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -249,6 +269,8 @@ class RedisLimiter:
 
     async def close(self) -> None:
         await self.local.close()
+        if self.wire is not None:
+            await self.wire.aclose()
         with suppress(*UNAVAILABLE):
             await self.redis.aclose()
 

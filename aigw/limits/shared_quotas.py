@@ -23,7 +23,9 @@ import bisect
 import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -65,7 +67,15 @@ class _Waiter:
 
 
 class SharedQuotas:
-    def __init__(self, client: aioredis.Redis, prefix: str, config: Config) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        config: Config,
+        script: Callable[[str], Callable[..., Awaitable[Any]]] | None = None,
+    ) -> None:
+        """``script``: makes a script callable (the limiter's own Redis connection,
+        :mod:`aigw.limits.wire`); None: redis-py's ``register_script``."""
         self.redis = client
         self.prefix = prefix
         self.max_wait = config.limits.queue_max_wait
@@ -81,8 +91,9 @@ class SharedQuotas:
             )
         self.providers = {q.provider for q in config.quotas.values()}
         self.queues: dict[tuple[str, str], list[_Waiter]] = {}
-        self._script = client.register_script(lua.QUOTA)
-        self._pause = client.register_script(lua.PAUSE)
+        make = script if script is not None else client.register_script
+        self._script = make(lua.QUOTA)
+        self._pause = make(lua.PAUSE)
         self._seq = itertools.count()
 
     def _scopes(self, provider: str, model: str) -> list[_Quota]:

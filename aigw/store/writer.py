@@ -35,14 +35,20 @@ class GroupWriter(Generic[T]):
     async def append(self, *rows: T) -> None:
         """Queue ``rows`` (committed together) and return once they are committed
         (raises if the commit failed)."""
+        # The commit runs in the writer task: a cancelled request only cancels its own
+        # future (the writer skips futures that are done), never the shared commit.
+        await self.submit(*rows)
+
+    def submit(self, *rows: T) -> asyncio.Future[None]:
+        """Queue ``rows`` (committed together) and return the future of their commit,
+        so the caller can do other work while it runs; it must then await the future
+        (or cancel it: the rows are still committed). Raises RuntimeError once closed."""
         if self._closing:
             raise RuntimeError(f"the {self.name} is closed")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((rows, fut))
         self._wake.set()
-        # The commit runs in the writer task: a cancelled request only cancels its own
-        # future (the writer skips futures that are done), never the shared commit.
-        await fut
+        return fut
 
     async def run(self) -> None:
         """The writer loop (a background task); returns after close() once drained."""

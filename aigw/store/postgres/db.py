@@ -1,8 +1,8 @@
 """The PostgreSQL connection pool: open, migrate under an advisory lock, close.
 
 asyncpg, not psycopg 3: it is asyncio-native and needs no libpq on the machine (its
-wheels carry everything), speaks the binary protocol (the ledger's group commit is
-one pipelined ``executemany``), and has COPY and LISTEN/NOTIFY built in.
+wheels carry everything), speaks the binary protocol (the ledger's group commit sends
+its rows as binary arrays), and has COPY and LISTEN/NOTIFY built in.
 
 Several processes may start at once against one database: migrations run while
 holding a session advisory lock, each in its own transaction and recorded in
@@ -65,6 +65,15 @@ def store_password() -> str | None:
     from aigw import secrets
 
     return secrets._keyring_get(KEYRING_USER)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing. asyncpg's default sends ``RESET ALL``,
+    ``UNLISTEN *``, ``CLOSE ALL`` and an advisory unlock on every release, a round trip
+    per group commit; aigw's pooled connections never change session state (``SET
+    LOCAL`` ends with its transaction, the migration lock is released in ``finally``,
+    LISTEN has its own connection). An open transaction is still rolled back: asyncpg
+    does that before calling this."""
 
 
 # The application_name of a serving gateway's connections: `aigw restore` refuses while
@@ -160,6 +169,7 @@ async def open_postgres(
             timeout=connect_timeout,
             command_timeout=60,
             server_settings={"application_name": application_name},
+            reset=_keep_session,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreError(f"{redact(url)}: cannot open the PostgreSQL store: {exc}") from exc

@@ -1,12 +1,14 @@
 """The ledger on PostgreSQL: group commits, rollups, reports, spend, alerts, counters.
 
-A group commit is one transaction: its batch id goes into ``ledger_batches`` first
-(a batch already there was committed before, e.g. a spooled batch whose first try
-failed after the commit: the whole batch is skipped), then the rows (one pipelined
-``executemany``), their rollups (summed in Python like SQLite's, upserted in a fixed
-key order so concurrent processes never deadlock) and the audit events, chained
-under the head row's lock. Every sum is an exact integer (``bigint``; ``SUM`` is
-``numeric``, read back as ``int``).
+A group commit is one transaction of four round trips, whatever its size: ``BEGIN``
+(with ``SET LOCAL`` when it does not wait for the flush); one statement locking the
+audit chain's head row and recording the batch id in ``ledger_batches`` (a batch
+already there was committed before, e.g. a spooled batch whose first try failed after
+the commit: the whole batch is skipped); one statement writing the rows, their rollups
+(summed in Python like SQLite's, upserted in a fixed key order so concurrent processes
+never deadlock), the audit bodies and the events chained under the head's lock, each
+table's values sent as one array per column (``unnest``); ``COMMIT``. Every sum is an
+exact integer (``bigint``; ``SUM`` is ``numeric``, read back as ``int``).
 
 A batch id is read only when the local spool (:mod:`.spool`) replays a batch: one
 whose first try failed ambiguously (the commit reached the server, its answer did not)
@@ -25,12 +27,15 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
 import asyncpg
 
+from aigw.audit import COLUMNS as AUDIT_COLUMNS
+from aigw.errors import StoreError
 from aigw.model import (
     REPORT_GROUPS,
     AlertRow,
@@ -41,7 +46,6 @@ from aigw.model import (
     ReportRow,
     SpendRow,
 )
-from aigw.store.postgres.audit import append_audit, lock_head
 from aigw.store.postgres.db import PgDatabase
 from aigw.store.sqlite.rollups import (
     DAY,
@@ -56,27 +60,10 @@ from aigw.store.sqlite.rollups import (
 
 _NAMES = [f.name for f in fields(LedgerRow)]
 _VALUES = attrgetter(*_NAMES)
-_INSERT = (
-    f"INSERT INTO ledger (row_id, {', '.join(_NAMES)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(_NAMES) + 1))})"
-)
-_MIGRATE_INSERT = _INSERT + " ON CONFLICT (row_id) DO NOTHING"
 _ROLL_COLS = ("bucket", *KEY_COLUMNS, "status", *SUM_COLUMNS)
 
 PRUNE_BATCH = 2000  # rows per DELETE: a short transaction each
 KEEP_BATCH_IDS = 7 * DAY  # see the module docstring
-
-
-def _upsert(table: str) -> str:
-    marks = ", ".join(f"${i + 1}" for i in range(len(_ROLL_COLS)))
-    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
-    return (
-        f"INSERT INTO {table} ({', '.join(_ROLL_COLS)}) VALUES ({marks}) "
-        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
-    )
-
-
-_UPSERT = {"rollup_hour": _upsert("rollup_hour"), "rollup_day": _upsert("rollup_day")}
 
 
 def row_values(row: LedgerRow, row_id: str) -> tuple[Any, ...]:
@@ -123,6 +110,106 @@ def _sums(
     return {"rollup_hour": hours, "rollup_day": days}
 
 
+# A group commit's rows travel as one array per column (``unnest``): one statement
+# writes every row, rollup and event of the batch, whatever its size. The arrays'
+# element types, from the records' field types (bools are stored as 0/1 integers).
+_ARRAY_TYPES = {"float": "float8", "str": "text", "int": "int8", "bool": "int8"}
+
+
+def _array_types(cls: type[Any]) -> tuple[str, ...]:
+    out = []
+    for f in fields(cls):
+        base = str(f.type).split("|")[0].strip()
+        out.append(_ARRAY_TYPES[base])
+    return tuple(out)
+
+
+_LEDGER_TYPES = ("text", *_array_types(LedgerRow))  # row_id first
+_AUDIT_TYPES = _array_types(AuditEvent)
+_BODY_COLUMNS = ("request_id", "team", "ts", "expires_at", "request", "answer")
+_BODY_TYPES = ("text", "text", "float8", "float8", "text", "text")
+_AUDIT_VALUES = attrgetter(*AUDIT_COLUMNS)
+
+
+class _Params:
+    """``$n`` placeholders for one statement, numbered as its parts are added."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def unnest(self, types: Sequence[str]) -> str:
+        marks = []
+        for t in types:
+            self.n += 1
+            marks.append(f"${self.n}::{t}[]")
+        return f"SELECT * FROM unnest({', '.join(marks)})"
+
+    def one(self) -> str:
+        self.n += 1
+        return f"${self.n}"
+
+
+def _rollup_part(table: str, p: _Params) -> str:
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in SUM_COLUMNS)
+    # The arrays come sorted by key (unnest keeps their order): concurrent processes
+    # take the rollup rows' locks in one order.
+    return (
+        f"INSERT INTO {table} ({', '.join(_ROLL_COLS)}) "
+        f"{p.unnest(['int8'] * len(_ROLL_COLS))} "
+        f"ON CONFLICT (bucket, {', '.join(KEY_COLUMNS)}, status) DO UPDATE SET {sets}"
+    )
+
+
+def _write_sql(ledger: bool, events: bool, bodies: bool) -> str:
+    """The one statement writing a group commit's ledger rows (and their rollups),
+    audit bodies and audit events (and the chain's new head)."""
+    p = _Params()
+    parts = []
+    if ledger:
+        parts.append(
+            f"l AS (INSERT INTO ledger (row_id, {', '.join(_NAMES)}) {p.unnest(_LEDGER_TYPES)})"
+        )
+        parts.append(f"rh AS ({_rollup_part('rollup_hour', p)})")
+        parts.append(f"rd AS ({_rollup_part('rollup_day', p)})")
+    if bodies:
+        parts.append(
+            f"ab AS (INSERT INTO audit_bodies ({', '.join(_BODY_COLUMNS)}) {p.unnest(_BODY_TYPES)})"
+        )
+    if events:
+        parts.append(
+            f"a AS (INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) {p.unnest(_AUDIT_TYPES)})"
+        )
+        main = f"UPDATE audit_head SET seq = {p.one()}, hash = {p.one()} WHERE id = 1"
+    else:
+        main = "SELECT 1"
+    return f"WITH {', '.join(parts)} {main}" if parts else main
+
+
+_WRITE_SQL = {
+    (ledger, events, bodies): _write_sql(ledger, events, bodies)
+    for ledger in (False, True)
+    for events in (False, True)
+    for bodies in (False, True)
+}
+# The batch ids recorded (those not there before: only batches replayed from the spool
+# can find theirs there) and, when events come too, the chain's head locked: one round
+# trip.
+_CLAIM = (
+    "INSERT INTO ledger_batches (id, applied_at) SELECT unnest($1::text[]), $2 "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+_LOCK_AND_CLAIM = (
+    f"WITH b AS ({_CLAIM}) "
+    "SELECT h.seq, h.hash, ARRAY(SELECT id FROM b) AS fresh "
+    "FROM audit_head h WHERE h.id = 1 FOR UPDATE OF h"
+)
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows -> one list per column (an empty batch: ``width`` empty lists)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 async def write_batches(
     conn: asyncpg.Connection,
     db: PgDatabase,
@@ -131,24 +218,27 @@ async def write_batches(
     *,
     replay: bool = False,
 ) -> list[bool]:
-    """Write group commits in the open transaction, as one: their rows in one
-    ``executemany``, their rollups summed once, their events chained in order. For
-    each batch, False if its id was already committed (nothing of it written).
-    ``replay``: batches from the local spool (many at once, with ids seen before)."""
+    """Write group commits in the open transaction, as one (a gateway's group commit
+    is one batch; a spool replay many): for each batch, False if its id was already
+    committed (nothing of it written). ``replay``: batches from the local spool.
+
+    Two round trips (plus two when new names are interned, one when replaying): the
+    chain's head locked with the batch ids claimed, then one statement writing every
+    row, rollup, body and event."""
+    now = time.time()
+    ids = [batch_id for batch_id, _ in batches]
+    carries_events = any(type(r) is AuditEvent for _, rows in batches for r in rows)
     # The chain's head first: every group commit that carries events takes the same
     # locks in the same order (head, names, rollups), so processes never deadlock.
-    carries_events = any(type(r) is AuditEvent for _, rows in batches for r in rows)
-    head = await lock_head(conn) if carries_events else None
-    ids = [batch_id for batch_id, _ in batches]
-    fresh = {
-        r[0]
-        for r in await conn.fetch(
-            "INSERT INTO ledger_batches (id, applied_at) SELECT unnest($1::text[]), $2 "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            ids,
-            time.time(),
-        )
-    }
+    head: tuple[int, str] | None = None
+    if carries_events:
+        found = await conn.fetchrow(_LOCK_AND_CLAIM, ids, now)
+        if found is None:
+            raise StoreError("the audit chain's head row is missing")
+        head = (int(found[0]), str(found[1]))
+        fresh = set(found[2])
+    else:
+        fresh = {r[0] for r in await conn.fetch(_CLAIM, ids, now)}
     if replay and fresh:
         # A batch spooled longer than its id is kept (KEEP_BATCH_IDS): its rows, while
         # raw rows are kept, still say whether it was committed.
@@ -182,20 +272,28 @@ async def write_batches(
                 events.append(r)
             elif type(r) is AuditBody:
                 bodies.append(r)
+    args: list[Any] = []
     if ledger:
-        await conn.executemany(_INSERT, ledger)
-        await add_rollups(conn, names, kept)
-    await append_audit(conn, events, db.sealer, bodies, head)
+        args += _columns(ledger, len(_LEDGER_TYPES))
+        wanted = {
+            v for r in kept for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
+        }
+        name_ids = await names.ids(conn, wanted)
+        for groups in _sums(kept, name_ids).values():
+            args += _columns([(*k, *groups[k]) for k in sorted(groups)], len(_ROLL_COLS))
+    if bodies:
+        args += _columns(
+            [(b.request_id, b.team, b.ts, b.expires_at, b.request, b.answer) for b in bodies],
+            len(_BODY_COLUMNS),
+        )
+    if events:
+        assert head is not None
+        seq, prev = db.sealer.seal(events, *head)
+        args += _columns([_AUDIT_VALUES(e) for e in events], len(AUDIT_COLUMNS))
+        args += [seq, prev]
+    if ledger or bodies or events:
+        await conn.execute(_WRITE_SQL[bool(ledger), bool(events), bool(bodies)], *args)
     return done
-
-
-async def add_rollups(conn: asyncpg.Connection, names: Names, rows: Sequence[LedgerRow]) -> None:
-    wanted = {
-        v for r in rows for v in (r.team, r.app, r.key_id, r.model, r.provider) if v is not None
-    }
-    ids = await names.ids(conn, wanted)
-    for table, groups in _sums(rows, ids).items():
-        await conn.executemany(_UPSERT[table], [(*k, *groups[k]) for k in sorted(groups)])
 
 
 class PgLedger:
@@ -211,6 +309,9 @@ class PgLedger:
         # or its machine can lose the last few hundred ms of commits, as SQLite's
         # "normal" can lose the last ones at power loss.
         self.wait_for_flush = synchronous == "full"
+        self._begin = (
+            "BEGIN" if self.wait_for_flush else "BEGIN; SET LOCAL synchronous_commit = off"
+        )
 
     async def append_many(self, rows: Sequence[LedgerRecord]) -> None:
         await self.append_batch(uuid.uuid4().hex, rows)
@@ -229,17 +330,20 @@ class PgLedger:
         """Commit several groups in one transaction (the spool's replay: one commit
         for many batches); for each, False if it was committed before."""
         async with self.db.pool.acquire() as conn:
-            tr = conn.transaction()
-            await tr.start()
+            # BEGIN and the setting in one round trip (asyncpg's transaction() would
+            # take two).
+            await conn.execute(self._begin)
             names = Names(self.names)
             try:
-                if not self.wait_for_flush:
-                    await conn.execute("SET LOCAL synchronous_commit = off")
                 done = await write_batches(conn, self.db, names, batches, replay=replay)
+                await conn.execute("COMMIT")
             except BaseException:
-                await tr.rollback()
+                if not conn.is_closed() and conn.is_in_transaction():
+                    # Failing here (e.g. a cancelled query still in progress) must not
+                    # hide the first error; the pool's release rolls back or closes.
+                    with suppress(Exception):
+                        await conn.execute("ROLLBACK")
                 raise
-            await tr.commit()
         names.committed()
         return done
 
