@@ -27,7 +27,7 @@ from aigw.config import Config, ProviderConfig
 from aigw.store.postgres import PostgresStore, open_postgres
 from tests.fakes.openai import FakeOpenAI
 from tests.pgserver import fresh_database, require_postgres
-from tests.redis_kit import REDIS_URL, drop_prefix, new_prefix, shared_redis
+from tests.redis_kit import REDIS_URL, prefixed
 from tests.serverproc import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
@@ -256,12 +256,17 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A fresh key prefix on the shared Redis, its keys deleted afterwards."""
+    async with prefixed() as (_, prefix):
+        yield prefix
+
+
 async def test_postgres_outage_is_spooled_and_replayed(
-    tmp_path: Path, fake_openai: FakeOpenAI, private_postgres: PrivatePostgres
+    tmp_path: Path, fake_openai: FakeOpenAI, private_postgres: PrivatePostgres, prefix: str
 ) -> None:
     await require_postgres()  # the same tooling; keeps the skip message in one place
-    redis_ = await shared_redis()
-    prefix = new_prefix()
     pg = private_postgres
     cfg = _config(fake_openai, pg.url)
     cfg.counters.url = REDIS_URL
@@ -344,5 +349,3 @@ async def test_postgres_outage_is_spooled_and_replayed(
     finally:
         for server in servers:
             await server.stop()
-        await drop_prefix(redis_, prefix)
-        await redis_.aclose()

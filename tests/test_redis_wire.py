@@ -23,9 +23,7 @@ from tests.redis_kit import (
     REDIS_SERVER,
     REDIS_URL,
     PrivateRedis,
-    drop_prefix,
-    new_prefix,
-    shared_redis,
+    prefixed,
     unavailable,
 )
 
@@ -49,13 +47,8 @@ return redis.call('NOSUCHCOMMAND')
 
 @pytest.fixture
 async def shared() -> AsyncIterator[tuple[aioredis.Redis, str]]:
-    client = await shared_redis()
-    prefix = new_prefix()
-    try:
-        yield client, prefix
-    finally:
-        await drop_prefix(client, prefix)
-        await client.aclose()
+    async with prefixed() as got:
+        yield got
 
 
 @pytest.fixture

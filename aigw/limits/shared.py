@@ -190,8 +190,7 @@ class RedisLimiter:
         # aigw's own connection (:mod:`aigw.limits.wire`: far less CPU per call than
         # redis-py's client); rediss:// stays on redis-py.
         self.wire: RedisWire | None = None
-        self._admit: Callable[..., Awaitable[Any]]
-        self._settle: Callable[..., Awaitable[Any]]
+        make: Callable[[str], Callable[..., Awaitable[Any]]] = self.redis.register_script
         if client is None and supports(self.cfg.url):
             kwargs = self.redis.connection_pool.connection_kwargs
             self.wire = RedisWire(
@@ -200,11 +199,9 @@ class RedisLimiter:
                 connect_timeout=CONNECT_TIMEOUT,
                 timeout=TIMEOUT,
             )
-            self._admit = self.wire.script(lua.ADMIT)
-            self._settle = self.wire.script(lua.SETTLE)
-        else:
-            self._admit = self.redis.register_script(lua.ADMIT)
-            self._settle = self.redis.register_script(lua.SETTLE)
+            make = self.wire.script
+        self._admit = make(lua.ADMIT)
+        self._settle = make(lua.SETTLE)
         self._seed = self.redis.register_script(lua.SEED)
         self._renew = self.redis.register_script(lua.RENEW)
         self._ids = count()
@@ -216,9 +213,7 @@ class RedisLimiter:
         self.last_error = ""
         self._recovered = asyncio.Event()
         self.local.alerts.claim = self._claim_alert
-        self.quotas = SharedQuotas(
-            self.redis, p, config, None if self.wire is None else self.wire.script
-        )
+        self.quotas = SharedQuotas(self.redis, p, config, make)
 
     # -- lifecycle -----------------------------------------------------------------
 

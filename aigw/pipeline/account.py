@@ -167,16 +167,12 @@ class Accountant:
             saved_nusd=ctx.saved_nusd,
         )
         ctx.recorded = True
-        event = audit_event(ctx, row)
         body = audit_body(ctx)
+        rows = (row, audit_event(ctx, row)) + (() if body is None else (body,))
         committed: asyncio.Future[None] | None = None
         failed: Exception | None = None
         try:
-            committed = (
-                self.writer.submit(row, event)
-                if body is None
-                else self.writer.submit(row, event, body)
-            )
+            committed = self.writer.submit(*rows)
         except Exception as exc:
             failed = exc
         # The lease settles (a round trip to Redis when the counters are shared) while
